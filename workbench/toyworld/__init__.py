@@ -25,6 +25,8 @@ def load(path: str | Path | None = None, device: str = "cpu", dtype: torch.dtype
         )
     pipe = ToyWorldPipeline.from_pretrained(str(folder), dtype=dtype)
     pipe.set_progress_bar_config(disable=True)
+    if path is None:
+        pipe.register_to_config(_name_or_path="toy")
     return pipe.to(device)
 
 

@@ -55,8 +55,12 @@ class ToyWorldPipeline(DiffusionPipeline):
         generator: torch.Generator | list[torch.Generator] | None = None,
         latents: torch.Tensor | None = None,
         output_type: str = "pil",
+        height: int | None = None,
+        width: int | None = None,
         return_dict: bool = True,
     ):
+        if height not in (None, self.image_size) or width not in (None, self.image_size):
+            raise ValueError(f"the toy world draws {self.image_size}x{self.image_size} images only")
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         b = len(prompts)
         do_cfg = guidance_scale > 1.0
@@ -80,6 +84,8 @@ class ToyWorldPipeline(DiffusionPipeline):
                 u, c_ = out.chunk(2)
                 out = u + guidance_scale * (c_ - u)
             latents = self.scheduler.step(out, t, latents).prev_sample
+        if output_type == "latent":
+            return ImagePipelineOutput(images=latents) if return_dict else (latents,)
         images = self.to_pixels(latents.float())
         if output_type == "pt":
             result = images

@@ -1,0 +1,55 @@
+"""Load SD-family pipelines: real checkpoints through diffusers, or the embedded toy world.
+
+Nothing is downloaded unless asked: a missing checkpoint gives an error that says how to get it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import torch
+
+TOY = "toy"
+
+
+class ModelNotFoundError(FileNotFoundError):
+    """The weights are not on this machine."""
+
+
+def load_pipeline(model: str = TOY, device: str = "cpu", dtype: torch.dtype = torch.float32, allow_download: bool = False):
+    """A diffusers pipeline for ``model``: 'toy' (the embedded toy world), a local folder saved with
+    save_pretrained, or a hub id already in the local cache (SD 1.x, 2.x, SDXL and relatives)."""
+    if model == TOY:
+        from ..toyworld import load
+
+        return load(device=device, dtype=dtype)
+    from diffusers import DiffusionPipeline
+
+    try:
+        pipe = DiffusionPipeline.from_pretrained(model, torch_dtype=dtype, local_files_only=not allow_download)
+    except (OSError, ValueError) as err:
+        where = "folder" if Path(model).exists() else "hub id"
+        raise ModelNotFoundError(
+            f"could not load the {where} {model!r} ({type(err).__name__}: {str(err).splitlines()[0][:200]}). "
+            "This machine does not download weights at run time: fetch them where you have network "
+            f"(`huggingface-cli download {model} --local-dir DIR`), copy DIR here and pass it as the model, "
+            "or pass allow_download=True (--allow-download) where a hub is reachable"
+        ) from err
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(device)
+
+
+def model_id(pipe) -> str:
+    """A readable name for the pipeline's weights: its folder / hub id, or the class name."""
+    return str(getattr(pipe.config, "_name_or_path", None) or type(pipe).__name__)
+
+
+def weights_hash(module: torch.nn.Module) -> str:
+    """blake2b over every parameter's name, shape, dtype and bytes: equal iff the weights are."""
+    h = hashlib.blake2b(digest_size=16)
+    for name, p in module.state_dict().items():
+        t = p.detach().contiguous().cpu()
+        h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()

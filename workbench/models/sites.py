@@ -1,0 +1,99 @@
+"""The site catalogue: hookable layers named by module path, selected by family, glob or callable.
+
+A *site* is the input of one ``nn.Linear`` in the UNet or a text encoder. Names are plain module
+paths (``down_blocks.0.attentions.0.transformer_blocks.0.ff.net.2``); text-encoder sites carry
+their component first (``text_encoder.text_model.encoder.layers.0.mlp.fc2``). Nothing here knows a
+particular model: families are suffix patterns over module paths.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from torch import nn
+
+#: family -> (component, glob over that component's module paths)
+FAMILIES: dict[str, tuple[str, str]] = {
+    "ffn2": ("unet", "*.ff.net.2"),
+    "ffn1": ("unet", "*.ff.net.0.proj"),
+    "attn2.to_k": ("unet", "*.attn2.to_k"),
+    "attn2.to_v": ("unet", "*.attn2.to_v"),
+    "text.fc2": ("text", "*.mlp.fc2"),
+}
+TEXT_COMPONENTS = ("text_encoder", "text_encoder_2")
+DEFAULT = "ffn2"
+
+
+@dataclass(frozen=True)
+class Site:
+    """One hookable Linear: its name, family, owning component and input width (neurons)."""
+
+    name: str
+    family: str
+    component: str
+    path: str
+    width: int
+
+    @property
+    def is_text(self) -> bool:
+        return self.component in TEXT_COMPONENTS
+
+
+def _components(pipe) -> dict[str, nn.Module]:
+    out = {}
+    for name in ("unet", *TEXT_COMPONENTS):
+        mod = getattr(pipe, name, None)
+        if isinstance(mod, nn.Module):
+            out[name] = mod
+    return out
+
+
+def catalogue(pipe) -> list[Site]:
+    """Every Linear of every family in this pipeline, in module order."""
+    sites = []
+    for comp, module in _components(pipe).items():
+        for path, m in module.named_modules():
+            if not isinstance(m, nn.Linear):
+                continue
+            for fam, (kind, pattern) in FAMILIES.items():
+                if (kind == "text") == (comp in TEXT_COMPONENTS) and fnmatch.fnmatchcase(path, pattern):
+                    name = path if comp == "unet" else f"{comp}.{path}"
+                    sites.append(Site(name, fam, comp, path, m.in_features))
+    return sites
+
+
+SiteFilter = str | Iterable[str] | Callable[[str], bool] | None
+
+
+def select(pipe, sites: SiteFilter = DEFAULT) -> list[Site]:
+    """Sites chosen by a family name ('ffn2'), a glob over names ('up_blocks.*ff.net.2'), a list of
+    either, or a callable on names (like TransformerLens's names_filter); None means the default."""
+    every = catalogue(pipe)
+    if sites is None:
+        sites = DEFAULT
+    if callable(sites):
+        chosen = [s for s in every if sites(s.name)]
+    else:
+        patterns = [sites] if isinstance(sites, str) else list(sites)
+        chosen = []
+        for pat in patterns:
+            hit = [s for s in every if s.family == pat or fnmatch.fnmatchcase(s.name, pat)]
+            if not hit:
+                examples = ", ".join(s.name for s in every[:2])
+                raise ValueError(
+                    f"site pattern {pat!r} matches no layer of this model: use a family "
+                    f"({', '.join(FAMILIES)}), a glob over module paths (e.g. {examples}), "
+                    "or `workbench sites --model ...` to list them"
+                )
+            chosen += [s for s in hit if s not in chosen]
+        chosen.sort(key=every.index)
+    if not chosen:
+        raise ValueError("the site filter selected no layer: loosen it, or list the sites with `workbench sites`")
+    return chosen
+
+
+def module_of(pipe, site: Site) -> nn.Linear:
+    """The Linear a site names."""
+    return getattr(pipe, site.component).get_submodule(site.path)

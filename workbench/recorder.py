@@ -1,0 +1,179 @@
+"""The activation recorder: forward pre-hooks that reduce each site's input over tokens.
+
+Per UNet call (a *step*) and per row of the batch, a site's input x (rows, tokens, neurons) is
+reduced on its own device in float32 to
+
+- ``sumsq``      sum_tokens x^2                      (column norms^2: plain Wanda)
+- ``sumsq_unit`` sum_tokens (x / ||x_token||)^2      (the authors' per-token normalised variant)
+- ``sum``        sum_tokens x          (on request)
+- ``absmax``     max_tokens |x|        (on request)
+
+No host sync happens per call and no activation leaves the device; ``result()`` copies the
+reduced statistics once, after the pipeline call. With classifier-free guidance the batch is
+[uncond, cond] (diffusers' order), split into the ``branch`` dimension. Text-encoder sites run once
+per prompt encoding, cond first, then uncond; they have no step dimension.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .models.sites import Site, SiteFilter, module_of, select
+
+STATS = ("sumsq", "sumsq_unit", "sum", "absmax")
+DEFAULT_STATS = ("sumsq", "sumsq_unit")
+
+
+def reduce_tokens(x: torch.Tensor, stats: Sequence[str]) -> dict[str, torch.Tensor]:
+    """Reduce (rows, tokens, neurons) over tokens, accumulating in float32."""
+    out = {}
+    if "sumsq" in stats:
+        out["sumsq"] = torch.linalg.vector_norm(x, dim=1, dtype=torch.float32).square_()
+    if "sumsq_unit" in stats:
+        inv = torch.linalg.vector_norm(x, dim=2, dtype=torch.float32).clamp_min_(1e-12).reciprocal_()
+        out["sumsq_unit"] = torch.linalg.vector_norm(x.float() * inv[..., None], dim=1).square_()
+    if "sum" in stats:
+        out["sum"] = x.sum(1, dtype=torch.float32)
+    if "absmax" in stats:
+        out["absmax"] = x.abs().amax(1).float()
+    return out
+
+
+@dataclass
+class Recording:
+    """Reduced statistics of one pipeline call, on the CPU.
+
+    ``stats[site][stat]`` has shape (prompts, branches, steps, neurons) for UNet sites and
+    (prompts, branches, neurons) for text sites; ``timesteps`` has one value per UNet call.
+    """
+
+    stats: dict[str, dict[str, torch.Tensor]]
+    timesteps: list[float]
+    tokens: dict[str, int]
+    branches: tuple[str, ...]
+
+
+class Recorder:
+    """Hooks the chosen sites of a pipeline while inside ``with``; hooks are removed on every exit.
+
+    >>> with Recorder(pipe, "ffn2") as rec:
+    ...     pipe(prompts, guidance_scale=1.5, generator=gens)
+    >>> rec.result(n_prompts=len(prompts), cfg=True)
+    """
+
+    def __init__(self, pipe, sites: SiteFilter = "ffn2", stats: Sequence[str] = DEFAULT_STATS):
+        unknown = [s for s in stats if s not in STATS]
+        if unknown or not stats:
+            raise ValueError(f"unknown statistic(s) {unknown or stats}: choose from {STATS}")
+        self.pipe = pipe
+        self.sites: list[Site] = select(pipe, sites)
+        self.stats = tuple(s for s in STATS if s in stats)
+        self._handles: list[torch.utils.hooks.RemovableHandle] = []
+        self.reset()
+
+    def reset(self) -> None:
+        self._timesteps: list[torch.Tensor] = []
+        self._calls: dict[str, list[dict[str, torch.Tensor]]] = {s.name: [] for s in self.sites}
+        self._tokens: dict[str, int] = {}
+
+    # -- hooks -------------------------------------------------------------------------------
+    def _unet_hook(self, module, args, kwargs):
+        t = kwargs.get("timestep", args[1] if len(args) > 1 else None)
+        t = torch.as_tensor(t).detach().reshape(-1)[:1].clone()
+        self._timesteps.append(t)
+
+    def _site_hook(self, site: Site):
+        calls = self._calls[site.name]
+
+        def hook(module, args):
+            x = args[0]
+            if x.dim() == 2:
+                x = x[:, None]
+            self._tokens[site.name] = x.shape[1]
+            calls.append(reduce_tokens(x.detach(), self.stats))
+
+        return hook
+
+    def __enter__(self) -> Recorder:
+        self.reset()
+        try:
+            self._handles.append(self.pipe.unet.register_forward_pre_hook(self._unet_hook, with_kwargs=True))
+            for site in self.sites:
+                self._handles.append(module_of(self.pipe, site).register_forward_pre_hook(self._site_hook(site)))
+        except BaseException:
+            self.remove()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.remove()
+
+    def remove(self) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+
+    # -- results -------------------------------------------------------------------------------
+    def result(self, n_prompts: int, cfg: bool) -> Recording:
+        """Stack the calls of the last pipeline run into per-prompt arrays on the CPU."""
+        branches = ("uncond", "cond") if cfg else ("cond",)
+        nb = len(branches)
+        steps = len(self._timesteps)
+        out: dict[str, dict[str, torch.Tensor]] = {}
+        for site in self.sites:
+            calls = self._calls[site.name]
+            if not calls:
+                raise RuntimeError(f"site {site.name} was never called: is it used by this pipeline's forward pass?")
+            per_stat = {}
+            for stat in self.stats:
+                if site.is_text:
+                    # one call per encoding: cond first, then uncond (absent when the pipeline skips it)
+                    full = torch.full((nb, n_prompts, site.width), float("nan"))
+                    for k, c in enumerate(calls[:nb]):
+                        full[nb - 1 - k] = c[stat].cpu()
+                    per_stat[stat] = full.permute(1, 0, 2).contiguous()
+                else:
+                    if len(calls) != steps:
+                        raise RuntimeError(f"site {site.name} ran {len(calls)} times in {steps} UNet calls")
+                    x = torch.stack([c[stat] for c in calls])  # (steps, rows, neurons)
+                    if x.shape[1] != nb * n_prompts:
+                        raise RuntimeError(f"site {site.name} saw {x.shape[1]} rows, expected {nb} x {n_prompts}")
+                    x = x.view(steps, nb, n_prompts, -1).permute(2, 1, 0, 3)
+                    per_stat[stat] = x.cpu().contiguous()
+            out[site.name] = per_stat
+        ts = torch.cat(self._timesteps).double().cpu().tolist() if self._timesteps else []
+        return Recording(out, ts, dict(self._tokens), branches)
+
+
+def run_pipe(pipe, texts: list[str], seeds: list[int], steps: int, guidance: float, size: int | None = None):
+    """One generation call with one CPU generator per prompt (device-independent noise)."""
+    gens = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
+    kwargs = dict(prompt=texts, num_inference_steps=steps, guidance_scale=guidance, generator=gens, output_type="latent")
+    if size is not None:
+        kwargs.update(height=size, width=size)
+    return pipe(**kwargs)
+
+
+def capture_inputs(pipe, sites: SiteFilter, fn) -> dict[str, list[torch.Tensor]]:
+    """Raw inputs of the chosen sites during ``fn()`` (for tests and activation maps: memory-hungry)."""
+    raw: dict[str, list[torch.Tensor]] = {}
+    handles = []
+
+    def make(name):
+        def hook(module: nn.Module, args):
+            raw.setdefault(name, []).append(args[0].detach().float().cpu().clone())
+
+        return hook
+
+    try:
+        for s in select(pipe, sites):
+            handles.append(module_of(pipe, s).register_forward_pre_hook(make(s.name)))
+        fn()
+    finally:
+        for h in handles:
+            h.remove()
+    return raw
