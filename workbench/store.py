@@ -200,6 +200,8 @@ def open_store(path: str | Path, allow_partial: bool = False) -> xr.DataTree:
             "Resume with the same `workbench record` command, or pass allow_partial=True to read what is there"
         )
     root = tree.to_dataset().set_coords([c for c in ("text", "set", "seed", "done", "timestep") if c in tree])
+    # numpy StringDType does not mix with plain str arrays: hold the labels as Python strings
+    root = root.assign_coords({c: root[c].astype(object).load() for c in ("text", "set", "branch") if c in root})
     tree.dataset = root
     return tree
 

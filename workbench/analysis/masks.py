@@ -1,0 +1,147 @@
+"""Wanda scores and skilled / unskilled neuron masks (ConceptPrune, section 4.3).
+
+For a site with weight W (d x d') and norms n*_t (target prompts P*) and n_t (reference P):
+  S*_t = |W| * n*_t (broadcast over rows), S_t = |W| * n_t
+  I_t  = top-k% of each row of S*_t            (k% of d' entries per output row)
+  skilled M_t = I_t & (S*_t > S_t);  unskilled = I_t & (S*_t < S_t)
+  M = OR of M_t over a step window (the paper: the first t_hat UNet calls).
+Since S*_t > S_t  <=>  W != 0 and n*_t > n_t, the comparison is per column.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import xarray as xr
+
+from .norms import norms, site_names
+
+KINDS = ("skilled", "unskilled")
+
+
+def check_k(k: float) -> float:
+    if not (0 < float(k) <= 100):
+        raise ValueError(f"k={k} is out of range: give the share of each row to keep as a percentage in (0, 100], e.g. 2 for 2%")
+    return float(k)
+
+
+def n_keep(width: int, k: float) -> int:
+    """Entries kept per row at k percent: floor(width * k / 100), at least 1."""
+    return max(1, int(math.floor(width * check_k(k) / 100 + 1e-9)))
+
+
+def step_window(n_steps: int, t_hat: int | None = None, window: str | tuple | list | slice | None = None) -> list[int]:
+    """UNet-call indices a mask aggregates: the first ``t_hat`` (the paper), 'all', ('last', n),
+    a slice or an explicit list."""
+    if window is None or window == "first":
+        if t_hat is None:
+            raise ValueError("give t_hat (the number of first UNet calls to aggregate) or a window")
+        if not (1 <= int(t_hat) <= n_steps):
+            raise ValueError(f"t_hat={t_hat} is beyond the recorded steps: this store has {n_steps} UNet calls per prompt, use 1..{n_steps}")
+        return list(range(int(t_hat)))
+    if window == "all":
+        return list(range(n_steps))
+    if isinstance(window, tuple) and len(window) == 2 and window[0] == "last":
+        n = int(window[1])
+        if not (1 <= n <= n_steps):
+            raise ValueError(f"('last', {n}) is beyond the recorded steps: use 1..{n_steps}")
+        return list(range(n_steps - n, n_steps))
+    if isinstance(window, slice):
+        return list(range(n_steps))[window]
+    steps = [int(s) for s in window]
+    bad = [s for s in steps if not 0 <= s < n_steps]
+    if bad:
+        raise ValueError(f"steps {bad} are beyond the recorded steps: use 0..{n_steps - 1}")
+    return steps
+
+
+def _weight(weights: dict, site: str, width: int) -> torch.Tensor:
+    if site not in weights:
+        raise ValueError(f"no weight given for site {site}: pass weights_of(pipe, store) for the model the store was recorded with")
+    w = torch.as_tensor(np.asarray(weights[site])).float().abs()
+    if w.dim() != 2 or w.shape[1] != width:
+        raise ValueError(f"weight of {site} has shape {tuple(w.shape)}, the store has {width} neurons: is it the same model?")
+    return w
+
+
+def step_mask(w_abs: torch.Tensor, n_target: torch.Tensor, n_ref: torch.Tensor, k: float, kind: str = "skilled") -> torch.Tensor:
+    """M_t (d x d' bool) for one step from |W| and the two norm vectors."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown mask kind {kind!r}: use {KINDS}")
+    score = w_abs * n_target[None, :]
+    top = torch.topk(score, n_keep(w_abs.shape[1], k), dim=1, sorted=False).indices
+    mask = torch.zeros_like(w_abs, dtype=torch.bool).scatter_(1, top, True)
+    col = (n_target > n_ref) if kind == "skilled" else (n_target < n_ref)
+    return mask & col[None, :] & (w_abs > 0)
+
+
+def concept_masks(
+    tree: xr.DataTree,
+    weights: dict,
+    target: str | list[str],
+    reference: str | list[str],
+    k: float = 2.0,
+    t_hat: int | None = 10,
+    kind: str = "skilled",
+    normalisation: str = "wanda",
+    window=None,
+    branch: str | None = None,
+    sites: list[str] | None = None,
+) -> xr.DataTree:
+    """Aggregated masks, one group per site with ``mask`` (row, neuron) bool, shaped like W."""
+    check_k(k)
+    sites = sites or site_names(tree)
+    nt = norms(tree, target, normalisation, branch, sites)
+    nr = norms(tree, reference, normalisation, branch, sites)
+    steps = step_window(tree.sizes["step"], t_hat, window)
+    out = {}
+    for site in sites:
+        a, b = nt[site]["norm"], nr[site]["norm"]
+        w = _weight(weights, site, a.sizes["neuron"])
+        if "step" in a.dims:
+            a_np = torch.from_numpy(a.isel(step=steps).values)
+            b_np = torch.from_numpy(b.isel(step=steps).values)
+        else:  # text sites run once per prompt: one "step"
+            a_np, b_np = torch.from_numpy(a.values)[None], torch.from_numpy(b.values)[None]
+        m = torch.zeros_like(w, dtype=torch.bool)
+        for i in range(a_np.shape[0]):
+            m |= step_mask(w, a_np[i], b_np[i], k, kind)
+        out[site] = xr.Dataset({"mask": (("row", "neuron"), m.numpy())})
+    result = xr.DataTree.from_dict(out)
+    result.attrs.update(
+        target=str(target), reference=str(reference), k=float(k), t_hat=-1 if t_hat is None else int(t_hat), kind=kind,
+        normalisation=normalisation, steps=steps, sites=list(sites), store_weights_hash=str(tree.attrs["provenance"].get("weights_hash")),
+    )  # fmt: skip
+    return result
+
+
+def union(*masks: xr.DataTree) -> xr.DataTree:
+    """OR of several concepts' masks (paper A.5): a site absent from one counts as all-False."""
+    if not masks:
+        raise ValueError("union needs at least one mask")
+    sites = list(dict.fromkeys(s for m in masks for s in m.attrs["sites"]))
+    out = {}
+    for s in sites:
+        arrs = [m[s]["mask"] for m in masks if s in m.children]
+        acc = arrs[0]
+        for a in arrs[1:]:
+            acc = acc | a
+        out[s] = xr.Dataset({"mask": acc})
+    result = xr.DataTree.from_dict(out)
+    result.attrs.update(masks[0].attrs)
+    result.attrs.update(target=" | ".join(str(m.attrs.get("target")) for m in masks), sites=sites, union_of=len(masks))
+    return result
+
+
+def weights_of(pipe, tree_or_sites) -> dict[str, np.ndarray]:
+    """The weight matrices of the store's sites, read from a loaded pipeline (float32 numpy)."""
+    from ..models.sites import catalogue, module_of
+
+    names = site_names(tree_or_sites) if isinstance(tree_or_sites, xr.DataTree) else list(tree_or_sites)
+    by_name = {s.name: s for s in catalogue(pipe)}
+    missing = [n for n in names if n not in by_name]
+    if missing:
+        raise ValueError(f"the model has no site {missing[0]}: was the store recorded with another model?")
+    return {n: module_of(pipe, by_name[n]).weight.detach().float().cpu().numpy() for n in names}

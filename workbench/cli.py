@@ -1,0 +1,136 @@
+"""The `workbench` command: record activations, list sites and prompt sets, compute masks, run the demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+DESCRIPTION = """Mechanistic-interpretability workbench for text-to-image diffusion models (ConceptPrune).
+
+Typical use:
+  workbench record --model toy --prompts texture:striped --out stores/striped.zarr
+  workbench sites --model toy
+  workbench sets
+"""
+
+
+def _add_model(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="toy", help="'toy' (the embedded toy world, default), a folder saved with save_pretrained, or a cached hub id")
+    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"], help="weights dtype (float16 on GPU for real SD)")
+    p.add_argument("--allow-download", action="store_true", help="let diffusers fetch weights from a hub (off: no downloads at run time)")
+
+
+def _load(args):
+    import torch
+
+    from .models import load_pipeline
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return load_pipeline(args.model, device=device, dtype=getattr(torch, args.dtype), allow_download=args.allow_download)
+
+
+def cmd_record(args) -> int:
+    from .calibration import PromptSet, get
+    from .recording import record
+
+    prompts = PromptSet()
+    for name in args.prompts:
+        prompts = prompts + get(name, seed=args.seed)
+    pipe = _load(args)
+    steps = args.steps
+    guidance = args.guidance if args.guidance is not None else (1.5 if args.model == "toy" else 7.5)
+    sites = args.sites.split(",")
+    out = record(pipe, prompts, args.out, sites=sites, steps=steps, guidance=guidance, batch_size=args.batch_size,
+                 stats=args.stats.split(","), size=args.size, progress=not args.quiet)  # fmt: skip
+    print(out)
+    return 0
+
+
+def cmd_sites(args) -> int:
+    from .models import FAMILIES, catalogue, select
+
+    pipe = _load(args)
+    chosen = select(pipe, args.sites.split(",")) if args.sites else catalogue(pipe)
+    for s in chosen:
+        print(f"{s.family:11s} {s.width:6d}  {s.name}")
+    print(f"# {len(chosen)} sites; families: {', '.join(FAMILIES)}", file=sys.stderr)
+    return 0
+
+
+def cmd_sets(args) -> int:
+    from .calibration import get, named_sets
+
+    if args.name:
+        for p in get(args.name, seed=args.seed):
+            print(f"{p.set}\t{p.seed}\t{p.text}")
+        return 0
+    for name, what in named_sets().items():
+        print(f"{name:28s} {what}")
+    return 0
+
+
+def cmd_info(args) -> int:
+    from .store import describe, open_store
+
+    print(describe(open_store(args.store, allow_partial=True)))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="workbench", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser(
+        "record",
+        help="run the model over prompt sets and store per-site, per-step activation statistics",
+        description="Generate images for prompt sets with hooks on the chosen sites, and write per prompt, "
+        "CFG branch, UNet call and neuron the token-reduced statistics into a Zarr store. Started again "
+        "with the same arguments it records only what is missing; new prompt sets extend the store.",
+    )
+    _add_model(r)
+    r.add_argument("--prompts", nargs="+", required=True, metavar="SET", help="named sets (see `workbench sets`) or text files, one prompt a line")
+    r.add_argument("--out", type=Path, default=None, help="the store (default: stores/<first set>.zarr)")
+    r.add_argument("--sites", default="ffn2", help="comma-separated families (ffn2, ffn1, attn2.to_k, attn2.to_v, text.fc2) or globs over module paths")
+    r.add_argument("--steps", type=int, default=25, help="denoising steps (the paper: 50 on SD1.5)")
+    r.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (default 1.5 for the toy world, 7.5 otherwise; <= 1 records the cond branch only)")
+    r.add_argument("--seed", type=int, default=0, help="seed of the first prompt pair (pairs share seeds)")
+    r.add_argument("--batch-size", type=int, default=8, help="prompts per pipeline call (also the store's prompt chunk)")
+    r.add_argument("--stats", default="sumsq,sumsq_unit", help="comma-separated: sumsq, sumsq_unit, sum, absmax")
+    r.add_argument("--size", type=int, default=None, help="image size in pixels (default: the model's)")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.set_defaults(func=cmd_record)
+
+    s = sub.add_parser("sites", help="list the hookable sites of a model", description="List hookable layers: family, width (neurons) and module path.")
+    _add_model(s)
+    s.add_argument("--sites", default=None, help="only those a filter selects (families or globs, comma-separated)")
+    s.set_defaults(func=cmd_sites)
+
+    c = sub.add_parser("sets", help="list named prompt sets, or print one", description="Named calibration sets: the paper's Table 9 and the toy world's.")
+    c.add_argument("name", nargs="?", help="print this set's prompts (set, seed, text)")
+    c.add_argument("--seed", type=int, default=0)
+    c.set_defaults(func=cmd_sets)
+
+    i = sub.add_parser("info", help="summarise a store", description="Print a store's model, steps, sites and prompt sets.")
+    i.add_argument("store", type=Path)
+    i.set_defaults(func=cmd_info)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "command", None) == "record" and args.out is None:
+        from .recording import DEFAULT_STORES
+
+        args.out = DEFAULT_STORES / (args.prompts[0].replace(":", "_").replace("/", "_") + ".zarr")
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"workbench: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
