@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -73,9 +72,33 @@ def cmd_sets(args) -> int:
 
 
 def cmd_info(args) -> int:
-    from .store import describe, open_store
+    from .store import check_store, describe, open_store
 
+    if args.check:
+        check_store(args.store)
     print(describe(open_store(args.store, allow_partial=True)))
+    return 0
+
+
+def cmd_masks(args) -> int:
+    from .analysis import concept_masks, density, save_masks, weights_of
+    from .models import load_pipeline
+    from .store import open_store
+
+    tree = open_store(args.store)
+    model = tree.attrs["provenance"]["model_id"] if args.model is None else args.model
+    pipe = load_pipeline(model, device="cpu")
+    window = None if args.window == "first" else ("all" if args.window == "all" else ("last", int(args.window.split(":")[1])))
+    masks = concept_masks(tree, weights_of(pipe, tree), args.target, args.reference, k=args.k, t_hat=args.t_hat if window is None else None,
+                          kind=args.kind, normalisation=args.normalisation, window=window)  # fmt: skip
+    masks.attrs["store"] = str(args.store)
+    out = args.out or Path(str(args.store).removesuffix(".zarr") + f"-{args.target}-k{args.k:g}-t{args.t_hat}.safetensors")
+    save_masks(masks, out)
+    d = density(masks, total_params=sum(p.numel() for p in pipe.unet.parameters()))
+    for site, frac in zip(d["site"].values, d["density"].values):
+        print(f"{frac:8.4%}  {site}")
+    print(f"{float(d['overall']):8.4%}  of the masked sites' weights; {float(d['of_model']):.4%} of all UNet parameters")
+    print(out)
     return 0
 
 
@@ -113,8 +136,28 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--seed", type=int, default=0)
     c.set_defaults(func=cmd_sets)
 
+    m = sub.add_parser(
+        "masks",
+        help="compute skilled/unskilled neuron masks from a store",
+        description="ConceptPrune masks: top-k%% of each row of the target's Wanda scores, kept where the target "
+        "scores above (skilled) or below (unskilled) the reference, OR-ed over the first t-hat UNet calls. "
+        "Needs the weights of the model the store was recorded with (read from its provenance, or --model).",
+    )
+    m.add_argument("store", type=Path, help="a recording store")
+    m.add_argument("--target", required=True, help="the target prompt set's name (P*)")
+    m.add_argument("--reference", required=True, help="the reference prompt set's name (P)")
+    m.add_argument("--k", type=float, default=2.0, help="percent of each weight row to consider (paper: 1-5)")
+    m.add_argument("--t-hat", type=int, default=10, help="aggregate the first t-hat UNet calls (paper: 9-20)")
+    m.add_argument("--window", default="first", help="'first' (t-hat), 'all', or 'last:N'")
+    m.add_argument("--kind", default="skilled", choices=["skilled", "unskilled"])
+    m.add_argument("--normalisation", default="wanda", choices=["wanda", "authors"], help="plain Wanda (cond branch) or the authors' per-token normalised, branch-pooled norms")
+    m.add_argument("--model", default=None, help="the model (default: the store's model id)")
+    m.add_argument("--out", type=Path, default=None, help=".safetensors or .zarr (default: beside the store)")
+    m.set_defaults(func=cmd_masks)
+
     i = sub.add_parser("info", help="summarise a store", description="Print a store's model, steps, sites and prompt sets.")
     i.add_argument("store", type=Path)
+    i.add_argument("--check", action="store_true", help="read every chunk once and report a corrupt one")
     i.set_defaults(func=cmd_info)
     return ap
 

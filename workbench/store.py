@@ -206,6 +206,25 @@ def open_store(path: str | Path, allow_partial: bool = False) -> xr.DataTree:
     return tree
 
 
+def check_store(path: str | Path) -> None:
+    """Read every chunk of every array once; raise StoreError naming the first unreadable one."""
+    group = zarr.open_group(str(path), mode="r", use_consolidated=False)
+    for name, arr in group.arrays():
+        _read_all(arr, name, path)
+    for gname, sub in group.groups():
+        for name, arr in sub.arrays():
+            _read_all(arr, f"{gname}/{name}", path)
+
+
+def _read_all(arr, name, path) -> None:
+    step = arr.chunks[0] if arr.ndim else 1
+    for lo in range(0, max(arr.shape[0] if arr.ndim else 1, 1), step):
+        try:
+            arr[lo : lo + step] if arr.ndim else arr[...]
+        except Exception as err:
+            raise StoreError(f"{path}: array {name} has a corrupt chunk near prompt {lo} ({type(err).__name__}); record those prompts again into a new store") from err
+
+
 def provenance_of(tree: xr.DataTree) -> dict:
     return dict(tree.attrs["provenance"])
 

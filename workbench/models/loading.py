@@ -24,11 +24,21 @@ def load_pipeline(model: str = TOY, device: str = "cpu", dtype: torch.dtype = to
         from ..toyworld import load
 
         return load(device=device, dtype=dtype)
+    import json
+    import warnings
+
     from diffusers import DiffusionPipeline
 
+    index = Path(model) / "model_index.json"
+    if index.exists() and json.loads(index.read_text()).get("_class_name") == "ToyWorldPipeline":
+        from ..toyworld import load
+
+        return load(model, device=device, dtype=dtype)
     try:
-        pipe = DiffusionPipeline.from_pretrained(model, torch_dtype=dtype, local_files_only=not allow_download)
-    except (OSError, ValueError) as err:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # torch_dtype -> dtype rename in newer diffusers
+            pipe = DiffusionPipeline.from_pretrained(model, torch_dtype=dtype, local_files_only=not allow_download)
+    except (OSError, ValueError, AttributeError) as err:
         where = "folder" if Path(model).exists() else "hub id"
         raise ModelNotFoundError(
             f"could not load the {where} {model!r} ({type(err).__name__}: {str(err).splitlines()[0][:200]}). "

@@ -9,8 +9,8 @@ from pathlib import Path
 import torch
 from diffusers import (
     AutoencoderKL,
-    PNDMScheduler,
     EulerDiscreteScheduler,
+    PNDMScheduler,
     StableDiffusionPipeline,
     StableDiffusionXLPipeline,
     UNet2DConditionModel,

@@ -1,0 +1,185 @@
+"""Analysis against a plain dense implementation of the paper's equations on random stores."""
+
+import numpy as np
+import pytest
+import torch
+
+from workbench.analysis import (
+    concept_masks,
+    density,
+    density_per_step,
+    jaccard,
+    load_masks,
+    norm_distribution,
+    norms,
+    overlap_matrix,
+    overlap_per_step,
+    save_masks,
+    sweep,
+    union,
+    unpack,
+)
+from workbench.calibration import Prompt, PromptSet
+from workbench.models.sites import Site
+from workbench.recorder import Recording
+from workbench.store import StoreWriter, open_store
+
+STEPS = 6
+SITES = [Site("a.ff.net.2", "ffn2", "unet", "a.ff.net.2", 40), Site("b.ff.net.2", "ffn2", "unet", "b.ff.net.2", 24)]
+OUT = {"a.ff.net.2": 12, "b.ff.net.2": 8}
+
+
+@pytest.fixture(scope="module")
+def random_store(tmp_path_factory):
+    """A store with random statistics (no model): sets 'star' and 'ref' of 5 prompts, 'other' of 3."""
+    rng = np.random.default_rng(0)
+    path = tmp_path_factory.mktemp("rand") / "r.zarr"
+    prompts = PromptSet([Prompt(f"p{i}", s, i) for s, n in (("star", 5), ("ref", 5), ("other", 3)) for i in range(n)])
+    w = StoreWriter.open(path, {"model_id": "random"}, SITES, ("sumsq", "sumsq_unit"), chunk=4)
+    idx = w.add_prompts(prompts)
+    for lo in range(0, len(idx), 4):
+        run = idx[lo : lo + 4]
+        stats = {s.name: {k: torch.from_numpy(rng.gamma(2.0, 1.0, (len(run), 2, STEPS, s.width)).astype(np.float32)) for k in ("sumsq", "sumsq_unit")} for s in SITES}
+        w.write(run, Recording(stats, list(np.linspace(999, 0, STEPS)), {s.name: 9 for s in SITES}, ("uncond", "cond")))
+    w.finish()
+    weights = {s.name: rng.normal(size=(OUT[s.name], s.width)).astype(np.float32) for s in SITES}
+    return open_store(path), weights
+
+
+def dense_norm(tree, site, sets, stat, branches):
+    sel = np.isin(tree["set"].values.astype(str), sets)
+    b = [list(tree["branch"].values).index(x) for x in branches]
+    x = tree[site][stat].values[sel][:, b]  # (prompts, branches, steps, neurons)
+    return np.sqrt(x.astype(np.float64).sum((0, 1)))
+
+
+def dense_mask(W, nt, nr, k, steps, kind="skilled"):
+    """The paper's equations, one step at a time, with a full sort of each row."""
+    out = np.zeros(W.shape, bool)
+    keep = max(1, int(np.floor(W.shape[1] * k / 100 + 1e-9)))
+    for t in steps:
+        s_star = np.abs(W) * nt[t][None, :]
+        s_ref = np.abs(W) * nr[t][None, :]
+        order = np.argsort(-s_star, axis=1, kind="stable")[:, :keep]
+        top = np.zeros(W.shape, bool)
+        np.put_along_axis(top, order, True, axis=1)
+        out |= top & ((s_star > s_ref) if kind == "skilled" else (s_star < s_ref))
+    return out
+
+
+@pytest.mark.parametrize("k,t_hat,kind", [(2.5, 1, "skilled"), (10, 3, "skilled"), (25, 6, "unskilled"), (100, 2, "skilled")])
+def test_masks_equal_dense_paper_equations(random_store, k, t_hat, kind):
+    tree, W = random_store
+    m = concept_masks(tree, W, "star", "ref", k=k, t_hat=t_hat, kind=kind)
+    for s in SITES:
+        nt = dense_norm(tree, s.name, ["star"], "sumsq", ["cond"])
+        nr = dense_norm(tree, s.name, ["ref"], "sumsq", ["cond"])
+        want = dense_mask(W[s.name], nt, nr, k, range(t_hat), kind)
+        np.testing.assert_array_equal(m[s.name]["mask"].values, want)
+    assert m.attrs["k"] == k and m.attrs["t_hat"] == t_hat
+
+
+def test_authors_mode_pools_branches_of_unit_normalised_tokens(random_store):
+    tree, W = random_store
+    n = norms(tree, "star", "authors")
+    for s in SITES:
+        np.testing.assert_allclose(n[s.name]["norm"].values, dense_norm(tree, s.name, ["star"], "sumsq_unit", ["uncond", "cond"]), rtol=1e-6)
+    m = concept_masks(tree, W, "star", "ref", k=10, t_hat=4, normalisation="authors")
+    for s in SITES:
+        nt = dense_norm(tree, s.name, ["star"], "sumsq_unit", ["uncond", "cond"])
+        nr = dense_norm(tree, s.name, ["ref"], "sumsq_unit", ["uncond", "cond"])
+        np.testing.assert_array_equal(m[s.name]["mask"].values, dense_mask(W[s.name], nt, nr, 10, range(4)))
+
+
+def test_windows_all_and_last(random_store):
+    tree, W = random_store
+    s = SITES[0]
+    nt = dense_norm(tree, s.name, ["star"], "sumsq", ["cond"])
+    nr = dense_norm(tree, s.name, ["ref"], "sumsq", ["cond"])
+    m_all = concept_masks(tree, W, "star", "ref", k=5, t_hat=None, window="all")
+    np.testing.assert_array_equal(m_all[s.name]["mask"].values, dense_mask(W[s.name], nt, nr, 5, range(STEPS)))
+    m_last = concept_masks(tree, W, "star", "ref", k=5, t_hat=None, window=("last", 2))
+    np.testing.assert_array_equal(m_last[s.name]["mask"].values, dense_mask(W[s.name], nt, nr, 5, [STEPS - 2, STEPS - 1]))
+
+
+def test_sweep_equals_one_setting_at_a_time(random_store):
+    tree, W = random_store
+    ks, t_hats = [2.5, 5, 10, 50], [1, 2, 4, 6]
+    sw = sweep(tree, W, "star", "ref", ks=ks, t_hats=t_hats)
+    for k in ks:
+        for t in t_hats:
+            one = concept_masks(tree, W, "star", "ref", k=k, t_hat=t)
+            for s in SITES:
+                got = unpack(sw, s.name, k, t)
+                np.testing.assert_array_equal(got, one[s.name]["mask"].values)
+                assert int(sw[s.name]["count"].sel(k=k, t_hat=t)) == int(got.sum())
+
+
+def test_analysis_reads_lazily(random_store):
+    tree, W = random_store
+    import dask.array as da
+
+    assert isinstance(tree[SITES[0].name]["sumsq"].data, da.Array)
+    n = norms(tree, "star")
+    assert isinstance(n[SITES[0].name]["norm"].data, da.Array)  # nothing computed until asked
+    concept_masks(tree, W, "star", "ref", k=5, t_hat=2)
+    assert isinstance(tree[SITES[0].name]["sumsq"].data, da.Array)
+
+
+def test_clear_errors(random_store):
+    tree, W = random_store
+    for k in (0, -1, 100.5):
+        with pytest.raises(ValueError, match="out of range"):
+            concept_masks(tree, W, "star", "ref", k=k, t_hat=2)
+    with pytest.raises(ValueError, match=f"beyond the recorded steps.*{STEPS}"):
+        concept_masks(tree, W, "star", "ref", k=2, t_hat=STEPS + 1)
+    with pytest.raises(ValueError, match="not in this store.*star"):
+        concept_masks(tree, W, "nudity", "ref", k=2, t_hat=2)
+    with pytest.raises(ValueError, match="no weight given"):
+        concept_masks(tree, {}, "star", "ref", k=2, t_hat=2)
+    with pytest.raises(ValueError, match="no 'sum' statistic|unknown normalisation"):
+        norms(tree, "star", "plain")
+
+
+def test_missing_statistic_is_named(tmp_path):
+    path = tmp_path / "s.zarr"
+    w = StoreWriter.open(path, {"model_id": "random"}, SITES[:1], ("sumsq",), chunk=2)
+    idx = w.add_prompts(PromptSet([Prompt("x", "star", 0), Prompt("y", "ref", 0)]))
+    stats = {SITES[0].name: {"sumsq": torch.ones(2, 1, 2, 40)}}
+    w.write(idx, Recording(stats, [1.0, 0.0], {}, ("cond",)))
+    w.finish()
+    with pytest.raises(ValueError, match="no 'sumsq_unit' statistic"):
+        norms(open_store(path), "star", "authors")
+
+
+def test_union_density_overlap_and_io(random_store, tmp_path):
+    tree, W = random_store
+    a = concept_masks(tree, W, "star", "ref", k=10, t_hat=3)
+    b = concept_masks(tree, W, "other", "ref", k=10, t_hat=3)
+    u = union(a, b)
+    for s in SITES:
+        np.testing.assert_array_equal(u[s.name]["mask"].values, a[s.name]["mask"].values | b[s.name]["mask"].values)
+    d = density(a, total_params=10_000)
+    counts = [int(a[s.name]["mask"].values.sum()) for s in SITES]
+    np.testing.assert_array_equal(d["count"].values, counts)
+    assert float(d["of_model"]) == sum(counts) / 10_000
+    j = jaccard(a, b)
+    ia = sum(int((a[s.name]["mask"].values & b[s.name]["mask"].values).sum()) for s in SITES)
+    ib = sum(int((a[s.name]["mask"].values | b[s.name]["mask"].values).sum()) for s in SITES)
+    assert float(j["total"]) == pytest.approx(ia / ib)
+    mat = overlap_matrix({"star": a, "other": b})
+    assert mat.sel(concept="star", concept_2="other") == pytest.approx(ia / ib) and mat.sel(concept="star", concept_2="star") == 1
+    per = overlap_per_step(tree, W, {"star": ("star", "ref"), "other": ("other", "ref")}, k=10)
+    assert per.sizes["step"] == STEPS and np.allclose(per.sel(concept="star", concept_2="star"), 1)
+    dps = density_per_step(tree, W, "star", "ref", k=10)
+    nt = dense_norm(tree, SITES[1].name, ["star"], "sumsq", ["cond"])
+    nr = dense_norm(tree, SITES[1].name, ["ref"], "sumsq", ["cond"])
+    assert float(dps.sel(site=SITES[1].name, step=4)) == pytest.approx(dense_mask(W[SITES[1].name], nt, nr, 10, [4]).mean())
+    dist = norm_distribution(tree, ["star", "ref"])
+    assert dist.shape == (2, sum(s.width for s in SITES))
+    for suffix in (".safetensors", ".zarr"):
+        save_masks(a, tmp_path / f"m{suffix}")
+        back = load_masks(tmp_path / f"m{suffix}")
+        for s in SITES:
+            np.testing.assert_array_equal(back[s.name]["mask"].values, a[s.name]["mask"].values)
+        assert float(back.attrs["k"]) == 10

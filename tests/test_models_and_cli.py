@@ -1,0 +1,53 @@
+"""Real loading code on tiny saved models, clear errors for missing weights, and the CLI."""
+
+import pytest
+import torch
+
+from workbench.cli import main
+from workbench.models import ModelNotFoundError, catalogue, load_pipeline, weights_hash
+from workbench.store import open_store
+
+
+def test_load_saved_sd15_and_sdxl_folders(sd15, sdxl, tmp_path):
+    for name, pipe in (("sd15", sd15), ("sdxl", sdxl)):
+        pipe.save_pretrained(tmp_path / name)
+        back = load_pipeline(str(tmp_path / name))
+        assert type(back).__name__ == type(pipe).__name__
+        assert weights_hash(back.unet) == weights_hash(pipe.unet)
+        assert [s.name for s in catalogue(back)] == [s.name for s in catalogue(pipe)]
+
+
+def test_missing_weights_say_what_to_do(tmp_path):
+    with pytest.raises(ModelNotFoundError, match="does not download weights.*huggingface-cli download"):
+        load_pipeline("some-org/not-on-this-machine")
+    with pytest.raises(ModelNotFoundError, match="folder"):
+        (tmp_path / "empty").mkdir()
+        load_pipeline(str(tmp_path / "empty"))
+
+
+def test_full_size_unet_builder_has_sd15_shape():
+    from workbench.models.tiny import sd15_unet_random
+
+    with torch.device("meta"):
+        unet = sd15_unet_random()
+    ffn2 = [m for n, m in unet.named_modules() if n.endswith("ff.net.2")]
+    # DESIGN.md's figures for SD1.5: 16 FFN-2 sites, 49,920 neurons, 49.56 M weights
+    assert len(ffn2) == 16 and sum(m.in_features for m in ffn2) == 49920
+    assert sum(m.weight.numel() for m in ffn2) == 49_561_600
+
+
+def test_cli_help_and_record(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["record", "--help"])
+    assert "--prompts" in capsys.readouterr().out
+    out = tmp_path / "s.zarr"
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("a red circle\na red circle with dots\n")
+    assert main(["record", "--prompts", str(prompts), "--out", str(out), "--steps", "2", "--quiet", "--device", "cpu"]) == 0
+    tree = open_store(out)
+    assert tree.sizes["prompt"] == 2 and tree.sizes["step"] == 2
+    assert main(["record", "--prompts", str(prompts), "--out", str(out), "--steps", "2", "--sites", "ffn9", "--device", "cpu"]) == 2
+    assert "matches no layer" in capsys.readouterr().err
+    assert main(["sets"]) == 0 and "texture:striped" in capsys.readouterr().out
+    assert main(["sites", "--device", "cpu"]) == 0 and "ff.net.2" in capsys.readouterr().out
+    assert main(["info", str(out)]) == 0 and '"complete": true' in capsys.readouterr().out

@@ -1,0 +1,185 @@
+"""Store: determinism, resume after a hard kill, extension with new sets, and clear errors."""
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from workbench.calibration import PromptSet, get
+from workbench.recording import record
+from workbench.store import StoreError, check_store, open_store
+
+STEPS = 3
+
+
+def small_set(n=6):
+    return PromptSet(get("texture:striped").prompts[:n])
+
+
+def arrays(path):
+    tree = open_store(path)
+    out = {"text": tree["text"].values.tolist(), "seed": tree["seed"].values.tolist(), "timestep": tree["timestep"].values.tolist()}
+    for site in tree.attrs["sites"]:
+        for stat, var in tree[site].data_vars.items():
+            out[f"{site}/{stat}"] = var.values
+    return out
+
+
+def assert_same(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        if isinstance(a[k], np.ndarray):
+            np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+        else:
+            assert a[k] == b[k], k
+
+
+def test_same_seeds_same_store(toy, tmp_path):
+    ps = small_set(4)
+    record(toy, ps, tmp_path / "a.zarr", steps=STEPS, batch_size=2, progress=False)
+    record(toy, ps, tmp_path / "b.zarr", steps=STEPS, batch_size=2, progress=False)
+    a, b = arrays(tmp_path / "a.zarr"), arrays(tmp_path / "b.zarr")
+    assert_same(a, b)
+    site = open_store(tmp_path / "a.zarr").attrs["sites"][0]
+    assert np.isfinite(a[f"{site}/sumsq"]).all() and (a[f"{site}/sumsq"] > 0).any()
+
+
+def test_paired_prompts_share_seeds():
+    ps = get("texture:dotted")
+    t, r = ps.only("dotted"), ps.only("plain")
+    assert len(t) == len(r) == 16
+    assert [p.seed for p in t] == [p.seed for p in r]
+    assert all(a.text.startswith(b.text) for a, b in zip(t, r))
+
+
+KILLER = textwrap.dedent(
+    """
+    import os, signal, sys
+    import torch
+    torch.set_num_threads(2)  # as the test process: float sums depend on the thread count
+    from workbench.calibration import PromptSet, get
+    from workbench.models import load_pipeline
+    from workbench.recording import record
+    from workbench import store
+
+    original = store.StoreWriter.write
+    calls = {"n": 0}
+
+    def write(self, indices, rec):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            # die half-way through a batch: one site written, the others and `done` not
+            site = next(iter(rec.stats))
+            self._ensure_arrays(rec)
+            for stat, data in rec.stats[site].items():
+                self.group[site][stat][indices[0]:indices[-1] + 1] = data.numpy()
+            os.kill(os.getpid(), signal.SIGKILL)
+        original(self, indices, rec)
+
+    store.StoreWriter.write = write
+    record(load_pipeline("toy"), PromptSet(get("texture:striped").prompts[:{n}]), sys.argv[1], steps={steps}, batch_size=2, progress=False)
+    """
+)
+
+
+def test_resume_after_hard_kill_equals_uninterrupted(toy, tmp_path):
+    n = 8
+    killed = tmp_path / "killed.zarr"
+    script = tmp_path / "killer.py"
+    script.write_text(KILLER.replace("{n}", str(n)).replace("{steps}", str(STEPS)))
+    proc = subprocess.run([sys.executable, str(script), str(killed)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    with pytest.raises(StoreError, match="half-written"):
+        open_store(killed)
+    partial = open_store(killed, allow_partial=True)
+    assert int(partial["done"].values.sum()) == 4  # two batches of two landed before the kill
+    record(toy, small_set(n), killed, steps=STEPS, batch_size=2, progress=False)
+    full = tmp_path / "full.zarr"
+    record(toy, small_set(n), full, steps=STEPS, batch_size=2, progress=False)
+    assert_same(arrays(killed), arrays(full))
+    assert open_store(killed).attrs["complete"] is True
+
+
+def test_new_sets_extend_and_repeats_are_not_duplicated(toy, tmp_path):
+    path = tmp_path / "s.zarr"
+    first = small_set(4)
+    record(toy, first, path, steps=STEPS, batch_size=4, progress=False)
+    before = arrays(path)
+    other = PromptSet(get("texture:dotted").prompts[:2])
+    record(toy, first + other, path, steps=STEPS, batch_size=4, progress=False)
+    tree = open_store(path)
+    assert tree.sizes["prompt"] == 6
+    assert list(tree["set"].values[-2:]) == ["dotted", "dotted"]
+    after = arrays(path)
+    site = tree.attrs["sites"][0]
+    np.testing.assert_array_equal(after[f"{site}/sumsq"][:4], before[f"{site}/sumsq"])
+    alone = tmp_path / "alone.zarr"
+    record(toy, other, alone, steps=STEPS, batch_size=4, progress=False)
+    np.testing.assert_array_equal(after[f"{site}/sumsq"][4:], arrays(alone)[f"{site}/sumsq"])
+
+
+def test_store_of_another_model_or_settings_is_refused(toy, sd15, tmp_path):
+    path = tmp_path / "s.zarr"
+    ps = small_set(2)
+    record(toy, ps, path, steps=STEPS, batch_size=2, progress=False)
+    with pytest.raises(StoreError, match="other settings.*model_id|other settings.*weights_hash"):
+        record(sd15, ps, path, steps=STEPS, batch_size=2, size=64, progress=False)
+    with pytest.raises(StoreError, match="steps: store has 3, now 4"):
+        record(toy, ps, path, steps=4, batch_size=2, progress=False)
+    with pytest.raises(StoreError, match="holds sites"):
+        record(toy, ps, path, sites="ffn1", steps=STEPS, batch_size=2, progress=False)
+    with pytest.raises(StoreError, match="statistics"):
+        record(toy, ps, path, stats=["sumsq"], steps=STEPS, batch_size=2, progress=False)
+
+
+def test_bad_inputs_have_clear_errors(toy, tmp_path):
+    with pytest.raises(ValueError, match="prompt set is empty"):
+        record(toy, PromptSet(), tmp_path / "e.zarr", steps=STEPS, progress=False)
+    with pytest.raises(ValueError, match="unknown prompt set"):
+        get("texture:wavy") if False else get("painter:someone")
+    with pytest.raises(ValueError, match="unknown texture"):
+        get("texture:wavy")
+    empty = tmp_path / "empty.txt"
+    empty.write_text("# nothing\n\n")
+    with pytest.raises(ValueError, match="holds no prompts"):
+        get(str(empty))
+    with pytest.raises(StoreError, match="not a recording store"):
+        open_store(tmp_path / "nowhere.zarr")
+    (tmp_path / "junk.zarr").mkdir()
+    (tmp_path / "junk.zarr" / "zarr.json").write_text("{not json")
+    with pytest.raises(StoreError, match="corrupt|could not be read"):
+        open_store(tmp_path / "junk.zarr")
+    with pytest.raises(StoreError, match="not a Zarr store|not a workbench recording"):
+        record(toy, small_set(2), tmp_path / "junk.zarr", steps=STEPS, progress=False)
+
+
+def test_corrupt_chunk_is_reported(toy, tmp_path):
+    path = tmp_path / "s.zarr"
+    record(toy, small_set(2), path, steps=STEPS, batch_size=2, progress=False)
+    site = open_store(path).attrs["sites"][0]
+    chunk = next(p for p in (path / site / "sumsq").rglob("*") if p.is_file() and p.name != "zarr.json")
+    chunk.write_bytes(b"garbage")
+    with pytest.raises(StoreError, match=f"{site}/sumsq has a corrupt chunk"):
+        check_store(path)
+
+
+def test_prompt_files(tmp_path):
+    f = tmp_path / "mine.txt"
+    f.write_text("a red circle\n# comment\ntarget\ta blue square\n")
+    ps = get(str(f))
+    assert [(p.set, p.text) for p in ps] == [("mine", "a red circle"), ("target", "a blue square")]
+    assert [p.seed for p in ps] == [0, 1]
+
+
+def test_provenance_is_recorded(toy, tmp_path):
+    path = record(toy, small_set(2), tmp_path / "s.zarr", steps=STEPS, batch_size=2, progress=False)
+    p = open_store(path).attrs["provenance"]
+    assert p["model_id"] == "toy" and p["steps"] == STEPS and p["guidance"] == 1.5 and p["image_size"] == 32
+    assert p["scheduler"]["class"] == "DDIMScheduler" and len(p["weights_hash"]["unet"]) == 32
+    assert {"torch", "diffusers", "zarr"} <= set(p["packages"])
+    json.dumps(p)
+    assert (Path(path) / "zarr.json").exists() and "consolidated_metadata" in json.loads((Path(path) / "zarr.json").read_text())
