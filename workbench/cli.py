@@ -102,6 +102,21 @@ def cmd_masks(args) -> int:
     return 0
 
 
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    summary = run_demo(args.concept, k=args.k, t_hat=args.t_hat, out=args.out, steps=args.steps, n_per=args.n_per,
+                       control=not args.no_control, progress=not args.json)  # fmt: skip
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        b, a = summary["before"], summary["after"]
+        print(f"'{summary['concept']}' on target prompts: {b['concept_rate']:.1%} -> {a['concept_rate']:.1%}; "
+              f"degraded images {b['degraded_rate']:.1%} -> {a['degraded_rate']:.1%}; pruned {summary['density']:.3%} of FFN-2 weights")  # fmt: skip
+        print(f"report: {summary['report']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="workbench", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
@@ -154,6 +169,23 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--model", default=None, help="the model (default: the store's model id)")
     m.add_argument("--out", type=Path, default=None, help=".safetensors or .zarr (default: beside the store)")
     m.set_defaults(func=cmd_masks)
+
+    d = sub.add_parser(
+        "demo",
+        help="the whole method on the toy world, with an HTML report",
+        description="Record the calibration set of a toy-world texture, compute its skilled-neuron masks, prune, "
+        "judge images before and after (and with a random control of the same size) with the oracle, and write "
+        "an HTML report. Prints the report's path, or one JSON object with --json.",
+    )
+    d.add_argument("--concept", default="striped", help="the texture to erase: striped, dotted or checkered")
+    d.add_argument("--k", type=float, default=2.0, help="percent of each weight row (paper's style default: 2)")
+    d.add_argument("--t-hat", type=int, default=10, help="first UNet calls to aggregate (paper's style default: 10)")
+    d.add_argument("--steps", type=int, default=25)
+    d.add_argument("--n-per", type=int, default=2, help="evaluation images per texture x colour x shape")
+    d.add_argument("--out", type=Path, default=Path("stores/demo"), help="folder for the store, masks and report")
+    d.add_argument("--no-control", action="store_true", help="skip the random control")
+    d.add_argument("--json", action="store_true", help="print one JSON summary instead of progress")
+    d.set_defaults(func=cmd_demo)
 
     i = sub.add_parser("info", help="summarise a store", description="Print a store's model, steps, sites and prompt sets.")
     i.add_argument("store", type=Path)

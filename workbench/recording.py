@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata as md
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -95,14 +96,21 @@ def record(
     for i in todo:
         batches.setdefault(i // writer.chunk, []).append(i)
     bar = tqdm(total=len(todo), desc=f"recording {Path(out).name}", unit="prompt", disable=not progress)
-    with torch.inference_mode():
+    # one background writer: batch i is compressed and written while batch i+1 generates
+    pending: Future | None = None
+    with ThreadPoolExecutor(max_workers=1) as pool, torch.inference_mode():
         for group in batches.values():
             for run in _contiguous(group):
                 ps = [stored[i] for i in run]
                 with rec:
                     run_pipe(pipe, [p.text for p in ps], [p.seed for p in ps], steps, guidance, size)
-                writer.write(run, rec.result(len(run), cfg))
-                bar.update(len(run))
+                result = rec.result(len(run), cfg)
+                if pending is not None:
+                    pending.result()  # re-raises a failed write; keeps at most one batch in flight
+                pending = pool.submit(writer.write, run, result)
+                pending.add_done_callback(lambda f, n=len(run): bar.update(n))
+        if pending is not None:
+            pending.result()
     bar.close()
     writer.finish()
     return Path(out)

@@ -1,0 +1,86 @@
+"""Pruning: bit-exact restore, all-zero masks change nothing, one site's mask touches one weight."""
+
+import numpy as np
+import pytest
+import torch
+
+from workbench.models import catalogue, module_of, select
+from workbench.prune import Pruner, export_pruned, pruned, random_like
+
+
+def state(pipe):
+    return {k: v.clone() for k, v in pipe.unet.state_dict().items()}
+
+
+def random_masks(pipe, p=0.05, seed=0, family="ffn2"):
+    rng = np.random.default_rng(seed)
+    return {s.name: rng.random(module_of(pipe, s).weight.shape) < p for s in select(pipe, family)}
+
+
+def test_restore_is_bit_exact(toy):
+    before = state(toy)
+    masks = random_masks(toy)
+    with pruned(toy, masks) as p:
+        assert p.count() == sum(int(m.sum()) for m in masks.values()) > 0
+        for s in select(toy, "ffn2"):
+            w = module_of(toy, s).weight
+            assert (w[torch.from_numpy(masks[s.name])] == 0).all()
+    after = state(toy)
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_restore_on_exception(toy):
+    before = state(toy)
+    with pytest.raises(KeyError):
+        with pruned(toy, random_masks(toy, seed=1)):
+            raise KeyError("boom")
+    assert all(torch.equal(before[k], v) for k, v in state(toy).items())
+
+
+def test_all_zero_mask_changes_nothing(toy):
+    zeros = {k: np.zeros_like(v) for k, v in random_masks(toy).items()}
+    gens = lambda: [torch.Generator().manual_seed(0)]  # noqa: E731
+    ref = toy(["a red circle"], num_inference_steps=4, generator=gens(), output_type="pt").images
+    with pruned(toy, zeros):
+        got = toy(["a red circle"], num_inference_steps=4, generator=gens(), output_type="pt").images
+    assert torch.equal(ref, got)
+
+
+def test_one_site_mask_changes_only_that_weight(toy):
+    before = state(toy)
+    site = select(toy, "ffn2")[2]
+    mask = random_masks(toy, p=0.3)[site.name]
+    p = Pruner(toy, {site.name: mask}).apply()
+    after = state(toy)
+    changed = [k for k in before if not torch.equal(before[k], after[k])]
+    assert changed == [f"{site.path}.weight"]
+    p.restore()
+
+
+def test_random_control_keeps_counts_per_row(toy):
+    masks = random_masks(toy, p=0.1)
+    rnd = random_like(masks, seed=3)
+    for s in masks:
+        np.testing.assert_array_equal(masks[s].sum(1), rnd[s].sum(1))
+        assert not np.array_equal(masks[s], rnd[s])
+
+
+def test_wrong_masks_are_refused(toy):
+    with pytest.raises(ValueError, match="no site"):
+        Pruner(toy, {"down_blocks.9.ff.net.2": np.zeros((2, 2), bool)})
+    site = select(toy, "ffn2")[0]
+    with pytest.raises(ValueError, match="shape"):
+        Pruner(toy, {site.name: np.zeros((2, 2), bool)})
+
+
+def test_export_pruned_round_trips(toy, tmp_path):
+    from workbench.models import load_pipeline
+
+    masks = random_masks(toy, seed=5)
+    folder = export_pruned(toy, masks, tmp_path / "pruned")
+    back = load_pipeline(str(folder))
+    for s in catalogue(back):
+        if s.name in masks:
+            w = module_of(back, s).weight
+            assert (w[torch.from_numpy(masks[s.name])] == 0).all()
+    assert (folder / "masks.safetensors").exists()

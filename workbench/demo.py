@@ -1,0 +1,111 @@
+"""The demo: ConceptPrune end to end on the toy world, with an HTML report.
+
+record the calibration set of a texture -> masks at (k, t_hat) -> prune -> oracle before/after
+-> report.html (figures, image grids, numbers, provenance) and a JSON summary.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from .analysis import concept_masks, density, density_per_step, norm_distribution, save_masks, weights_of
+from .calibration import get
+from .evaluate import toy_evaluate
+from .models import load_pipeline
+from .plots import before_after, density_bar, density_heatmap, image_grid, norm_histogram
+from .prune import pruned, random_like
+from .recording import record
+from .store import open_store
+from .toyworld import TEXTURES, load_oracle
+
+# The paper's style defaults (Table 10: k=2%, t_hat=10 of 51 UNet calls) scaled to the toy world's 25
+DEFAULTS = {"concept": "striped", "k": 2.0, "t_hat": 10, "steps": 25}
+
+
+def run_demo(concept: str = "striped", k: float = 2.0, t_hat: int = 10, out: str | Path = "stores/demo", steps: int = 25,
+             n_per: int = 2, control: bool = True, progress: bool = True) -> dict:  # fmt: skip
+    """Run the demo and return its summary (also written to ``out/summary.json``)."""
+    if concept not in TEXTURES or concept == "plain":
+        raise ValueError(f"the demo erases a texture: choose one of {[t for t in TEXTURES if t != 'plain']}")
+    t0 = time.time()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    say = print if progress else (lambda *a, **k: None)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    pipe, oracle = load_pipeline("toy"), load_oracle()
+    say(f"[1/5] recording the calibration set texture:{concept} ({steps} steps)")
+    store = record(pipe, get(f"texture:{concept}"), out / "store.zarr", steps=steps, progress=progress)
+    tree = open_store(store)
+    weights = weights_of(pipe, tree)
+    say(f"[2/5] skilled-neuron masks at k={k:g}%, t_hat={t_hat}")
+    masks = concept_masks(tree, weights, concept, "plain", k=k, t_hat=t_hat)
+    masks.attrs["store"] = str(store)
+    mask_path = save_masks(masks, out / "masks.safetensors")
+    unet_params = sum(p.numel() for p in pipe.unet.parameters())
+    dens = density(masks, total_params=unet_params)
+    say("[3/5] generating held-out evaluation prompts with the unpruned model")
+    before = toy_evaluate(pipe, oracle, "texture", concept, n_per=n_per, steps=steps)
+    say("[4/5] the same prompts and seeds with the masks applied")
+    with pruned(pipe, masks):
+        after = toy_evaluate(pipe, oracle, "texture", concept, n_per=n_per, steps=steps)
+    rnd = None
+    if control:
+        with pruned(pipe, random_like(masks, seed=0)):
+            rnd = toy_evaluate(pipe, oracle, "texture", concept, n_per=n_per, steps=steps)
+    say("[5/5] writing the report")
+    summary = {
+        "concept": concept, "k": k, "t_hat": t_hat, "density": float(dens["overall"]), "density_of_unet": float(dens["of_model"]),
+        "store": str(store), "masks": str(mask_path), "report": str(out / "report.html"), "seconds": None,
+        "before": before.summary(), "after": after.summary(), "random_control": rnd.summary() if rnd else None,
+    }  # fmt: skip
+    figs = [
+        ("Oracle readings before and after pruning", before_after(before.summary(), after.summary(), concept)),
+        ("Skilled-neuron density per site", density_bar(dens)),
+        ("Skilled share per site and UNet call", density_heatmap(density_per_step(tree, weights, concept, "plain", k=k))),
+        ("Neuron norms, target vs reference", norm_histogram(norm_distribution(tree, [concept, "plain"]))),
+        (f"Target prompts ('... with {concept}'), unpruned", image_grid(before.target_images[:32])),
+        ("Target prompts, pruned", image_grid(after.target_images[:32])),
+        ("Other prompts, unpruned", image_grid(before.other_images[:32])),
+        ("Other prompts, pruned", image_grid(after.other_images[:32])),
+    ]
+    summary["seconds"] = round(time.time() - t0, 1)
+    write_report(out / "report.html", summary, figs, tree.attrs["provenance"])
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def write_report(path: Path, summary: dict, figs: list, provenance: dict) -> Path:
+    """One self-contained HTML file (plotly.js inlined once: opens offline)."""
+    parts = []
+    for i, (title, fig) in enumerate(figs):
+        parts.append(f"<h2>{html.escape(title)}</h2>" + fig.to_html(full_html=False, include_plotlyjs=(i == 0), div_id=f"fig{i}"))
+    b, a, r = summary["before"], summary["after"], summary.get("random_control")
+
+    def row(name, key):
+        cells = [b[key], a[key]] + ([r[key]] if r else [])
+        return f"<tr><td>{name}</td>" + "".join(f"<td>{c:.1%}</td>" for c in cells) + "</tr>"
+
+    table = "<table><tr><th></th><th>unpruned</th><th>pruned</th>" + ("<th>random control</th>" if r else "") + "</tr>"
+    table += row(f"'{summary['concept']}' rate on target prompts", "concept_rate") + row("degraded images", "degraded_rate")
+    for attr in b["other_accuracy"]:
+        cells = [b["other_accuracy"][attr], a["other_accuracy"][attr]] + ([r["other_accuracy"][attr]] if r else [])
+        table += f"<tr><td>{attr} accuracy on other prompts</td>" + "".join(f"<td>{c:.1%}</td>" for c in cells) + "</tr>"
+    table += "</table>"
+    doc = f"""<!doctype html><html><head><meta charset="utf-8"><title>workbench demo: erasing {html.escape(summary['concept'])}</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}} td,th{{padding:4px 10px;border-bottom:1px solid #ddd}}
+pre{{background:#f6f6f6;padding:1em;overflow:auto;font-size:12px}}</style></head><body>
+<h1>ConceptPrune on the toy world: erasing '{html.escape(summary['concept'])}'</h1>
+<p>k = {summary['k']:g}% of each weight row, first t&#770; = {summary['t_hat']} UNet calls; pruned {summary['density']:.3%} of the
+FFN-2 weights ({summary['density_of_unet']:.3%} of all UNet parameters). Ran in {summary['seconds']} s.</p>
+{table}
+{''.join(parts)}
+<h2>Provenance</h2><pre>{html.escape(json.dumps({k: v for k, v in summary.items() if k not in ('before', 'after', 'random_control')}, indent=1))}
+{html.escape(json.dumps(provenance, indent=1))}</pre>
+</body></html>"""
+    path.write_text(doc)
+    return path
