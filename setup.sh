@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up the workbench in ./.venv: torch first (a CPU build unless this machine has an NVIDIA GPU
-# or torch is already installed), then the package with its test extras. Safe to run again.
+# or torch is already installed), then the package with its test extras; --test also installs
+# Chromium for the report test. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")"
 PY=${PYTHON:-python3}
@@ -17,4 +18,12 @@ if ! python -c "import torch" 2>/dev/null; then
   fi
 fi
 pip install -q -e ".[dev]"
+if [ "${1:-}" = "--test" ] && ! command -v chromium >/dev/null 2>&1; then
+  # the report test renders HTML in headless Chromium (Debian's package)
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "note: install Debian's chromium package for the report test" >&2
+  fi
+fi
 echo "workbench is set up in .venv (activate with: . .venv/bin/activate)"

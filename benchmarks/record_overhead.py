@@ -2,7 +2,7 @@
 alternated in one run; plus peak host memory while recording and store bytes per prompt.
 
     python benchmarks/record_overhead.py --mode toy            # toy world, CPU
-    python benchmarks/record_overhead.py --mode sd15-cpu       # full-size SD1.5 UNet, 512x512, 2 steps, CPU
+    python benchmarks/record_overhead.py --mode sd15-cpu --size 256   # full-size SD1.5 UNet, 2 steps, CPU
     python benchmarks/record_overhead.py --mode sd15-gpu       # fp16, batch 8, 50 steps, CUDA
     python benchmarks/record_overhead.py --mode store-size     # bytes/prompt at SD1.5 dims, 51 calls
 
@@ -105,6 +105,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mode", choices=["toy", "sd15-cpu", "sd15-gpu", "store-size"], default="toy")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--size", type=int, default=None, help="image size for the sd15 modes (default 512; 256 keeps a CPU run to minutes)")
     args = ap.parse_args()
     if args.mode == "store-size":
         r = store_size()
@@ -117,11 +118,11 @@ def main() -> None:
     elif args.mode == "sd15-cpu":
         torch.set_num_threads(2)
         pipe, dev = sd15_random(), "cpu"
-        r = overhead(pipe, n=1, steps=2, guidance=7.5, size=512, batch=1, repeats=args.repeats, dev=dev)
+        r = overhead(pipe, n=1, steps=2, guidance=7.5, size=args.size or 512, batch=1, repeats=args.repeats, dev=dev)
     else:
         dev = "cuda"
         pipe = sd15_random(dtype=torch.float16).to(dev)
-        r = overhead(pipe, n=8, steps=50, guidance=7.5, size=512, batch=8, repeats=args.repeats, dev=dev)
+        r = overhead(pipe, n=8, steps=50, guidance=7.5, size=args.size or 512, batch=8, repeats=args.repeats, dev=dev)
     print(f"{args.mode}: plain {r['plain_s']:.2f} s, record {r['record_s']:.2f} s, ratio {r['ratio']:.3f} (each repeat: {r['ratios']}); "
           f"peak RSS growth while recording {r['peak_rss_over_model_mb']:.0f} MB; store {r['store_bytes_per_prompt'] / 1e6:.2f} MB/prompt")  # fmt: skip
 

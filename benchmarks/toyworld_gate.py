@@ -26,7 +26,7 @@ def main() -> None:
     prompts = ["a red circle with stripes on snow"] * 16
     pipe(prompts[:2], num_inference_steps=2)  # warm-up
     times = []
-    for r in range(3):
+    for _ in range(3):
         t = time.perf_counter()
         pipe(prompts, generator=[torch.Generator().manual_seed(i) for i in range(16)], output_type="pt")
         times.append(time.perf_counter() - t)

@@ -84,3 +84,12 @@ def test_export_pruned_round_trips(toy, tmp_path):
             w = module_of(back, s).weight
             assert (w[torch.from_numpy(masks[s.name])] == 0).all()
     assert (folder / "masks.safetensors").exists()
+
+
+def test_weights_hash_follows_pruning(toy):
+    from workbench.models import weights_hash
+
+    before = weights_hash(toy.unet)
+    with pruned(toy, random_masks(toy, seed=7)):
+        during = weights_hash(toy.unet)
+    assert during != before and weights_hash(toy.unet) == before

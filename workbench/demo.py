@@ -68,7 +68,7 @@ def run_demo(concept: str = "striped", k: float = 2.0, t_hat: int = 10, out: str
         ("Skilled-neuron density per site", density_bar(dens)),
         ("Skilled share per site and UNet call", density_heatmap(density_per_step(tree, weights, concept, "plain", k=k))),
         ("Neuron norms, target vs reference", norm_histogram(norm_distribution(tree, [concept, "plain"]))),
-        (f"Target prompts ('... with {concept}'), unpruned", image_grid(before.target_images[:32])),
+        (f"Target prompts (every caption names '{concept}'), unpruned", image_grid(before.target_images[:32])),
         ("Target prompts, pruned", image_grid(after.target_images[:32])),
         ("Other prompts, unpruned", image_grid(before.other_images[:32])),
         ("Other prompts, pruned", image_grid(after.other_images[:32])),

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import importlib.metadata as md
-from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -108,7 +108,8 @@ def record(
                 if pending is not None:
                     pending.result()  # re-raises a failed write; keeps at most one batch in flight
                 pending = pool.submit(writer.write, run, result)
-                pending.add_done_callback(lambda f, n=len(run): bar.update(n))
+                n_done = len(run)
+                pending.add_done_callback(lambda _f, n=n_done: bar.update(n))
         if pending is not None:
             pending.result()
     bar.close()

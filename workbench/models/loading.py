@@ -6,6 +6,7 @@ Nothing is downloaded unless asked: a missing checkpoint gives an error that say
 from __future__ import annotations
 
 import hashlib
+import weakref
 from pathlib import Path
 
 import torch
@@ -55,11 +56,22 @@ def model_id(pipe) -> str:
     return str(getattr(pipe.config, "_name_or_path", None) or type(pipe).__name__)
 
 
+_HASHES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def weights_hash(module: torch.nn.Module) -> str:
-    """blake2b over every parameter's name, shape, dtype and bytes: equal iff the weights are."""
+    """blake2b over every parameter's name, shape, dtype and bytes: equal iff the weights are.
+
+    Cached per module until any tensor is modified in place (torch's version counters move)."""
+    state = module.state_dict()
+    versions = tuple((k, v._version, v.data_ptr()) for k, v in state.items())
+    cached = _HASHES.get(module)
+    if cached and cached[0] == versions:
+        return cached[1]
     h = hashlib.blake2b(digest_size=16)
-    for name, p in module.state_dict().items():
+    for name, p in state.items():
         t = p.detach().contiguous().cpu()
         h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
         h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    _HASHES[module] = (versions, h.hexdigest())
     return h.hexdigest()

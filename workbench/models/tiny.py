@@ -33,10 +33,11 @@ def _text_config(vocab: int, hidden: int = 32, proj: int = 32) -> CLIPTextConfig
     )  # fmt: skip
 
 
-def _vae() -> AutoencoderKL:
+def _vae(levels: int = 2) -> AutoencoderKL:
+    """A tiny VAE; ``levels`` sets the downsampling (2 ** (levels - 1)): 4 levels give SD's factor 8."""
     return AutoencoderKL(
-        block_out_channels=(32, 32), in_channels=3, out_channels=3, latent_channels=4, norm_num_groups=16,
-        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"), up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+        block_out_channels=(16,) * levels, in_channels=3, out_channels=3, latent_channels=4, norm_num_groups=16,
+        down_block_types=("DownEncoderBlock2D",) * levels, up_block_types=("UpDecoderBlock2D",) * levels,
     )  # fmt: skip
 
 
@@ -93,7 +94,7 @@ def sd15_random(seed: int = 0, dtype: torch.dtype = torch.float32) -> StableDiff
     unet = sd15_unet_random(seed, dtype)
     text = CLIPTextModel(_text_config(len(small.tokenizer), hidden=768, proj=768)).to(dtype)
     pipe = StableDiffusionPipeline(
-        vae=small.vae.to(dtype), text_encoder=text, tokenizer=small.tokenizer, unet=unet, scheduler=small.scheduler,
+        vae=_vae(levels=4).to(dtype), text_encoder=text, tokenizer=small.tokenizer, unet=unet, scheduler=small.scheduler,
         safety_checker=None, feature_extractor=None, requires_safety_checker=False,
     )  # fmt: skip
     pipe.set_progress_bar_config(disable=True)

@@ -1,0 +1,50 @@
+"""The demo end to end (small), its JSON summary, and its report rendered in headless Chromium."""
+
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from workbench.cli import main
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    return out, main(["demo", "--out", str(out), "--steps", "6", "--t-hat", "3", "--n-per", "1", "--json"])
+
+
+def test_demo_summary(demo, capsys):
+    out, rc = demo
+    assert rc == 0
+    summary = json.loads((out / "summary.json").read_text())
+    for key in ("concept", "k", "t_hat", "density", "store", "masks", "report", "seconds", "before", "after"):
+        assert key in summary
+    assert summary["concept"] == "striped" and summary["k"] == 2.0 and summary["t_hat"] == 3
+    for side in ("before", "after"):
+        assert set(summary[side]) == {"concept_rate", "degraded_rate", "other_accuracy"}
+        assert set(summary[side]["other_accuracy"]) == {"shape", "colour", "texture", "scene"}
+    assert 0 < summary["density"] < 0.2
+    from safetensors.torch import load_file
+
+    masks = load_file(summary["masks"])
+    assert all(k.endswith("ff.net.2") for k in masks) and len(masks) == 7
+
+
+@pytest.mark.skipif(CHROMIUM is None and os.environ.get("CI") != "true", reason="chromium not installed (setup.sh --test installs it)")
+def test_report_draws_in_chromium(demo, tmp_path):
+    out, _ = demo
+    assert CHROMIUM, "chromium is missing: run `bash setup.sh --test`"
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=15000"]  # fmt: skip
+    dom = subprocess.run([CHROMIUM, *flags, "--dump-dom", (out / "report.html").as_uri()], capture_output=True, text=True, timeout=180).stdout
+    n_figs = dom.count('class="plotly-graph-div')
+    assert n_figs == 8
+    assert dom.count('class="main-svg"') >= n_figs  # plotly drew every figure (no script error, no network)
+    shot = tmp_path / "report.png"
+    subprocess.run([CHROMIUM, *flags, "--window-size=1200,1600", f"--screenshot={shot}", (out / "report.html").as_uri()], capture_output=True, timeout=180)
+    assert shot.exists() and shot.stat().st_size > 20_000
