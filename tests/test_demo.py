@@ -26,7 +26,8 @@ def test_demo_summary(demo, capsys):
         assert key in summary
     assert summary["concept"] == "striped" and summary["k"] == 2.0 and summary["t_hat"] == 3
     for side in ("before", "after"):
-        assert set(summary[side]) == {"concept_rate", "degraded_rate", "other_accuracy"}
+        assert set(summary[side]) == {"concept_rate", "degraded_rate", "other_accuracy", "fid"}
+        assert summary[side]["fid"] >= 0
         assert set(summary[side]["other_accuracy"]) == {"shape", "colour", "texture", "scene"}
     assert 0 < summary["density"] < 0.2
     from safetensors.torch import load_file

@@ -47,3 +47,15 @@ def test_pipeline_is_deterministic_and_fast_enough_to_use(toy):
     b = toy(["a red circle", "a blue cross"], num_inference_steps=5, generator=gens(), output_type="pt").images
     assert torch.equal(a, b) and a.shape == (2, 3, 32, 32)
     assert len(SHAPES) == 4
+
+
+def test_toy_fid_is_small_for_real_images_and_large_for_noise():
+    from workbench.toyworld.oracle import degraded_batch, toy_fid
+
+    oracle = load_oracle()
+    g = torch.Generator().manual_seed(5)
+    a = draw(**sample_specs(256, g), generator=g)
+    b = draw(**sample_specs(256, g), generator=g)
+    noise = degraded_batch(256, g, "cpu")
+    same, far = toy_fid(oracle, a, b), toy_fid(oracle, a, noise)
+    assert 0 <= same < far / 10

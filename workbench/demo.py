@@ -95,6 +95,8 @@ def write_report(path: Path, summary: dict, figs: list, provenance: dict) -> Pat
     for attr in b["other_accuracy"]:
         cells = [b["other_accuracy"][attr], a["other_accuracy"][attr]] + ([r["other_accuracy"][attr]] if r else [])
         table += f"<tr><td>{attr} accuracy on other prompts</td>" + "".join(f"<td>{c:.1%}</td>" for c in cells) + "</tr>"
+    cells = [b["fid"], a["fid"]] + ([r["fid"]] if r else [])
+    table += "<tr><td>toy FID on other prompts (oracle features; lower is better)</td>" + "".join(f"<td>{c:.2f}</td>" for c in cells) + "</tr>"
     table += "</table>"
     doc = f"""<!doctype html><html><head><meta charset="utf-8"><title>workbench demo: erasing {html.escape(summary['concept'])}</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}} td,th{{padding:4px 10px;border-bottom:1px solid #ddd}}

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 import torch
 
 from .calibration import toy_eval
-from .toyworld.grammar import parse
+from .toyworld.draw import draw, indices_of
+from .toyworld.grammar import Spec, parse
+from .toyworld.oracle import toy_fid
 
 
 @dataclass
@@ -18,11 +20,12 @@ class ToyEval:
     concept_rate: float
     degraded_rate: float
     other_accuracy: dict[str, float]
+    fid: float
     target_images: torch.Tensor
     other_images: torch.Tensor
 
     def summary(self) -> dict:
-        return {"concept_rate": self.concept_rate, "degraded_rate": self.degraded_rate, "other_accuracy": self.other_accuracy}
+        return {"concept_rate": self.concept_rate, "degraded_rate": self.degraded_rate, "other_accuracy": self.other_accuracy, "fid": self.fid}
 
 
 @torch.no_grad()
@@ -51,4 +54,15 @@ def toy_evaluate(pipe, oracle, attribute: str, value: str, n_per: int = 2, steps
     concept_rate = sum(pred[attribute][i] == value for i in tgt) / len(tgt)
     degraded = sum(pred["shape"][i] == "none" for i in range(n)) / n
     acc = {a: sum(pred[a][i] == truth[i][a] for i in oth) / len(oth) for a in ("shape", "colour", "texture", "scene")}
-    return ToyEval(concept_rate, degraded, acc, images[tgt], images[oth])
+    fid = toy_fid(oracle, images[oth], reference_images([prompts[i] for i in oth]))
+    return ToyEval(concept_rate, degraded, acc, fid, images[tgt], images[oth])
+
+
+def reference_images(prompts) -> torch.Tensor:
+    """Ground-truth drawings of the prompts' captions, seeded by their seeds (for the toy FID)."""
+    specs = []
+    for p in prompts:
+        t = parse(p.text)
+        specs.append(Spec(t["shape"], t["colour"] or "red", t["texture"] or "plain", t["scene"] or "night"))
+    g = torch.Generator().manual_seed(sum(p.seed for p in prompts) % (2**31))
+    return draw(**indices_of(specs), generator=g)
