@@ -118,6 +118,24 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_ablate(args) -> int:
+    from .ablate import Ablation, ablate
+    from .models import load_pipeline
+    from .store import open_store
+    from .toyworld import load_oracle
+
+    tree = open_store(args.store)
+    if tree.attrs["provenance"]["model_id"] != "toy":
+        raise ValueError("ablations are judged by the toy world's oracle: give a store recorded with --model toy")
+    spec = Ablation(concepts=args.concepts.split(","), reference=args.reference, families=args.families.split(","),
+                    ks=[float(k) for k in args.ks.split(",")], windows=args.windows.split(","), kinds=args.kinds.split(","),
+                    steps=int(tree.attrs["provenance"]["steps"]), n_per=args.n_per)  # fmt: skip
+    ds = ablate(load_pipeline("toy"), load_oracle(), tree, spec, args.out, progress=not args.quiet)
+    print(ds[["concept_rate", "degraded_rate", "shape", "colour", "texture", "fid", "density"]].to_dataframe().to_string())
+    print(args.out)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="workbench", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
@@ -187,6 +205,25 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--no-control", action="store_true", help="skip the random control")
     d.add_argument("--json", action="store_true", help="print one JSON summary instead of progress")
     d.set_defaults(func=cmd_demo)
+
+    a = sub.add_parser(
+        "ablate",
+        help="sweep pruning settings on the toy world and measure them with the oracle",
+        description="For every concept x site family x k x step window x mask kind (skilled, unskilled, random control), "
+        "prune, regenerate the held-out evaluation prompts with fixed seeds, and record the oracle's readings in a Zarr "
+        "results store. Started again with the same settings it computes only the missing cells.",
+    )
+    a.add_argument("store", type=Path, help="a toy-world recording holding the concepts' and the reference's prompt sets")
+    a.add_argument("--concepts", default="striped", help="comma-separated textures (each a prompt set in the store)")
+    a.add_argument("--reference", default="plain")
+    a.add_argument("--families", default="ffn2", help="comma-separated site families (recorded in the store)")
+    a.add_argument("--ks", default="1,2,5", help="comma-separated percentages")
+    a.add_argument("--windows", default="first:10,all", help="comma-separated: first:T, all, last:N")
+    a.add_argument("--kinds", default="skilled,random", help="comma-separated: skilled, unskilled, random")
+    a.add_argument("--n-per", type=int, default=2, help="evaluation images per texture x colour x shape (2 gives 128)")
+    a.add_argument("--out", type=Path, default=Path("stores/ablation.zarr"))
+    a.add_argument("--quiet", action="store_true")
+    a.set_defaults(func=cmd_ablate)
 
     i = sub.add_parser("info", help="summarise a store", description="Print a store's model, steps, sites and prompt sets.")
     i.add_argument("store", type=Path)

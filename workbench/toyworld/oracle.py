@@ -125,14 +125,20 @@ def load(path: str | Path, device: str = "cpu") -> Oracle:
 
 
 def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Frechet distance between Gaussians fitted to two feature sets (N, D): the FID formula."""
+    """Frechet distance between Gaussians fitted to two feature sets (N, D): the FID formula.
+    With fewer samples than feature dimensions (128) the covariances are singular and the value
+    is a rough one: compare it only between runs of the same size."""
+    import warnings
+
     import numpy as np
     from scipy import linalg
 
     x, y = a.double().cpu().numpy(), b.double().cpu().numpy()
     mu1, mu2 = x.mean(0), y.mean(0)
     s1, s2 = np.cov(x, rowvar=False), np.cov(y, rowvar=False)
-    covmean, _ = linalg.sqrtm(s1 @ s2, disp=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        covmean, _ = linalg.sqrtm(s1 @ s2, disp=False)
     covmean = covmean.real
     return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
 

@@ -1,0 +1,123 @@
+"""Declarative ablation sweeps on the toy world: site family x k x step window x mask kind x
+concept, each cell pruned, regenerated with fixed seeds and judged by the oracle.
+
+Results are an xarray Dataset in a Zarr store, one cell written as soon as it is measured, with
+a ``done`` flag, so an interrupted sweep started again computes only the missing cells.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+import zarr
+
+from .analysis import concept_masks, density, weights_of
+from .evaluate import toy_evaluate
+from .prune import pruned, random_like
+
+METRICS = ("concept_rate", "degraded_rate", "shape", "colour", "texture", "scene", "fid", "density")
+KINDS = ("skilled", "unskilled", "random")
+
+
+@dataclass
+class Ablation:
+    """What to sweep. Windows: 'first:T' (the paper's t_hat = T), 'all', 'last:N'."""
+
+    concepts: list[str] = field(default_factory=lambda: ["striped"])
+    reference: str = "plain"
+    families: list[str] = field(default_factory=lambda: ["ffn2"])
+    ks: list[float] = field(default_factory=lambda: [2.0])
+    windows: list[str] = field(default_factory=lambda: ["first:10"])
+    kinds: list[str] = field(default_factory=lambda: ["skilled", "random"])
+    steps: int = 25
+    n_per: int = 1
+
+    def coords(self) -> dict:
+        return {"concept": self.concepts, "family": self.families, "k": [float(k) for k in self.ks], "window": self.windows, "kind": self.kinds}
+
+
+def _window(spec: str):
+    name, _, n = spec.partition(":")
+    if name == "first" and n:
+        return int(n), None
+    if name == "all":
+        return None, "all"
+    if name == "last" and n:
+        return None, ("last", int(n))
+    raise ValueError(f"unknown window {spec!r}: use 'first:T', 'all' or 'last:N'")
+
+
+def ablate(pipe, oracle, tree: xr.DataTree, spec: Ablation, out: str | Path, progress: bool = True) -> xr.Dataset:
+    """Run (or resume) the sweep into ``out`` and return the results Dataset (+ the unpruned baseline)."""
+    from tqdm.auto import tqdm
+
+    for k in spec.kinds:
+        if k not in KINDS:
+            raise ValueError(f"unknown mask kind {k!r}: use {KINDS}")
+    for w in spec.windows:
+        _window(w)
+    info = tree.attrs["site_info"]
+    for fam in spec.families:
+        if not any(v["family"] == fam for v in info.values()):
+            raise ValueError(f"the store has no {fam!r} sites: record them with `workbench record --sites {fam},...`")
+    coords = spec.coords()
+    shape = tuple(len(v) for v in coords.values())
+    dims = list(coords)
+    out = Path(out)
+    group = _open_results(out, spec, coords, shape, dims)
+    weights = weights_of(pipe, tree)
+    if "baseline_concept_rate" not in group.attrs:
+        base = {c: toy_evaluate(pipe, oracle, "texture", c, n_per=spec.n_per, steps=spec.steps).summary() for c in spec.concepts}
+        group.attrs["baseline"] = base
+        group.attrs["baseline_concept_rate"] = {c: b["concept_rate"] for c, b in base.items()}
+    done = group["done"][...]
+    cells = [ix for ix in itertools.product(*(range(n) for n in shape)) if not done[ix]]
+    for ix in tqdm(cells, desc="ablation cells", disable=not progress):
+        concept, fam, k, window, kind = (coords[d][i] for d, i in zip(dims, ix))
+        sites = [s for s in tree.attrs["sites"] if info[s]["family"] == fam]
+        t_hat, win = _window(window)
+        masks = concept_masks(tree, weights, concept, spec.reference, k=k, t_hat=t_hat, window=win, kind="unskilled" if kind == "unskilled" else "skilled", sites=sites)
+        if kind == "random":
+            masks = random_like(masks, seed=int(np.ravel_multi_index(ix, shape)))
+            dens = sum(int(m.sum()) for m in masks.values()) / sum(m.size for m in masks.values())
+        else:
+            dens = float(density(masks)["overall"])
+        with pruned(pipe, masks):
+            r = toy_evaluate(pipe, oracle, "texture", concept, n_per=spec.n_per, steps=spec.steps)
+        values = {"concept_rate": r.concept_rate, "degraded_rate": r.degraded_rate, **r.other_accuracy, "fid": r.fid, "density": dens}
+        for m in METRICS:
+            group[m][ix] = values[m]
+        group["done"][ix] = True
+    zarr.consolidate_metadata(str(out))
+    return open_results(out)
+
+
+def _open_results(out: Path, spec: Ablation, coords: dict, shape: tuple, dims: list) -> zarr.Group:
+    if (out / "zarr.json").exists():
+        group = zarr.open_group(str(out), mode="r+", use_consolidated=False)
+        if group.attrs.get("spec") != _jsonable(asdict(spec)):
+            raise ValueError(f"{out} holds another ablation ({group.attrs.get('spec')}): choose a new --out or the same settings to resume")
+        return group
+    group = zarr.open_group(str(out), mode="w", zarr_format=3)
+    group.attrs["spec"] = _jsonable(asdict(spec))
+    for d, v in coords.items():
+        dtype = "float64" if d == "k" else str
+        group.create_array(d, shape=(len(v),), dtype=dtype, dimension_names=[d], fill_value=0.0 if d == "k" else "")[:] = np.array(v, dtype=object if dtype is str else None)
+    for m in METRICS:
+        group.create_array(m, shape=shape, chunks=(1,) * len(shape), dtype="float64", dimension_names=dims, fill_value=float("nan"))
+    group.create_array("done", shape=shape, chunks=shape, dtype="bool", dimension_names=dims, fill_value=False)
+    return group
+
+
+def open_results(out: str | Path) -> xr.Dataset:
+    """An ablation's results: metrics over (concept, family, k, window, kind); attrs hold the spec and baseline."""
+    ds = xr.open_zarr(str(out), consolidated=False).load()
+    return ds.assign_coords({d: ds[d].astype(object) for d in ("concept", "family", "window", "kind")})
+
+
+def _jsonable(d):
+    return {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in d.items()}
