@@ -140,7 +140,7 @@ def test_bad_inputs_have_clear_errors(toy, tmp_path):
     with pytest.raises(ValueError, match="prompt set is empty"):
         record(toy, PromptSet(), tmp_path / "e.zarr", steps=STEPS, progress=False)
     with pytest.raises(ValueError, match="unknown prompt set"):
-        get("texture:wavy") if False else get("painter:someone")
+        get("painter:someone")
     with pytest.raises(ValueError, match="unknown texture"):
         get("texture:wavy")
     empty = tmp_path / "empty.txt"

@@ -11,8 +11,6 @@ import json
 import time
 from pathlib import Path
 
-import torch
-
 from .analysis import concept_masks, density, density_per_step, norm_distribution, save_masks, weights_of
 from .calibration import get
 from .evaluate import toy_evaluate
@@ -36,7 +34,6 @@ def run_demo(concept: str = "striped", k: float = 2.0, t_hat: int = 10, out: str
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     say = print if progress else (lambda *a, **k: None)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     pipe, oracle = load_pipeline("toy"), load_oracle()
     say(f"[1/5] recording the calibration set texture:{concept} ({steps} steps)")
     store = record(pipe, get(f"texture:{concept}"), out / "store.zarr", steps=steps, progress=progress)

@@ -49,6 +49,7 @@ class StoreWriter:
     path: Path
     group: zarr.Group
     chunk: int
+    _ready: bool = False  # arrays created and steps checked: later batches skip the metadata reads
 
     # -- opening -------------------------------------------------------------------------------
     @classmethod
@@ -127,6 +128,8 @@ class StoreWriter:
 
     # -- data ------------------------------------------------------------------------------------
     def _ensure_arrays(self, rec: Recording) -> None:
+        if self._ready:
+            return
         n = self.group["prompt"].shape[0]
         steps = len(rec.timesteps)
         if "step" not in self.group:
@@ -150,6 +153,7 @@ class StoreWriter:
                     dims, shape = ["prompt", "branch", "neuron"], (n, len(rec.branches), width)
                 chunks = (self.chunk, *shape[1:-1], min(width, NEURON_BLOCK))
                 g.create_array(stat, shape=shape, chunks=chunks, dtype="float32", dimension_names=dims, fill_value=float("nan"))
+        self._ready = True
 
     def write(self, indices: list[int], rec: Recording) -> None:
         """Write one batch (contiguous store indices), then mark it done."""

@@ -29,7 +29,7 @@ def density(masks: xr.DataTree, total_params: int | None = None) -> xr.Dataset:
 def density_per_step(tree: xr.DataTree, weights: dict, target, reference, k: float = 2.0, kind: str = "skilled",
                      normalisation: str = "wanda", branch: str | None = None) -> xr.DataArray:  # fmt: skip
     """Skilled share of each UNet site's weight at every step: (site, step)."""
-    sites = [s for s in site_names(tree) if "step" in tree[s]["sumsq" if "sumsq" in tree[s] else "sumsq_unit"].dims]
+    sites = [s for s in site_names(tree) if tree.attrs["site_info"][s]["component"] == "unet"]  # text sites have no steps
     nt = norms(tree, target, normalisation, branch, sites)
     nr = norms(tree, reference, normalisation, branch, sites)
     out = np.zeros((len(sites), tree.sizes["step"]))

@@ -44,8 +44,11 @@ def overlap_per_step(tree: xr.DataTree, weights: dict, concepts: dict[str, tuple
     nrm = {c: (norms(tree, t, normalisation, sites=sites), norms(tree, r, normalisation, sites=sites)) for c, (t, r) in concepts.items()}
     for s in sites:
         w = _weight(weights, s, tree[s].sizes["neuron"])
+        # read each concept's norms from the store once per site, not once per step
+        tgt = {c: torch.from_numpy(nrm[c][0][s]["norm"].values) for c in names}
+        ref = {c: torch.from_numpy(nrm[c][1][s]["norm"].values) for c in names}
         for t in range(n_steps):
-            ms = [step_mask(w, torch.from_numpy(nrm[c][0][s]["norm"].values[t]), torch.from_numpy(nrm[c][1][s]["norm"].values[t]), k) for c in names]
+            ms = [step_mask(w, tgt[c][t], ref[c][t], k) for c in names]
             for i in range(len(names)):
                 for j in range(len(names)):
                     inter[t, i, j] += int((ms[i] & ms[j]).sum())

@@ -126,7 +126,6 @@ def main(argv: list[str] | None = None) -> None:
     acp = sched.alphas_cumprod.to(dev)
     start = time.time()
     bar = tqdm(total=args.steps, initial=step, desc="diffusion")
-    losses = []
     unet.train()
     text.train()
     while step < args.steps and time.time() - start < args.minutes * 60:
@@ -152,9 +151,8 @@ def main(argv: list[str] | None = None) -> None:
             d = min(args.ema, (1 + step) / (10 + step))
             torch._foreach_lerp_(ema_params, live_params, 1 - d)
         step += 1
-        losses.append(loss.item() if step % 50 == 0 else 0.0)
         if step % 50 == 0:
-            bar.set_postfix(loss=f"{losses[-1]:.4f}")
+            bar.set_postfix(loss=f"{loss.item():.4f}")
         bar.update(1)
         if step % args.save_every == 0:
             save_checkpoint()
