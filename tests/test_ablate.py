@@ -66,3 +66,42 @@ def test_ablate_cli(store_path, tmp_path, capsys):
     assert main(["ablate", str(store_path), "--ks", "5", "--windows", "all", "--kinds", "skilled", "--n-per", "1", "--out", str(out), "--quiet"]) == 0
     text = capsys.readouterr().out
     assert "concept_rate" in text and str(out) in text
+
+
+def test_union_cell_prunes_the_or_of_member_masks_and_judges_each_member(toy, tmp_path):
+    """'striped+dotted' with reference 'plain,striped,dotted': each member against the other sets,
+    masks OR-ed (paper A.5), one generation judged per member."""
+    from workbench.analysis import concept_masks, density, union, weights_of
+
+    path = record(toy, get("toy:textures"), tmp_path / "tex.zarr", steps=STEPS, batch_size=16, progress=False)
+    tree = open_store(path)
+    spec = Ablation(concepts=["striped+dotted"], reference="plain,striped,dotted", ks=[5.0], windows=["all"], kinds=["skilled"], steps=STEPS, n_per=1)
+    ds = ablate(toy, load_oracle(), tree, spec, tmp_path / "u.zarr", progress=False)
+    w = weights_of(toy, tree)
+    expected = union(
+        concept_masks(tree, w, "striped", ["plain", "dotted"], k=5, t_hat=None, window="all"),
+        concept_masks(tree, w, "dotted", ["plain", "striped"], k=5, t_hat=None, window="all"),
+    )
+    assert float(ds["density"].item()) == pytest.approx(float(density(expected)["overall"]))
+    base = ds.attrs["baseline"]["striped+dotted"]
+    assert set(base["per_value"]) == {"striped", "dotted"} and base["concept_rate"] > 0.5
+    with pytest.raises(ValueError, match="leaves no set"):
+        ablate(toy, load_oracle(), tree, Ablation(concepts=["plain"], reference="plain", steps=STEPS), tmp_path / "x.zarr", progress=False)
+
+
+def test_toy_evaluate_reads_shapes_and_refuses_mixed_unions(toy):
+    from workbench.evaluate import attribute_of, toy_evaluate
+
+    r = toy_evaluate(toy, load_oracle(), None, "circle", n_per=1, steps=STEPS)
+    assert attribute_of("circle") == "shape" and r.target_images.shape[0] == 16 and r.other_images.shape[0] == 48
+    assert 0 <= r.concept_rate <= 1 and set(r.other_accuracy) == {"shape", "colour", "texture", "scene"}
+    with pytest.raises(ValueError, match="one attribute"):
+        toy_evaluate(toy, load_oracle(), None, ["circle", "striped"], n_per=1, steps=STEPS)
+    with pytest.raises(ValueError, match="no toy-world concept"):
+        attribute_of("van_gogh")
+
+
+def test_window_beyond_the_recorded_steps_fails_before_creating_a_store(toy, tree, tmp_path):
+    with pytest.raises(ValueError, match="beyond the recorded steps"):
+        ablate(toy, load_oracle(), tree, Ablation(windows=["first:10"], steps=STEPS), tmp_path / "w.zarr", progress=False)
+    assert not (tmp_path / "w.zarr").exists()

@@ -50,7 +50,8 @@ def test_pipeline_is_deterministic_and_fast_enough_to_use(toy):
 
 
 def test_toy_fid_is_small_for_real_images_and_large_for_noise():
-    from workbench.toyworld.oracle import degraded_batch, toy_fid
+    from workbench.evaluate import toy_fid
+    from workbench.toyworld.oracle import degraded_batch
 
     oracle = load_oracle()
     g = torch.Generator().manual_seed(5)

@@ -3,6 +3,7 @@
 Everything a notebook needs is importable from here: ``import workbench as wb``.
 """
 
+from . import _quiet  # noqa: F401  (must run before diffusers is imported)
 from .analysis import (
     concept_masks,
     density,

@@ -15,7 +15,7 @@ import numpy as np
 import xarray as xr
 import zarr
 
-from .analysis import concept_masks, density, weights_of
+from .analysis import concept_masks, density, step_window, union, weights_of
 from .evaluate import toy_evaluate
 from .prune import pruned, random_like
 
@@ -25,7 +25,10 @@ KINDS = ("skilled", "unskilled", "random")
 
 @dataclass
 class Ablation:
-    """What to sweep. Windows: 'first:T' (the paper's t_hat = T), 'all', 'last:N'."""
+    """What to sweep. Concepts: toy-world values ('striped', 'circle'), 'a+b+c' for the union of
+    their masks (paper A.5). Reference: a prompt set, or several comma-separated; a concept's own
+    set is dropped from it, so 'plain,striped,dotted,checkered' contrasts each texture with the
+    rest. Windows: 'first:T' (the paper's t_hat = T), 'all', 'last:N'."""
 
     concepts: list[str] = field(default_factory=lambda: ["striped"])
     reference: str = "plain"
@@ -38,6 +41,19 @@ class Ablation:
 
     def coords(self) -> dict:
         return {"concept": self.concepts, "family": self.families, "k": [float(k) for k in self.ks], "window": self.windows, "kind": self.kinds}
+
+
+def members(concept: str) -> list[str]:
+    """'striped+dotted' -> ['striped', 'dotted']."""
+    return [c.strip() for c in concept.split("+") if c.strip()]
+
+
+def reference_for(concept: str, reference: str) -> list[str]:
+    """The reference sets for one concept: the given ones minus the concept's own."""
+    refs = [r.strip() for r in reference.split(",") if r.strip() and r.strip() != concept]
+    if not refs:
+        raise ValueError(f"the reference {reference!r} leaves no set to contrast {concept!r} with: name another prompt set")
+    return refs
 
 
 def _window(spec: str):
@@ -58,8 +74,8 @@ def ablate(pipe, oracle, tree: xr.DataTree, spec: Ablation, out: str | Path, pro
     for k in spec.kinds:
         if k not in KINDS:
             raise ValueError(f"unknown mask kind {k!r}: use {KINDS}")
-    for w in spec.windows:
-        _window(w)
+    for w in spec.windows:  # check every window against the recorded steps before creating the store
+        step_window(tree.sizes["step"], *_window(w))
     info = tree.attrs["site_info"]
     for fam in spec.families:
         if not any(v["family"] == fam for v in info.values()):
@@ -71,7 +87,7 @@ def ablate(pipe, oracle, tree: xr.DataTree, spec: Ablation, out: str | Path, pro
     group = _open_results(out, spec, coords, shape, dims)
     weights = weights_of(pipe, tree)
     if "baseline_concept_rate" not in group.attrs:
-        base = {c: toy_evaluate(pipe, oracle, "texture", c, n_per=spec.n_per, steps=spec.steps).summary() for c in spec.concepts}
+        base = {c: toy_evaluate(pipe, oracle, None, members(c), n_per=spec.n_per, steps=spec.steps).summary() for c in spec.concepts}
         group.attrs["baseline"] = base
         group.attrs["baseline_concept_rate"] = {c: b["concept_rate"] for c, b in base.items()}
     done = group["done"][...]
@@ -80,14 +96,15 @@ def ablate(pipe, oracle, tree: xr.DataTree, spec: Ablation, out: str | Path, pro
         concept, fam, k, window, kind = (coords[d][i] for d, i in zip(dims, ix))
         sites = [s for s in tree.attrs["sites"] if info[s]["family"] == fam]
         t_hat, win = _window(window)
-        masks = concept_masks(tree, weights, concept, spec.reference, k=k, t_hat=t_hat, window=win, kind="unskilled" if kind == "unskilled" else "skilled", sites=sites)
+        mkind = "unskilled" if kind == "unskilled" else "skilled"
+        masks = union(*(concept_masks(tree, weights, c, reference_for(c, spec.reference), k=k, t_hat=t_hat, window=win, kind=mkind, sites=sites) for c in members(concept)))
         if kind == "random":
             masks = random_like(masks, seed=int(np.ravel_multi_index(ix, shape)))
             dens = sum(int(m.sum()) for m in masks.values()) / sum(m.size for m in masks.values())
         else:
             dens = float(density(masks)["overall"])
         with pruned(pipe, masks):
-            r = toy_evaluate(pipe, oracle, "texture", concept, n_per=spec.n_per, steps=spec.steps)
+            r = toy_evaluate(pipe, oracle, None, members(concept), n_per=spec.n_per, steps=spec.steps)
         values = {"concept_rate": r.concept_rate, "degraded_rate": r.degraded_rate, **r.other_accuracy, "fid": r.fid, "density": dens}
         for m in METRICS:
             group[m][ix] = values[m]

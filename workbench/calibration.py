@@ -110,6 +110,27 @@ def toy_shape(shape: str, seed: int = 0) -> PromptSet:
     return paired([p for p, _ in pairs], [r for _, r in pairs], shape, "scene", seed)
 
 
+def toy_textures(seed: int = 0) -> PromptSet:
+    """Every texture on every colour x shape, the four phrasings of one base sharing a seed; set
+    name = the texture. One store then serves any texture against any reference (plain, the other
+    textures, or both)."""
+    base = [f"a {c} {s}" for c in COLOURS for s in SHAPES]
+    out = []
+    for t in TEXTURES:
+        phrase = f" {TEXTURE_PHRASE[t]}" if t != "plain" else ""
+        out += [Prompt(f"{b}{phrase}", t, seed + i) for i, b in enumerate(base)]
+    return PromptSet(out)
+
+
+def toy_shapes(seed: int = 0) -> PromptSet:
+    """Every shape on every colour x scene, and the scene alone (set 'scene'), sharing seeds per
+    (colour, scene); set name = the shape."""
+    base = [(c, sc) for c in COLOURS for sc in SCENES]
+    out = [Prompt(f"a {c} {s} on {sc}", s, seed + i) for s in SHAPES for i, (c, sc) in enumerate(base)]
+    out += [Prompt(sc, "scene", seed + i) for i, (c, sc) in enumerate(base)]
+    return PromptSet(out)
+
+
 def toy_swap(source: str = "red", target: str = "blue", seed: int = 0) -> PromptSet:
     """Gender-reversal analogue: "a <source> <shape> ..." vs "a <target> <shape> ..."."""
     for c in (source, target):
@@ -144,6 +165,8 @@ def named_sets() -> dict[str, str]:
     names["gender:female_to_male"] = "paper: female words vs male words"
     names.update({f"texture:{t}": f"toy world, style analogue: {t}" for t in TEXTURE_PHRASE})
     names.update({f"shape:{s}": f"toy world, object analogue: {s}" for s in SHAPES})
+    names["toy:textures"] = "toy world: every texture on every colour x shape (sets plain, striped, dotted, checkered)"
+    names["toy:shapes"] = "toy world: every shape on every colour x scene, and the scenes alone (set scene)"
     names["swap:red_to_blue"] = "toy world, gender analogue: red vs blue"
     names["toy:eval"] = "toy world: held-out evaluation captions"
     return names
@@ -173,6 +196,10 @@ def get(name: str, seed: int = 0) -> PromptSet:
     if kind == "swap" and "_to_" in arg:
         a, b = arg.split("_to_")
         return toy_swap(a, b, seed)
+    if name == "toy:textures":
+        return toy_textures(seed)
+    if name == "toy:shapes":
+        return toy_shapes(seed)
     if name == "toy:eval":
         return toy_eval(seed=seed + 10_000)
     raise ValueError(f"unknown prompt set {name!r}: use a file of prompts or one of: {', '.join(named_sets())}")

@@ -6,7 +6,6 @@ record the calibration set of a texture -> masks at (k, t_hat) -> prune -> oracl
 
 from __future__ import annotations
 
-import html
 import json
 import time
 from pathlib import Path
@@ -15,7 +14,7 @@ from .analysis import concept_masks, density, density_per_step, norm_distributio
 from .calibration import get
 from .evaluate import toy_evaluate
 from .models import load_pipeline
-from .plots import before_after, density_bar, density_heatmap, image_grid, norm_histogram
+from .plots import before_after, density_bar, density_heatmap, image_grid, norm_histogram, write_html
 from .prune import pruned, random_like
 from .recording import record
 from .store import open_store
@@ -77,10 +76,7 @@ def run_demo(concept: str = "striped", k: float = 2.0, t_hat: int = 10, out: str
 
 
 def write_report(path: Path, summary: dict, figs: list, provenance: dict) -> Path:
-    """One self-contained HTML file (plotly.js inlined once: opens offline)."""
-    parts = []
-    for i, (title, fig) in enumerate(figs):
-        parts.append(f"<h2>{html.escape(title)}</h2>" + fig.to_html(full_html=False, include_plotlyjs=(i == 0), div_id=f"fig{i}"))
+    """The demo's report: the numbers table, figures and provenance in one self-contained file."""
     b, a, r = summary["before"], summary["after"], summary.get("random_control")
 
     def row(name, key):
@@ -95,16 +91,9 @@ def write_report(path: Path, summary: dict, figs: list, provenance: dict) -> Pat
     cells = [b["fid"], a["fid"]] + ([r["fid"]] if r else [])
     table += "<tr><td>toy FID on other prompts (oracle features; lower is better)</td>" + "".join(f"<td>{c:.2f}</td>" for c in cells) + "</tr>"
     table += "</table>"
-    doc = f"""<!doctype html><html><head><meta charset="utf-8"><title>workbench demo: erasing {html.escape(summary['concept'])}</title>
-<style>body{{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}} td,th{{padding:4px 10px;border-bottom:1px solid #ddd}}
-pre{{background:#f6f6f6;padding:1em;overflow:auto;font-size:12px}}</style></head><body>
-<h1>ConceptPrune on the toy world: erasing '{html.escape(summary['concept'])}'</h1>
-<p>k = {summary['k']:g}% of each weight row, first t&#770; = {summary['t_hat']} UNet calls; pruned {summary['density']:.3%} of the
+    intro = f"""<p>k = {summary['k']:g}% of each weight row, first t&#770; = {summary['t_hat']} UNet calls; pruned {summary['density']:.3%} of the
 FFN-2 weights ({summary['density_of_unet']:.3%} of all UNet parameters). Ran in {summary['seconds']} s.</p>
-{table}
-{''.join(parts)}
-<h2>Provenance</h2><pre>{html.escape(json.dumps({k: v for k, v in summary.items() if k not in ('before', 'after', 'random_control')}, indent=1))}
-{html.escape(json.dumps(provenance, indent=1))}</pre>
-</body></html>"""
-    path.write_text(doc)
-    return path
+{table}"""
+    provenance_text = json.dumps({k: v for k, v in summary.items() if k not in ("before", "after", "random_control")}, indent=1)
+    provenance_text += "\n" + json.dumps(provenance, indent=1)
+    return write_html(path, f"ConceptPrune on the toy world: erasing '{summary['concept']}'", intro, figs, provenance_text)

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from .calibration import toy_eval
+from .metrics import fid_kid
 from .toyworld.draw import draw, indices_of
-from .toyworld.grammar import Spec, parse
-from .toyworld.oracle import toy_fid
+from .toyworld.grammar import ATTRIBUTES, COLOURS, SCENES, SHAPES, TEXTURES, Spec, parse
 
 
 @dataclass
 class ToyEval:
-    """Oracle readings of held-out prompts: the erased concept's rate on target prompts, the
+    """Oracle readings of held-out prompts: the erased concept's rate on target prompts (for a
+    union, pooled over the members' target prompts, and per member in ``per_value``), the
     degraded-image rate, and every attribute's accuracy on non-target prompts."""
 
     concept_rate: float
@@ -23,9 +24,13 @@ class ToyEval:
     fid: float
     target_images: torch.Tensor
     other_images: torch.Tensor
+    per_value: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> dict:
-        return {"concept_rate": self.concept_rate, "degraded_rate": self.degraded_rate, "other_accuracy": self.other_accuracy, "fid": self.fid}
+        out = {"concept_rate": self.concept_rate, "degraded_rate": self.degraded_rate, "other_accuracy": self.other_accuracy, "fid": self.fid}
+        if len(self.per_value) > 1:
+            out["per_value"] = self.per_value
+        return out
 
 
 @torch.no_grad()
@@ -38,24 +43,40 @@ def generate(pipe, texts: list[str], seeds: list[int], steps: int = 25, guidance
     return torch.cat(out)
 
 
-def toy_evaluate(pipe, oracle, attribute: str, value: str, n_per: int = 2, steps: int = 25, guidance: float = 1.5) -> ToyEval:
-    """Evaluate erasure of ``attribute == value`` (e.g. texture 'striped', shape 'circle') on the
-    held-out evaluation prompts (``toy:eval``: every texture x colour x shape, ``n_per`` each)."""
+def attribute_of(value: str) -> str:
+    """The toy-world attribute a concept name belongs to ('striped' -> 'texture')."""
+    for attr, values in ATTRIBUTES.items():
+        if value in values:
+            return attr
+    raise ValueError(f"{value!r} is no toy-world concept: choose a shape {SHAPES}, colour {COLOURS}, texture {TEXTURES} or scene {SCENES}")
+
+
+def toy_evaluate(pipe, oracle, attribute: str | None, value: str | list[str], n_per: int = 2, steps: int = 25, guidance: float = 1.5) -> ToyEval:
+    """Evaluate erasure of ``attribute == value`` (e.g. texture 'striped', shape 'circle'; a list
+    of values for a union) on the held-out evaluation prompts (``toy:eval``: every texture x colour
+    x shape, ``n_per`` each). ``attribute=None`` looks it up. The images are generated once."""
+    values = [value] if isinstance(value, str) else list(value)
+    attrs = {attribute_of(v) for v in values} if attribute is None else {attribute}
+    if len(attrs) != 1:
+        raise ValueError(f"a union must stay within one attribute, got {values} ({sorted(attrs)})")
+    attribute = attrs.pop()
     prompts = list(toy_eval(n_per=n_per))
     truth = [parse(p.text) for p in prompts]
-    is_target = [t[attribute] == value for t in truth]
+    is_target = [t[attribute] in values for t in truth]
     if not any(is_target):
-        raise ValueError(f"no evaluation prompt has {attribute}={value!r}")
+        raise ValueError(f"no evaluation prompt has {attribute} in {values}")
     images = generate(pipe, [p.text for p in prompts], [p.seed for p in prompts], steps, guidance)
     pred = oracle.predict(images)
     n = len(prompts)
     tgt = [i for i in range(n) if is_target[i]]
     oth = [i for i in range(n) if not is_target[i]]
-    concept_rate = sum(pred[attribute][i] == value for i in tgt) / len(tgt)
+    shown = [pred[attribute][i] == truth[i][attribute] for i in range(n)]
+    concept_rate = sum(shown[i] for i in tgt) / len(tgt)
+    per_value = {v: sum(shown[i] for i in tgt if truth[i][attribute] == v) / sum(truth[i][attribute] == v for i in tgt) for v in values}
     degraded = sum(pred["shape"][i] == "none" for i in range(n)) / n
     acc = {a: sum(pred[a][i] == truth[i][a] for i in oth) / len(oth) for a in ("shape", "colour", "texture", "scene")}
     fid = toy_fid(oracle, images[oth], reference_images([prompts[i] for i in oth]))
-    return ToyEval(concept_rate, degraded, acc, fid, images[tgt], images[oth])
+    return ToyEval(concept_rate, degraded, acc, fid, images[tgt], images[oth], per_value)
 
 
 def reference_images(prompts) -> torch.Tensor:
@@ -66,3 +87,13 @@ def reference_images(prompts) -> torch.Tensor:
         specs.append(Spec(t["shape"], t["colour"] or "red", t["texture"] or "plain", t["scene"] or "night"))
     g = torch.Generator().manual_seed(sum(p.seed for p in prompts) % (2**31))
     return draw(**indices_of(specs), generator=g)
+
+
+@torch.no_grad()
+def toy_fid(oracle, generated: torch.Tensor, reference: torch.Tensor) -> float:
+    """Toy-world FID (torchmetrics): the oracle's 128-d features of generated images against drawn
+    ground-truth images, the analogue of the paper's COCO FID. Below 128 images a side the
+    covariances are singular: compare values only between runs of the same size."""
+    oracle.eval()
+    dev = next(oracle.parameters()).device
+    return fid_kid(reference, generated, features=lambda x: oracle.features(x.to(dev)), dim=128)["fid"]

@@ -63,3 +63,71 @@ def overlap_heatmap(mat: xr.DataArray, title: str = "Concept overlap (Jaccard)")
     fig = go.Figure(go.Heatmap(z=mat.values, x=list(mat["concept_2"].values), y=list(mat["concept"].values), zmin=0, zmax=1, colorscale="Blues"))
     fig.update_layout(title=title, template="plotly_white", height=420)
     return fig
+
+
+def labelled_grid(columns: dict[str, torch.Tensor], title: str = "", scale: int = 3) -> go.Figure:
+    """Image columns side by side, one label each: skilled vs unskilled vs random (Fig. 3 left),
+    a t-hat strip (Fig. 5), before/after (Fig. 1). Row i of every column is the same prompt and seed."""
+    labels = list(columns)
+    n = min(len(v) for v in columns.values())
+    imgs = torch.stack([columns[k][:n] for k in labels], dim=1).reshape(n * len(labels), *next(iter(columns.values())).shape[1:])
+    fig = image_grid(imgs, cols=len(labels), title=title, scale=scale)
+    w = imgs.shape[-1] + 2
+    for j, lab in enumerate(labels):
+        fig.add_annotation(x=j * w + w / 2, y=-4, text=lab, showarrow=False, yanchor="bottom", font={"size": 11})
+    fig.update_layout(margin=dict(l=10, r=10, t=80, b=10))
+    return fig
+
+
+def tradeoff(ds: xr.Dataset, concept: str, family: str = "ffn2", kind: str = "skilled") -> go.Figure:
+    """The k / t-hat trade-off (paper Fig. 4a): the concept's rate on target prompts (erasure,
+    lower is better) and the mean accuracy of other attributes on other prompts (retention)."""
+    from plotly.subplots import make_subplots
+
+    sel = ds.sel(concept=concept, family=family, kind=kind)
+    keep = sel[["shape", "colour", "texture", "scene"]].to_array("attr").mean("attr")
+    fig = make_subplots(rows=1, cols=2, subplot_titles=(f"'{concept}' rate on target prompts (erasure)", "other attributes on other prompts (retention)"))
+    for i, w in enumerate(sel["window"].values):
+        colour = f"hsl({int(300 * i / max(1, sel.sizes['window'] - 1))},60%,45%)"
+        fig.add_trace(go.Scatter(x=sel["k"].values, y=sel["concept_rate"].sel(window=w).values * 100, name=str(w), mode="lines+markers", line={"color": colour}), 1, 1)
+        fig.add_trace(go.Scatter(x=sel["k"].values, y=keep.sel(window=w).values * 100, name=str(w), mode="lines+markers", line={"color": colour}, showlegend=False), 1, 2)
+    fig.update_xaxes(title_text="k (% of each weight row)", type="log")
+    fig.update_yaxes(title_text="%", range=[0, 102])
+    fig.update_layout(title="Sparsity and step window", legend_title="window", template="plotly_white", height=420)
+    return fig
+
+
+def metric_bars(ds: xr.Dataset, dim: str, title: str) -> go.Figure:
+    """Grouped bars of the oracle's readings along one dimension of an ablation (e.g. family for
+    the site ablation, kind for skilled vs unskilled vs random); other dimensions must be size 1."""
+    sel = ds.squeeze(drop=False)
+    metrics = {"concept rate": "concept_rate", "degraded": "degraded_rate", "shape": "shape", "colour": "colour", "texture": "texture", "scene": "scene"}
+    fig = go.Figure([go.Bar(name=lab, x=[str(v) for v in ds[dim].values], y=np.ravel(sel[m].transpose(dim, ...).values) * 100) for lab, m in metrics.items()])
+    fig.update_layout(barmode="group", title=title, yaxis_title="%", xaxis_title=dim, template="plotly_white", height=400)
+    return fig
+
+
+def per_step_curves(dps: xr.DataArray, title: str = "Skilled share per UNet call") -> go.Figure:
+    """density_per_step as one line per site over UNet calls: when does each site's circuit form?"""
+    fig = go.Figure([go.Scatter(x=dps["step"].values, y=dps.sel(site=s).values * 100, name=_short(str(s)), mode="lines") for s in dps["site"].values])
+    fig.update_layout(title=title, xaxis_title="UNet call (0 = noisiest)", yaxis_title="% of the site's weights", template="plotly_white", height=400)
+    return fig
+
+
+def write_html(path, title: str, intro_html: str, figs: list, provenance: str = ""):
+    """One self-contained HTML page of titled figures (plotly.js inlined once: opens offline)."""
+    import html
+    from pathlib import Path
+
+    parts = [f"<h2>{html.escape(t)}</h2>" + f.to_html(full_html=False, include_plotlyjs=(i == 0), div_id=f"fig{i}") for i, (t, f) in enumerate(figs)]
+    prov = f"<h2>Provenance</h2><pre>{html.escape(provenance)}</pre>" if provenance else ""
+    doc = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}} td,th{{padding:4px 10px;border-bottom:1px solid #ddd}}
+pre{{background:#f6f6f6;padding:1em;overflow:auto;font-size:12px}}</style></head><body>
+<h1>{html.escape(title)}</h1>
+{intro_html}
+{"".join(parts)}
+{prov}
+</body></html>"""
+    Path(path).write_text(doc)
+    return Path(path)

@@ -27,9 +27,10 @@ def density(masks: xr.DataTree, total_params: int | None = None) -> xr.Dataset:
 
 
 def density_per_step(tree: xr.DataTree, weights: dict, target, reference, k: float = 2.0, kind: str = "skilled",
-                     normalisation: str = "wanda", branch: str | None = None) -> xr.DataArray:  # fmt: skip
-    """Skilled share of each UNet site's weight at every step: (site, step)."""
-    sites = [s for s in site_names(tree) if tree.attrs["site_info"][s]["component"] == "unet"]  # text sites have no steps
+                     normalisation: str = "wanda", branch: str | None = None, sites: list[str] | None = None) -> xr.DataArray:  # fmt: skip
+    """Skilled share of each UNet site's weight at every step: (site, step); ``sites`` limits it."""
+    unet = [s for s in site_names(tree) if tree.attrs["site_info"][s]["component"] == "unet"]  # text sites have no steps
+    sites = [s for s in (sites or unet) if s in unet]
     nt = norms(tree, target, normalisation, branch, sites)
     nr = norms(tree, reference, normalisation, branch, sites)
     out = np.zeros((len(sites), tree.sizes["step"]))

@@ -2,7 +2,7 @@
 
 Its ``shape`` head has a ``none`` class, trained on scenes without object and on degraded images
 (noise, blobs), so an image wrecked by pruning is flagged instead of being counted as erased.
-Its 128-d penultimate features define the toy-world FID.
+Its 128-d penultimate features define the toy-world FID (``evaluate.toy_fid``).
 """
 
 from __future__ import annotations
@@ -122,31 +122,3 @@ def load(path: str | Path, device: str = "cpu") -> Oracle:
     model = Oracle()
     model.load_state_dict(load_file(str(path)))
     return model.to(device).eval()
-
-
-def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Frechet distance between Gaussians fitted to two feature sets (N, D): the FID formula.
-    With fewer samples than feature dimensions (128) the covariances are singular and the value
-    is a rough one: compare it only between runs of the same size."""
-    import warnings
-
-    import numpy as np
-    from scipy import linalg
-
-    x, y = a.double().cpu().numpy(), b.double().cpu().numpy()
-    mu1, mu2 = x.mean(0), y.mean(0)
-    s1, s2 = np.cov(x, rowvar=False), np.cov(y, rowvar=False)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", linalg.LinAlgWarning)
-        covmean, _ = linalg.sqrtm(s1 @ s2, disp=False)
-    covmean = covmean.real
-    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
-
-
-@torch.no_grad()
-def toy_fid(model: Oracle, generated: torch.Tensor, reference: torch.Tensor) -> float:
-    """Toy-world FID: Frechet distance of the oracle's 128-d features of generated images against
-    drawn ground-truth images (the analogue of the paper's COCO FID)."""
-    model.eval()
-    dev = next(model.parameters()).device
-    return frechet_distance(model.features(generated.to(dev)), model.features(reference.to(dev)))
