@@ -48,7 +48,7 @@ def test_interrupted_ablation_resumes_without_redoing_cells(toy, tree, tmp_path,
     dens = ds["density"].sel(concept="striped", family="ffn2", window="all")
     np.testing.assert_allclose(dens.sel(kind="random").values, dens.sel(kind="skilled").values, rtol=1e-12)
     with pytest.raises(ValueError, match="another ablation"):
-        ablate(toy, oracle, tree, Ablation(ks=[5.0], steps=STEPS), out, progress=False)
+        ablate(toy, oracle, tree, Ablation(ks=[5.0], windows=["all"], steps=STEPS), out, progress=False)
 
 
 def test_bad_ablation_specs(toy, tree, tmp_path):
@@ -56,7 +56,7 @@ def test_bad_ablation_specs(toy, tree, tmp_path):
     with pytest.raises(ValueError, match="unknown window"):
         ablate(toy, oracle, tree, Ablation(windows=["middle"], steps=STEPS), tmp_path / "a.zarr", progress=False)
     with pytest.raises(ValueError, match="no 'ffn1' sites"):
-        ablate(toy, oracle, tree, Ablation(families=["ffn1"], steps=STEPS), tmp_path / "b.zarr", progress=False)
+        ablate(toy, oracle, tree, Ablation(families=["ffn1"], windows=["all"], steps=STEPS), tmp_path / "b.zarr", progress=False)
 
 
 def test_ablate_cli(store_path, tmp_path, capsys):
@@ -86,7 +86,7 @@ def test_union_cell_prunes_the_or_of_member_masks_and_judges_each_member(toy, tm
     base = ds.attrs["baseline"]["striped+dotted"]
     assert set(base["per_value"]) == {"striped", "dotted"} and base["concept_rate"] > 0.5
     with pytest.raises(ValueError, match="leaves no set"):
-        ablate(toy, load_oracle(), tree, Ablation(concepts=["plain"], reference="plain", steps=STEPS), tmp_path / "x.zarr", progress=False)
+        ablate(toy, load_oracle(), tree, Ablation(concepts=["plain"], reference="plain", windows=["all"], steps=STEPS), tmp_path / "x.zarr", progress=False)
 
 
 def test_toy_evaluate_reads_shapes_and_refuses_mixed_unions(toy):

@@ -16,8 +16,10 @@ import xarray as xr
 import zarr
 
 from .analysis import concept_masks, density, step_window, union, weights_of
+from .analysis.norms import prompt_index
 from .evaluate import toy_evaluate
 from .prune import pruned, random_like
+from .store import consolidate
 
 METRICS = ("concept_rate", "degraded_rate", "shape", "colour", "texture", "scene", "fid", "density")
 KINDS = ("skilled", "unskilled", "random")
@@ -74,6 +76,9 @@ def ablate(pipe, oracle, tree: xr.DataTree, spec: Ablation, out: str | Path, pro
     for k in spec.kinds:
         if k not in KINDS:
             raise ValueError(f"unknown mask kind {k!r}: use {KINDS}")
+    for c in spec.concepts:  # every member needs its own set and a reference left after dropping it
+        for m in members(c):
+            prompt_index(tree, [m, *reference_for(m, spec.reference)])
     for w in spec.windows:  # check every window against the recorded steps before creating the store
         step_window(tree.sizes["step"], *_window(w))
     info = tree.attrs["site_info"]
@@ -109,7 +114,7 @@ def ablate(pipe, oracle, tree: xr.DataTree, spec: Ablation, out: str | Path, pro
         for m in METRICS:
             group[m][ix] = values[m]
         group["done"][ix] = True
-    zarr.consolidate_metadata(str(out))
+    consolidate(out)
     return open_results(out)
 
 

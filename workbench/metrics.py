@@ -203,15 +203,18 @@ def fid_kid(real, fake, features=None, dim: int | None = None, inception_weights
     n = min(len(real), len(fake))
     if n < 2:
         raise ValueError(f"FID/KID need at least 2 images on each side, got {len(real)} real and {len(fake)} generated")
-    if features is None:
-        if inception_weights is None or not Path(inception_weights).exists():
-            raise ModelNotFoundError(
-                "Inception FID needs its weights file: pass inception_weights=<path to pt_inception-2015-12-05-6726825d.pth> "
-                "(torch-fidelity's release asset), or pass features=<your feature extractor>"
-            )
-        fid = FrechetInceptionDistance(feature=2048, normalize=True, feature_extractor_weights_path=str(inception_weights))
-        kid = KernelInceptionDistance(feature=2048, normalize=True, subset_size=min(kid_subset, n), feature_extractor_weights_path=str(inception_weights))
-    else:
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*will save all extracted features")  # KID keeps features: fine at our sizes
+        if features is None:
+            if inception_weights is None or not Path(inception_weights).exists():
+                raise ModelNotFoundError(
+                    "Inception FID needs its weights file: pass inception_weights=<path to pt_inception-2015-12-05-6726825d.pth> "
+                    "(torch-fidelity's release asset), or pass features=<your feature extractor>"
+                )
+            from torchmetrics.image.fid import NoTrainInceptionV3  # needs torch-fidelity
+
+            inception = NoTrainInceptionV3("inception-v3-compat", ["2048"], str(inception_weights))
+            features, dim = (lambda x: inception((x * 255).round().to(torch.uint8))), 2048
         module = features if isinstance(features, torch.nn.Module) and hasattr(features, "num_features") else None
         if module is None:
             if dim is None:
@@ -219,8 +222,6 @@ def fid_kid(real, fake, features=None, dim: int | None = None, inception_weights
             module = _Features(features, dim)
         fid = FrechetInceptionDistance(feature=module, normalize=True)
         kid = KernelInceptionDistance(feature=module, normalize=True, subset_size=min(kid_subset, n))
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*will save all extracted features")
         for m in (fid, kid):
             m.update(real, real=True)
             m.update(fake, real=False)

@@ -170,7 +170,7 @@ class StoreWriter:
         """Mark complete (if every prompt is done) and consolidate the metadata once."""
         complete = bool(self.done().all())
         self.group.attrs.update({"complete": complete, "updated": _now()})
-        zarr.consolidate_metadata(str(self.path))
+        consolidate(self.path)
 
 
 def _fill(dtype):
@@ -241,3 +241,13 @@ def describe(tree: xr.DataTree) -> str:
         sets[str(s)] = sets.get(str(s), 0) + 1
     return json.dumps({"model": p.get("model_id"), "steps": p.get("steps"), "unet_calls": int(tree.sizes.get("step", 0)),
                        "sites": len(tree.attrs["sites"]), "prompts": sets, "complete": tree.attrs.get("complete")}, indent=1)  # fmt: skip
+
+
+def consolidate(path) -> None:
+    """Write consolidated metadata (fast opens); zarr warns that v3 has no spec for it yet, which
+    is known and harmless here: readers that ignore it still open the store."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
+        zarr.consolidate_metadata(str(path))
