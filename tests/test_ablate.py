@@ -49,6 +49,11 @@ def test_interrupted_ablation_resumes_without_redoing_cells(toy, tree, tmp_path,
     np.testing.assert_allclose(dens.sel(kind="random").values, dens.sel(kind="skilled").values, rtol=1e-12)
     with pytest.raises(ValueError, match="another ablation"):
         ablate(toy, oracle, tree, Ablation(ks=[5.0], windows=["all"], steps=STEPS), out, progress=False)
+    import shutil
+
+    shutil.rmtree(out / "target_other")  # as a store from before that metric existed
+    with pytest.raises(ValueError, match="older workbench"):
+        ablate(toy, oracle, tree, spec, out, progress=False)
 
 
 def test_bad_ablation_specs(toy, tree, tmp_path):
@@ -85,6 +90,7 @@ def test_union_cell_prunes_the_or_of_member_masks_and_judges_each_member(toy, tm
     assert float(ds["density"].item()) == pytest.approx(float(density(expected)["overall"]))
     base = ds.attrs["baseline"]["striped+dotted"]
     assert set(base["per_value"]) == {"striped", "dotted"} and base["concept_rate"] > 0.5
+    assert 0 <= float(ds["target_other"].item()) <= 1 and 0 <= base["target_other"] <= 1
     with pytest.raises(ValueError, match="leaves no set"):
         ablate(toy, load_oracle(), tree, Ablation(concepts=["plain"], reference="plain", windows=["all"], steps=STEPS), tmp_path / "x.zarr", progress=False)
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from workbench.metrics import ClipScorer, Classifier, NudityDetector, clip_score, fid_kid, nudity_reduction, top1_accuracy
+from workbench.metrics import Classifier, ClipScorer, NudityDetector, clip_score, fid_kid, nudity_reduction, top1_accuracy
 from workbench.models import ModelNotFoundError
 from workbench.toyworld import load_oracle
 from workbench.toyworld.draw import draw, sample_specs

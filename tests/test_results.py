@@ -25,14 +25,17 @@ def quick(tmp_path_factory):
 def test_every_table_is_written_from_its_store(quick):
     root, out, done = quick
     text = out.read_text()
-    for head in ("(a) Style", "(a') Style", "(b) Object", "(c) Site", "(d) Sparsity", "(e) Skilled", "(f) Union", "## Acceptance"):
+    for head in ("(a) Style", "(a') Style", "(b) Object", "(b') Object", "(c) Site", "(d) Sparsity", "(e) Skilled", "(f) Union", "## Acceptance"):
         assert head in text
     ds = open_results(root / "stores" / "c_sites.zarr")
     rate = float(ds["concept_rate"].sel(concept="striped", family="text.fc2", kind="skilled").squeeze())
     row = next(line for line in text.splitlines() if line.startswith("| striped | text.fc2 | skilled |"))
-    assert f"→ {100 * rate:.1f} %" in row
     assert re.search(r"Unpruned rates per member: striped\+dotted: striped [\d.]+ %, dotted [\d.]+ %", text)
     assert ("MET in" in text) or ("NOT MET" in text)
+    kept = float(ds["target_other"].sel(concept="striped", family="text.fc2", kind="skilled").squeeze())
+    header = next(line for line in text.splitlines() if line.startswith("| concept | family | kind |"))
+    cells = dict(zip(header.strip("| ").split(" | "), row.strip("| ").split(" | ")))
+    assert cells["concept rate"].endswith(f"→ {100 * rate:.1f} %") and cells["kept on target"].endswith(f"→ {100 * kept:.1f} %")
 
 
 def test_rewrite_keeps_notes_and_resumes(quick):

@@ -21,7 +21,7 @@ from .evaluate import toy_evaluate
 from .prune import pruned, random_like
 from .store import consolidate
 
-METRICS = ("concept_rate", "degraded_rate", "shape", "colour", "texture", "scene", "fid", "density")
+METRICS = ("concept_rate", "degraded_rate", "shape", "colour", "texture", "scene", "target_other", "fid", "density")
 KINDS = ("skilled", "unskilled", "random")
 
 
@@ -92,7 +92,10 @@ def ablate(pipe, oracle, tree: xr.DataTree, spec: Ablation, out: str | Path, pro
     group = _open_results(out, spec, coords, shape, dims)
     weights = weights_of(pipe, tree)
     if "baseline_concept_rate" not in group.attrs:
-        base = {c: toy_evaluate(pipe, oracle, None, members(c), n_per=spec.n_per, steps=spec.steps).summary() for c in spec.concepts}
+        base = {}
+        for c in spec.concepts:
+            r = toy_evaluate(pipe, oracle, None, members(c), n_per=spec.n_per, steps=spec.steps)
+            base[c] = {**r.summary(), "target_other": r.target_other}
         group.attrs["baseline"] = base
         group.attrs["baseline_concept_rate"] = {c: b["concept_rate"] for c, b in base.items()}
     done = group["done"][...]
@@ -110,7 +113,7 @@ def ablate(pipe, oracle, tree: xr.DataTree, spec: Ablation, out: str | Path, pro
             dens = float(density(masks)["overall"])
         with pruned(pipe, masks):
             r = toy_evaluate(pipe, oracle, None, members(concept), n_per=spec.n_per, steps=spec.steps)
-        values = {"concept_rate": r.concept_rate, "degraded_rate": r.degraded_rate, **r.other_accuracy, "fid": r.fid, "density": dens}
+        values = {"concept_rate": r.concept_rate, "degraded_rate": r.degraded_rate, **r.other_accuracy, "target_other": r.target_other, "fid": r.fid, "density": dens}
         for m in METRICS:
             group[m][ix] = values[m]
         group["done"][ix] = True
@@ -123,6 +126,9 @@ def _open_results(out: Path, spec: Ablation, coords: dict, shape: tuple, dims: l
         group = zarr.open_group(str(out), mode="r+", use_consolidated=False)
         if group.attrs.get("spec") != _jsonable(asdict(spec)):
             raise ValueError(f"{out} holds another ablation ({group.attrs.get('spec')}): choose a new --out or the same settings to resume")
+        missing = [m for m in METRICS if m not in group]
+        if missing:
+            raise ValueError(f"{out} was written by an older workbench without {missing}: delete it or choose a new --out")
         return group
     group = zarr.open_group(str(out), mode="w", zarr_format=3)
     group.attrs["spec"] = _jsonable(asdict(spec))

@@ -25,6 +25,9 @@ class ToyEval:
     target_images: torch.Tensor
     other_images: torch.Tensor
     per_value: dict[str, float] = field(default_factory=dict)
+    #: mean accuracy of the *other* attributes on the target prompts: does erasing stripes also
+    #: change the shape or colour of the striped prompts' images?
+    target_other: float = float("nan")
 
     def summary(self) -> dict:
         out = {"concept_rate": self.concept_rate, "degraded_rate": self.degraded_rate, "other_accuracy": self.other_accuracy, "fid": self.fid}
@@ -76,7 +79,9 @@ def toy_evaluate(pipe, oracle, attribute: str | None, value: str | list[str], n_
     degraded = sum(pred["shape"][i] == "none" for i in range(n)) / n
     acc = {a: sum(pred[a][i] == truth[i][a] for i in oth) / len(oth) for a in ("shape", "colour", "texture", "scene")}
     fid = toy_fid(oracle, images[oth], reference_images([prompts[i] for i in oth]))
-    return ToyEval(concept_rate, degraded, acc, fid, images[tgt], images[oth], per_value)
+    kept = [a for a in ("shape", "colour", "texture", "scene") if a != attribute and truth[tgt[0]][a] is not None]
+    target_other = sum(pred[a][i] == truth[i][a] for i in tgt for a in kept) / (len(tgt) * len(kept))
+    return ToyEval(concept_rate, degraded, acc, fid, images[tgt], images[oth], per_value, target_other)
 
 
 def reference_images(prompts) -> torch.Tensor:
