@@ -58,7 +58,8 @@ def reference_for(concept: str, reference: str) -> list[str]:
     return refs
 
 
-def _window(spec: str):
+def parse_window(spec: str):
+    """'first:T' -> (T, None); 'all' -> (None, 'all'); 'last:N' -> (None, ('last', N)): step_window's arguments."""
     name, _, n = spec.partition(":")
     if name == "first" and n:
         return int(n), None
@@ -80,7 +81,7 @@ def ablate(pipe, oracle, tree: xr.DataTree, spec: Ablation, out: str | Path, pro
         for m in members(c):
             prompt_index(tree, [m, *reference_for(m, spec.reference)])
     for w in spec.windows:  # check every window against the recorded steps before creating the store
-        step_window(tree.sizes["step"], *_window(w))
+        step_window(tree.sizes["step"], *parse_window(w))
     info = tree.attrs["site_info"]
     for fam in spec.families:
         if not any(v["family"] == fam for v in info.values()):
@@ -103,7 +104,7 @@ def ablate(pipe, oracle, tree: xr.DataTree, spec: Ablation, out: str | Path, pro
     for ix in tqdm(cells, desc="ablation cells", disable=not progress):
         concept, fam, k, window, kind = (coords[d][i] for d, i in zip(dims, ix))
         sites = [s for s in tree.attrs["sites"] if info[s]["family"] == fam]
-        t_hat, win = _window(window)
+        t_hat, win = parse_window(window)
         mkind = "unskilled" if kind == "unskilled" else "skilled"
         masks = union(*(concept_masks(tree, weights, c, reference_for(c, spec.reference), k=k, t_hat=t_hat, window=win, kind=mkind, sites=sites) for c in members(concept)))
         if kind == "random":

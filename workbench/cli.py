@@ -131,7 +131,7 @@ def cmd_ablate(args) -> int:
                     ks=[float(k) for k in args.ks.split(",")], windows=args.windows.split(","), kinds=args.kinds.split(","),
                     steps=int(tree.attrs["provenance"]["steps"]), n_per=args.n_per)  # fmt: skip
     ds = ablate(load_pipeline("toy"), load_oracle(), tree, spec, args.out, progress=not args.quiet)
-    print(ds[["concept_rate", "degraded_rate", "shape", "colour", "texture", "fid", "density"]].to_dataframe().to_string())
+    print(ds[["concept_rate", "degraded_rate", "shape", "colour", "texture", "target_other", "fid", "density"]].to_dataframe().to_string())
     print(args.out)
     return 0
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from .ablate import Ablation, ablate, members, reference_for
+from .ablate import Ablation, ablate, members, parse_window, reference_for
 from .analysis import concept_masks, density_per_step, norm_distribution, union, weights_of
 from .calibration import get
 from .evaluate import generate
@@ -130,7 +130,7 @@ def figures(pipe, tree: xr.DataTree, results: dict[str, xr.Dataset], steps: int,
     texts, seeds = [p.text for p in prompts], [p.seed for p in prompts]
     strip = {"unpruned": generate(pipe, texts, seeds, steps)}
     for w in d["window"].values:
-        t_hat, win = _window(str(w))
+        t_hat, win = parse_window(str(w))
         with pruned(pipe, concept_masks(tree, weights, "striped", "plain", k=2.0, t_hat=t_hat, window=win, sites=ffn2)):
             strip[str(w)] = generate(pipe, texts, seeds, steps)
     figs.append(("t-hat strip: 'striped' prompts pruned at k = 2 % with growing step windows (Fig. 5)", labelled_grid(strip, scale=4)))
@@ -151,12 +151,6 @@ def figures(pipe, tree: xr.DataTree, results: dict[str, xr.Dataset], steps: int,
         grid["union pruned"] = generate(pipe, ut, us, steps)
     figs.append((f"(f) Union {u}: before / after (Fig. 1)", labelled_grid(grid, scale=4)))
     return figs
-
-
-def _window(w: str):
-    from .ablate import _window as parse
-
-    return parse(w)
 
 
 def _pct(x: float) -> str:
