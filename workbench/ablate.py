@@ -17,7 +17,7 @@ import zarr
 
 from .analysis import concept_masks, density, step_window, union, weights_of
 from .analysis.norms import prompt_index
-from .evaluate import toy_evaluate
+from .evaluate import eval_images, toy_evaluate
 from .prune import pruned, random_like
 from .store import consolidate
 
@@ -93,9 +93,10 @@ def ablate(pipe, oracle, tree: xr.DataTree, spec: Ablation, out: str | Path, pro
     group = _open_results(out, spec, coords, shape, dims)
     weights = weights_of(pipe, tree)
     if "baseline_concept_rate" not in group.attrs:
+        images = eval_images(pipe, spec.n_per, spec.steps)  # the unpruned model's images serve every concept
         base = {}
         for c in spec.concepts:
-            r = toy_evaluate(pipe, oracle, None, members(c), n_per=spec.n_per, steps=spec.steps)
+            r = toy_evaluate(pipe, oracle, None, members(c), n_per=spec.n_per, steps=spec.steps, images=images)
             base[c] = {**r.summary(), "target_other": r.target_other}
         group.attrs["baseline"] = base
         group.attrs["baseline_concept_rate"] = {c: b["concept_rate"] for c, b in base.items()}

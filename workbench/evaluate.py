@@ -54,10 +54,18 @@ def attribute_of(value: str) -> str:
     raise ValueError(f"{value!r} is no toy-world concept: choose a shape {SHAPES}, colour {COLOURS}, texture {TEXTURES} or scene {SCENES}")
 
 
-def toy_evaluate(pipe, oracle, attribute: str | None, value: str | list[str], n_per: int = 2, steps: int = 25, guidance: float = 1.5) -> ToyEval:
+def eval_images(pipe, n_per: int = 2, steps: int = 25, guidance: float = 1.5) -> torch.Tensor:
+    """The held-out evaluation images (``toy:eval`` order), to judge several concepts on one generation."""
+    prompts = list(toy_eval(n_per=n_per))
+    return generate(pipe, [p.text for p in prompts], [p.seed for p in prompts], steps, guidance)
+
+
+def toy_evaluate(pipe, oracle, attribute: str | None, value: str | list[str], n_per: int = 2, steps: int = 25, guidance: float = 1.5,
+                 images: torch.Tensor | None = None) -> ToyEval:  # fmt: skip
     """Evaluate erasure of ``attribute == value`` (e.g. texture 'striped', shape 'circle'; a list
     of values for a union) on the held-out evaluation prompts (``toy:eval``: every texture x colour
-    x shape, ``n_per`` each). ``attribute=None`` looks it up. The images are generated once."""
+    x shape, ``n_per`` each). ``attribute=None`` looks it up. The images are generated once, or
+    taken from ``images`` (``eval_images`` of the same model and settings)."""
     values = [value] if isinstance(value, str) else list(value)
     attrs = {attribute_of(v) for v in values} if attribute is None else {attribute}
     if len(attrs) != 1:
@@ -68,7 +76,10 @@ def toy_evaluate(pipe, oracle, attribute: str | None, value: str | list[str], n_
     is_target = [t[attribute] in values for t in truth]
     if not any(is_target):
         raise ValueError(f"no evaluation prompt has {attribute} in {values}")
-    images = generate(pipe, [p.text for p in prompts], [p.seed for p in prompts], steps, guidance)
+    if images is None:
+        images = eval_images(pipe, n_per, steps, guidance)
+    elif len(images) != len(prompts):
+        raise ValueError(f"got {len(images)} images for {len(prompts)} evaluation prompts: pass eval_images(pipe, n_per={n_per}, ...)")
     pred = oracle.predict(images)
     n = len(prompts)
     tgt = [i for i in range(n) if is_target[i]]
@@ -77,9 +88,9 @@ def toy_evaluate(pipe, oracle, attribute: str | None, value: str | list[str], n_
     concept_rate = sum(shown[i] for i in tgt) / len(tgt)
     per_value = {v: sum(shown[i] for i in tgt if truth[i][attribute] == v) / sum(truth[i][attribute] == v for i in tgt) for v in values}
     degraded = sum(pred["shape"][i] == "none" for i in range(n)) / n
-    acc = {a: sum(pred[a][i] == truth[i][a] for i in oth) / len(oth) for a in ("shape", "colour", "texture", "scene")}
+    acc = {a: sum(pred[a][i] == truth[i][a] for i in oth) / len(oth) for a in ATTRIBUTES}
     fid = toy_fid(oracle, images[oth], reference_images([prompts[i] for i in oth]))
-    kept = [a for a in ("shape", "colour", "texture", "scene") if a != attribute and truth[tgt[0]][a] is not None]
+    kept = [a for a in ATTRIBUTES if a != attribute and truth[tgt[0]][a] is not None]
     target_other = sum(pred[a][i] == truth[i][a] for i in tgt for a in kept) / (len(tgt) * len(kept))
     return ToyEval(concept_rate, degraded, acc, fid, images[tgt], images[oth], per_value, target_other)
 
@@ -101,4 +112,4 @@ def toy_fid(oracle, generated: torch.Tensor, reference: torch.Tensor) -> float:
     covariances are singular: compare values only between runs of the same size."""
     oracle.eval()
     dev = next(oracle.parameters()).device
-    return fid_kid(reference, generated, features=lambda x: oracle.features(x.to(dev)), dim=128)["fid"]
+    return fid_kid(reference, generated, features=lambda x: oracle.features(x.to(dev)), dim=128, kid=False)["fid"]

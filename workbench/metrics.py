@@ -191,8 +191,9 @@ class _Features(torch.nn.Module):
         return self.fn(x)
 
 
-def fid_kid(real, fake, features=None, dim: int | None = None, inception_weights: str | Path | None = None, kid_subset: int = 1000) -> dict[str, float]:
-    """FID and KID (mean, std) of ``fake`` against ``real`` with torchmetrics. ``features``: a
+def fid_kid(real, fake, features=None, dim: int | None = None, inception_weights: str | Path | None = None, kid_subset: int = 1000,
+            kid: bool = True) -> dict[str, float]:  # fmt: skip
+    """FID and KID (mean, std) of ``fake`` against ``real`` with torchmetrics (``kid=False``: FID only). ``features``: a
     module or function mapping images in [0, 1] to (N, D) features (give ``dim`` for a function);
     None uses Inception-v3 2048-d features, which need torch-fidelity and ``inception_weights``
     (the pt_inception-2015-12-05 file) since nothing downloads at run time."""
@@ -220,10 +221,14 @@ def fid_kid(real, fake, features=None, dim: int | None = None, inception_weights
             if dim is None:
                 raise ValueError("give dim, the feature size, with a feature function")
             module = _Features(features, dim)
-        fid = FrechetInceptionDistance(feature=module, normalize=True)
-        kid = KernelInceptionDistance(feature=module, normalize=True, subset_size=min(kid_subset, n))
-        for m in (fid, kid):
+        metrics = {"fid": FrechetInceptionDistance(feature=module, normalize=True)}
+        if kid:
+            metrics["kid"] = KernelInceptionDistance(feature=module, normalize=True, subset_size=min(kid_subset, n))
+        for m in metrics.values():
             m.update(real, real=True)
             m.update(fake, real=False)
-        kid_mean, kid_std = kid.compute()
-        return {"fid": float(fid.compute()), "kid": float(kid_mean), "kid_std": float(kid_std)}
+        out = {"fid": float(metrics["fid"].compute())}
+        if kid:
+            kid_mean, kid_std = metrics["kid"].compute()
+            out.update(kid=float(kid_mean), kid_std=float(kid_std))
+        return out

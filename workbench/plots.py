@@ -7,6 +7,8 @@ import plotly.graph_objects as go
 import torch
 import xarray as xr
 
+from .toyworld.grammar import ATTRIBUTES
+
 
 def _short(site: str) -> str:
     return site.replace(".attentions.", ".a").replace(".transformer_blocks.", ".tb").replace("_blocks", "").replace(".ff.net.2", "")
@@ -85,7 +87,7 @@ def tradeoff(ds: xr.Dataset, concept: str, family: str = "ffn2", kind: str = "sk
     from plotly.subplots import make_subplots
 
     sel = ds.sel(concept=concept, family=family, kind=kind)
-    keep = sel[["shape", "colour", "texture", "scene"]].to_array("attr").mean("attr")
+    keep = sel[list(ATTRIBUTES)].to_array("attr").mean("attr")
     fig = make_subplots(rows=1, cols=2, subplot_titles=(f"'{concept}' rate on target prompts (erasure)", "other attributes on other prompts (retention)"))
     for i, w in enumerate(sel["window"].values):
         colour = f"hsl({int(300 * i / max(1, sel.sizes['window'] - 1))},60%,45%)"
@@ -101,7 +103,7 @@ def metric_bars(ds: xr.Dataset, dim: str, title: str) -> go.Figure:
     """Grouped bars of the oracle's readings along one dimension of an ablation (e.g. family for
     the site ablation, kind for skilled vs unskilled vs random); other dimensions must be size 1."""
     sel = ds.squeeze(drop=False)
-    metrics = {"concept rate": "concept_rate", "degraded": "degraded_rate", "shape": "shape", "colour": "colour", "texture": "texture", "scene": "scene"}
+    metrics = {"concept rate": "concept_rate", "degraded": "degraded_rate", **{a: a for a in ATTRIBUTES}}
     fig = go.Figure([go.Bar(name=lab, x=[str(v) for v in ds[dim].values], y=np.ravel(sel[m].transpose(dim, ...).values) * 100) for lab, m in metrics.items()])
     fig.update_layout(barmode="group", title=title, yaxis_title="%", xaxis_title=dim, template="plotly_white", height=400)
     return fig

@@ -29,14 +29,14 @@ from .plots import labelled_grid, metric_bars, norm_histogram, per_step_curves, 
 from .prune import pruned, random_like
 from .recording import record
 from .store import open_store
-from .toyworld import load_oracle
+from .toyworld import ATTRIBUTES, load_oracle
 
 FAMILIES = ["ffn2", "ffn1", "attn2.to_v", "attn2.to_k", "text.fc2"]
 TEXTURES = ["striped", "dotted", "checkered"]
 SHAPES = ["circle", "square", "triangle", "cross"]
 ALL_TEXTURE_SETS = "plain,striped,dotted,checkered"
 NOTES = "<!-- notes: everything below this line is kept when `workbench results` rewrites the file -->"
-OTHER = ("shape", "colour", "texture", "scene")
+OTHER = tuple(ATTRIBUTES)
 
 
 @dataclass
