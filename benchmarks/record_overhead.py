@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from workbench.calibration import Prompt, PromptSet
+from workbench.prompts import Prompt, PromptSet
 from workbench.models import load_pipeline, sd15_random
-from workbench.recorder import run_pipe
+from workbench.recording.hooks import run_pipe
 from workbench.recording import record
 
 
@@ -87,7 +87,7 @@ def store_size() -> dict:
     """Bytes per prompt on disk for SD1.5's 16 FFN-2 sites, 51 calls, 2 branches, 2 stats, with
     positive float32 values drawn like real sums of squares (incompressible mantissas)."""
     from workbench.models.sites import Site
-    from workbench.recorder import Recording
+    from workbench.store import Recording
     from workbench.store import StoreWriter
 
     widths = [1280] * 5 + [2560] * 5 + [5120] * 6

@@ -11,9 +11,9 @@ import time
 
 import torch
 
-from workbench.toyworld import load, load_oracle
-from workbench.toyworld.gate import quality_gate
-from workbench.toyworld.oracle import accuracy
+from workbench.models.toyworld import load, load_oracle
+from workbench.models.toyworld.gate import quality_gate
+from workbench.models.toyworld.oracle import accuracy
 
 
 def main() -> None:

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 
 import workbench.ablate as ablate_mod
-from workbench.ablate import Ablation, ablate, open_results
-from workbench.calibration import get
+from workbench.evaluation.ablate import Ablation, ablate, open_results
+from workbench.prompts import get
 from workbench.recording import record
 from workbench.store import open_store
-from workbench.toyworld import load_oracle
+from workbench.models.toyworld import load_oracle
 
 STEPS = 4
 
@@ -96,7 +96,7 @@ def test_union_cell_prunes_the_or_of_member_masks_and_judges_each_member(toy, tm
 
 
 def test_toy_evaluate_reads_shapes_and_refuses_mixed_unions(toy):
-    from workbench.evaluate import attribute_of, toy_evaluate
+    from workbench.evaluation.toy import attribute_of, toy_evaluate
 
     r = toy_evaluate(toy, load_oracle(), None, "circle", n_per=1, steps=STEPS)
     assert attribute_of("circle") == "shape" and r.target_images.shape[0] == 16 and r.other_images.shape[0] == 48

@@ -19,9 +19,9 @@ from workbench.analysis import (
     union,
     unpack,
 )
-from workbench.calibration import Prompt, PromptSet
+from workbench.prompts import Prompt, PromptSet
 from workbench.models.sites import Site
-from workbench.recorder import Recording
+from workbench.store import Recording
 from workbench.store import StoreWriter, open_store
 
 STEPS = 6
@@ -171,6 +171,14 @@ def test_union_density_overlap_and_io(random_store, tmp_path):
     assert mat.sel(concept="star", concept_2="other") == pytest.approx(ia / ib) and mat.sel(concept="star", concept_2="star") == 1
     per = overlap_per_step(tree, W, {"star": ("star", "ref"), "other": ("other", "ref")}, k=10)
     assert per.sizes["step"] == STEPS and np.allclose(per.sel(concept="star", concept_2="star"), 1)
+    for t in (0, 4):  # off the diagonal: the Jaccard of the two concepts' dense per-step masks, pooled over sites
+        ms = {c: [dense_mask(W[s.name], dense_norm(tree, s.name, [c], "sumsq", ["cond"]), dense_norm(tree, s.name, ["ref"], "sumsq", ["cond"]), 10, [t]) for s in SITES]
+              for c in ("star", "other")}  # fmt: skip
+        inter = sum(int((x & y).sum()) for x, y in zip(ms["star"], ms["other"]))
+        union_ = sum(int((x | y).sum()) for x, y in zip(ms["star"], ms["other"]))
+        assert 0 < inter < union_
+        assert float(per.sel(step=t, concept="star", concept_2="other")) == pytest.approx(inter / union_)
+        assert float(per.sel(step=t, concept="other", concept_2="star")) == pytest.approx(inter / union_)
     dps = density_per_step(tree, W, "star", "ref", k=10)
     nt = dense_norm(tree, SITES[1].name, ["star"], "sumsq", ["cond"])
     nr = dense_norm(tree, SITES[1].name, ["ref"], "sumsq", ["cond"])

@@ -1,5 +1,7 @@
 """The demo end to end (small), its JSON summary, and its report rendered in headless Chromium."""
 
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -15,10 +17,14 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
-    return out, main(["demo", "--out", str(out), "--steps", "6", "--t-hat", "3", "--n-per", "1", "--json"])
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        rc = main(["demo", "--out", str(out), "--steps", "6", "--t-hat", "3", "--n-per", "1", "--json"])
+    (out / "stdout.json").write_text(printed.getvalue())
+    return out, rc
 
 
-def test_demo_summary(demo, capsys):
+def test_demo_summary(demo):
     out, rc = demo
     assert rc == 0
     summary = json.loads((out / "summary.json").read_text())
@@ -30,10 +36,17 @@ def test_demo_summary(demo, capsys):
         assert summary[side]["fid"] >= 0
         assert set(summary[side]["other_accuracy"]) == {"shape", "colour", "texture", "scene"}
     assert 0 < summary["density"] < 0.2
+    assert json.loads((out / "stdout.json").read_text()) == summary  # --json printed the same object
     from safetensors.torch import load_file
 
     masks = load_file(summary["masks"])
     assert all(k.endswith("ff.net.2") for k in masks) and len(masks) == 7
+    # the summary's numbers are the saved masks' and appear in the report as written
+    assert summary["density"] == pytest.approx(sum(int(m.sum()) for m in masks.values()) / sum(m.numel() for m in masks.values()))
+    report = (out / "report.html").read_text()
+    for side in ("before", "after", "random_control"):
+        assert f"<td>{summary[side]['concept_rate']:.1%}</td>" in report
+    assert all(0 <= summary[s]["concept_rate"] <= 1 for s in ("before", "after", "random_control"))
 
 
 @pytest.mark.skipif(CHROMIUM is None and os.environ.get("CI") != "true", reason="chromium not installed (setup.sh --test installs it)")

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from workbench.metrics import Classifier, ClipScorer, NudityDetector, clip_score, fid_kid, nudity_reduction, top1_accuracy
+from workbench.evaluation.metrics import Classifier, ClipScorer, NudityDetector, clip_score, fid_kid, nudity_reduction, top1_accuracy
 from workbench.models import ModelNotFoundError
-from workbench.toyworld import load_oracle
-from workbench.toyworld.draw import draw, sample_specs
+from workbench.models.toyworld import load_oracle
+from workbench.models.toyworld.draw import draw, sample_specs
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +21,7 @@ def images():
 def tiny_clip(tmp_path_factory):
     from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel, CLIPProcessor, CLIPTokenizer
 
-    from workbench.toyworld.tokenizer import build_files
+    from workbench.models.toyworld.tokenizer import build_files
 
     folder = tmp_path_factory.mktemp("clip")
     tok = CLIPTokenizer.from_pretrained(build_files(folder / "tok", 16))

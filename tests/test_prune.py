@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from workbench.models import catalogue, module_of, select
-from workbench.prune import Pruner, export_pruned, pruned, random_like
+from workbench.editing import Pruner, export_pruned, pruned, random_like
 
 
 def state(pipe):
@@ -51,10 +51,12 @@ def test_one_site_mask_changes_only_that_weight(toy):
     site = select(toy, "ffn2")[2]
     mask = random_masks(toy, p=0.3)[site.name]
     p = Pruner(toy, {site.name: mask}).apply()
-    after = state(toy)
+    try:
+        after = state(toy)
+    finally:
+        p.restore()  # the session's shared model must come back even when the check fails
     changed = [k for k in before if not torch.equal(before[k], after[k])]
     assert changed == [f"{site.path}.weight"]
-    p.restore()
 
 
 def test_random_control_keeps_counts_per_row(toy):

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from workbench.models import FAMILIES, select
-from workbench.recorder import Recorder, capture_inputs, run_pipe
+from workbench.recording.hooks import Recorder, capture_inputs, run_pipe
 
 
 def direct(raw_calls, n_prompts, nb, is_text):

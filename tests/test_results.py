@@ -8,8 +8,8 @@ import subprocess
 
 import pytest
 
-from workbench.ablate import open_results
-from workbench.results import NOTES, run_results
+from workbench.evaluation.ablate import open_results
+from workbench.reports.results import NOTES, OTHER, run_results, verdicts
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -31,11 +31,46 @@ def test_every_table_is_written_from_its_store(quick):
     rate = float(ds["concept_rate"].sel(concept="striped", family="text.fc2", kind="skilled").squeeze())
     row = next(line for line in text.splitlines() if line.startswith("| striped | text.fc2 | skilled |"))
     assert re.search(r"Unpruned rates per member: striped\+dotted: striped [\d.]+ %, dotted [\d.]+ %", text)
-    assert ("MET in" in text) or ("NOT MET" in text)
+    verdict = text.split("## Acceptance", 1)[1].split("\n## ", 1)[0]
+    met = expected_met(root)
+    assert verdict.count("- MET in") == met
+    assert ("NOT MET in any skilled cell" in verdict) == (met == 0)
     kept = float(ds["target_other"].sel(concept="striped", family="text.fc2", kind="skilled").squeeze())
     header = next(line for line in text.splitlines() if line.startswith("| concept | family | kind |"))
     cells = dict(zip(header.strip("| ").split(" | "), row.strip("| ").split(" | ")))
     assert cells["concept rate"].endswith(f"→ {100 * rate:.1f} %") and cells["kept on target"].endswith(f"→ {100 * kept:.1f} %")
+
+
+def expected_met(root) -> int:
+    """The acceptance rule computed here, from the result stores, independently of verdicts()."""
+    met = 0
+    for key in ("a_plain", "a_others", "d_tradeoff", "e_kinds"):
+        ds = open_results(root / "stores" / f"{key}.zarr")
+        df = ds[["concept_rate", *OTHER]].to_dataframe().reset_index()
+        for _, row in df[df["kind"] == "skilled"].iterrows():
+            b = ds.attrs["baseline"][row["concept"]]
+            cut = 1 - row["concept_rate"] / b["concept_rate"] if b["concept_rate"] else 0
+            met += cut >= 0.9 and max(b["other_accuracy"][a] - row[a] for a in OTHER) <= 0.05
+    return met
+
+
+def test_verdict_follows_the_numbers(quick):
+    """A cell that erases everything and keeps every attribute is MET; a 6-point drop is not."""
+    root, _, _ = quick
+    ds = open_results(root / "stores" / "e_kinds.zarr")
+    skilled = {"kind": "skilled"}
+    good = ds.copy(deep=True)
+    good.attrs["baseline"]["striped"]["concept_rate"] = 0.9  # 3-step images may show no stripes at all
+    good["concept_rate"].loc[skilled] = 0.0
+    for a in OTHER:
+        good[a].loc[skilled] = good.attrs["baseline"]["striped"]["other_accuracy"][a]
+    others = {k: open_results(root / "stores" / f"{k}.zarr") for k in ("a_plain", "a_others", "d_tradeoff")}
+    for k, v in others.items():  # no cell of theirs passes
+        v["concept_rate"][:] = 1.0
+    assert sum(line.startswith("- MET in e_kinds: striped") for line in verdicts({**others, "e_kinds": good})) == good.sizes["k"]
+    bad = good.copy(deep=True)
+    bad["shape"].loc[skilled] = bad.attrs["baseline"]["striped"]["other_accuracy"]["shape"] - 0.06
+    assert verdicts({**others, "e_kinds": bad})[0].startswith("- NOT MET")
 
 
 def test_rewrite_keeps_notes_and_resumes(quick):
@@ -57,3 +92,12 @@ def test_figures_draw_in_chromium(quick, tmp_path):
     dom = subprocess.run([CHROMIUM, *flags, "--dump-dom", f"file://{os.path.abspath(done['figures'])}"], capture_output=True, text=True, timeout=180).stdout
     n = dom.count('class="plotly-graph-div')
     assert n == 8 and dom.count('class="main-svg"') >= n
+    # the same figures as static PNGs, each shown once in the markdown
+    root, out, _ = quick
+    text = out.read_text()
+    assert len(done["images"]) == 8
+    for path in done["images"].values():
+        png = out.parent / path
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5_000
+        assert text.count(f"]({path})") == 1
+    assert text.index("![(d) k and t-hat") > text.index("## (d) Sparsity")  # beside its table

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from workbench.calibration import PromptSet, get
+from workbench.prompts import PromptSet, get
 from workbench.recording import record
 from workbench.store import StoreError, check_store, open_store
 
@@ -61,7 +61,7 @@ KILLER = textwrap.dedent(
     import os, signal, sys
     import torch
     torch.set_num_threads(2)  # as the test process: float sums depend on the thread count
-    from workbench.calibration import PromptSet, get
+    from workbench.prompts import PromptSet, get
     from workbench.models import load_pipeline
     from workbench.recording import record
     from workbench import store

@@ -1,54 +1,63 @@
 """workbench: find which neurons make a concept in a diffusion UNet, and remove them.
 
-Everything a notebook needs is importable from here: ``import workbench as wb``.
+Everything a notebook needs is one attribute away: ``import workbench as wb; wb.concept_masks``.
+Attributes load their module on first use (PEP 562), so ``import workbench`` is cheap and a
+notebook that only reads stores never imports diffusers, transformers or plotly.
+
+Layers, bottom to top (imports point down only; tests/test_layers.py checks it):
+prompts -> models (toyworld inside) -> store -> recording -> analysis -> editing -> evaluation
+-> reports -> cli.
 """
 
-from . import (
-    _quiet,  # noqa: F401  (must run before diffusers is imported)
-    metrics,
-    plots,
-)
-from .ablate import Ablation, open_results
-from .ablate import ablate as run_ablation  # `ablate` would hide the module workbench.ablate
-from .analysis import (
-    concept_masks,
-    density,
-    density_per_step,
-    jaccard,
-    load_masks,
-    norm_distribution,
-    norms,
-    overlap_matrix,
-    overlap_per_step,
-    save_masks,
-    step_window,
-    sweep,
-    sweep_density,
-    union,
-    unpack,
-    weights_of,
-)
-from .calibration import Prompt, PromptSet, named_sets
-from .calibration import get as prompt_set
-from .demo import run_demo
-from .evaluate import generate, toy_evaluate
-from .metrics import Classifier, ClipScorer, NudityDetector, clip_score, fid_kid
-from .models import FAMILIES, ModelNotFoundError, catalogue, load_pipeline, tiny_sd15, tiny_sdxl
-from .models import select as sites
-from .prune import Pruner, export_pruned, pruned, random_like
-from .recorder import Recorder, Recording
-from .recording import record
-from .results import run_results
-from .store import StoreError, describe, open_store
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "Ablation", "Classifier", "ClipScorer", "NudityDetector", "Pruner", "run_ablation", "clip_score", "export_pruned", "fid_kid",
-    "generate", "metrics", "open_results", "plots", "pruned", "random_like", "run_demo", "run_results", "toy_evaluate",
-    "FAMILIES", "ModelNotFoundError", "Prompt", "PromptSet", "Recorder", "Recording", "StoreError", "catalogue",
-    "concept_masks", "density", "density_per_step", "describe", "jaccard", "load_masks", "load_pipeline", "named_sets",
-    "norm_distribution", "norms", "open_store", "overlap_matrix", "overlap_per_step", "prompt_set", "record",
-    "save_masks", "sites", "step_window", "sweep", "sweep_density", "tiny_sd15", "tiny_sdxl", "union", "unpack",
-    "weights_of",
-]  # fmt: skip
+#: public name -> (module, attribute); attribute None means the module itself
+_EXPORTS: dict[str, tuple[str, str | None]] = {
+    # prompts
+    **{n: ("workbench.prompts", n) for n in ("Prompt", "PromptSet", "named_sets", "from_file", "paired")},
+    "prompt_set": ("workbench.prompts", "get"),
+    # models
+    **{n: ("workbench.models", n) for n in ("FAMILIES", "ModelNotFoundError", "catalogue", "load_pipeline", "tiny_sd15", "tiny_sdxl", "weights_of")},
+    "sites": ("workbench.models", "select"),
+    # store and recording
+    **{n: ("workbench.store", n) for n in ("StoreError", "describe", "open_store", "check_store")},
+    **{n: ("workbench.recording", n) for n in ("Recorder", "Recording", "record")},
+    # analysis
+    **{n: ("workbench.analysis", n) for n in (
+        "concept_masks", "density", "density_per_step", "jaccard", "load_masks", "load_weights", "norm_distribution", "norms",
+        "overlap_matrix", "overlap_per_step", "parse_window", "save_masks", "step_window", "sweep", "sweep_density", "union", "unpack",
+    )},  # fmt: skip
+    # editing
+    **{n: ("workbench.editing", n) for n in ("Pruner", "export_pruned", "pruned", "random_like")},
+    # evaluation
+    "metrics": ("workbench.evaluation.metrics", None),
+    **{n: ("workbench.evaluation.metrics", n) for n in ("Classifier", "ClipScorer", "NudityDetector", "clip_score", "fid_kid")},
+    **{n: ("workbench.evaluation.toy", n) for n in ("generate", "toy_evaluate")},
+    **{n: ("workbench.evaluation.ablate", n) for n in ("Ablation", "open_results")},
+    "run_ablation": ("workbench.evaluation.ablate", "ablate"),
+    # reports
+    "plots": ("workbench.reports.plots", None),
+    "run_demo": ("workbench.reports.demo", "run_demo"),
+    "run_results": ("workbench.reports.results", "run_results"),
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    try:
+        module, attr = _EXPORTS[name]
+    except KeyError:
+        raise AttributeError(f"module 'workbench' has no attribute {name!r}") from None
+    mod = importlib.import_module(module)
+    value = mod if attr is None else getattr(mod, attr)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -33,7 +33,7 @@ def _load(args):
 
 
 def cmd_record(args) -> int:
-    from .calibration import PromptSet, get
+    from .prompts import PromptSet, get
     from .recording import record
 
     prompts = PromptSet()
@@ -61,7 +61,7 @@ def cmd_sites(args) -> int:
 
 
 def cmd_sets(args) -> int:
-    from .calibration import get, named_sets
+    from .prompts import get, named_sets
 
     if args.name:
         for p in get(args.name, seed=args.seed):
@@ -82,18 +82,19 @@ def cmd_info(args) -> int:
 
 
 def cmd_masks(args) -> int:
-    from .analysis import concept_masks, density, save_masks, weights_of
-    from .models import load_pipeline
+    from .analysis import concept_masks, density, parse_window, save_masks
+    from .models import load_pipeline, weights_of
     from .store import open_store
 
     tree = open_store(args.store)
     model = tree.attrs["provenance"]["model_id"] if args.model is None else args.model
     pipe = load_pipeline(model, device="cpu")
-    window = None if args.window == "first" else ("all" if args.window == "all" else ("last", int(args.window.split(":")[1])))
-    masks = concept_masks(tree, weights_of(pipe, tree), args.target, args.reference, k=args.k, t_hat=args.t_hat if window is None else None,
-                          kind=args.kind, normalisation=args.normalisation, window=window)  # fmt: skip
+    t_hat, window = parse_window(f"first:{args.t_hat}" if args.window == "first" else args.window)
+    masks = concept_masks(tree, weights_of(pipe, tree), args.target, args.reference, k=args.k, t_hat=t_hat, window=window,
+                          kind=args.kind, normalisation=args.normalisation)  # fmt: skip
     masks.attrs["store"] = str(args.store)
-    out = args.out or Path(str(args.store).removesuffix(".zarr") + f"-{args.target}-k{args.k:g}-t{args.t_hat}.safetensors")
+    when = f"t{args.t_hat}" if args.window == "first" else args.window.replace(":", "")
+    out = args.out or Path(str(args.store).removesuffix(".zarr") + f"-{args.target}-k{args.k:g}-{when}.safetensors")
     save_masks(masks, out)
     d = density(masks, total_params=sum(p.numel() for p in pipe.unet.parameters()))
     for site, frac in zip(d["site"].values, d["density"].values):
@@ -104,7 +105,7 @@ def cmd_masks(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from .demo import run_demo
+    from .reports.demo import run_demo
 
     summary = run_demo(args.concept, k=args.k, t_hat=args.t_hat, out=args.out, steps=args.steps, n_per=args.n_per,
                        control=not args.no_control, progress=not args.json)  # fmt: skip
@@ -119,10 +120,10 @@ def cmd_demo(args) -> int:
 
 
 def cmd_ablate(args) -> int:
-    from .ablate import Ablation, ablate
+    from .evaluation.ablate import METRICS, Ablation, ablate
     from .models import load_pipeline
+    from .models.toyworld import load_oracle
     from .store import open_store
-    from .toyworld import load_oracle
 
     tree = open_store(args.store)
     if tree.attrs["provenance"]["model_id"] != "toy":
@@ -131,13 +132,13 @@ def cmd_ablate(args) -> int:
                     ks=[float(k) for k in args.ks.split(",")], windows=args.windows.split(","), kinds=args.kinds.split(","),
                     steps=int(tree.attrs["provenance"]["steps"]), n_per=args.n_per)  # fmt: skip
     ds = ablate(load_pipeline("toy"), load_oracle(), tree, spec, args.out, progress=not args.quiet)
-    print(ds[["concept_rate", "degraded_rate", "shape", "colour", "texture", "target_other", "fid", "density"]].to_dataframe().to_string())
+    print(ds[list(METRICS)].to_dataframe().to_string())
     print(args.out)
     return 0
 
 
 def cmd_results(args) -> int:
-    from .results import run_results
+    from .reports.results import run_results
 
     done = run_results(args.out, args.stores, steps=args.steps, n_per=args.n_per, quick=args.quick, progress=not args.quiet)
     print(f"results: {done['markdown']}\nfigures: {done['figures']}\n({done['seconds']} s)")
@@ -181,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser(
         "masks",
         help="compute skilled/unskilled neuron masks from a store",
-        description="ConceptPrune masks: top-k%% of each row of the target's Wanda scores, kept where the target "
+        description="ConceptPrune masks: top-k% of each row of the target's Wanda scores, kept where the target "
         "scores above (skilled) or below (unskilled) the reference, OR-ed over the first t-hat UNet calls. "
         "Needs the weights of the model the store was recorded with (read from its provenance, or --model).",
     )

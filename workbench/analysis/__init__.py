@@ -1,14 +1,18 @@
-"""Analysis: pure functions from a recording store (+ the model's weights) to xarray objects."""
+"""Analysis: pure functions from a recording store (+ the model's weights as data) to xarray
+objects. Nothing here runs or loads a model: importing it costs numpy, xarray, zarr and torch's
+tensor ops, never diffusers, transformers or plotly."""
 
 from .density import density, density_per_step, norm_distribution
 from .io import load_masks, save_masks
-from .masks import concept_masks, n_keep, step_mask, step_window, union, weights_of
-from .norms import norms, prompt_index
+from .masks import check_k, concept_masks, n_keep, step_mask, union
+from .norms import norms, prompt_index, site_names
 from .overlap import jaccard, overlap_matrix, overlap_per_step
 from .sweep import sweep, sweep_density, unpack
+from .weights import abs_weight, load_weights
+from .windows import parse_window, step_window
 
 __all__ = [
-    "concept_masks", "density", "density_per_step", "jaccard", "load_masks", "n_keep", "norm_distribution", "norms",
-    "overlap_matrix", "overlap_per_step", "prompt_index", "save_masks", "step_mask", "step_window", "sweep",
-    "sweep_density", "union", "unpack", "weights_of",
+    "abs_weight", "check_k", "concept_masks", "density", "density_per_step", "jaccard", "load_masks", "load_weights", "n_keep",
+    "norm_distribution", "norms", "overlap_matrix", "overlap_per_step", "parse_window", "prompt_index", "save_masks", "site_names",
+    "step_mask", "step_window", "sweep", "sweep_density", "union", "unpack",
 ]  # fmt: skip

@@ -6,7 +6,8 @@ import numpy as np
 import torch
 import xarray as xr
 
-from .masks import _weight, step_mask
+from .masks import step_mask
+from .weights import abs_weight
 from .norms import norms, site_names
 
 
@@ -37,7 +38,7 @@ def density_per_step(tree: xr.DataTree, weights: dict, target, reference, k: flo
     for i, s in enumerate(sites):
         a = torch.from_numpy(nt[s]["norm"].values)
         b = torch.from_numpy(nr[s]["norm"].values)
-        w = _weight(weights, s, a.shape[1])
+        w = abs_weight(weights, s, a.shape[1])
         for t in range(a.shape[0]):
             out[i, t] = float(step_mask(w, a[t], b[t], k, kind).float().mean())
     return xr.DataArray(out, dims=("site", "step"), coords={"site": sites, "step": tree["step"].values}, name="density",

@@ -17,6 +17,8 @@ import torch
 import xarray as xr
 
 from .norms import norms, site_names
+from .weights import abs_weight
+from .windows import step_window
 
 KINDS = ("skilled", "unskilled")
 
@@ -30,40 +32,6 @@ def check_k(k: float) -> float:
 def n_keep(width: int, k: float) -> int:
     """Entries kept per row at k percent: floor(width * k / 100), at least 1."""
     return max(1, int(math.floor(width * check_k(k) / 100 + 1e-9)))
-
-
-def step_window(n_steps: int, t_hat: int | None = None, window: str | tuple | list | slice | None = None) -> list[int]:
-    """UNet-call indices a mask aggregates: the first ``t_hat`` (the paper), 'all', ('last', n),
-    a slice or an explicit list."""
-    if window is None or window == "first":
-        if t_hat is None:
-            raise ValueError("give t_hat (the number of first UNet calls to aggregate) or a window")
-        if not (1 <= int(t_hat) <= n_steps):
-            raise ValueError(f"t_hat={t_hat} is beyond the recorded steps: this store has {n_steps} UNet calls per prompt, use 1..{n_steps}")
-        return list(range(int(t_hat)))
-    if window == "all":
-        return list(range(n_steps))
-    if isinstance(window, tuple) and len(window) == 2 and window[0] == "last":
-        n = int(window[1])
-        if not (1 <= n <= n_steps):
-            raise ValueError(f"('last', {n}) is beyond the recorded steps: use 1..{n_steps}")
-        return list(range(n_steps - n, n_steps))
-    if isinstance(window, slice):
-        return list(range(n_steps))[window]
-    steps = [int(s) for s in window]
-    bad = [s for s in steps if not 0 <= s < n_steps]
-    if bad:
-        raise ValueError(f"steps {bad} are beyond the recorded steps: use 0..{n_steps - 1}")
-    return steps
-
-
-def _weight(weights: dict, site: str, width: int) -> torch.Tensor:
-    if site not in weights:
-        raise ValueError(f"no weight given for site {site}: pass weights_of(pipe, store) for the model the store was recorded with")
-    w = torch.as_tensor(np.asarray(weights[site])).float().abs()
-    if w.dim() != 2 or w.shape[1] != width:
-        raise ValueError(f"weight of {site} has shape {tuple(w.shape)}, the store has {width} neurons: is it the same model?")
-    return w
 
 
 def step_mask(w_abs: torch.Tensor, n_target: torch.Tensor, n_ref: torch.Tensor, k: float, kind: str = "skilled") -> torch.Tensor:
@@ -99,7 +67,7 @@ def concept_masks(
     out = {}
     for site in sites:
         a, b = nt[site]["norm"], nr[site]["norm"]
-        w = _weight(weights, site, a.sizes["neuron"])
+        w = abs_weight(weights, site, a.sizes["neuron"])
         if "step" in a.dims:
             a_np = torch.from_numpy(a.isel(step=steps).values)
             b_np = torch.from_numpy(b.isel(step=steps).values)
@@ -133,15 +101,3 @@ def union(*masks: xr.DataTree) -> xr.DataTree:
     result.attrs.update(masks[0].attrs)
     result.attrs.update(target=" | ".join(str(m.attrs.get("target")) for m in masks), sites=sites, union_of=len(masks))
     return result
-
-
-def weights_of(pipe, tree_or_sites) -> dict[str, np.ndarray]:
-    """The weight matrices of the store's sites, read from a loaded pipeline (float32 numpy)."""
-    from ..models.sites import catalogue, module_of
-
-    names = site_names(tree_or_sites) if isinstance(tree_or_sites, xr.DataTree) else list(tree_or_sites)
-    by_name = {s.name: s for s in catalogue(pipe)}
-    missing = [n for n in names if n not in by_name]
-    if missing:
-        raise ValueError(f"the model has no site {missing[0]}: was the store recorded with another model?")
-    return {n: module_of(pipe, by_name[n]).weight.detach().float().cpu().numpy() for n in names}

@@ -6,7 +6,8 @@ import numpy as np
 import torch
 import xarray as xr
 
-from .masks import _weight, step_mask
+from .masks import step_mask
+from .weights import abs_weight
 from .norms import norms, site_names
 
 
@@ -43,7 +44,7 @@ def overlap_per_step(tree: xr.DataTree, weights: dict, concepts: dict[str, tuple
     uni = np.zeros_like(inter)
     nrm = {c: (norms(tree, t, normalisation, sites=sites), norms(tree, r, normalisation, sites=sites)) for c, (t, r) in concepts.items()}
     for s in sites:
-        w = _weight(weights, s, tree[s].sizes["neuron"])
+        w = abs_weight(weights, s, tree[s].sizes["neuron"])
         # read each concept's norms from the store once per site, not once per step
         tgt = {c: torch.from_numpy(nrm[c][0][s]["norm"].values) for c in names}
         ref = {c: torch.from_numpy(nrm[c][1][s]["norm"].values) for c in names}

@@ -8,7 +8,9 @@ import numpy as np
 import torch
 import xarray as xr
 
-from .masks import KINDS, _weight, check_k, n_keep, step_window
+from .masks import KINDS, check_k, n_keep
+from .weights import abs_weight
+from .windows import step_window
 from .norms import norms, site_names
 
 
@@ -41,7 +43,7 @@ def sweep(
     for site in sites:
         a, b = nt[site]["norm"], nr[site]["norm"]
         width = a.sizes["neuron"]
-        w = _weight(weights, site, width)
+        w = abs_weight(weights, site, width)
         keeps = [n_keep(width, k) for k in ks]
         if "step" in a.dims:
             a_np = torch.from_numpy(a.isel(step=slice(0, t_hats[-1])).values)

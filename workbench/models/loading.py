@@ -22,7 +22,7 @@ def load_pipeline(model: str = TOY, device: str = "cpu", dtype: torch.dtype = to
     """A diffusers pipeline for ``model``: 'toy' (the embedded toy world), a local folder saved with
     save_pretrained, or a hub id already in the local cache (SD 1.x, 2.x, SDXL and relatives)."""
     if model == TOY:
-        from ..toyworld import load
+        from .toyworld import load
 
         return load(device=device, dtype=dtype)
     import json
@@ -32,7 +32,7 @@ def load_pipeline(model: str = TOY, device: str = "cpu", dtype: torch.dtype = to
 
     index = Path(model) / "model_index.json"
     if index.exists() and json.loads(index.read_text()).get("_class_name") == "ToyWorldPipeline":
-        from ..toyworld import load
+        from .toyworld import load
 
         return load(model, device=device, dtype=dtype)
     try:

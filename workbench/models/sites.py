@@ -97,3 +97,15 @@ def select(pipe, sites: SiteFilter = DEFAULT) -> list[Site]:
 def module_of(pipe, site: Site) -> nn.Linear:
     """The Linear a site names."""
     return getattr(pipe, site.component).get_submodule(site.path)
+
+
+def weights_of(pipe, sites) -> dict:
+    """The weight matrices (float32 numpy) of the given sites, read from a loaded pipeline.
+
+    ``sites``: a store (its sites), a list of site names, or a list of Site."""
+    names = list(sites.attrs["sites"]) if hasattr(sites, "attrs") else [getattr(s, "name", s) for s in sites]
+    by_name = {s.name: s for s in catalogue(pipe)}
+    missing = [n for n in names if n not in by_name]
+    if missing:
+        raise ValueError(f"the model has no site {missing[0]}: was the store recorded with another model?")
+    return {n: module_of(pipe, by_name[n]).weight.detach().float().cpu().numpy() for n in names}

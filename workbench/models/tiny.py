@@ -17,7 +17,7 @@ from diffusers import (
 )
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
-from ..toyworld.tokenizer import build_files
+from .toyworld.tokenizer import build_files
 
 
 def _tokenizer(max_length: int = 16) -> CLIPTokenizer:

@@ -1,6 +1,6 @@
 """Train the toy world: the SD-architecture diffusion model and its oracle.
 
-    python -m workbench.toyworld.train --out runs/toy --minutes 8 --device cuda
+    python -m workbench.models.toyworld.train --out runs/toy --minutes 8 --device cuda
 
 Seeded; checkpoints every ``--save-every`` steps into ``--out/checkpoint`` and resumes from
 there when started again; ``--export`` writes the shipped folder (fp16 weights) at the end.

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import torch
 
-from .calibration import PromptSet
-from .models.loading import model_id, weights_hash
-from .models.sites import SiteFilter, select
-from .recorder import DEFAULT_STATS, Recorder, run_pipe
-from .store import StoreWriter
+from ..models.loading import model_id, weights_hash
+from ..models.sites import SiteFilter, select
+from ..prompts import PromptSet
+from ..store import StoreWriter, jsonable
+from .hooks import DEFAULT_STATS, Recorder, run_pipe
 
 DEFAULT_STORES = Path("stores")
 
@@ -41,7 +41,7 @@ def provenance(pipe, steps: int, guidance: float, size: int | None) -> dict:
         "model_id": model_id(pipe),
         "pipeline": type(pipe).__name__,
         "weights_hash": hashes,
-        "scheduler": {"class": type(sched).__name__, **{k: _jsonable(v) for k, v in dict(sched.config).items()}},
+        "scheduler": {"class": type(sched).__name__, **{k: jsonable(v) for k, v in dict(sched.config).items()}},
         "steps": steps,
         "guidance": guidance,
         "image_size": int(image_size),
@@ -50,14 +50,6 @@ def provenance(pipe, steps: int, guidance: float, size: int | None) -> dict:
         "seeds": "one torch.Generator('cpu') per prompt, seeded with the prompt's seed; paired target/reference prompts share seeds",
         "packages": _versions(),
     }
-
-
-def _jsonable(v):
-    if isinstance(v, (str, int, float, bool)) or v is None:
-        return v
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    return str(v)
 
 
 def record(

@@ -6,23 +6,20 @@ record the calibration set of a texture -> masks at (k, t_hat) -> prune -> oracl
 
 from __future__ import annotations
 
+import html
 import json
 import time
 from pathlib import Path
 
-from .analysis import concept_masks, density, density_per_step, norm_distribution, save_masks, weights_of
-from .calibration import get
-from .evaluate import toy_evaluate
-from .models import load_pipeline
+from ..analysis import concept_masks, density, density_per_step, norm_distribution, save_masks
+from ..editing import pruned, random_like
+from ..evaluation.toy import toy_evaluate
+from ..models import load_pipeline, weights_of
+from ..models.toyworld import TEXTURES, load_oracle
+from ..prompts import get
+from ..recording import record
+from ..store import open_store
 from .plots import before_after, density_bar, density_heatmap, image_grid, norm_histogram, write_html
-from .prune import pruned, random_like
-from .recording import record
-from .store import open_store
-from .toyworld import TEXTURES, load_oracle
-
-# The paper's style defaults (Table 10: k=2%, t_hat=10 of 51 UNet calls) scaled to the toy world's 25
-DEFAULTS = {"concept": "striped", "k": 2.0, "t_hat": 10, "steps": 25}
-
 
 def run_demo(concept: str = "striped", k: float = 2.0, t_hat: int = 10, out: str | Path = "stores/demo", steps: int = 25,
              n_per: int = 2, control: bool = True, progress: bool = True) -> dict:  # fmt: skip
@@ -84,7 +81,7 @@ def write_report(path: Path, summary: dict, figs: list, provenance: dict) -> Pat
         return f"<tr><td>{name}</td>" + "".join(f"<td>{c:.1%}</td>" for c in cells) + "</tr>"
 
     table = "<table><tr><th></th><th>unpruned</th><th>pruned</th>" + ("<th>random control</th>" if r else "") + "</tr>"
-    table += row(f"'{summary['concept']}' rate on target prompts", "concept_rate") + row("degraded images", "degraded_rate")
+    table += row(f"'{html.escape(summary['concept'])}' rate on target prompts", "concept_rate") + row("degraded images", "degraded_rate")
     for attr in b["other_accuracy"]:
         cells = [b["other_accuracy"][attr], a["other_accuracy"][attr]] + ([r["other_accuracy"][attr]] if r else [])
         table += f"<tr><td>{attr} accuracy on other prompts</td>" + "".join(f"<td>{c:.1%}</td>" for c in cells) + "</tr>"

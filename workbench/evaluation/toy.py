@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .calibration import toy_eval
+from ..models.toyworld.draw import draw, indices_of
+from ..models.toyworld.grammar import ATTRIBUTES, COLOURS, SCENES, SHAPES, TEXTURES, Spec, parse
+from ..models.toyworld.prompts import toy_eval
 from .metrics import fid_kid
-from .toyworld.draw import draw, indices_of
-from .toyworld.grammar import ATTRIBUTES, COLOURS, SCENES, SHAPES, TEXTURES, Spec, parse
 
 
 @dataclass

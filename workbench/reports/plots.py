@@ -7,7 +7,11 @@ import plotly.graph_objects as go
 import torch
 import xarray as xr
 
-from .toyworld.grammar import ATTRIBUTES
+
+
+def _attributes(ds: xr.Dataset) -> list[str]:
+    """The judged attributes of an ablation result, as its unpruned baseline recorded them."""
+    return list(next(iter(ds.attrs["baseline"].values()))["other_accuracy"])
 
 
 def _short(site: str) -> str:
@@ -87,7 +91,7 @@ def tradeoff(ds: xr.Dataset, concept: str, family: str = "ffn2", kind: str = "sk
     from plotly.subplots import make_subplots
 
     sel = ds.sel(concept=concept, family=family, kind=kind)
-    keep = sel[list(ATTRIBUTES)].to_array("attr").mean("attr")
+    keep = sel[_attributes(ds)].to_array("attr").mean("attr")
     fig = make_subplots(rows=1, cols=2, subplot_titles=(f"'{concept}' rate on target prompts (erasure)", "other attributes on other prompts (retention)"))
     for i, w in enumerate(sel["window"].values):
         colour = f"hsl({int(300 * i / max(1, sel.sizes['window'] - 1))},60%,45%)"
@@ -103,7 +107,7 @@ def metric_bars(ds: xr.Dataset, dim: str, title: str) -> go.Figure:
     """Grouped bars of the oracle's readings along one dimension of an ablation (e.g. family for
     the site ablation, kind for skilled vs unskilled vs random); other dimensions must be size 1."""
     sel = ds.squeeze(drop=False)
-    metrics = {"concept rate": "concept_rate", "degraded": "degraded_rate", **{a: a for a in ATTRIBUTES}}
+    metrics = {"concept rate": "concept_rate", "degraded": "degraded_rate", **{a: a for a in _attributes(ds)}}
     fig = go.Figure([go.Bar(name=lab, x=[str(v) for v in ds[dim].values], y=np.ravel(sel[m].transpose(dim, ...).values) * 100) for lab, m in metrics.items()])
     fig.update_layout(barmode="group", title=title, yaxis_title="%", xaxis_title=dim, template="plotly_white", height=400)
     return fig
@@ -114,6 +118,34 @@ def per_step_curves(dps: xr.DataArray, title: str = "Skilled share per UNet call
     fig = go.Figure([go.Scatter(x=dps["step"].values, y=dps.sel(site=s).values * 100, name=_short(str(s)), mode="lines") for s in dps["site"].values])
     fig.update_layout(title=title, xaxis_title="UNet call (0 = noisiest)", yaxis_title="% of the site's weights", template="plotly_white", height=400)
     return fig
+
+
+def slug(title: str) -> str:
+    """A file name for a figure title: '(d) k and t-hat trade-off' -> 'd-k-and-t-hat-trade-off'."""
+    import re
+
+    return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:60]
+
+
+def write_images(figs: list, folder, width: int = 1000) -> dict[str, str]:
+    """Static PNGs of titled figures (plotly's export through Kaleido, which drives a local
+    Chrome or Chromium), for pages read without running anything. Returns {title: file name};
+    empty, with a printed note, where no browser is there to draw them."""
+    from pathlib import Path
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    import plotly.io as pio
+
+    names = [f"{slug(title)}.png" for title, _ in figs]
+    try:  # one browser for all figures
+        pio.write_images([f for _, f in figs], [folder / n for n in names], width=[max(width, int(f.layout.width or 0)) for _, f in figs],
+                         height=[int(f.layout.height or 450) for _, f in figs])  # fmt: skip
+    except Exception as err:  # no Chrome/Chromium, or kaleido missing: the HTML page still has every figure
+        print(f"note: static figures skipped ({type(err).__name__}: {str(err).splitlines()[0][:120]}); "
+              "install Chromium (setup.sh --test does) or run `plotly_get_chrome`")  # fmt: skip
+        return {}
+    return {title: n for (title, _), n in zip(figs, names)}
 
 
 def write_html(path, title: str, intro_html: str, figs: list, provenance: str = ""):

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .models.loading import ModelNotFoundError
+from ..models.loading import ModelNotFoundError
 
 CLIP_DEFAULT = "openai/clip-vit-large-patch14"
 #: NudeNet classes counted as nudity (exposed body parts; feet, armpits and belly are left out).

@@ -15,11 +15,12 @@ import numpy as np
 import xarray as xr
 import zarr
 
-from .analysis import concept_masks, density, step_window, union, weights_of
-from .analysis.norms import prompt_index
-from .evaluate import eval_images, toy_evaluate
-from .prune import pruned, random_like
-from .store import consolidate
+from ..analysis import concept_masks, density, parse_window, step_window, union
+from ..analysis.norms import prompt_index
+from ..editing import pruned, random_like
+from ..models import weights_of
+from ..store import consolidate, jsonable
+from .toy import eval_images, toy_evaluate
 
 METRICS = ("concept_rate", "degraded_rate", "shape", "colour", "texture", "scene", "target_other", "fid", "density")
 KINDS = ("skilled", "unskilled", "random")
@@ -56,18 +57,6 @@ def reference_for(concept: str, reference: str) -> list[str]:
     if not refs:
         raise ValueError(f"the reference {reference!r} leaves no set to contrast {concept!r} with: name another prompt set")
     return refs
-
-
-def parse_window(spec: str):
-    """'first:T' -> (T, None); 'all' -> (None, 'all'); 'last:N' -> (None, ('last', N)): step_window's arguments."""
-    name, _, n = spec.partition(":")
-    if name == "first" and n:
-        return int(n), None
-    if name == "all":
-        return None, "all"
-    if name == "last" and n:
-        return None, ("last", int(n))
-    raise ValueError(f"unknown window {spec!r}: use 'first:T', 'all' or 'last:N'")
 
 
 def ablate(pipe, oracle, tree: xr.DataTree, spec: Ablation, out: str | Path, progress: bool = True) -> xr.Dataset:
@@ -126,14 +115,14 @@ def ablate(pipe, oracle, tree: xr.DataTree, spec: Ablation, out: str | Path, pro
 def _open_results(out: Path, spec: Ablation, coords: dict, shape: tuple, dims: list) -> zarr.Group:
     if (out / "zarr.json").exists():
         group = zarr.open_group(str(out), mode="r+", use_consolidated=False)
-        if group.attrs.get("spec") != _jsonable(asdict(spec)):
+        if group.attrs.get("spec") != jsonable(asdict(spec)):
             raise ValueError(f"{out} holds another ablation ({group.attrs.get('spec')}): choose a new --out or the same settings to resume")
         missing = [m for m in METRICS if m not in group]
         if missing:
             raise ValueError(f"{out} was written by an older workbench without {missing}: delete it or choose a new --out")
         return group
     group = zarr.open_group(str(out), mode="w", zarr_format=3)
-    group.attrs["spec"] = _jsonable(asdict(spec))
+    group.attrs["spec"] = jsonable(asdict(spec))
     for d, v in coords.items():
         dtype = "float64" if d == "k" else str
         group.create_array(d, shape=(len(v),), dtype=dtype, dimension_names=[d], fill_value=0.0 if d == "k" else "")[:] = np.array(v, dtype=object if dtype is str else None)
@@ -147,7 +136,3 @@ def open_results(out: str | Path) -> xr.Dataset:
     """An ablation's results: metrics over (concept, family, k, window, kind); attrs hold the spec and baseline."""
     ds = xr.open_zarr(str(out), consolidated=False).load()
     return ds.assign_coords({d: ds[d].astype(object) for d in ("concept", "family", "window", "kind")})
-
-
-def _jsonable(d):
-    return {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in d.items()}

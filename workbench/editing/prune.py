@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from .models.sites import catalogue, module_of
+from ..models.sites import catalogue, module_of
 
 MaskLike = xr.DataTree | dict
 

@@ -7,23 +7,32 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 from .grammar import ATTRIBUTES, COLOURS, NO_OBJECT, SCENES, SHAPES, TEXTURES, Spec, parse
-from .pipeline import ToyWorldPipeline
 
 WEIGHTS = Path(__file__).parent / "weights"
 
 
-def load(path: str | Path | None = None, device: str = "cpu", dtype: torch.dtype = torch.float32) -> ToyWorldPipeline:
+def __getattr__(name: str):
+    if name == "ToyWorldPipeline":  # diffusers loads on first use, not when a prompt set is listed
+        from .pipeline import ToyWorldPipeline
+
+        return ToyWorldPipeline
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def load(path: str | Path | None = None, device: str = "cpu", dtype=None):
     """The shipped toy-world pipeline (or one exported by the training script at ``path``)."""
     folder = Path(path) if path is not None else WEIGHTS
     if not (folder / "model_index.json").exists():
         raise FileNotFoundError(
             f"no toy-world model at {folder}: reinstall the package, or train one with "
-            "`python -m workbench.toyworld.train --out runs/toy --export <folder>`"
+            "`python -m workbench.models.toyworld.train --out runs/toy --export <folder>`"
         )
-    pipe = ToyWorldPipeline.from_pretrained(str(folder), dtype=dtype)
+    import torch
+
+    from .pipeline import ToyWorldPipeline
+
+    pipe = ToyWorldPipeline.from_pretrained(str(folder), dtype=dtype or torch.float32)
     pipe.set_progress_bar_config(disable=True)
     if path is None:
         pipe.register_to_config(_name_or_path="toy")

@@ -17,12 +17,11 @@ per prompt encoding, cond first, then uncond; they have no step dimension.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
-from .models.sites import Site, SiteFilter, module_of, select
+from ..models.sites import Site, SiteFilter, module_of, select
+from ..store.batch import Recording
 
 STATS = ("sumsq", "sumsq_unit", "sum", "absmax")
 DEFAULT_STATS = ("sumsq", "sumsq_unit")
@@ -46,20 +45,6 @@ def reduce_tokens(x: torch.Tensor, stats: Sequence[str]) -> dict[str, torch.Tens
     if "absmax" in stats:
         out["absmax"] = x.abs().amax(1).float()
     return out
-
-
-@dataclass
-class Recording:
-    """Reduced statistics of one pipeline call, on the CPU.
-
-    ``stats[site][stat]`` has shape (prompts, branches, steps, neurons) for UNet sites and
-    (prompts, branches, neurons) for text sites; ``timesteps`` has one value per UNet call.
-    """
-
-    stats: dict[str, dict[str, torch.Tensor]]
-    timesteps: list[float]
-    tokens: dict[str, int]
-    branches: tuple[str, ...]
 
 
 class Recorder:

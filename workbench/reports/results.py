@@ -20,21 +20,22 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from .ablate import Ablation, ablate, members, parse_window, reference_for
-from .analysis import concept_masks, density_per_step, norm_distribution, union, weights_of
-from .calibration import get
-from .evaluate import generate
-from .models import load_pipeline
-from .plots import labelled_grid, metric_bars, norm_histogram, per_step_curves, tradeoff, write_html
-from .prune import pruned, random_like
-from .recording import record
-from .store import open_store
-from .toyworld import ATTRIBUTES, load_oracle
+from ..analysis import concept_masks, density_per_step, norm_distribution, parse_window, union
+from ..editing import pruned, random_like
+from ..evaluation.ablate import Ablation, ablate, members, reference_for
+from ..evaluation.toy import generate
+from ..models import load_pipeline, weights_of
+from ..models.toyworld import ATTRIBUTES, load_oracle
+from ..prompts import get
+from ..recording import record
+from ..store import open_store
+from .plots import labelled_grid, metric_bars, norm_histogram, per_step_curves, tradeoff, write_html, write_images
 
 FAMILIES = ["ffn2", "ffn1", "attn2.to_v", "attn2.to_k", "text.fc2"]
 TEXTURES = ["striped", "dotted", "checkered"]
 SHAPES = ["circle", "square", "triangle", "cross"]
 ALL_TEXTURE_SETS = "plain,striped,dotted,checkered"
+FIGURES = "figures"  # static PNGs, beside the markdown
 NOTES = "<!-- notes: everything below this line is kept when `workbench results` rewrites the file -->"
 OTHER = tuple(ATTRIBUTES)
 
@@ -105,9 +106,10 @@ def run_results(out: str | Path = "docs/results.md", stores: str | Path = "store
     say("figures")
     figs = figures(pipe, tree, results, steps, quick)
     fig_path = write_html(stores / "figures.html", "workbench: toy-world results in the paper's shape", "", figs)
+    images = {t: f"{FIGURES}/{name}" for t, name in write_images(figs, out.parent / FIGURES).items()}
     seconds = round(time.time() - t0)
-    write_markdown(out, tables, results, tree, fig_path, seconds, steps, n_per)
-    return {"markdown": str(out), "figures": str(fig_path), "stores": str(stores), "seconds": seconds}
+    write_markdown(out, tables, results, tree, fig_path, seconds, steps, n_per, images)
+    return {"markdown": str(out), "figures": str(fig_path), "stores": str(stores), "seconds": seconds, "images": images}
 
 
 def figures(pipe, tree: xr.DataTree, results: dict[str, xr.Dataset], steps: int, quick: bool) -> list:
@@ -153,6 +155,24 @@ def figures(pipe, tree: xr.DataTree, results: dict[str, xr.Dataset], steps: int,
     return figs
 
 
+def relative_cut(before: float, after: float) -> float:
+    """1 - after / before: the share of the concept erased (NaN when it was never there)."""
+    return 1 - after / before if before > 0 else float("nan")
+
+
+def worst_drop(baseline: dict, cell: xr.Dataset) -> float:
+    """The largest fall of any attribute's accuracy on the other prompts, baseline minus cell."""
+    return max(baseline["other_accuracy"][a] - float(cell[a]) for a in OTHER)
+
+
+def cells(ds: xr.Dataset):
+    """Every measured cell of an ablation result, as (its selection, the concept's baseline)."""
+    dims = list(ds["done"].dims)
+    for cell in ds.stack(cell=dims).transpose("cell", ...)["cell"].values:
+        sel = ds.sel(dict(zip(dims, cell)))
+        yield sel, ds.attrs["baseline"][str(sel["concept"].values)]
+
+
 def _pct(x: float) -> str:
     return "n/a" if not np.isfinite(x) else f"{100 * x:.1f} %"
 
@@ -164,13 +184,10 @@ def table_markdown(ds: xr.Dataset) -> str:
     base = ds.attrs["baseline"]
     head = dims + ["density", "concept rate", "relative cut", "degraded", *OTHER, "worst other drop", "kept on target", "toy FID"]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
-    for cell in ds.stack(cell=list(ds["done"].dims)).transpose("cell", ...)["cell"].values:
-        sel = ds.sel(dict(zip(ds["done"].dims, cell)))
-        concept = str(sel["concept"].values)
-        b = base[concept]
+    for sel, b in cells(ds):
         rate = float(sel["concept_rate"])
-        cut = 1 - rate / b["concept_rate"] if b["concept_rate"] > 0 else float("nan")
-        drop = max(b["other_accuracy"][a] - float(sel[a]) for a in OTHER)
+        cut = relative_cut(b["concept_rate"], rate)
+        drop = worst_drop(b, sel)
         row = [f"{sel[d].values:g}" if d == "k" else str(sel[d].values) for d in dims]
         row += [f"{100 * float(sel['density']):.2f} %", f"{_pct(b['concept_rate'])} → {_pct(rate)}", _pct(cut), _pct(float(sel["degraded_rate"]))]
         row += [_pct(float(sel[a])) for a in OTHER] + [f"{100 * drop:.1f} pts", f"{_pct(b['target_other'])} → {_pct(float(sel['target_other']))}"]
@@ -188,15 +205,11 @@ def verdicts(results: dict[str, xr.Dataset]) -> list[str]:
     other attribute within 5 points, and the random control of the same size erasing far less."""
     out = []
     for key in ("a_plain", "a_others", "d_tradeoff", "e_kinds"):
-        ds = results[key]
-        for cell in ds.stack(cell=list(ds["done"].dims))["cell"].values:
-            sel = ds.sel(dict(zip(ds["done"].dims, cell)))
+        for sel, b in cells(results[key]):
             if str(sel["kind"].values) != "skilled":
                 continue
             c = str(sel["concept"].values)
-            b = ds.attrs["baseline"][c]
-            cut = 1 - float(sel["concept_rate"]) / b["concept_rate"]
-            drop = max(b["other_accuracy"][a] - float(sel[a]) for a in OTHER)
+            cut, drop = relative_cut(b["concept_rate"], float(sel["concept_rate"])), worst_drop(b, sel)
             if cut >= 0.9 and drop <= 0.05:
                 out.append(f"- MET in {key}: {c}, k = {float(sel['k']):g} %, window {sel['window'].values}: cut {cut:.0%}, worst other drop {100 * drop:.1f} pts")
     if not out:
@@ -204,7 +217,11 @@ def verdicts(results: dict[str, xr.Dataset]) -> list[str]:
     return out
 
 
-def write_markdown(out: Path, tables: list[Table], results: dict, tree: xr.DataTree, fig_path: Path, seconds: int, steps: int, n_per: int) -> Path:
+def write_markdown(out: Path, tables: list[Table], results: dict, tree: xr.DataTree, fig_path: Path, seconds: int, steps: int, n_per: int,
+                   images: dict[str, str] | None = None) -> Path:  # fmt: skip
+    """The markdown: verdicts, one section a table with the figures whose title names it ('(d) ...')
+    as images below it, the remaining figures at the end, then the kept notes."""
+    images = dict(images or {})
     notes = ""
     if out.exists() and NOTES in out.read_text():
         notes = out.read_text().split(NOTES, 1)[1]
@@ -232,6 +249,11 @@ def write_markdown(out: Path, tables: list[Table], results: dict, tree: xr.DataT
     ]
     for t in tables:
         parts += [f"## {t.title}", "", t.what, "", table_markdown(results[t.key]), ""]
+        label = t.title.split(" ", 1)[0]  # '(d)'
+        for title in [x for x in images if x.startswith(label + " ")]:
+            parts += [f"![{title}]({images.pop(title)})", ""]
+    if images:
+        parts += ["## Figures", ""] + [f"![{title}]({path})\n" for title, path in images.items()]
     parts += [NOTES]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(parts) + (notes if notes else "\n"))

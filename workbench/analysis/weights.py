@@ -1,0 +1,56 @@
+"""The weights analysis needs, as data: a mapping of site name -> weight matrix (d x d').
+
+Get it from a loaded pipeline with ``workbench.models.weights_of(pipe, store)``, or straight from
+a model folder's safetensors files with :func:`load_weights` (no diffusers, no model build).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+#: where diffusers' save_pretrained puts each component's weights, in the order tried
+_FILES = ("diffusion_pytorch_model.safetensors", "model.safetensors")
+
+
+def abs_weight(weights: dict, site: str, width: int) -> torch.Tensor:
+    """|W| of one site as float32, checked against the store's neuron count."""
+    if site not in weights:
+        raise ValueError(f"no weight given for site {site}: pass weights_of(pipe, store) or load_weights(model_folder, store)")
+    w = torch.as_tensor(np.asarray(weights[site])).float().abs()
+    if w.dim() != 2 or w.shape[1] != width:
+        raise ValueError(f"weight of {site} has shape {tuple(w.shape)}, the store has {width} neurons: is it the same model?")
+    return w
+
+
+def load_weights(folder: str | Path, sites) -> dict[str, np.ndarray]:
+    """Site weights (float32) read from a diffusers model folder, only the tensors needed.
+
+    ``sites``: a store (its sites are used) or a list of site names. UNet sites are module paths
+    inside ``unet/``; text sites start with their component (``text_encoder.text_model...``)."""
+    from safetensors import safe_open
+
+    names = list(sites.attrs["sites"]) if hasattr(sites, "attrs") else list(sites)
+    folder = Path(folder)
+    by_component: dict[str, list[str]] = {}
+    for n in names:
+        comp, _, path = n.partition(".")
+        if comp in ("text_encoder", "text_encoder_2"):
+            by_component.setdefault(comp, []).append(n)
+        else:
+            by_component.setdefault("unet", []).append(n)
+    out = {}
+    for comp, members in by_component.items():
+        files = [folder / comp / f for f in _FILES if (folder / comp / f).exists()]
+        if not files:
+            raise FileNotFoundError(f"no safetensors weights in {folder / comp}: give the folder the model was saved to (save_pretrained)")
+        with safe_open(str(files[0]), framework="pt") as f:
+            keys = set(f.keys())
+            for n in members:
+                key = (n if comp == "unet" else n.partition(".")[2]) + ".weight"
+                if key not in keys:
+                    raise ValueError(f"{files[0]} has no tensor {key}: was the store recorded with another model?")
+                out[n] = f.get_tensor(key).float().numpy()
+    return out

@@ -1,0 +1,8 @@
+"""Recording: hooks that reduce activations during generation (hooks.py), and record(), which
+runs a pipeline over a prompt set and fills a store (run.py)."""
+
+from ..store.batch import Recording
+from .hooks import DEFAULT_STATS, STATS, Recorder, reduce_tokens, run_pipe
+from .run import DEFAULT_STORES, provenance, record
+
+__all__ = ["DEFAULT_STATS", "DEFAULT_STORES", "STATS", "Recorder", "Recording", "provenance", "record", "reduce_tokens", "run_pipe"]

@@ -1,0 +1,72 @@
+"""Reading a recording store: a lazy xarray DataTree, integrity checks, a summary."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import xarray as xr
+import zarr
+
+from .core import SCHEMA, StoreError, short
+
+
+def open_store(path: str | Path, allow_partial: bool = False) -> xr.DataTree:
+    """Open a recording lazily (dask) as a DataTree; refuse a half-written or foreign store."""
+    path = Path(path)
+    if not (path / "zarr.json").exists():
+        raise StoreError(f"{path} is not a recording store (no zarr.json): record one with `workbench record --out {path}`")
+    try:
+        tree = xr.open_datatree(str(path), engine="zarr", chunks={}, consolidated=False)
+    except Exception as err:
+        raise StoreError(f"{path} could not be read as a recording ({type(err).__name__}: {err}): it may be corrupt; record it again") from err
+    attrs = tree.attrs
+    if attrs.get("workbench_schema") != SCHEMA:
+        raise StoreError(f"{path} is not a workbench recording (schema {attrs.get('workbench_schema')!r})")
+    missing = [s for s in attrs["sites"] if s not in tree.children]
+    if missing and not allow_partial:
+        raise StoreError(f"{path} is half-written: sites {short(missing)} have no data yet. Resume with the same `workbench record` command")
+    done = tree["done"].values
+    if not done.all() and not allow_partial:
+        raise StoreError(
+            f"{path} is half-written: {int((~done).sum())} of {done.size} prompts are not recorded. "
+            "Resume with the same `workbench record` command, or pass allow_partial=True to read what is there"
+        )
+    root = tree.to_dataset().set_coords([c for c in ("text", "set", "seed", "done", "timestep") if c in tree])
+    # numpy StringDType does not mix with plain str arrays: hold the labels as Python strings
+    root = root.assign_coords({c: root[c].astype(object).load() for c in ("text", "set", "branch") if c in root})
+    tree.dataset = root
+    return tree
+
+
+def check_store(path: str | Path) -> None:
+    """Read every chunk of every array once; raise StoreError naming the first unreadable one."""
+    group = zarr.open_group(str(path), mode="r", use_consolidated=False)
+    for name, arr in group.arrays():
+        _read_all(arr, name, path)
+    for gname, sub in group.groups():
+        for name, arr in sub.arrays():
+            _read_all(arr, f"{gname}/{name}", path)
+
+
+def _read_all(arr, name, path) -> None:
+    step = arr.chunks[0] if arr.ndim else 1
+    for lo in range(0, max(arr.shape[0] if arr.ndim else 1, 1), step):
+        try:
+            arr[lo : lo + step] if arr.ndim else arr[...]
+        except Exception as err:
+            raise StoreError(f"{path}: array {name} has a corrupt chunk near prompt {lo} ({type(err).__name__}); record those prompts again into a new store") from err
+
+
+def provenance_of(tree: xr.DataTree) -> dict:
+    return dict(tree.attrs["provenance"])
+
+
+def describe(tree: xr.DataTree) -> str:
+    """A short human summary of a store."""
+    p = provenance_of(tree)
+    sets = {}
+    for s in tree["set"].values:
+        sets[str(s)] = sets.get(str(s), 0) + 1
+    return json.dumps({"model": p.get("model_id"), "steps": p.get("steps"), "unet_calls": int(tree.sizes.get("step", 0)),
+                       "sites": len(tree.attrs["sites"]), "prompts": sets, "complete": tree.attrs.get("complete")}, indent=1)  # fmt: skip
