@@ -18,10 +18,9 @@ import numpy as np
 import torch
 
 from workbench.analysis import concept_masks, density, sweep, sweep_density
-from workbench.prompts import Prompt, PromptSet
 from workbench.models.sites import Site
-from workbench.store import Recording
-from workbench.store import StoreWriter, open_store
+from workbench.prompts import Prompt, PromptSet
+from workbench.store import Recording, StoreWriter, open_store
 
 WIDTHS = [(1280, 320)] * 5 + [(2560, 640)] * 5 + [(5120, 1280)] * 6
 STEPS = 51

@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from workbench.prompts import Prompt, PromptSet
 from workbench.models import load_pipeline, sd15_random
-from workbench.recording.hooks import run_pipe
+from workbench.prompts import Prompt, PromptSet
 from workbench.recording import record
+from workbench.recording.hooks import run_pipe
 
 
 def rss_mb() -> float:
@@ -87,8 +87,7 @@ def store_size() -> dict:
     """Bytes per prompt on disk for SD1.5's 16 FFN-2 sites, 51 calls, 2 branches, 2 stats, with
     positive float32 values drawn like real sums of squares (incompressible mantissas)."""
     from workbench.models.sites import Site
-    from workbench.store import Recording
-    from workbench.store import StoreWriter
+    from workbench.store import Recording, StoreWriter
 
     widths = [1280] * 5 + [2560] * 5 + [5120] * 6
     sites = [Site(f"s{i}.ff.net.2", "ffn2", "unet", f"s{i}.ff.net.2", w) for i, w in enumerate(widths)]

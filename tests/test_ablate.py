@@ -2,13 +2,13 @@
 
 import numpy as np
 import pytest
-
 import workbench.ablate as ablate_mod
+
 from workbench.evaluation.ablate import Ablation, ablate, open_results
+from workbench.models.toyworld import load_oracle
 from workbench.prompts import get
 from workbench.recording import record
 from workbench.store import open_store
-from workbench.models.toyworld import load_oracle
 
 STEPS = 4
 

@@ -19,10 +19,9 @@ from workbench.analysis import (
     union,
     unpack,
 )
-from workbench.prompts import Prompt, PromptSet
 from workbench.models.sites import Site
-from workbench.store import Recording
-from workbench.store import StoreWriter, open_store
+from workbench.prompts import Prompt, PromptSet
+from workbench.store import Recording, StoreWriter, open_store
 
 STEPS = 6
 SITES = [Site("a.ff.net.2", "ffn2", "unet", "a.ff.net.2", 40), Site("b.ff.net.2", "ffn2", "unet", "b.ff.net.2", 24)]

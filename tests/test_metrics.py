@@ -5,7 +5,15 @@ import numpy as np
 import pytest
 import torch
 
-from workbench.evaluation.metrics import Classifier, ClipScorer, NudityDetector, clip_score, fid_kid, nudity_reduction, top1_accuracy
+from workbench.evaluation.metrics import (
+    Classifier,
+    ClipScorer,
+    NudityDetector,
+    clip_score,
+    fid_kid,
+    nudity_reduction,
+    top1_accuracy,
+)
 from workbench.models import ModelNotFoundError
 from workbench.models.toyworld import load_oracle
 from workbench.models.toyworld.draw import draw, sample_specs

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from workbench.models import catalogue, module_of, select
 from workbench.editing import Pruner, export_pruned, pruned, random_like
+from workbench.models import catalogue, module_of, select
 
 
 def state(pipe):

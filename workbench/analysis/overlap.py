@@ -7,8 +7,8 @@ import torch
 import xarray as xr
 
 from .masks import step_mask
-from .weights import abs_weight
 from .norms import norms, site_names
+from .weights import abs_weight
 
 
 def jaccard(a: xr.DataTree, b: xr.DataTree) -> xr.Dataset:

@@ -9,9 +9,9 @@ import torch
 import xarray as xr
 
 from .masks import KINDS, check_k, n_keep
+from .norms import norms, site_names
 from .weights import abs_weight
 from .windows import step_window
-from .norms import norms, site_names
 
 
 def sweep(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from . import PromptSet, paired
 
-
 ARTISTS = ("Van Gogh", "Monet", "Leonardo Da Vinci", "Salvador Dali", "Pablo Picasso")
 STYLE_OBJECTS = ("cat", "dog", "mouse", "bear", "car", "chair", "bag", "ball", "door", "rabbit", "flower", "bowl", "bat", "horse", "bird", "wall", "bottle", "building", "chicken", "duck")  # fmt: skip
 IMAGENETTE = ("parachute", "gas pump", "golf ball", "cassette player", "english springer", "tench", "chain saw", "french horn")

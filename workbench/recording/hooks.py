@@ -17,6 +17,7 @@ per prompt encoding, cond first, then uncond; they have no step dimension.
 from __future__ import annotations
 
 from collections.abc import Sequence
+
 import torch
 from torch import nn
 

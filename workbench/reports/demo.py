@@ -21,6 +21,7 @@ from ..recording import record
 from ..store import open_store
 from .plots import before_after, density_bar, density_heatmap, image_grid, norm_histogram, write_html
 
+
 def run_demo(concept: str = "striped", k: float = 2.0, t_hat: int = 10, out: str | Path = "stores/demo", steps: int = 25,
              n_per: int = 2, control: bool = True, progress: bool = True) -> dict:  # fmt: skip
     """Run the demo and return its summary (also written to ``out/summary.json``)."""

@@ -8,7 +8,6 @@ import torch
 import xarray as xr
 
 
-
 def _attributes(ds: xr.Dataset) -> list[str]:
     """The judged attributes of an ablation result, as its unpruned baseline recorded them."""
     return list(next(iter(ds.attrs["baseline"].values()))["other_accuracy"])
