@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-import workbench.ablate as ablate_mod
 
+import workbench.evaluation.ablate as ablate_mod
 from workbench.evaluation.ablate import Ablation, ablate, open_results
 from workbench.models.toyworld import load_oracle
 from workbench.prompts import get
@@ -76,7 +76,8 @@ def test_ablate_cli(store_path, tmp_path, capsys):
 def test_union_cell_prunes_the_or_of_member_masks_and_judges_each_member(toy, tmp_path):
     """'striped+dotted' with reference 'plain,striped,dotted': each member against the other sets,
     masks OR-ed (paper A.5), one generation judged per member."""
-    from workbench.analysis import concept_masks, density, union, weights_of
+    from workbench.analysis import concept_masks, density, union
+    from workbench.models import weights_of
 
     path = record(toy, get("toy:textures"), tmp_path / "tex.zarr", steps=STEPS, batch_size=16, progress=False)
     tree = open_store(path)
@@ -111,3 +112,27 @@ def test_window_beyond_the_recorded_steps_fails_before_creating_a_store(toy, tre
     with pytest.raises(ValueError, match="beyond the recorded steps"):
         ablate(toy, load_oracle(), tree, Ablation(windows=["first:10"], steps=STEPS), tmp_path / "w.zarr", progress=False)
     assert not (tmp_path / "w.zarr").exists()
+
+
+def test_eval_images_are_generated_once_per_model_state(toy, monkeypatch):
+    """The memo behind shared baselines: a hit only for the same weights and settings."""
+    import torch
+
+    import workbench.evaluation.toy as toy_mod
+    from workbench.editing import pruned
+    from workbench.models import module_of, select
+
+    calls = []
+    real = toy_mod.generate
+    monkeypatch.setattr(toy_mod, "generate", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(toy_mod, "_EVAL_CACHE", type(toy_mod._EVAL_CACHE)())
+    a = toy_mod.eval_images(toy, n_per=1, steps=2)
+    b = toy_mod.eval_images(toy, n_per=1, steps=2)
+    assert len(calls) == 1 and torch.equal(a, b)
+    site = select(toy, "ffn2")[0]
+    with pruned(toy, {site.name: np.ones(module_of(toy, site).weight.shape, bool)}):
+        c = toy_mod.eval_images(toy, n_per=1, steps=2)
+    assert len(calls) == 2 and not torch.equal(a, c)
+    assert torch.equal(toy_mod.eval_images(toy, n_per=1, steps=2), a) and len(calls) == 2  # unpruned again: a hit
+    toy_mod.eval_images(toy, n_per=1, steps=3)
+    assert len(calls) == 3

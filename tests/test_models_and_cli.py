@@ -51,3 +51,19 @@ def test_cli_help_and_record(tmp_path, capsys):
     assert main(["sets"]) == 0 and "texture:striped" in capsys.readouterr().out
     assert main(["sites", "--device", "cpu"]) == 0 and "ff.net.2" in capsys.readouterr().out
     assert main(["info", str(out)]) == 0 and '"complete": true' in capsys.readouterr().out
+
+
+def test_load_weights_reads_the_sites_from_the_folder_without_a_model(toy):
+    import numpy as np
+
+    from workbench.analysis import load_weights
+    from workbench.models import select, weights_of
+    from workbench.models.toyworld import WEIGHTS
+
+    names = [s.name for s in select(toy, ["ffn2", "text.fc2"])]
+    direct, loaded = weights_of(toy, names), load_weights(WEIGHTS, names)
+    assert list(loaded) == names
+    for n in names:
+        np.testing.assert_array_equal(loaded[n], direct[n])
+    with pytest.raises(ValueError, match="another model"):
+        load_weights(WEIGHTS, ["down_blocks.7.ff.net.2"])
