@@ -29,10 +29,18 @@ STEPS = 51
 def build(path: Path, n: int = 8):
     sites = [Site(f"s{i}.ff.net.2", "ffn2", "unet", f"s{i}.ff.net.2", w) for i, (w, _) in enumerate(WIDTHS)]
     w = StoreWriter.open(path, {"model_id": "synthetic"}, sites, ("sumsq", "sumsq_unit"), chunk=n)
-    idx = w.add_prompts(PromptSet([Prompt(f"t{i}", "target", i) for i in range(n)] + [Prompt(f"r{i}", "reference", i) for i in range(n)]))
+    idx = w.add_prompts(
+        PromptSet([Prompt(f"t{i}", "target", i) for i in range(n)] + [Prompt(f"r{i}", "reference", i) for i in range(n)])
+    )
     rng = np.random.default_rng(0)
     for lo in range(0, 2 * n, n):
-        stats = {s.name: {k: torch.from_numpy(rng.gamma(2.0, 50.0, (n, 2, STEPS, s.width)).astype(np.float32)) for k in ("sumsq", "sumsq_unit")} for s in sites}
+        stats = {
+            s.name: {
+                k: torch.from_numpy(rng.gamma(2.0, 50.0, (n, 2, STEPS, s.width)).astype(np.float32))
+                for k in ("sumsq", "sumsq_unit")
+            }
+            for s in sites
+        }
         w.write(idx[lo : lo + n], Recording(stats, list(range(STEPS)), {}, ("uncond", "cond")))
     w.finish()
     weights = {s.name: rng.standard_normal((o, wd), dtype=np.float32) for s, (wd, o) in zip(sites, WIDTHS)}
@@ -54,7 +62,9 @@ def main() -> None:
     t = time.perf_counter()
     sw = sweep(tree, weights, "target", "reference", ks=[0.5, 1, 2, 5, 10], t_hats=list(range(1, 16)))
     many = time.perf_counter() - t
-    print(f"5 k x 15 t_hat sweep: {many:.1f} s (target <= 60 s); density at k=2, t_hat=10: {float(sweep_density(sw).sel(k=2.0, t_hat=10)):.4f}")
+    print(
+        f"5 k x 15 t_hat sweep: {many:.1f} s (target <= 60 s); density at k=2, t_hat=10: {float(sweep_density(sw).sel(k=2.0, t_hat=10)):.4f}"
+    )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS {peak / 1024:.2f} GB (target <= 4 GB; {rss0 / 1024:.2f} GB before the masks, weights included)")
     shutil.rmtree(tmp)

@@ -56,7 +56,16 @@ def overhead(pipe, n: int, steps: int, guidance: float, size, batch: int, repeat
         run_plain()  # warm-up
     # the first record() of a process hashes the weights once (cached after): time it apart
     t = time.perf_counter()
-    record(pipe, PromptSet(prompts.prompts[:1]), tmp / "warm.zarr", steps=steps, guidance=guidance, batch_size=batch, size=size, progress=False)
+    record(
+        pipe,
+        PromptSet(prompts.prompts[:1]),
+        tmp / "warm.zarr",
+        steps=steps,
+        guidance=guidance,
+        batch_size=batch,
+        size=size,
+        progress=False,
+    )
     first_record_s = time.perf_counter() - t
     for r in range(repeats):
         sync(dev)
@@ -96,7 +105,12 @@ def store_size() -> dict:
     w = StoreWriter.open(tmp / "s.zarr", {"model_id": "synthetic"}, sites, ("sumsq", "sumsq_unit"), chunk=chunk)
     idx = w.add_prompts(PromptSet([Prompt(f"p{i}", "x", i) for i in range(n)]))
     rng = np.random.default_rng(0)
-    stats = {s.name: {k: torch.from_numpy(rng.gamma(2.0, 50.0, (n, 2, 51, s.width)).astype(np.float32)) for k in ("sumsq", "sumsq_unit")} for s in sites}
+    stats = {
+        s.name: {
+            k: torch.from_numpy(rng.gamma(2.0, 50.0, (n, 2, 51, s.width)).astype(np.float32)) for k in ("sumsq", "sumsq_unit")
+        }
+        for s in sites
+    }
     w.write(idx, Recording(stats, list(range(51)), {}, ("uncond", "cond")))
     w.finish()
     raw = sum(widths) * 51 * 2 * 2 * 4
@@ -109,11 +123,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mode", choices=["toy", "sd15-cpu", "sd15-gpu", "store-size"], default="toy")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--size", type=int, default=None, help="image size for the sd15 modes (default 512; 256 keeps a CPU run to minutes)")
+    ap.add_argument(
+        "--size", type=int, default=None, help="image size for the sd15 modes (default 512; 256 keeps a CPU run to minutes)"
+    )
     args = ap.parse_args()
     if args.mode == "store-size":
         r = store_size()
-        print(f"store-size: {r['neurons']} neurons, raw {r['raw_bytes_per_prompt'] / 1e6:.1f} MB/prompt, on disk {r['store_bytes_per_prompt'] / 1e6:.1f} MB/prompt")
+        print(
+            f"store-size: {r['neurons']} neurons, raw {r['raw_bytes_per_prompt'] / 1e6:.1f} MB/prompt, on disk {r['store_bytes_per_prompt'] / 1e6:.1f} MB/prompt"
+        )
         return
     if args.mode == "toy":
         torch.set_num_threads(2)

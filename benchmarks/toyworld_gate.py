@@ -34,7 +34,10 @@ def main() -> None:
     print("oracle on 4,096 fresh held-out images:", {k: round(v, 4) for k, v in accuracy(oracle).items()})
     t = time.perf_counter()
     gate = quality_gate(pipe, oracle, n=args.n, guidance=args.guidance)
-    print(f"quality gate, n={args.n}, guidance {args.guidance} ({time.perf_counter() - t:.0f} s):", {k: round(v, 4) for k, v in gate.items()})
+    print(
+        f"quality gate, n={args.n}, guidance {args.guidance} ({time.perf_counter() - t:.0f} s):",
+        {k: round(v, 4) for k, v in gate.items()},
+    )
 
 
 if __name__ == "__main__":

@@ -15,7 +15,9 @@ STEPS = 4
 
 @pytest.fixture(scope="module")
 def store_path(toy, tmp_path_factory):
-    return record(toy, get("texture:striped"), tmp_path_factory.mktemp("abl") / "s.zarr", steps=STEPS, batch_size=16, progress=False)
+    return record(
+        toy, get("texture:striped"), tmp_path_factory.mktemp("abl") / "s.zarr", steps=STEPS, batch_size=16, progress=False
+    )
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +70,26 @@ def test_ablate_cli(store_path, tmp_path, capsys):
     from workbench.cli import main
 
     out = tmp_path / "cli.zarr"
-    assert main(["ablate", str(store_path), "--ks", "5", "--windows", "all", "--kinds", "skilled", "--n-per", "1", "--out", str(out), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "ablate",
+                str(store_path),
+                "--ks",
+                "5",
+                "--windows",
+                "all",
+                "--kinds",
+                "skilled",
+                "--n-per",
+                "1",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert "concept_rate" in text and str(out) in text
 
@@ -81,7 +102,15 @@ def test_union_cell_prunes_the_or_of_member_masks_and_judges_each_member(toy, tm
 
     path = record(toy, get("toy:textures"), tmp_path / "tex.zarr", steps=STEPS, batch_size=16, progress=False)
     tree = open_store(path)
-    spec = Ablation(concepts=["striped+dotted"], reference="plain,striped,dotted", ks=[5.0], windows=["all"], kinds=["skilled"], steps=STEPS, n_per=1)
+    spec = Ablation(
+        concepts=["striped+dotted"],
+        reference="plain,striped,dotted",
+        ks=[5.0],
+        windows=["all"],
+        kinds=["skilled"],
+        steps=STEPS,
+        n_per=1,
+    )
     ds = ablate(toy, load_oracle(), tree, spec, tmp_path / "u.zarr", progress=False)
     w = weights_of(toy, tree)
     expected = union(
@@ -93,7 +122,14 @@ def test_union_cell_prunes_the_or_of_member_masks_and_judges_each_member(toy, tm
     assert set(base["per_value"]) == {"striped", "dotted"} and base["concept_rate"] > 0.5
     assert 0 <= float(ds["target_other"].item()) <= 1 and 0 <= base["target_other"] <= 1
     with pytest.raises(ValueError, match="leaves no set"):
-        ablate(toy, load_oracle(), tree, Ablation(concepts=["plain"], reference="plain", windows=["all"], steps=STEPS), tmp_path / "x.zarr", progress=False)
+        ablate(
+            toy,
+            load_oracle(),
+            tree,
+            Ablation(concepts=["plain"], reference="plain", windows=["all"], steps=STEPS),
+            tmp_path / "x.zarr",
+            progress=False,
+        )
 
 
 def test_toy_evaluate_reads_shapes_and_refuses_mixed_unions(toy):

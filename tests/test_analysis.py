@@ -38,7 +38,13 @@ def random_store(tmp_path_factory):
     idx = w.add_prompts(prompts)
     for lo in range(0, len(idx), 4):
         run = idx[lo : lo + 4]
-        stats = {s.name: {k: torch.from_numpy(rng.gamma(2.0, 1.0, (len(run), 2, STEPS, s.width)).astype(np.float32)) for k in ("sumsq", "sumsq_unit")} for s in SITES}
+        stats = {
+            s.name: {
+                k: torch.from_numpy(rng.gamma(2.0, 1.0, (len(run), 2, STEPS, s.width)).astype(np.float32))
+                for k in ("sumsq", "sumsq_unit")
+            }
+            for s in SITES
+        }
         w.write(run, Recording(stats, list(np.linspace(999, 0, STEPS)), {s.name: 9 for s in SITES}, ("uncond", "cond")))
     w.finish()
     weights = {s.name: rng.normal(size=(OUT[s.name], s.width)).astype(np.float32) for s in SITES}
@@ -82,7 +88,9 @@ def test_authors_mode_pools_branches_of_unit_normalised_tokens(random_store):
     tree, W = random_store
     n = norms(tree, "star", "authors")
     for s in SITES:
-        np.testing.assert_allclose(n[s.name]["norm"].values, dense_norm(tree, s.name, ["star"], "sumsq_unit", ["uncond", "cond"]), rtol=1e-6)
+        np.testing.assert_allclose(
+            n[s.name]["norm"].values, dense_norm(tree, s.name, ["star"], "sumsq_unit", ["uncond", "cond"]), rtol=1e-6
+        )
     m = concept_masks(tree, W, "star", "ref", k=10, t_hat=4, normalisation="authors")
     for s in SITES:
         nt = dense_norm(tree, s.name, ["star"], "sumsq_unit", ["uncond", "cond"])

@@ -49,16 +49,24 @@ def test_demo_summary(demo):
     assert all(0 <= summary[s]["concept_rate"] <= 1 for s in ("before", "after", "random_control"))
 
 
-@pytest.mark.skipif(CHROMIUM is None and os.environ.get("CI") != "true", reason="chromium not installed (setup.sh --test installs it)")
+@pytest.mark.skipif(
+    CHROMIUM is None and os.environ.get("CI") != "true", reason="chromium not installed (setup.sh --test installs it)"
+)
 def test_report_draws_in_chromium(demo, tmp_path):
     out, _ = demo
     assert CHROMIUM, "chromium is missing: run `bash setup.sh --test`"
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
              "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=15000"]  # fmt: skip
-    dom = subprocess.run([CHROMIUM, *flags, "--dump-dom", (out / "report.html").as_uri()], capture_output=True, text=True, timeout=180).stdout
+    dom = subprocess.run(
+        [CHROMIUM, *flags, "--dump-dom", (out / "report.html").as_uri()], capture_output=True, text=True, timeout=180
+    ).stdout
     n_figs = dom.count('class="plotly-graph-div')
     assert n_figs == 8
     assert dom.count('class="main-svg"') >= n_figs  # plotly drew every figure (no script error, no network)
     shot = tmp_path / "report.png"
-    subprocess.run([CHROMIUM, *flags, "--window-size=1200,1600", f"--screenshot={shot}", (out / "report.html").as_uri()], capture_output=True, timeout=180)
+    subprocess.run(
+        [CHROMIUM, *flags, "--window-size=1200,1600", f"--screenshot={shot}", (out / "report.html").as_uri()],
+        capture_output=True,
+        timeout=180,
+    )
     assert shot.exists() and shot.stat().st_size > 20_000

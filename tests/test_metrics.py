@@ -34,14 +34,32 @@ def tiny_clip(tmp_path_factory):
     folder = tmp_path_factory.mktemp("clip")
     tok = CLIPTokenizer.from_pretrained(build_files(folder / "tok", 16))
     cfg = CLIPConfig(
-        text_config={"vocab_size": len(tok), "hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 1, "num_attention_heads": 2, "max_position_embeddings": 16,
-                     "bos_token_id": tok.bos_token_id, "eos_token_id": tok.eos_token_id, "pad_token_id": tok.pad_token_id},
-        vision_config={"image_size": 32, "patch_size": 8, "hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 1, "num_attention_heads": 2},
+        text_config={
+            "vocab_size": len(tok),
+            "hidden_size": 32,
+            "intermediate_size": 37,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "max_position_embeddings": 16,
+            "bos_token_id": tok.bos_token_id,
+            "eos_token_id": tok.eos_token_id,
+            "pad_token_id": tok.pad_token_id,
+        },
+        vision_config={
+            "image_size": 32,
+            "patch_size": 8,
+            "hidden_size": 32,
+            "intermediate_size": 37,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+        },
         projection_dim=16,
     )
     torch.manual_seed(0)
     CLIPModel(cfg).save_pretrained(folder / "model")
-    proc = CLIPProcessor(image_processor=CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}), tokenizer=tok)
+    proc = CLIPProcessor(
+        image_processor=CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}), tokenizer=tok
+    )
     proc.save_pretrained(folder / "model")
     return folder / "model"
 
@@ -86,7 +104,9 @@ def test_transformers_classifier_top1_is_the_models_argmax(tmp_path, images):
     proc.save_pretrained(tmp_path)
     clf = Classifier(tmp_path, device="cpu", batch=4)
     with torch.no_grad():
-        x = proc(images=list((images.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)), return_tensors="pt")["pixel_values"]
+        x = proc(images=list((images.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)), return_tensors="pt")[
+            "pixel_values"
+        ]
         expected = [labels[i] for i in model(x).logits.argmax(1).tolist()]
     assert clf.top1(images) == expected
     assert [r[0] for r in clf.topk(images, 3)] == expected and all(sorted(r) == sorted(labels) for r in clf.topk(images, 3))

@@ -46,7 +46,9 @@ def test_cli_help_and_record(tmp_path, capsys):
     assert main(["record", "--prompts", str(prompts), "--out", str(out), "--steps", "2", "--quiet", "--device", "cpu"]) == 0
     tree = open_store(out)
     assert tree.sizes["prompt"] == 2 and tree.sizes["step"] == 2
-    assert main(["record", "--prompts", str(prompts), "--out", str(out), "--steps", "2", "--sites", "ffn9", "--device", "cpu"]) == 2
+    assert (
+        main(["record", "--prompts", str(prompts), "--out", str(out), "--steps", "2", "--sites", "ffn9", "--device", "cpu"]) == 2
+    )
     assert "matches no layer" in capsys.readouterr().err
     assert main(["sets"]) == 0 and "texture:striped" in capsys.readouterr().out
     assert main(["sites", "--device", "cpu"]) == 0 and "ff.net.2" in capsys.readouterr().out

@@ -10,6 +10,7 @@ from workbench.recording.hooks import Recorder, capture_inputs, run_pipe
 
 def direct(raw_calls, n_prompts, nb, is_text):
     """Plain float64 reductions of the raw inputs, in the store's (prompt, branch, step, neuron) order."""
+
     def stats(x):
         x = x.double()
         unit = x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12)  # an all-zero token counts 0

@@ -25,7 +25,17 @@ def quick(tmp_path_factory):
 def test_every_table_is_written_from_its_store(quick):
     root, out, done = quick
     text = out.read_text()
-    for head in ("(a) Style", "(a') Style", "(b) Object", "(b') Object", "(c) Site", "(d) Sparsity", "(e) Skilled", "(f) Union", "## Acceptance"):
+    for head in (
+        "(a) Style",
+        "(a') Style",
+        "(b) Object",
+        "(b') Object",
+        "(c) Site",
+        "(d) Sparsity",
+        "(e) Skilled",
+        "(f) Union",
+        "## Acceptance",
+    ):
         assert head in text
     ds = open_results(root / "stores" / "c_sites.zarr")
     rate = float(ds["concept_rate"].sel(concept="striped", family="text.fc2", kind="skilled").squeeze())
@@ -83,13 +93,20 @@ def test_rewrite_keeps_notes_and_resumes(quick):
     assert {p: p.stat().st_mtime for p in mtimes} == mtimes  # no finished cell was computed again
 
 
-@pytest.mark.skipif(CHROMIUM is None and os.environ.get("CI") != "true", reason="chromium not installed (setup.sh --test installs it)")
+@pytest.mark.skipif(
+    CHROMIUM is None and os.environ.get("CI") != "true", reason="chromium not installed (setup.sh --test installs it)"
+)
 def test_figures_draw_in_chromium(quick, tmp_path):
     _, _, done = quick
     assert CHROMIUM, "chromium is missing: run `bash setup.sh --test`"
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
              f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=15000"]  # fmt: skip
-    dom = subprocess.run([CHROMIUM, *flags, "--dump-dom", f"file://{os.path.abspath(done['figures'])}"], capture_output=True, text=True, timeout=180).stdout
+    dom = subprocess.run(
+        [CHROMIUM, *flags, "--dump-dom", f"file://{os.path.abspath(done['figures'])}"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    ).stdout
     n = dom.count('class="plotly-graph-div')
     assert n == 8 and dom.count('class="main-svg"') >= n
     # the same figures as static PNGs, each shown once in the markdown

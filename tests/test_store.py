@@ -22,7 +22,11 @@ def small_set(n=6):
 
 def arrays(path):
     tree = open_store(path)
-    out = {"text": tree["text"].values.tolist(), "seed": tree["seed"].values.tolist(), "timestep": tree["timestep"].values.tolist()}
+    out = {
+        "text": tree["text"].values.tolist(),
+        "seed": tree["seed"].values.tolist(),
+        "timestep": tree["timestep"].values.tolist(),
+    }
     for site in tree.attrs["sites"]:
         for stat, var in tree[site].data_vars.items():
             out[f"{site}/{stat}"] = var.values

@@ -46,7 +46,12 @@ def test_pipeline_is_deterministic_and_fast_enough_to_use(toy):
     a = toy(["a red circle", "a blue cross"], num_inference_steps=5, generator=gens(), output_type="pt").images
     b = toy(["a red circle", "a blue cross"], num_inference_steps=5, generator=gens(), output_type="pt").images
     assert torch.equal(a, b) and a.shape == (2, 3, 32, 32)
-    c = toy(["a red circle", "a blue cross"], num_inference_steps=5, generator=[torch.Generator().manual_seed(i) for i in (7, 8)], output_type="pt").images
+    c = toy(
+        ["a red circle", "a blue cross"],
+        num_inference_steps=5,
+        generator=[torch.Generator().manual_seed(i) for i in (7, 8)],
+        output_type="pt",
+    ).images
     assert not torch.equal(a, c)  # the seed, not a constant, decides the image
 
 

@@ -21,16 +21,37 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
     **{n: ("workbench.prompts", n) for n in ("Prompt", "PromptSet", "named_sets", "from_file", "paired")},
     "prompt_set": ("workbench.prompts", "get"),
     # models
-    **{n: ("workbench.models", n) for n in ("FAMILIES", "ModelNotFoundError", "catalogue", "load_pipeline", "tiny_sd15", "tiny_sdxl", "weights_of")},
+    **{
+        n: ("workbench.models", n)
+        for n in ("FAMILIES", "ModelNotFoundError", "catalogue", "load_pipeline", "tiny_sd15", "tiny_sdxl", "weights_of")
+    },
     "sites": ("workbench.models", "select"),
     # store and recording
     **{n: ("workbench.store", n) for n in ("StoreError", "describe", "open_store", "check_store")},
     **{n: ("workbench.recording", n) for n in ("Recorder", "Recording", "record")},
     # analysis
-    **{n: ("workbench.analysis", n) for n in (
-        "concept_masks", "density", "density_per_step", "jaccard", "load_masks", "load_weights", "norm_distribution", "norms",
-        "overlap_matrix", "overlap_per_step", "parse_window", "save_masks", "step_window", "sweep", "sweep_density", "union", "unpack",
-    )},  # fmt: skip
+    **{
+        n: ("workbench.analysis", n)
+        for n in (
+            "concept_masks",
+            "density",
+            "density_per_step",
+            "jaccard",
+            "load_masks",
+            "load_weights",
+            "norm_distribution",
+            "norms",
+            "overlap_matrix",
+            "overlap_per_step",
+            "parse_window",
+            "save_masks",
+            "step_window",
+            "sweep",
+            "sweep_density",
+            "union",
+            "unpack",
+        )
+    },  # fmt: skip
     # editing
     **{n: ("workbench.editing", n) for n in ("Pruner", "export_pruned", "pruned", "random_like")},
     # evaluation

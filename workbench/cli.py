@@ -17,10 +17,21 @@ Typical use:
 
 
 def _add_model(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="toy", help="'toy' (the embedded toy world, default), a folder saved with save_pretrained, or a cached hub id")
+    p.add_argument(
+        "--model",
+        default="toy",
+        help="'toy' (the embedded toy world, default), a folder saved with save_pretrained, or a cached hub id",
+    )
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
-    p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"], help="weights dtype (float16 on GPU for real SD)")
-    p.add_argument("--allow-download", action="store_true", help="let diffusers fetch weights from a hub (off: no downloads at run time)")
+    p.add_argument(
+        "--dtype",
+        default="float32",
+        choices=["float32", "float16", "bfloat16"],
+        help="weights dtype (float16 on GPU for real SD)",
+    )
+    p.add_argument(
+        "--allow-download", action="store_true", help="let diffusers fetch weights from a hub (off: no downloads at run time)"
+    )
 
 
 def _load(args):
@@ -157,11 +168,26 @@ def build_parser() -> argparse.ArgumentParser:
         "with the same arguments it records only what is missing; new prompt sets extend the store.",
     )
     _add_model(r)
-    r.add_argument("--prompts", nargs="+", required=True, metavar="SET", help="named sets (see `workbench sets`) or text files, one prompt a line")
+    r.add_argument(
+        "--prompts",
+        nargs="+",
+        required=True,
+        metavar="SET",
+        help="named sets (see `workbench sets`) or text files, one prompt a line",
+    )
     r.add_argument("--out", type=Path, default=None, help="the store (default: stores/<first set>.zarr)")
-    r.add_argument("--sites", default="ffn2", help="comma-separated families (ffn2, ffn1, attn2.to_k, attn2.to_v, text.fc2) or globs over module paths")
+    r.add_argument(
+        "--sites",
+        default="ffn2",
+        help="comma-separated families (ffn2, ffn1, attn2.to_k, attn2.to_v, text.fc2) or globs over module paths",
+    )
     r.add_argument("--steps", type=int, default=25, help="denoising steps (the paper: 50 on SD1.5)")
-    r.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (default 1.5 for the toy world, 7.5 otherwise; <= 1 records the cond branch only)")
+    r.add_argument(
+        "--guidance",
+        type=float,
+        default=None,
+        help="classifier-free guidance scale (default 1.5 for the toy world, 7.5 otherwise; <= 1 records the cond branch only)",
+    )
     r.add_argument("--seed", type=int, default=0, help="seed of the first prompt pair (pairs share seeds)")
     r.add_argument("--batch-size", type=int, default=8, help="prompts per pipeline call (also the store's prompt chunk)")
     r.add_argument("--stats", default="sumsq,sumsq_unit", help="comma-separated: sumsq, sumsq_unit, sum, absmax")
@@ -169,12 +195,20 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=cmd_record)
 
-    s = sub.add_parser("sites", help="list the hookable sites of a model", description="List hookable layers: family, width (neurons) and module path.")
+    s = sub.add_parser(
+        "sites",
+        help="list the hookable sites of a model",
+        description="List hookable layers: family, width (neurons) and module path.",
+    )
     _add_model(s)
     s.add_argument("--sites", default=None, help="only those a filter selects (families or globs, comma-separated)")
     s.set_defaults(func=cmd_sites)
 
-    c = sub.add_parser("sets", help="list named prompt sets, or print one", description="Named calibration sets: the paper's Table 9 and the toy world's.")
+    c = sub.add_parser(
+        "sets",
+        help="list named prompt sets, or print one",
+        description="Named calibration sets: the paper's Table 9 and the toy world's.",
+    )
     c.add_argument("name", nargs="?", help="print this set's prompts (set, seed, text)")
     c.add_argument("--seed", type=int, default=0)
     c.set_defaults(func=cmd_sets)
@@ -193,7 +227,12 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--t-hat", type=int, default=10, help="aggregate the first t-hat UNet calls (paper: 9-20)")
     m.add_argument("--window", default="first", help="'first' (t-hat), 'all', or 'last:N'")
     m.add_argument("--kind", default="skilled", choices=["skilled", "unskilled"])
-    m.add_argument("--normalisation", default="wanda", choices=["wanda", "authors"], help="plain Wanda (cond branch) or the authors' per-token normalised, branch-pooled norms")
+    m.add_argument(
+        "--normalisation",
+        default="wanda",
+        choices=["wanda", "authors"],
+        help="plain Wanda (cond branch) or the authors' per-token normalised, branch-pooled norms",
+    )
     m.add_argument("--model", default=None, help="the model (default: the store's model id)")
     m.add_argument("--out", type=Path, default=None, help=".safetensors or .zarr (default: beside the store)")
     m.set_defaults(func=cmd_masks)
@@ -223,8 +262,16 @@ def build_parser() -> argparse.ArgumentParser:
         "results store. Started again with the same settings it computes only the missing cells.",
     )
     a.add_argument("store", type=Path, help="a toy-world recording holding the concepts' and the reference's prompt sets")
-    a.add_argument("--concepts", default="striped", help="comma-separated toy-world concepts (textures, shapes; each a prompt set in the store); 'a+b+c' prunes the union of their masks")
-    a.add_argument("--reference", default="plain", help="reference prompt set(s), comma-separated; a concept's own set is left out of it (e.g. plain,striped,dotted,checkered)")
+    a.add_argument(
+        "--concepts",
+        default="striped",
+        help="comma-separated toy-world concepts (textures, shapes; each a prompt set in the store); 'a+b+c' prunes the union of their masks",
+    )
+    a.add_argument(
+        "--reference",
+        default="plain",
+        help="reference prompt set(s), comma-separated; a concept's own set is left out of it (e.g. plain,striped,dotted,checkered)",
+    )
     a.add_argument("--families", default="ffn2", help="comma-separated site families (recorded in the store)")
     a.add_argument("--ks", default="1,2,5", help="comma-separated percentages")
     a.add_argument("--windows", default="first:10,all", help="comma-separated: first:T, all, last:N")
@@ -243,7 +290,12 @@ def build_parser() -> argparse.ArgumentParser:
         "Resumable: started again it computes only missing cells. About 35 minutes on 2 CPU cores.",
     )
     res.add_argument("--out", type=Path, default=Path("docs/results.md"), help="the markdown to (re)write")
-    res.add_argument("--stores", type=Path, default=Path("stores/results"), help="folder for the recording, the ablation stores and figures.html")
+    res.add_argument(
+        "--stores",
+        type=Path,
+        default=Path("stores/results"),
+        help="folder for the recording, the ablation stores and figures.html",
+    )
     res.add_argument("--steps", type=int, default=25)
     res.add_argument("--n-per", type=int, default=2, help="evaluation images per texture x colour x shape (2 gives 128 per cell)")
     res.add_argument("--quick", action="store_true", help="one or two cells per table (a smoke run, not results)")

@@ -25,7 +25,9 @@ def prompt_index(tree: xr.DataTree, prompt_set: str | list[str]) -> np.ndarray:
     known = list(dict.fromkeys(sets))
     for n in names:
         if n not in known:
-            raise ValueError(f"prompt set {n!r} is not in this store: it holds {known}; record it with `workbench record --prompts ...`")
+            raise ValueError(
+                f"prompt set {n!r} is not in this store: it holds {known}; record it with `workbench record --prompts ...`"
+            )
     return np.flatnonzero(np.isin(sets, names))
 
 

@@ -42,7 +42,10 @@ def overlap_per_step(tree: xr.DataTree, weights: dict, concepts: dict[str, tuple
     n_steps = tree.sizes["step"]
     inter = np.zeros((n_steps, len(names), len(names)))
     uni = np.zeros_like(inter)
-    nrm = {c: (norms(tree, t, normalisation, sites=sites), norms(tree, r, normalisation, sites=sites)) for c, (t, r) in concepts.items()}
+    nrm = {
+        c: (norms(tree, t, normalisation, sites=sites), norms(tree, r, normalisation, sites=sites))
+        for c, (t, r) in concepts.items()
+    }
     for s in sites:
         w = abs_weight(weights, s, tree[s].sizes["neuron"])
         # read each concept's norms from the store once per site, not once per step
@@ -56,4 +59,9 @@ def overlap_per_step(tree: xr.DataTree, weights: dict, concepts: dict[str, tuple
                     uni[t, i, j] += int((ms[i] | ms[j]).sum())
     with np.errstate(invalid="ignore", divide="ignore"):
         jac = np.where(uni > 0, inter / np.maximum(uni, 1), np.nan)
-    return xr.DataArray(jac, dims=("step", "concept", "concept_2"), coords={"step": np.arange(n_steps), "concept": names, "concept_2": names}, name="jaccard")
+    return xr.DataArray(
+        jac,
+        dims=("step", "concept", "concept_2"),
+        coords={"step": np.arange(n_steps), "concept": names, "concept_2": names},
+        name="jaccard",
+    )

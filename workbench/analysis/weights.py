@@ -45,7 +45,9 @@ def load_weights(folder: str | Path, sites) -> dict[str, np.ndarray]:
     for comp, members in by_component.items():
         files = [folder / comp / f for f in _FILES if (folder / comp / f).exists()]
         if not files:
-            raise FileNotFoundError(f"no safetensors weights in {folder / comp}: give the folder the model was saved to (save_pretrained)")
+            raise FileNotFoundError(
+                f"no safetensors weights in {folder / comp}: give the folder the model was saved to (save_pretrained)"
+            )
         with safe_open(str(files[0]), framework="pt") as f:
             keys = set(f.keys())
             for n in members:

@@ -10,7 +10,9 @@ def step_window(n_steps: int, t_hat: int | None = None, window: str | tuple | li
         if t_hat is None:
             raise ValueError("give t_hat (the number of first UNet calls to aggregate) or a window")
         if not (1 <= int(t_hat) <= n_steps):
-            raise ValueError(f"t_hat={t_hat} is beyond the recorded steps: this store has {n_steps} UNet calls per prompt, use 1..{n_steps}")
+            raise ValueError(
+                f"t_hat={t_hat} is beyond the recorded steps: this store has {n_steps} UNet calls per prompt, use 1..{n_steps}"
+            )
         return list(range(int(t_hat)))
     if window == "all":
         return list(range(n_steps))

@@ -96,5 +96,7 @@ def export_pruned(pipe, masks: MaskLike, folder: str | Path) -> Path:
     folder = Path(folder)
     with pruned(pipe, masks):
         pipe.save_pretrained(folder)
-    save_file({s: torch.from_numpy(np.ascontiguousarray(m)) for s, m in as_dict(masks).items()}, str(folder / "masks.safetensors"))
+    save_file(
+        {s: torch.from_numpy(np.ascontiguousarray(m)) for s, m in as_dict(masks).items()}, str(folder / "masks.safetensors")
+    )
     return folder

@@ -43,7 +43,13 @@ class Ablation:
     n_per: int = 1
 
     def coords(self) -> dict:
-        return {"concept": self.concepts, "family": self.families, "k": [float(k) for k in self.ks], "window": self.windows, "kind": self.kinds}
+        return {
+            "concept": self.concepts,
+            "family": self.families,
+            "k": [float(k) for k in self.ks],
+            "window": self.windows,
+            "kind": self.kinds,
+        }
 
 
 def members(concept: str) -> list[str]:
@@ -96,7 +102,14 @@ def ablate(pipe, oracle, tree: xr.DataTree, spec: Ablation, out: str | Path, pro
         sites = [s for s in tree.attrs["sites"] if info[s]["family"] == fam]
         t_hat, win = parse_window(window)
         mkind = "unskilled" if kind == "unskilled" else "skilled"
-        masks = union(*(concept_masks(tree, weights, c, reference_for(c, spec.reference), k=k, t_hat=t_hat, window=win, kind=mkind, sites=sites) for c in members(concept)))
+        masks = union(
+            *(
+                concept_masks(
+                    tree, weights, c, reference_for(c, spec.reference), k=k, t_hat=t_hat, window=win, kind=mkind, sites=sites
+                )
+                for c in members(concept)
+            )
+        )
         if kind == "random":
             masks = random_like(masks, seed=int(np.ravel_multi_index(ix, shape)))
             dens = sum(int(m.sum()) for m in masks.values()) / sum(m.size for m in masks.values())
@@ -104,7 +117,14 @@ def ablate(pipe, oracle, tree: xr.DataTree, spec: Ablation, out: str | Path, pro
             dens = float(density(masks)["overall"])
         with pruned(pipe, masks):
             r = toy_evaluate(pipe, oracle, None, members(concept), n_per=spec.n_per, steps=spec.steps)
-        values = {"concept_rate": r.concept_rate, "degraded_rate": r.degraded_rate, **r.other_accuracy, "target_other": r.target_other, "fid": r.fid, "density": dens}
+        values = {
+            "concept_rate": r.concept_rate,
+            "degraded_rate": r.degraded_rate,
+            **r.other_accuracy,
+            "target_other": r.target_other,
+            "fid": r.fid,
+            "density": dens,
+        }
         for m in METRICS:
             group[m][ix] = values[m]
         group["done"][ix] = True
@@ -116,7 +136,9 @@ def _open_results(out: Path, spec: Ablation, coords: dict, shape: tuple, dims: l
     if (out / "zarr.json").exists():
         group = zarr.open_group(str(out), mode="r+", use_consolidated=False)
         if group.attrs.get("spec") != jsonable(asdict(spec)):
-            raise ValueError(f"{out} holds another ablation ({group.attrs.get('spec')}): choose a new --out or the same settings to resume")
+            raise ValueError(
+                f"{out} holds another ablation ({group.attrs.get('spec')}): choose a new --out or the same settings to resume"
+            )
         missing = [m for m in METRICS if m not in group]
         if missing:
             raise ValueError(f"{out} was written by an older workbench without {missing}: delete it or choose a new --out")
@@ -125,9 +147,13 @@ def _open_results(out: Path, spec: Ablation, coords: dict, shape: tuple, dims: l
     group.attrs["spec"] = jsonable(asdict(spec))
     for d, v in coords.items():
         dtype = "float64" if d == "k" else str
-        group.create_array(d, shape=(len(v),), dtype=dtype, dimension_names=[d], fill_value=0.0 if d == "k" else "")[:] = np.array(v, dtype=object if dtype is str else None)
+        group.create_array(d, shape=(len(v),), dtype=dtype, dimension_names=[d], fill_value=0.0 if d == "k" else "")[:] = (
+            np.array(v, dtype=object if dtype is str else None)
+        )
     for m in METRICS:
-        group.create_array(m, shape=shape, chunks=(1,) * len(shape), dtype="float64", dimension_names=dims, fill_value=float("nan"))
+        group.create_array(
+            m, shape=shape, chunks=(1,) * len(shape), dtype="float64", dimension_names=dims, fill_value=float("nan")
+        )
     group.create_array("done", shape=shape, chunks=shape, dtype="bool", dimension_names=dims, fill_value=False)
     return group
 

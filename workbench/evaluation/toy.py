@@ -33,7 +33,12 @@ class ToyEval:
     target_other: float = float("nan")
 
     def summary(self) -> dict:
-        out = {"concept_rate": self.concept_rate, "degraded_rate": self.degraded_rate, "other_accuracy": self.other_accuracy, "fid": self.fid}
+        out = {
+            "concept_rate": self.concept_rate,
+            "degraded_rate": self.degraded_rate,
+            "other_accuracy": self.other_accuracy,
+            "fid": self.fid,
+        }
         if len(self.per_value) > 1:
             out["per_value"] = self.per_value
         return out
@@ -45,7 +50,11 @@ def generate(pipe, texts: list[str], seeds: list[int], steps: int = 25, guidance
     out = []
     for i in range(0, len(texts), batch):
         gens = [torch.Generator().manual_seed(int(s)) for s in seeds[i : i + batch]]
-        out.append(pipe(texts[i : i + batch], num_inference_steps=steps, guidance_scale=guidance, generator=gens, output_type="pt").images.cpu())
+        out.append(
+            pipe(
+                texts[i : i + batch], num_inference_steps=steps, guidance_scale=guidance, generator=gens, output_type="pt"
+            ).images.cpu()
+        )
     return torch.cat(out)
 
 
@@ -54,7 +63,9 @@ def attribute_of(value: str) -> str:
     for attr, values in ATTRIBUTES.items():
         if value in values:
             return attr
-    raise ValueError(f"{value!r} is no toy-world concept: choose a shape {SHAPES}, colour {COLOURS}, texture {TEXTURES} or scene {SCENES}")
+    raise ValueError(
+        f"{value!r} is no toy-world concept: choose a shape {SHAPES}, colour {COLOURS}, texture {TEXTURES} or scene {SCENES}"
+    )
 
 
 #: eval_images memo: (weights, scheduler, settings) -> images; a few entries of ~1.5 MB each
@@ -99,14 +110,18 @@ def toy_evaluate(pipe, oracle, attribute: str | None, value: str | list[str], n_
     if images is None:
         images = eval_images(pipe, n_per, steps, guidance)
     elif len(images) != len(prompts):
-        raise ValueError(f"got {len(images)} images for {len(prompts)} evaluation prompts: pass eval_images(pipe, n_per={n_per}, ...)")
+        raise ValueError(
+            f"got {len(images)} images for {len(prompts)} evaluation prompts: pass eval_images(pipe, n_per={n_per}, ...)"
+        )
     pred = oracle.predict(images)
     n = len(prompts)
     tgt = [i for i in range(n) if is_target[i]]
     oth = [i for i in range(n) if not is_target[i]]
     shown = [pred[attribute][i] == truth[i][attribute] for i in range(n)]
     concept_rate = sum(shown[i] for i in tgt) / len(tgt)
-    per_value = {v: sum(shown[i] for i in tgt if truth[i][attribute] == v) / sum(truth[i][attribute] == v for i in tgt) for v in values}
+    per_value = {
+        v: sum(shown[i] for i in tgt if truth[i][attribute] == v) / sum(truth[i][attribute] == v for i in tgt) for v in values
+    }
     degraded = sum(pred["shape"][i] == "none" for i in range(n)) / n
     acc = {a: sum(pred[a][i] == truth[i][a] for i in oth) / len(oth) for a in ATTRIBUTES}
     fid = toy_fid(oracle, images[oth], reference_images([prompts[i] for i in oth]))

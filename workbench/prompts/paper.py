@@ -21,7 +21,13 @@ def _slug(name: str) -> str:
 
 
 def artist_style(artist: str, seed: int = 0) -> PromptSet:
-    return paired([f"a {o} in the style of {artist}" for o in STYLE_OBJECTS], [f"a {o}" for o in STYLE_OBJECTS], _slug(artist), "no_style", seed)
+    return paired(
+        [f"a {o} in the style of {artist}" for o in STYLE_OBJECTS],
+        [f"a {o}" for o in STYLE_OBJECTS],
+        _slug(artist),
+        "no_style",
+        seed,
+    )
 
 
 def nudity(seed: int = 0) -> PromptSet:
@@ -31,7 +37,9 @@ def nudity(seed: int = 0) -> PromptSet:
 def imagenette_object(concept: str, seed: int = 0) -> PromptSet:
     if concept in PLACE_OBJECTS:
         return paired([f"a {concept} near a {p}" for p in PLACES], [f"a {p}" for p in PLACES], _slug(concept), "places", seed)
-    return paired([f"a {concept} in a {s}" for s in OBJECT_SCENES], [f"a {s}" for s in OBJECT_SCENES], _slug(concept), "scenes", seed)
+    return paired(
+        [f"a {concept} in a {s}" for s in OBJECT_SCENES], [f"a {s}" for s in OBJECT_SCENES], _slug(concept), "scenes", seed
+    )
 
 
 def gender(direction: str = "male_to_female", seed: int = 0) -> PromptSet:

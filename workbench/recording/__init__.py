@@ -5,4 +5,14 @@ from ..store.batch import Recording
 from .hooks import DEFAULT_STATS, STATS, Recorder, reduce_tokens, run_pipe
 from .run import DEFAULT_STORES, provenance, record
 
-__all__ = ["DEFAULT_STATS", "DEFAULT_STORES", "STATS", "Recorder", "Recording", "provenance", "record", "reduce_tokens", "run_pipe"]
+__all__ = [
+    "DEFAULT_STATS",
+    "DEFAULT_STORES",
+    "STATS",
+    "Recorder",
+    "Recording",
+    "provenance",
+    "record",
+    "reduce_tokens",
+    "run_pipe",
+]

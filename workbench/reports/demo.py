@@ -82,15 +82,21 @@ def write_report(path: Path, summary: dict, figs: list, provenance: dict) -> Pat
         return f"<tr><td>{name}</td>" + "".join(f"<td>{c:.1%}</td>" for c in cells) + "</tr>"
 
     table = "<table><tr><th></th><th>unpruned</th><th>pruned</th>" + ("<th>random control</th>" if r else "") + "</tr>"
-    table += row(f"'{html.escape(summary['concept'])}' rate on target prompts", "concept_rate") + row("degraded images", "degraded_rate")
+    table += row(f"'{html.escape(summary['concept'])}' rate on target prompts", "concept_rate") + row(
+        "degraded images", "degraded_rate"
+    )
     for attr in b["other_accuracy"]:
         cells = [b["other_accuracy"][attr], a["other_accuracy"][attr]] + ([r["other_accuracy"][attr]] if r else [])
         table += f"<tr><td>{attr} accuracy on other prompts</td>" + "".join(f"<td>{c:.1%}</td>" for c in cells) + "</tr>"
     cells = [b["fid"], a["fid"]] + ([r["fid"]] if r else [])
-    table += "<tr><td>toy FID on other prompts (oracle features; lower is better)</td>" + "".join(f"<td>{c:.2f}</td>" for c in cells) + "</tr>"
+    table += (
+        "<tr><td>toy FID on other prompts (oracle features; lower is better)</td>"
+        + "".join(f"<td>{c:.2f}</td>" for c in cells)
+        + "</tr>"
+    )
     table += "</table>"
-    intro = f"""<p>k = {summary['k']:g}% of each weight row, first t&#770; = {summary['t_hat']} UNet calls; pruned {summary['density']:.3%} of the
-FFN-2 weights ({summary['density_of_unet']:.3%} of all UNet parameters). Ran in {summary['seconds']} s.</p>
+    intro = f"""<p>k = {summary["k"]:g}% of each weight row, first t&#770; = {summary["t_hat"]} UNet calls; pruned {summary["density"]:.3%} of the
+FFN-2 weights ({summary["density_of_unet"]:.3%} of all UNet parameters). Ran in {summary["seconds"]} s.</p>
 {table}"""
     provenance_text = json.dumps({k: v for k, v in summary.items() if k not in ("before", "after", "random_control")}, indent=1)
     provenance_text += "\n" + json.dumps(provenance, indent=1)

@@ -14,19 +14,31 @@ def _attributes(ds: xr.Dataset) -> list[str]:
 
 
 def _short(site: str) -> str:
-    return site.replace(".attentions.", ".a").replace(".transformer_blocks.", ".tb").replace("_blocks", "").replace(".ff.net.2", "")
+    return (
+        site.replace(".attentions.", ".a").replace(".transformer_blocks.", ".tb").replace("_blocks", "").replace(".ff.net.2", "")
+    )
 
 
 def density_bar(d: xr.Dataset, title: str = "Skilled-neuron density per site") -> go.Figure:
     """Pruned share of each site's weight (paper Fig. 3 right, aggregated)."""
-    fig = go.Figure(go.Bar(x=[_short(s) for s in d["site"].values], y=d["density"].values * 100, hovertext=list(d["site"].values)))
+    fig = go.Figure(
+        go.Bar(x=[_short(s) for s in d["site"].values], y=d["density"].values * 100, hovertext=list(d["site"].values))
+    )
     fig.update_layout(title=title, yaxis_title="% of the site's weights", xaxis_title="site", template="plotly_white", height=380)
     return fig
 
 
 def density_heatmap(dps: xr.DataArray, title: str = "Skilled share per site and UNet call") -> go.Figure:
     """density_per_step output as a (site x step) heatmap: when does a concept's circuit form?"""
-    fig = go.Figure(go.Heatmap(z=dps.values * 100, x=dps["step"].values, y=[_short(s) for s in dps["site"].values], colorscale="Viridis", colorbar={"title": "%"}))
+    fig = go.Figure(
+        go.Heatmap(
+            z=dps.values * 100,
+            x=dps["step"].values,
+            y=[_short(s) for s in dps["site"].values],
+            colorscale="Viridis",
+            colorbar={"title": "%"},
+        )
+    )
     fig.update_layout(title=title, xaxis_title="UNet call (0 = noisiest)", template="plotly_white", height=380)
     return fig
 
@@ -41,7 +53,9 @@ def image_grid(images: torch.Tensor, cols: int = 8, title: str = "", scale: int 
         r, c = divmod(i, cols)
         grid[r * (h + 2) + 1 : r * (h + 2) + 1 + h, c * (w + 2) + 1 : c * (w + 2) + 1 + w] = arr[i]
     fig = go.Figure(go.Image(z=grid))
-    fig.update_layout(title=title, width=grid.shape[1] * scale + 40, height=grid.shape[0] * scale + 80, margin=dict(l=10, r=10, t=50, b=10))
+    fig.update_layout(
+        title=title, width=grid.shape[1] * scale + 40, height=grid.shape[0] * scale + 80, margin=dict(l=10, r=10, t=50, b=10)
+    )
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     return fig
@@ -49,10 +63,14 @@ def image_grid(images: torch.Tensor, cols: int = 8, title: str = "", scale: int 
 
 def before_after(before: dict, after: dict, concept: str) -> go.Figure:
     """Oracle readings before and after pruning: the concept's rate, degraded images, other attributes."""
-    keys = [f"{concept} rate (target prompts)", "degraded images"] + [f"{a} accuracy (other prompts)" for a in before["other_accuracy"]]
+    keys = [f"{concept} rate (target prompts)", "degraded images"] + [
+        f"{a} accuracy (other prompts)" for a in before["other_accuracy"]
+    ]
     b = [before["concept_rate"], before["degraded_rate"], *before["other_accuracy"].values()]
     a = [after["concept_rate"], after["degraded_rate"], *after["other_accuracy"].values()]
-    fig = go.Figure([go.Bar(name="before", x=keys, y=np.array(b) * 100), go.Bar(name="after pruning", x=keys, y=np.array(a) * 100)])
+    fig = go.Figure(
+        [go.Bar(name="before", x=keys, y=np.array(b) * 100), go.Bar(name="after pruning", x=keys, y=np.array(a) * 100)]
+    )
     fig.update_layout(barmode="group", yaxis_title="%", title="What the oracle sees", template="plotly_white", height=420)
     return fig
 
@@ -65,7 +83,11 @@ def norm_histogram(dist: xr.DataArray, title: str = "Neuron activation norms, ta
 
 
 def overlap_heatmap(mat: xr.DataArray, title: str = "Concept overlap (Jaccard)") -> go.Figure:
-    fig = go.Figure(go.Heatmap(z=mat.values, x=list(mat["concept_2"].values), y=list(mat["concept"].values), zmin=0, zmax=1, colorscale="Blues"))
+    fig = go.Figure(
+        go.Heatmap(
+            z=mat.values, x=list(mat["concept_2"].values), y=list(mat["concept"].values), zmin=0, zmax=1, colorscale="Blues"
+        )
+    )
     fig.update_layout(title=title, template="plotly_white", height=420)
     return fig
 
@@ -91,11 +113,36 @@ def tradeoff(ds: xr.Dataset, concept: str, family: str = "ffn2", kind: str = "sk
 
     sel = ds.sel(concept=concept, family=family, kind=kind)
     keep = sel[_attributes(ds)].to_array("attr").mean("attr")
-    fig = make_subplots(rows=1, cols=2, subplot_titles=(f"'{concept}' rate on target prompts (erasure)", "other attributes on other prompts (retention)"))
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        subplot_titles=(f"'{concept}' rate on target prompts (erasure)", "other attributes on other prompts (retention)"),
+    )
     for i, w in enumerate(sel["window"].values):
         colour = f"hsl({int(300 * i / max(1, sel.sizes['window'] - 1))},60%,45%)"
-        fig.add_trace(go.Scatter(x=sel["k"].values, y=sel["concept_rate"].sel(window=w).values * 100, name=str(w), mode="lines+markers", line={"color": colour}), 1, 1)
-        fig.add_trace(go.Scatter(x=sel["k"].values, y=keep.sel(window=w).values * 100, name=str(w), mode="lines+markers", line={"color": colour}, showlegend=False), 1, 2)
+        fig.add_trace(
+            go.Scatter(
+                x=sel["k"].values,
+                y=sel["concept_rate"].sel(window=w).values * 100,
+                name=str(w),
+                mode="lines+markers",
+                line={"color": colour},
+            ),
+            1,
+            1,
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=sel["k"].values,
+                y=keep.sel(window=w).values * 100,
+                name=str(w),
+                mode="lines+markers",
+                line={"color": colour},
+                showlegend=False,
+            ),
+            1,
+            2,
+        )
     fig.update_xaxes(title_text="k (% of each weight row)", type="log")
     fig.update_yaxes(title_text="%", range=[0, 102])
     fig.update_layout(title="Sparsity and step window", legend_title="window", template="plotly_white", height=420)
@@ -107,15 +154,31 @@ def metric_bars(ds: xr.Dataset, dim: str, title: str) -> go.Figure:
     the site ablation, kind for skilled vs unskilled vs random); other dimensions must be size 1."""
     sel = ds.squeeze(drop=False)
     metrics = {"concept rate": "concept_rate", "degraded": "degraded_rate", **{a: a for a in _attributes(ds)}}
-    fig = go.Figure([go.Bar(name=lab, x=[str(v) for v in ds[dim].values], y=np.ravel(sel[m].transpose(dim, ...).values) * 100) for lab, m in metrics.items()])
+    fig = go.Figure(
+        [
+            go.Bar(name=lab, x=[str(v) for v in ds[dim].values], y=np.ravel(sel[m].transpose(dim, ...).values) * 100)
+            for lab, m in metrics.items()
+        ]
+    )
     fig.update_layout(barmode="group", title=title, yaxis_title="%", xaxis_title=dim, template="plotly_white", height=400)
     return fig
 
 
 def per_step_curves(dps: xr.DataArray, title: str = "Skilled share per UNet call") -> go.Figure:
     """density_per_step as one line per site over UNet calls: when does each site's circuit form?"""
-    fig = go.Figure([go.Scatter(x=dps["step"].values, y=dps.sel(site=s).values * 100, name=_short(str(s)), mode="lines") for s in dps["site"].values])
-    fig.update_layout(title=title, xaxis_title="UNet call (0 = noisiest)", yaxis_title="% of the site's weights", template="plotly_white", height=400)
+    fig = go.Figure(
+        [
+            go.Scatter(x=dps["step"].values, y=dps.sel(site=s).values * 100, name=_short(str(s)), mode="lines")
+            for s in dps["site"].values
+        ]
+    )
+    fig.update_layout(
+        title=title,
+        xaxis_title="UNet call (0 = noisiest)",
+        yaxis_title="% of the site's weights",
+        template="plotly_white",
+        height=400,
+    )
     return fig
 
 
@@ -152,7 +215,10 @@ def write_html(path, title: str, intro_html: str, figs: list, provenance: str = 
     import html
     from pathlib import Path
 
-    parts = [f"<h2>{html.escape(t)}</h2>" + f.to_html(full_html=False, include_plotlyjs=(i == 0), div_id=f"fig{i}") for i, (t, f) in enumerate(figs)]
+    parts = [
+        f"<h2>{html.escape(t)}</h2>" + f.to_html(full_html=False, include_plotlyjs=(i == 0), div_id=f"fig{i}")
+        for i, (t, f) in enumerate(figs)
+    ]
     prov = f"<h2>Provenance</h2><pre>{html.escape(provenance)}</pre>" if provenance else ""
     doc = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}} td,th{{padding:4px 10px;border-bottom:1px solid #ddd}}

@@ -96,7 +96,9 @@ def run_results(out: str | Path = "docs/results.md", stores: str | Path = "store
     say = print if progress else (lambda *a, **k: None)
     pipe, oracle = load_pipeline("toy"), load_oracle()
     say(f"recording toy:textures + toy:shapes at every site family into {stores / 'toy.zarr'}")
-    path = record(pipe, get("toy:textures") + get("toy:shapes"), stores / "toy.zarr", sites=FAMILIES, steps=steps, progress=progress)
+    path = record(
+        pipe, get("toy:textures") + get("toy:shapes"), stores / "toy.zarr", sites=FAMILIES, steps=steps, progress=progress
+    )
     tree = open_store(path)
     tables = plan(steps, n_per, quick)
     results = {}
@@ -135,7 +137,9 @@ def figures(pipe, tree: xr.DataTree, results: dict[str, xr.Dataset], steps: int,
         t_hat, win = parse_window(str(w))
         with pruned(pipe, concept_masks(tree, weights, "striped", "plain", k=2.0, t_hat=t_hat, window=win, sites=ffn2)):
             strip[str(w)] = generate(pipe, texts, seeds, steps)
-    figs.append(("t-hat strip: 'striped' prompts pruned at k = 2 % with growing step windows (Fig. 5)", labelled_grid(strip, scale=4)))
+    figs.append(
+        ("t-hat strip: 'striped' prompts pruned at k = 2 % with growing step windows (Fig. 5)", labelled_grid(strip, scale=4))
+    )
     t_hat = min(10, steps)
     skilled = concept_masks(tree, weights, "striped", "plain", k=5.0, t_hat=t_hat, sites=ffn2)
     kinds = {"unpruned": strip["unpruned"]}
@@ -147,7 +151,9 @@ def figures(pipe, tree: xr.DataTree, results: dict[str, xr.Dataset], steps: int,
     u = results["f_union"]["concept"].values[0]
     others = [p for p in get("toy:eval") if p.set in members(str(u))][::6][:8]
     ut, us = [p.text for p in others], [p.seed for p in others]
-    masks = union(*(concept_masks(tree, weights, c, reference_for(c, "plain"), k=2.0, t_hat=t_hat, sites=ffn2) for c in members(str(u))))
+    masks = union(
+        *(concept_masks(tree, weights, c, reference_for(c, "plain"), k=2.0, t_hat=t_hat, sites=ffn2) for c in members(str(u)))
+    )
     grid = {"unpruned": generate(pipe, ut, us, steps)}
     with pruned(pipe, masks):
         grid["union pruned"] = generate(pipe, ut, us, steps)
@@ -189,14 +195,25 @@ def table_markdown(ds: xr.Dataset) -> str:
         cut = relative_cut(b["concept_rate"], rate)
         drop = worst_drop(b, sel)
         row = [f"{sel[d].values:g}" if d == "k" else str(sel[d].values) for d in dims]
-        row += [f"{100 * float(sel['density']):.2f} %", f"{_pct(b['concept_rate'])} → {_pct(rate)}", _pct(cut), _pct(float(sel["degraded_rate"]))]
-        row += [_pct(float(sel[a])) for a in OTHER] + [f"{100 * drop:.1f} pts", f"{_pct(b['target_other'])} → {_pct(float(sel['target_other']))}"]
+        row += [
+            f"{100 * float(sel['density']):.2f} %",
+            f"{_pct(b['concept_rate'])} → {_pct(rate)}",
+            _pct(cut),
+            _pct(float(sel["degraded_rate"])),
+        ]
+        row += [_pct(float(sel[a])) for a in OTHER] + [
+            f"{100 * drop:.1f} pts",
+            f"{_pct(b['target_other'])} → {_pct(float(sel['target_other']))}",
+        ]
         row += [f"{b['fid']:.1f} → {float(sel['fid']):.1f}"]
         lines.append("| " + " | ".join(row) + " |")
     per_value = {c: b.get("per_value") for c, b in base.items() if b.get("per_value")}
     if per_value:
         lines.append("")
-        lines.append("Unpruned rates per member: " + "; ".join(f"{c}: " + ", ".join(f"{m} {_pct(v)}" for m, v in pv.items()) for c, pv in per_value.items()))
+        lines.append(
+            "Unpruned rates per member: "
+            + "; ".join(f"{c}: " + ", ".join(f"{m} {_pct(v)}" for m, v in pv.items()) for c, pv in per_value.items())
+        )
     return "\n".join(lines)
 
 
@@ -211,9 +228,13 @@ def verdicts(results: dict[str, xr.Dataset]) -> list[str]:
             c = str(sel["concept"].values)
             cut, drop = relative_cut(b["concept_rate"], float(sel["concept_rate"])), worst_drop(b, sel)
             if cut >= 0.9 and drop <= 0.05:
-                out.append(f"- MET in {key}: {c}, k = {float(sel['k']):g} %, window {sel['window'].values}: cut {cut:.0%}, worst other drop {100 * drop:.1f} pts")
+                out.append(
+                    f"- MET in {key}: {c}, k = {float(sel['k']):g} %, window {sel['window'].values}: cut {cut:.0%}, worst other drop {100 * drop:.1f} pts"
+                )
     if not out:
-        out.append("- NOT MET in any skilled cell: no setting cuts a texture by >= 90 % relative while keeping every other attribute within 5 points.")
+        out.append(
+            "- NOT MET in any skilled cell: no setting cuts a texture by >= 90 % relative while keeping every other attribute within 5 points."
+        )
     return out
 
 

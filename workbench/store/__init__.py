@@ -18,4 +18,15 @@ from .core import SCHEMA, StoreError, consolidate, jsonable
 from .reader import check_store, describe, open_store, provenance_of
 from .writer import StoreWriter
 
-__all__ = ["SCHEMA", "Recording", "StoreError", "StoreWriter", "check_store", "consolidate", "describe", "jsonable", "open_store", "provenance_of"]
+__all__ = [
+    "SCHEMA",
+    "Recording",
+    "StoreError",
+    "StoreWriter",
+    "check_store",
+    "consolidate",
+    "describe",
+    "jsonable",
+    "open_store",
+    "provenance_of",
+]

@@ -19,13 +19,17 @@ def open_store(path: str | Path, allow_partial: bool = False) -> xr.DataTree:
     try:
         tree = xr.open_datatree(str(path), engine="zarr", chunks={}, consolidated=False)
     except Exception as err:
-        raise StoreError(f"{path} could not be read as a recording ({type(err).__name__}: {err}): it may be corrupt; record it again") from err
+        raise StoreError(
+            f"{path} could not be read as a recording ({type(err).__name__}: {err}): it may be corrupt; record it again"
+        ) from err
     attrs = tree.attrs
     if attrs.get("workbench_schema") != SCHEMA:
         raise StoreError(f"{path} is not a workbench recording (schema {attrs.get('workbench_schema')!r})")
     missing = [s for s in attrs["sites"] if s not in tree.children]
     if missing and not allow_partial:
-        raise StoreError(f"{path} is half-written: sites {short(missing)} have no data yet. Resume with the same `workbench record` command")
+        raise StoreError(
+            f"{path} is half-written: sites {short(missing)} have no data yet. Resume with the same `workbench record` command"
+        )
     done = tree["done"].values
     if not done.all() and not allow_partial:
         raise StoreError(
@@ -55,7 +59,9 @@ def _read_all(arr, name, path) -> None:
         try:
             arr[lo : lo + step] if arr.ndim else arr[...]
         except Exception as err:
-            raise StoreError(f"{path}: array {name} has a corrupt chunk near prompt {lo} ({type(err).__name__}); record those prompts again into a new store") from err
+            raise StoreError(
+                f"{path}: array {name} has a corrupt chunk near prompt {lo} ({type(err).__name__}); record those prompts again into a new store"
+            ) from err
 
 
 def provenance_of(tree: xr.DataTree) -> dict:

@@ -35,12 +35,16 @@ class StoreWriter:
                 raise StoreError(f"{path} exists but is not a Zarr store ({err}): choose another --out path") from err
             attrs = dict(group.attrs)
             if attrs.get("workbench_schema") != SCHEMA:
-                raise StoreError(f"{path} is not a workbench recording (schema {attrs.get('workbench_schema')}): choose another --out path")
+                raise StoreError(
+                    f"{path} is not a workbench recording (schema {attrs.get('workbench_schema')}): choose another --out path"
+                )
             old = attrs["provenance"]
             diff = [k for k in MUST_MATCH if old.get(k) != provenance.get(k)]
             if diff:
                 detail = "; ".join(f"{k}: store has {old.get(k)!r}, now {provenance.get(k)!r}" for k in diff)
-                raise StoreError(f"{path} was recorded with other settings ({detail}): record into a new --out path, or use the store's settings")
+                raise StoreError(
+                    f"{path} was recorded with other settings ({detail}): record into a new --out path, or use the store's settings"
+                )
             names = [s.name for s in sites]
             if attrs["sites"] != names:
                 raise StoreError(
@@ -48,7 +52,9 @@ class StoreWriter:
                     "record other sites into a new store, or pass the store's site selection"
                 )
             if tuple(attrs["stats"]) != tuple(stats):
-                raise StoreError(f"{path} holds statistics {attrs['stats']} but {list(stats)} were asked for: use the same --stats or a new store")
+                raise StoreError(
+                    f"{path} holds statistics {attrs['stats']} but {list(stats)} were asked for: use the same --stats or a new store"
+                )
             writer = cls(path, group, int(attrs.get("chunk", chunk)))
             group.attrs.update({"complete": False, "updated": now()})
             return writer
@@ -105,12 +111,20 @@ class StoreWriter:
         n = self.group["prompt"].shape[0]
         steps = len(rec.timesteps)
         if "step" not in self.group:
-            self.group.create_array("step", shape=(steps,), dtype="int64", dimension_names=["step"], fill_value=0)[:] = np.arange(steps)
-            self.group.create_array("timestep", shape=(steps,), dtype="float64", dimension_names=["step"], fill_value=0.0)[:] = np.array(rec.timesteps)
-            br = self.group.create_array("branch", shape=(len(rec.branches),), dtype=str, dimension_names=["branch"], fill_value="")
+            self.group.create_array("step", shape=(steps,), dtype="int64", dimension_names=["step"], fill_value=0)[:] = np.arange(
+                steps
+            )
+            self.group.create_array("timestep", shape=(steps,), dtype="float64", dimension_names=["step"], fill_value=0.0)[:] = (
+                np.array(rec.timesteps)
+            )
+            br = self.group.create_array(
+                "branch", shape=(len(rec.branches),), dtype=str, dimension_names=["branch"], fill_value=""
+            )
             br[:] = np.array(rec.branches, dtype=object)
         elif self.group["step"].shape[0] != steps or not np.allclose(self.group["timestep"][:], rec.timesteps):
-            raise StoreError(f"{self.path} holds {self.group['step'].shape[0]} UNet calls per prompt, this run made {steps}: use the store's --steps and scheduler")
+            raise StoreError(
+                f"{self.path} holds {self.group['step'].shape[0]} UNet calls per prompt, this run made {steps}: use the store's --steps and scheduler"
+            )
         info = self.group.attrs["site_info"]
         for site, stats in rec.stats.items():
             if site in self.group:

@@ -46,4 +46,16 @@ def load_oracle(path: str | Path | None = None, device: str = "cpu"):
     return _load(Path(path) if path is not None else WEIGHTS / "oracle.safetensors", device)
 
 
-__all__ = ["ATTRIBUTES", "COLOURS", "NO_OBJECT", "SCENES", "SHAPES", "TEXTURES", "Spec", "ToyWorldPipeline", "load", "load_oracle", "parse"]
+__all__ = [
+    "ATTRIBUTES",
+    "COLOURS",
+    "NO_OBJECT",
+    "SCENES",
+    "SHAPES",
+    "TEXTURES",
+    "Spec",
+    "ToyWorldPipeline",
+    "load",
+    "load_oracle",
+    "parse",
+]

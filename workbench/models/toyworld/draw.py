@@ -79,9 +79,7 @@ def draw(
     return img.clamp(0, 1)
 
 
-def sample_specs(
-    n: int, generator: torch.Generator | None = None, p_none: float = 0.0, device="cpu"
-) -> dict[str, torch.Tensor]:
+def sample_specs(n: int, generator: torch.Generator | None = None, p_none: float = 0.0, device="cpu") -> dict[str, torch.Tensor]:
     """Uniformly random attribute indices for ``n`` images (a share ``p_none`` without object)."""
 
     def pick(k):
@@ -114,4 +112,9 @@ def indices_of(specs: list[Spec], device="cpu") -> dict[str, torch.Tensor]:
             device=device,
         )
 
-    return {"shape": ix(SHAPES, "shape"), "colour": ix(COLOURS, "colour"), "texture": ix(TEXTURES, "texture"), "scene": ix(SCENES, "scene")}
+    return {
+        "shape": ix(SHAPES, "shape"),
+        "colour": ix(COLOURS, "colour"),
+        "texture": ix(TEXTURES, "texture"),
+        "scene": ix(SCENES, "scene"),
+    }

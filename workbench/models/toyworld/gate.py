@@ -15,7 +15,9 @@ def gate_prompts(n: int, seed: int = 2024) -> list:
 
 
 @torch.no_grad()
-def quality_gate(pipe, oracle, n: int = 256, batch: int = 64, steps: int = 25, guidance: float = 1.5, seed: int = 2024) -> dict[str, float]:
+def quality_gate(
+    pipe, oracle, n: int = 256, batch: int = 64, steps: int = 25, guidance: float = 1.5, seed: int = 2024
+) -> dict[str, float]:
     """Share of ``n`` fixed-seed samples whose shape, colour, texture and scene the oracle reads as
     captioned, plus the share the oracle finds degraded (no object)."""
     specs = gate_prompts(n, seed)
@@ -24,7 +26,9 @@ def quality_gate(pipe, oracle, n: int = 256, batch: int = 64, steps: int = 25, g
     for i in range(0, n, batch):
         chunk = specs[i : i + batch]
         gens = [torch.Generator(dev).manual_seed(seed + i + j) for j in range(len(chunk))]
-        imgs = pipe([s.caption() for s in chunk], num_inference_steps=steps, guidance_scale=guidance, generator=gens, output_type="pt").images
+        imgs = pipe(
+            [s.caption() for s in chunk], num_inference_steps=steps, guidance_scale=guidance, generator=gens, output_type="pt"
+        ).images
         pred = oracle.predict(imgs)
         for j, s in enumerate(chunk):
             for k in ("shape", "colour", "texture", "scene"):

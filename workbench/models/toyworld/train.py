@@ -41,8 +41,12 @@ def caption_table(tokenizer, device) -> torch.Tensor:
             TEXTURES[t],
             SCENES[sc % len(SCENES)],
         )
-        captions.append("" if (s == len(SHAPES) and sc == len(SCENES)) else spec.caption(colour=c < len(COLOURS), scene=sc < len(SCENES)))
-    ids = tokenizer(captions, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt").input_ids
+        captions.append(
+            "" if (s == len(SHAPES) and sc == len(SCENES)) else spec.caption(colour=c < len(COLOURS), scene=sc < len(SCENES))
+        )
+    ids = tokenizer(
+        captions, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
+    ).input_ids
     return ids.view(ns, nc, nt, nsc, -1).to(device)
 
 
@@ -97,7 +101,9 @@ def main(argv: list[str] | None = None) -> None:
     ema_text = copy.deepcopy(text).eval().requires_grad_(False)
     params = list(unet.parameters()) + list(text.parameters())
     opt = torch.optim.AdamW(
-        [{"params": list(unet.parameters())}, {"params": list(text.parameters()), "lr_scale": args.text_lr_scale}], lr=args.lr, weight_decay=0.01
+        [{"params": list(unet.parameters())}, {"params": list(text.parameters()), "lr_scale": args.text_lr_scale}],
+        lr=args.lr,
+        weight_decay=0.01,
     )
     g = torch.Generator(dev).manual_seed(args.seed)
     step = 0
@@ -116,7 +122,18 @@ def main(argv: list[str] | None = None) -> None:
     def save_checkpoint():
         ckpt.parent.mkdir(parents=True, exist_ok=True)
         tmp = ckpt.with_suffix(".tmp")
-        torch.save(dict(unet=unet.state_dict(), text=text.state_dict(), ema=ema.state_dict(), ema_text=ema_text.state_dict(), opt=opt.state_dict(), rng=g.get_state(), step=step), tmp)
+        torch.save(
+            dict(
+                unet=unet.state_dict(),
+                text=text.state_dict(),
+                ema=ema.state_dict(),
+                ema_text=ema_text.state_dict(),
+                opt=opt.state_dict(),
+                rng=g.get_state(),
+                step=step,
+            ),
+            tmp,
+        )
         tmp.replace(ckpt)
 
     ema_params = list(ema.parameters()) + list(ema_text.parameters())
@@ -175,7 +192,16 @@ def main(argv: list[str] | None = None) -> None:
         pipe2 = load(export, device=dev)
         gate = quality_gate(pipe2, load_oracle(export / "oracle.safetensors", dev), n=512, batch=256)
         print("quality gate", gate)
-        info = dict(gate=gate, steps=step, batch=args.batch, lr=args.lr, ema=args.ema, seed=args.seed, device=str(torch.cuda.get_device_name() if dev.startswith("cuda") else "cpu"), minutes_last_run=round(minutes, 2))
+        info = dict(
+            gate=gate,
+            steps=step,
+            batch=args.batch,
+            lr=args.lr,
+            ema=args.ema,
+            seed=args.seed,
+            device=str(torch.cuda.get_device_name() if dev.startswith("cuda") else "cpu"),
+            minutes_last_run=round(minutes, 2),
+        )
         (export / "training.json").write_text(json.dumps(info, indent=1))
 
 
