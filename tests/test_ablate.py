@@ -26,14 +26,14 @@ def tree(store_path):
 
 
 def test_interrupted_ablation_resumes_without_redoing_cells(toy, tree, tmp_path, monkeypatch):
-    spec = Ablation(ks=[2.0, 10.0], windows=["first:2", "all"], kinds=["skilled", "random"], steps=STEPS, n_per=1)
+    spec = Ablation(ks=[2.0, 10.0], windows=["all"], kinds=["skilled", "random"], steps=STEPS, n_per=1)
     oracle = load_oracle()
     calls = {"n": 0}
     real = ablate_mod.toy_evaluate
 
     def counting(*a, **k):
         calls["n"] += 1
-        if calls["n"] == 1 + 3:  # baseline + 3 cells, then the "crash"
+        if calls["n"] == 1 + 2:  # baseline + 2 cells, then the "crash"
             raise KeyboardInterrupt
         return real(*a, **k)
 
@@ -41,10 +41,10 @@ def test_interrupted_ablation_resumes_without_redoing_cells(toy, tree, tmp_path,
     out = tmp_path / "abl.zarr"
     with pytest.raises(KeyboardInterrupt):
         ablate(toy, oracle, tree, spec, out, progress=False)
-    assert int(open_results(out)["done"].sum()) == 2
+    assert int(open_results(out)["done"].sum()) == 1
     calls["n"] = -100  # no more crashes
     ds = ablate(toy, oracle, tree, spec, out, progress=False)
-    assert calls["n"] == -100 + 8 - 2  # only the 6 missing cells ran; the baseline was kept
+    assert calls["n"] == -100 + 4 - 1  # only the 3 missing cells ran; the baseline was kept
     assert bool(ds["done"].all()) and ds["concept_rate"].dims == ("concept", "family", "k", "window", "kind")
     assert np.isfinite(ds["concept_rate"].values).all() and "baseline" in ds.attrs
     dens = ds["density"].sel(concept="striped", family="ffn2", window="all")
