@@ -98,6 +98,19 @@ def test_authors_mode_pools_branches_of_unit_normalised_tokens(random_store):
         np.testing.assert_array_equal(m[s.name]["mask"].values, dense_mask(W[s.name], nt, nr, 10, range(4)))
 
 
+def test_authors_mode_keeps_int_k_d_entries_like_the_authors_code(random_store):
+    """2 % of 40 and of 24 neurons is 0.8 and 0.48 entries: the authors' int() keeps none, the
+    default keeps one per row."""
+    tree, W = random_store
+    authors = concept_masks(tree, W, "star", "ref", k=2, t_hat=4, normalisation="authors")
+    plain = concept_masks(tree, W, "star", "ref", k=2, t_hat=4)
+    assert all(int(authors[s.name]["mask"].sum()) == 0 for s in SITES)
+    assert all(0 < int(plain[s.name]["mask"].sum()) <= 4 * OUT[s.name] for s in SITES)  # one a row, per step
+    sw = sweep(tree, W, "star", "ref", ks=[2, 10], t_hats=[4], normalisation="authors")
+    for s in SITES:
+        assert int(sw[s.name]["count"].sel(k=2.0, t_hat=4)) == 0 < int(sw[s.name]["count"].sel(k=10.0, t_hat=4))
+
+
 def test_windows_all_and_last(random_store):
     tree, W = random_store
     s = SITES[0]

@@ -69,3 +69,39 @@ def test_load_weights_reads_the_sites_from_the_folder_without_a_model(toy):
         np.testing.assert_array_equal(loaded[n], direct[n])
     with pytest.raises(ValueError, match="another model"):
         load_weights(WEIGHTS, ["down_blocks.7.ff.net.2"])
+
+
+def test_a_saved_copy_of_the_toy_world_keeps_its_sampling_defaults(toy, tmp_path, capsys):
+    """Guidance 1.5 travels with the model's class, not with the name 'toy'; --quiet prints nothing."""
+    from workbench.editing import export_pruned
+    from workbench.models import generation_defaults
+
+    folder = export_pruned(toy, {}, tmp_path / "copy")
+    assert generation_defaults(load_pipeline(str(folder))) == {"guidance": 1.5, "steps": 25}
+    assert generation_defaults(object()) == {"guidance": 7.5, "steps": 50}
+    f = tmp_path / "p.txt"
+    f.write_text("a red circle\n")
+    capsys.readouterr()
+    rc = main(
+        ["record", "--model", str(folder), "--prompts", str(f), "--steps", "2", "--out", str(tmp_path / "s.zarr"), "--quiet"]
+    )
+    assert rc == 0 and capsys.readouterr().err == ""
+    assert open_store(tmp_path / "s.zarr").attrs["provenance"]["guidance"] == 1.5
+
+
+def test_html_pages_escape_every_user_string(tmp_path):
+    import plotly.graph_objects as go
+
+    from workbench.reports.demo import write_report
+    from workbench.reports.plots import write_html
+
+    evil = "<script>alert(1)</script>"
+    fig = go.Figure(go.Bar(x=[evil], y=[1]))
+    fig.update_layout(title=evil)
+    page = write_html(tmp_path / "a.html", evil, "", [(evil, fig)], provenance=evil).read_text()
+    reading = {"concept_rate": 0.5, "degraded_rate": 0.0, "other_accuracy": {"shape": 1.0}, "fid": 1.0}
+    summary = {"concept": evil, "k": 2.0, "t_hat": 3, "density": 0.01, "density_of_unet": 0.001, "seconds": 1,
+               "before": reading, "after": reading, "random_control": reading}  # fmt: skip
+    report = write_report(tmp_path / "r.html", summary, [(evil, fig)], {"prompt": evil, "set": evil}).read_text()
+    for text in (page, report):
+        assert "<script>alert" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text

@@ -176,7 +176,25 @@ def test_prompt_files(tmp_path):
     f.write_text("a red circle\n# comment\ntarget\ta blue square\n")
     ps = get(str(f))
     assert [(p.set, p.text) for p in ps] == [("mine", "a red circle"), ("target", "a blue square")]
-    assert [p.seed for p in ps] == [0, 1]
+
+
+def test_a_prompt_files_pairs_share_seeds(tmp_path):
+    """Target and reference lines in one file pair up by their position in each set, as two
+    files (or a named set) do; unequal sets are warned about."""
+    one = tmp_path / "pairs.txt"
+    one.write_text("t\ta red circle with stripes\nt\ta blue cross with stripes\nr\ta red circle\nr\ta blue cross\n")
+    ps = get(str(one), seed=5)
+    seeds = {(p.set, p.text): p.seed for p in ps}
+    assert seeds[("t", "a red circle with stripes")] == seeds[("r", "a red circle")] == 5
+    assert seeds[("t", "a blue cross with stripes")] == seeds[("r", "a blue cross")] == 6
+    (tmp_path / "t.txt").write_text("a red circle with stripes\na blue cross with stripes\n")
+    (tmp_path / "r.txt").write_text("a red circle\na blue cross\n")
+    two = get(str(tmp_path / "t.txt"), seed=5) + get(str(tmp_path / "r.txt"), seed=5)
+    assert [p.seed for p in two] == [p.seed for p in ps]
+    uneven = tmp_path / "uneven.txt"
+    uneven.write_text("t\ta red circle with stripes\nt\ta blue cross with stripes\nr\ta red circle\n")
+    with pytest.warns(UserWarning, match="unequal size"):
+        get(str(uneven))
 
 
 def test_provenance_is_recorded(toy, tmp_path):

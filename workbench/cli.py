@@ -39,6 +39,13 @@ def _load(args):
 
     from .models import load_pipeline
 
+    if getattr(args, "quiet", False):  # diffusers' and transformers' loading bars too
+        import diffusers
+        import transformers
+
+        diffusers.utils.logging.disable_progress_bar()
+        transformers.utils.logging.disable_progress_bar()
+
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     return load_pipeline(args.model, device=device, dtype=getattr(torch, args.dtype), allow_download=args.allow_download)
 
@@ -51,10 +58,8 @@ def cmd_record(args) -> int:
     for name in args.prompts:
         prompts = prompts + get(name, seed=args.seed)
     pipe = _load(args)
-    steps = args.steps
-    guidance = args.guidance if args.guidance is not None else (1.5 if args.model == "toy" else 7.5)
     sites = args.sites.split(",")
-    out = record(pipe, prompts, args.out, sites=sites, steps=steps, guidance=guidance, batch_size=args.batch_size,
+    out = record(pipe, prompts, args.out, sites=sites, steps=args.steps, guidance=args.guidance, batch_size=args.batch_size,
                  stats=args.stats.split(","), size=args.size, progress=not args.quiet)  # fmt: skip
     print(out)
     return 0
@@ -88,22 +93,26 @@ def cmd_info(args) -> int:
 
     if args.check:
         check_store(args.store)
+        print("check: every chunk of every recorded prompt is there and decodes", file=sys.stderr)
     print(describe(open_store(args.store, allow_partial=True)))
     return 0
 
 
 def cmd_masks(args) -> int:
     from .analysis import concept_masks, density, parse_window, save_masks
-    from .models import load_pipeline, weights_of
+    from .models import check_weights, load_pipeline, weights_of
     from .store import open_store
 
     tree = open_store(args.store)
     model = tree.attrs["provenance"]["model_id"] if args.model is None else args.model
     pipe = load_pipeline(model, device="cpu")
     t_hat, window = parse_window(f"first:{args.t_hat}" if args.window == "first" else args.window)
-    masks = concept_masks(tree, weights_of(pipe, tree), args.target, args.reference, k=args.k, t_hat=t_hat, window=window,
+    weights = weights_of(pipe, tree, allow_other_weights=args.allow_other_weights)
+    masks = concept_masks(tree, weights, args.target, args.reference, k=args.k, t_hat=t_hat, window=window,
                           kind=args.kind, normalisation=args.normalisation)  # fmt: skip
     masks.attrs["store"] = str(args.store)
+    masks.attrs["weights_model"] = model
+    masks.attrs["weights_match_store"] = check_weights(pipe, tree.attrs["provenance"], allow_other_weights=True)
     when = f"t{args.t_hat}" if args.window == "first" else args.window.replace(":", "")
     out = args.out or Path(str(args.store).removesuffix(".zarr") + f"-{args.target}-k{args.k:g}-{when}.safetensors")
     save_masks(masks, out)
@@ -143,6 +152,12 @@ def cmd_ablate(args) -> int:
                     ks=[float(k) for k in args.ks.split(",")], windows=args.windows.split(","), kinds=args.kinds.split(","),
                     steps=int(tree.attrs["provenance"]["steps"]), n_per=args.n_per)  # fmt: skip
     ds = ablate(load_pipeline("toy"), load_oracle(), tree, spec, args.out, progress=not args.quiet)
+    print("unpruned baseline (what each cell is compared with):")
+    for concept, b in ds.attrs["baseline"].items():
+        others = ", ".join(f"{a} {v:.1%}" for a, v in b["other_accuracy"].items())
+        print(
+            f"  {concept}: concept rate {b['concept_rate']:.1%}; other prompts: {others}; kept on target {b['target_other']:.1%}; toy FID {b['fid']:.2f}"
+        )
     print(ds[list(METRICS)].to_dataframe().to_string())
     print(args.out)
     return 0
@@ -181,14 +196,26 @@ def build_parser() -> argparse.ArgumentParser:
         default="ffn2",
         help="comma-separated families (ffn2, ffn1, attn2.to_k, attn2.to_v, text.fc2) or globs over module paths",
     )
-    r.add_argument("--steps", type=int, default=25, help="denoising steps (the paper: 50 on SD1.5)")
+    r.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="denoising steps (default: the model's own, 25 for the toy world, 50 for SD; the paper: 50)",
+    )
     r.add_argument(
         "--guidance",
         type=float,
         default=None,
-        help="classifier-free guidance scale (default 1.5 for the toy world, 7.5 otherwise; <= 1 records the cond branch only)",
+        help="classifier-free guidance scale (default: the model's own, 1.5 for the toy world and its saved copies, 7.5 for SD; "
+        "<= 1 records the cond branch only)",
     )
-    r.add_argument("--seed", type=int, default=0, help="seed of the first prompt pair (pairs share seeds)")
+    r.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the first prompt pair: the i-th prompt of every set gets seed+i, so target and reference "
+        "prompts pair up line by line (within one file of set<TAB>prompt lines, or across named sets)",
+    )
     r.add_argument("--batch-size", type=int, default=8, help="prompts per pipeline call (also the store's prompt chunk)")
     r.add_argument("--stats", default="sumsq,sumsq_unit", help="comma-separated: sumsq, sumsq_unit, sum, absmax")
     r.add_argument("--size", type=int, default=None, help="image size in pixels (default: the model's)")
@@ -234,6 +261,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="plain Wanda (cond branch) or the authors' per-token normalised, branch-pooled norms",
     )
     m.add_argument("--model", default=None, help="the model (default: the store's model id)")
+    m.add_argument(
+        "--allow-other-weights",
+        action="store_true",
+        help="use --model even though its weights differ from those the store was recorded with (refused by default)",
+    )
     m.add_argument("--out", type=Path, default=None, help=".safetensors or .zarr (default: beside the store)")
     m.set_defaults(func=cmd_masks)
 
@@ -265,7 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument(
         "--concepts",
         default="striped",
-        help="comma-separated toy-world concepts (textures, shapes; each a prompt set in the store); 'a+b+c' prunes the union of their masks",
+        help="comma-separated toy-world concepts: any texture, shape, colour or scene that is a prompt set in the store "
+        "(e.g. striped, circle, red); 'a+b+c' prunes the union of their masks (members of one attribute)",
     )
     a.add_argument(
         "--reference",
@@ -317,9 +350,35 @@ def main(argv: list[str] | None = None) -> int:
         args.out = DEFAULT_STORES / (args.prompts[0].replace(":", "_").replace("/", "_") + ".zarr")
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"workbench: error: {err}", file=sys.stderr)
-        return 2
+    except (ValueError, FileNotFoundError) as err:  # StoreError and ModelNotFoundError among them
+        return _fail(str(err))
+    except OSError as err:  # a path that cannot be written or read: permissions, a file where a folder goes
+        return _fail(
+            f"cannot use {err.filename or 'a path'} ({err.strerror or err}): choose another path, or fix its permissions"
+        )
+    except Exception as err:
+        if not _raised_in_storage(err):
+            raise  # a bug: keep its traceback
+        store = getattr(args, "store", None) or getattr(args, "out", None) or "STORE"
+        return _fail(
+            f"a chunk of the store could not be decoded ({type(err).__name__}: {str(err)[:120]}): "
+            f"run `workbench info --check {store}` to find it, then record those prompts into a new store"
+        )
+
+
+def _fail(message: str) -> int:
+    """One line on stderr, exit code 2."""
+    print(f"workbench: error: {' '.join(message.split())}", file=sys.stderr)
+    return 2
+
+
+def _raised_in_storage(err: BaseException) -> bool:
+    """Did the error come from reading stored bytes (zarr, its codecs), not from our own code?"""
+    tb = err.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    where = tb.tb_frame.f_code.co_filename if tb is not None else ""
+    return any(part in where for part in ("/zarr/", "/numcodecs/", "/zstandard", "/zstd"))
 
 
 if __name__ == "__main__":

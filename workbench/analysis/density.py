@@ -40,7 +40,7 @@ def density_per_step(tree: xr.DataTree, weights: dict, target, reference, k: flo
         b = torch.from_numpy(nr[s]["norm"].values)
         w = abs_weight(weights, s, a.shape[1])
         for t in range(a.shape[0]):
-            out[i, t] = float(step_mask(w, a[t], b[t], k, kind).float().mean())
+            out[i, t] = float(step_mask(w, a[t], b[t], k, kind, at_least_one=normalisation != "authors").float().mean())
     return xr.DataArray(out, dims=("site", "step"), coords={"site": sites, "step": tree["step"].values}, name="density",
                         attrs={"target": str(target), "reference": str(reference), "k": k, "kind": kind})  # fmt: skip
 

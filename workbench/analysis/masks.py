@@ -28,17 +28,22 @@ def check_k(k: float) -> float:
     return float(k)
 
 
-def n_keep(width: int, k: float) -> int:
-    """Entries kept per row at k percent: floor(width * k / 100), at least 1."""
-    return max(1, int(math.floor(width * check_k(k) / 100 + 1e-9)))
+def n_keep(width: int, k: float, at_least_one: bool = True) -> int:
+    """Entries kept per row at k percent: floor(width * k / 100), at least 1 by default. The
+    authors' code keeps ``int(k / 100 * width)``, which is 0 for small k on narrow layers (never at
+    SD widths: 1% of 1280 is 12); ``at_least_one=False`` follows it (the ``authors`` mode does)."""
+    n = int(math.floor(width * check_k(k) / 100 + 1e-9))
+    return max(1, n) if at_least_one else n
 
 
-def step_mask(w_abs: torch.Tensor, n_target: torch.Tensor, n_ref: torch.Tensor, k: float, kind: str = "skilled") -> torch.Tensor:
+def step_mask(
+    w_abs: torch.Tensor, n_target: torch.Tensor, n_ref: torch.Tensor, k: float, kind: str = "skilled", at_least_one: bool = True
+) -> torch.Tensor:
     """M_t (d x d' bool) for one step from |W| and the two norm vectors."""
     if kind not in KINDS:
         raise ValueError(f"unknown mask kind {kind!r}: use {KINDS}")
     score = w_abs * n_target[None, :]
-    top = torch.topk(score, n_keep(w_abs.shape[1], k), dim=1, sorted=False).indices
+    top = torch.topk(score, n_keep(w_abs.shape[1], k, at_least_one), dim=1, sorted=False).indices
     mask = torch.zeros_like(w_abs, dtype=torch.bool).scatter_(1, top, True)
     col = (n_target > n_ref) if kind == "skilled" else (n_target < n_ref)
     return mask & col[None, :] & (w_abs > 0)
@@ -74,7 +79,7 @@ def concept_masks(
             a_np, b_np = torch.from_numpy(a.values)[None], torch.from_numpy(b.values)[None]
         m = torch.zeros_like(w, dtype=torch.bool)
         for i in range(a_np.shape[0]):
-            m |= step_mask(w, a_np[i], b_np[i], k, kind)
+            m |= step_mask(w, a_np[i], b_np[i], k, kind, at_least_one=normalisation != "authors")
         out[site] = xr.Dataset({"mask": (("row", "neuron"), m.numpy())})
     result = xr.DataTree.from_dict(out)
     result.attrs.update(

@@ -22,7 +22,7 @@ def prompt_index(tree: xr.DataTree, prompt_set: str | list[str]) -> np.ndarray:
     """Store indices of the prompts of one set (or several), with a clear error for unknown names."""
     names = [prompt_set] if isinstance(prompt_set, str) else list(prompt_set)
     sets = tree["set"].values.astype(str)
-    known = list(dict.fromkeys(sets))
+    known = list(dict.fromkeys(sets.tolist()))
     for n in names:
         if n not in known:
             raise ValueError(

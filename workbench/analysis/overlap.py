@@ -52,7 +52,7 @@ def overlap_per_step(tree: xr.DataTree, weights: dict, concepts: dict[str, tuple
         tgt = {c: torch.from_numpy(nrm[c][0][s]["norm"].values) for c in names}
         ref = {c: torch.from_numpy(nrm[c][1][s]["norm"].values) for c in names}
         for t in range(n_steps):
-            ms = [step_mask(w, tgt[c][t], ref[c][t], k) for c in names]
+            ms = [step_mask(w, tgt[c][t], ref[c][t], k, at_least_one=normalisation != "authors") for c in names]
             for i in range(len(names)):
                 for j in range(len(names)):
                     inter[t, i, j] += int((ms[i] & ms[j]).sum())

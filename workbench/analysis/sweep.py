@@ -44,7 +44,7 @@ def sweep(
         a, b = nt[site]["norm"], nr[site]["norm"]
         width = a.sizes["neuron"]
         w = abs_weight(weights, site, width)
-        keeps = [n_keep(width, k) for k in ks]
+        keeps = [n_keep(width, k, at_least_one=normalisation != "authors") for k in ks]
         if "step" in a.dims:
             a_np = torch.from_numpy(a.isel(step=slice(0, t_hats[-1])).values)
             b_np = torch.from_numpy(b.isel(step=slice(0, t_hats[-1])).values)
@@ -56,7 +56,7 @@ def sweep(
         nz = w > 0
         for t in range(a_np.shape[0]):
             score = w * a_np[t][None, :]
-            top = torch.topk(score, keeps[-1], dim=1, sorted=True).indices
+            top = torch.topk(score, keeps[-1], dim=1, sorted=True).indices  # the largest k; smaller ones are its prefixes
             col = (a_np[t] > b_np[t]) if kind == "skilled" else (a_np[t] < b_np[t])
             valid = col[None, :] & nz
             for i, n in enumerate(keeps):

@@ -9,8 +9,11 @@ import importlib
 from . import _quiet  # noqa: F401  (filters a transformers notice before diffusers is imported)
 
 _EXPORTS = {
-    **{n: "loading" for n in ("TOY", "ModelNotFoundError", "load_pipeline", "model_id", "weights_hash")},
-    **{n: "sites" for n in ("DEFAULT", "FAMILIES", "Site", "SiteFilter", "catalogue", "module_of", "select", "weights_of")},
+    **{n: "loading" for n in ("TOY", "ModelNotFoundError", "generation_defaults", "load_pipeline", "model_id", "weights_hash")},
+    **{
+        n: "sites"
+        for n in ("DEFAULT", "FAMILIES", "Site", "SiteFilter", "catalogue", "check_weights", "module_of", "select", "weights_of")
+    },
     **{n: "tiny" for n in ("sd15_random", "sd15_unet_random", "tiny_sd15", "tiny_sdxl")},
 }
 __all__ = sorted(_EXPORTS)

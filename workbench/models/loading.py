@@ -51,6 +51,16 @@ def load_pipeline(model: str = TOY, device: str = "cpu", dtype: torch.dtype = to
     return pipe.to(device)
 
 
+#: Stable Diffusion's own sampling defaults, for pipelines that state none
+SD_DEFAULTS = {"guidance": 7.5, "steps": 50}
+
+
+def generation_defaults(pipe) -> dict:
+    """Guidance and steps a model is meant to be sampled with: its class's ``generation_defaults``
+    where it states them (the toy world, and any saved copy of it), else Stable Diffusion's."""
+    return {**SD_DEFAULTS, **getattr(type(pipe), "generation_defaults", {})}
+
+
 def model_id(pipe) -> str:
     """A readable name for the pipeline's weights: its folder / hub id, or the class name."""
     return str(getattr(pipe.config, "_name_or_path", None) or type(pipe).__name__)

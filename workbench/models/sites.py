@@ -94,15 +94,38 @@ def select(pipe, sites: SiteFilter = DEFAULT) -> list[Site]:
     return chosen
 
 
+def check_weights(pipe, provenance: dict, allow_other_weights: bool = False) -> bool:
+    """True if the pipeline's weights hash as a store's provenance records; a mismatch raises
+    (naming both hashes and the fix) unless ``allow_other_weights``, then returns False."""
+    from .loading import weights_hash
+
+    recorded = dict(provenance.get("weights_hash") or {})
+    now = {c: weights_hash(getattr(pipe, c)) for c in recorded if getattr(pipe, c, None) is not None}
+    differ = [c for c in recorded if recorded[c] != now.get(c)]
+    if differ and not allow_other_weights:
+        c = differ[0]
+        raise ValueError(
+            f"the store was recorded with other weights than this model's ({c}: store {str(recorded[c])[:12]}, "
+            f"model {str(now.get(c))[:12]}): pass the model it was recorded with ({provenance.get('model_id')!r}), "
+            "or allow_other_weights=True (--allow-other-weights) to combine them on purpose"
+        )
+    return not differ
+
+
 def module_of(pipe, site: Site) -> nn.Linear:
     """The Linear a site names."""
     return getattr(pipe, site.component).get_submodule(site.path)
 
 
-def weights_of(pipe, sites) -> dict:
+def weights_of(pipe, sites, allow_other_weights: bool = False) -> dict:
     """The weight matrices (float32 numpy) of the given sites, read from a loaded pipeline.
 
-    ``sites``: a store (its sites), a list of site names, or a list of Site."""
+    ``sites``: a store (its sites), a list of site names, or a list of Site. Given a store, the
+    pipeline's weights must be those the store was recorded with (its weights hash): masks from
+    one model's activations and another's weights are silently wrong, so a mismatch is refused
+    unless ``allow_other_weights``."""
+    if hasattr(sites, "attrs"):
+        check_weights(pipe, sites.attrs["provenance"], allow_other_weights)
     names = list(sites.attrs["sites"]) if hasattr(sites, "attrs") else [getattr(s, "name", s) for s in sites]
     by_name = {s.name: s for s in catalogue(pipe)}
     missing = [n for n in names if n not in by_name]

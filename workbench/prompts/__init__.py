@@ -92,11 +92,18 @@ def get(name: str, seed: int = 0) -> PromptSet:
 
 
 def from_file(path: str | Path, seed: int = 0) -> PromptSet:
-    """Prompts from a text file, one a line; blank lines and lines starting with # are skipped."""
+    """Prompts from a text file, one a line; blank lines and lines starting with # are skipped.
+
+    ``set<TAB>prompt`` lines name their set; other lines take the file's stem. Seeds follow the
+    pairs: the i-th prompt of every set gets ``seed + i``, so a file holding a target set and its
+    reference pairs them line for line, as two files (one set each) do. Sets of unequal size
+    leave prompts without a partner, which a warning names."""
+    import warnings
+
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"prompt file {path} does not exist: give a path to a text file with one prompt a line")
-    out = []
+    out, position = [], {}
     for line in path.read_text().splitlines():
         line = line.strip()
         if not line or line.startswith("#"):
@@ -104,9 +111,17 @@ def from_file(path: str | Path, seed: int = 0) -> PromptSet:
         set_name, tab, text = line.partition("\t")
         if not tab:
             set_name, text = path.stem, line
-        out.append(Prompt(text, set_name, seed + len(out)))
+        i = position[set_name] = position.get(set_name, -1) + 1
+        out.append(Prompt(text.strip(), set_name.strip(), seed + i))
     if not out:
         raise ValueError(f"prompt file {path} holds no prompts: write one prompt a line")
+    sizes = {s: i + 1 for s, i in position.items()}
+    if len(set(sizes.values())) > 1:
+        warnings.warn(
+            f"prompt file {path}: sets of unequal size {sizes}; the i-th prompts of each set share a seed, "
+            "so the extra prompts of the larger sets have no partner with the same noise",
+            stacklevel=2,
+        )
     return PromptSet(out)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from ..models.loading import model_id, weights_hash
+from ..models.loading import generation_defaults, model_id, weights_hash
 from ..models.sites import SiteFilter, select
 from ..prompts import PromptSet
 from ..store import StoreWriter, jsonable
@@ -28,13 +28,14 @@ def _versions() -> dict[str, str]:
     return out
 
 
+def model_hashes(pipe) -> dict[str, str]:
+    """The weights hash of each component a store's sites can live in."""
+    return {c: weights_hash(m) for c in ("unet", "text_encoder", "text_encoder_2") if (m := getattr(pipe, c, None)) is not None}
+
+
 def provenance(pipe, steps: int, guidance: float, size: int | None) -> dict:
     """What a store must remember about how it was recorded."""
-    hashes = {}
-    for comp in ("unet", "text_encoder", "text_encoder_2"):
-        mod = getattr(pipe, comp, None)
-        if mod is not None:
-            hashes[comp] = weights_hash(mod)
+    hashes = model_hashes(pipe)
     sched = pipe.scheduler
     image_size = size or getattr(pipe, "image_size", None) or pipe.unet.config.sample_size * getattr(pipe, "vae_scale_factor", 8)
     return {
@@ -57,8 +58,8 @@ def record(
     prompts: PromptSet,
     out: str | Path,
     sites: SiteFilter = "ffn2",
-    steps: int = 25,
-    guidance: float = 1.5,
+    steps: int | None = None,
+    guidance: float | None = None,
     batch_size: int = 8,
     stats: Sequence[str] = DEFAULT_STATS,
     size: int | None = None,
@@ -67,17 +68,43 @@ def record(
     """Record ``prompts`` into the store at ``out`` (created, extended or resumed) and return its path.
 
     Prompts already recorded there (same text, set and seed) are skipped, so an interrupted call
-    started again with the same arguments records only what is missing.
+    started again with the same arguments records only what is missing. ``steps`` and
+    ``guidance`` default to the model's own (``generation_defaults``: 25 and 1.5 for the toy
+    world, 50 and 7.5 for Stable Diffusion). A store this call created is removed again if it
+    fails before any prompt is recorded, so an aborted start leaves nothing behind.
     """
+    import shutil
+
     from tqdm.auto import tqdm
 
+    defaults = generation_defaults(pipe)
+    steps = defaults["steps"] if steps is None else steps
+    guidance = defaults["guidance"] if guidance is None else guidance
     if len(prompts) == 0:
         raise ValueError("the prompt set is empty: give at least one prompt (a named set or a file)")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if int(steps) < 1:
+        raise ValueError(f"steps={steps}: give at least 1 denoising step (the paper uses 50 on SD1.5)")
     chosen = select(pipe, sites)
     rec = Recorder(pipe, [s.name for s in chosen], stats)
+    fresh = not Path(out).exists()
     writer = StoreWriter.open(out, provenance(pipe, steps, guidance, size), chosen, rec.stats, chunk=batch_size)
+    try:
+        _fill(pipe, prompts, writer, rec, steps, guidance, size, progress, tqdm)
+    except BaseException:
+        if fresh and not writer.done().any():
+            shutil.rmtree(out, ignore_errors=True)  # nothing recorded: leave no half-made store behind
+        raise
+    writer.finish()
+    return Path(out)
+
+
+def _fill(
+    pipe, prompts: PromptSet, writer: StoreWriter, rec: Recorder, steps: int, guidance: float, size, progress: bool, tqdm
+) -> None:
+    """Generate the missing prompts batch by batch and hand each batch to a background writer."""
+    out = writer.path
     index = writer.add_prompts(prompts)
     done = writer.done()
     todo = sorted(i for i in set(index) if not done[i])
@@ -105,8 +132,6 @@ def record(
         if pending is not None:
             pending.result()
     bar.close()
-    writer.finish()
-    return Path(out)
 
 
 def _contiguous(ix: list[int]) -> list[list[int]]:

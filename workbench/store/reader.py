@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
+import numpy as np
 import xarray as xr
 import zarr
 
@@ -36,6 +38,13 @@ def open_store(path: str | Path, allow_partial: bool = False) -> xr.DataTree:
             f"{path} is half-written: {int((~done).sum())} of {done.size} prompts are not recorded. "
             "Resume with the same `workbench record` command, or pass allow_partial=True to read what is there"
         )
+    if not allow_partial:
+        lost = missing_chunks(path)
+        if lost:
+            raise StoreError(
+                f"{path} is damaged: {len(lost)} chunk(s) of recorded prompts are missing (first: {lost[0]}); they would read as NaN. "
+                f"Run `workbench info --check {path}` for the list, then record into a new store (or delete the damaged prompts' rows and resume)"
+            )
     root = tree.to_dataset().set_coords([c for c in ("text", "set", "seed", "done", "timestep") if c in tree])
     # numpy StringDType does not mix with plain str arrays: hold the labels as Python strings
     root = root.assign_coords({c: root[c].astype(object).load() for c in ("text", "set", "branch") if c in root})
@@ -43,8 +52,51 @@ def open_store(path: str | Path, allow_partial: bool = False) -> xr.DataTree:
     return tree
 
 
+def _stored_keys(arr: zarr.Array) -> set[str]:
+    """The chunk keys an array holds in storage (one listing of its prefix)."""
+    from zarr.core.array import _shards_initialized
+    from zarr.core.sync import sync
+
+    return set(sync(_shards_initialized(arr._async_array)))
+
+
+def missing_chunks(path: str | Path) -> list[str]:
+    """Chunks that recorded prompts must have but storage lacks, as 'site/stat prompts a-b' lines.
+
+    Every prompt marked done was written whole before its flag, so each chunk of its prompt block
+    must exist in every statistic of every site; a missing one would silently read as NaN."""
+    group = zarr.open_group(str(path), mode="r", use_consolidated=False)
+    done = np.flatnonzero(group["done"][:])
+    out = []
+    for site in group.attrs["sites"]:
+        if site not in group:
+            continue
+        for stat, arr in group[site].arrays():
+            rows = arr.chunks[0]
+            blocks = sorted({int(i) // rows for i in done})
+            if not blocks:
+                continue
+            have = _stored_keys(arr)
+            grid = [range(-(-n // c)) for n, c in zip(arr.shape[1:], arr.chunks[1:])]
+            for b in blocks:
+                for rest in itertools.product(*grid):
+                    if arr.metadata.encode_chunk_key((b, *rest)) not in have:
+                        out.append(
+                            f"{site}/{stat} prompts {b * rows}-{min((b + 1) * rows, arr.shape[0]) - 1} (chunk {(b, *rest)})"
+                        )
+    return out
+
+
 def check_store(path: str | Path) -> None:
-    """Read every chunk of every array once; raise StoreError naming the first unreadable one."""
+    """Verify a store: every chunk recorded prompts need exists, and every stored chunk decodes.
+    Raises StoreError naming what is missing or unreadable."""
+    lost = missing_chunks(path)
+    if lost:
+        listing = "; ".join(lost[:10]) + (f"; and {len(lost) - 10} more" if len(lost) > 10 else "")
+        raise StoreError(
+            f"{path} is damaged: {len(lost)} chunk(s) of recorded prompts are missing: {listing}. "
+            "Record those prompts into a new store (their values are lost)"
+        )
     group = zarr.open_group(str(path), mode="r", use_consolidated=False)
     for name, arr in group.arrays():
         _read_all(arr, name, path)

@@ -28,6 +28,10 @@ class StoreWriter:
     def open(cls, path: str | Path, provenance: dict, sites: list[Site], stats: tuple[str, ...], chunk: int = 8) -> StoreWriter:
         """Create a store, or reopen one recorded with the same model, sites, stats and settings."""
         path = Path(path)
+        if path.exists() and not path.is_dir():
+            raise StoreError(
+                f"{path} is a file, not a store folder: choose another --out path (a store is a folder ending in .zarr)"
+            )
         if path.exists() and any(path.iterdir()):
             try:
                 group = zarr.open_group(str(path), mode="r+", use_consolidated=False)

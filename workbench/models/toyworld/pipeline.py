@@ -20,6 +20,9 @@ class ToyWorldPipeline(DiffusionPipeline):
     """Text-to-image with classifier-free guidance; batches are [uncond, cond] like SD's."""
 
     model_cpu_offload_seq = "text_encoder->unet"
+    #: how this model is meant to be sampled (a saved copy names this class, so it keeps them);
+    #: guidance 4 wrecks this small pixel-space model (docs/toyworld.md)
+    generation_defaults = {"guidance": 1.5, "steps": 25}
 
     def __init__(self, unet, text_encoder, tokenizer, scheduler, patch_size: int = 4):
         super().__init__()
