@@ -92,6 +92,8 @@ def test_ablate_cli(store_path, tmp_path, capsys):
     )
     text = capsys.readouterr().out
     assert "concept_rate" in text and str(out) in text
+    base = open_results(out).attrs["baseline"]["striped"]
+    assert f"striped: concept rate {base['concept_rate']:.1%}; other prompts: shape {base['other_accuracy']['shape']:.1%}" in text
 
 
 def test_union_cell_prunes_the_or_of_member_masks_and_judges_each_member(toy, tmp_path):

@@ -13,7 +13,7 @@ def _attributes(ds: xr.Dataset) -> list[str]:
     return list(next(iter(ds.attrs["baseline"].values()))["other_accuracy"])
 
 
-def _short(site: str) -> str:
+def short_site(site: str) -> str:
     return (
         site.replace(".attentions.", ".a").replace(".transformer_blocks.", ".tb").replace("_blocks", "").replace(".ff.net.2", "")
     )
@@ -22,7 +22,7 @@ def _short(site: str) -> str:
 def density_bar(d: xr.Dataset, title: str = "Skilled-neuron density per site") -> go.Figure:
     """Pruned share of each site's weight (paper Fig. 3 right, aggregated)."""
     fig = go.Figure(
-        go.Bar(x=[_short(s) for s in d["site"].values], y=d["density"].values * 100, hovertext=list(d["site"].values))
+        go.Bar(x=[short_site(s) for s in d["site"].values], y=d["density"].values * 100, hovertext=list(d["site"].values))
     )
     fig.update_layout(title=title, yaxis_title="% of the site's weights", xaxis_title="site", template="plotly_white", height=380)
     return fig
@@ -34,7 +34,7 @@ def density_heatmap(dps: xr.DataArray, title: str = "Skilled share per site and 
         go.Heatmap(
             z=dps.values * 100,
             x=dps["step"].values,
-            y=[_short(s) for s in dps["site"].values],
+            y=[short_site(s) for s in dps["site"].values],
             colorscale="Viridis",
             colorbar={"title": "%"},
         )
@@ -168,7 +168,7 @@ def per_step_curves(dps: xr.DataArray, title: str = "Skilled share per UNet call
     """density_per_step as one line per site over UNet calls: when does each site's circuit form?"""
     fig = go.Figure(
         [
-            go.Scatter(x=dps["step"].values, y=dps.sel(site=s).values * 100, name=_short(str(s)), mode="lines")
+            go.Scatter(x=dps["step"].values, y=dps.sel(site=s).values * 100, name=short_site(str(s)), mode="lines")
             for s in dps["site"].values
         ]
     )
