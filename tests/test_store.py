@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -205,3 +206,50 @@ def test_provenance_is_recorded(toy, tmp_path):
     assert {"torch", "diffusers", "zarr"} <= set(p["packages"])
     json.dumps(p)
     assert (Path(path) / "zarr.json").exists() and "consolidated_metadata" in json.loads((Path(path) / "zarr.json").read_text())
+
+
+def test_a_live_writers_lock_refuses_a_second_and_a_dead_ones_is_taken_over(toy, tmp_path):
+    import socket
+
+    from workbench.store import lock_path
+
+    path = tmp_path / "s.zarr"
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        lock_path(path).write_text(json.dumps({"host": socket.gethostname(), "pid": holder.pid, "since": "now"}))
+        with pytest.raises(StoreError, match=f"being written by process {holder.pid} on "):
+            record(toy, small_set(2), path, steps=STEPS, batch_size=2, progress=False)
+        assert not path.exists()  # refused before the store was touched
+    finally:
+        holder.kill()
+        holder.wait()
+    record(toy, small_set(2), path, steps=STEPS, batch_size=2, progress=False)  # its writer is dead: the lock is stale
+    assert open_store(path)["done"].values.all() and not lock_path(path).exists()
+
+
+def test_two_writers_on_one_path_one_is_refused_and_the_store_stays_right(toy, tmp_path):
+    """Two real `workbench record` processes started on one store: the second gets the lock error
+    (exit 2), the first finishes, and the store equals one recorded alone."""
+    from workbench.store import lock_path
+
+    path, alone = tmp_path / "s.zarr", tmp_path / "alone.zarr"
+    args = ["record", "--prompts", "texture:striped", "--steps", str(STEPS), "--batch-size", "4", "--quiet", "--out", str(path)]
+    # the first writer is slowed (3 s a batch) so that it still holds the store when the second starts
+    slow = textwrap.dedent(f"""
+        import time, workbench.recording.run as run
+        real = run.run_pipe
+        run.run_pipe = lambda *a, **k: (time.sleep(3), real(*a, **k))[1]
+        from workbench.cli import main
+        raise SystemExit(main({args!r}))
+    """)
+    first = subprocess.Popen([sys.executable, "-c", slow], stderr=subprocess.PIPE, text=True)
+    for _ in range(1200):  # wait until the first writer holds the lock
+        if lock_path(path).exists() or first.poll() is not None:
+            break
+        time.sleep(0.05)
+    second = subprocess.run([sys.executable, "-m", "workbench", *args], capture_output=True, text=True, timeout=300)
+    assert first.poll() is None, "the first writer ended before the second started: the test would prove nothing"
+    assert first.wait(timeout=300) == 0, first.stderr.read()
+    assert second.returncode == 2 and "is being written by process" in second.stderr, second.stderr
+    record(toy, get("texture:striped"), alone, steps=STEPS, batch_size=4, progress=False)
+    assert_same(arrays(path), arrays(alone))

@@ -12,7 +12,7 @@ import torch
 from ..models.loading import generation_defaults, model_id, weights_hash
 from ..models.sites import SiteFilter, select
 from ..prompts import PromptSet
-from ..store import StoreWriter, jsonable
+from ..store import StoreWriter, WriterLock, jsonable
 from .hooks import DEFAULT_STATS, Recorder, run_pipe
 
 DEFAULT_STORES = Path("stores")
@@ -71,7 +71,8 @@ def record(
     started again with the same arguments records only what is missing. ``steps`` and
     ``guidance`` default to the model's own (``generation_defaults``: 25 and 1.5 for the toy
     world, 50 and 7.5 for Stable Diffusion). A store this call created is removed again if it
-    fails before any prompt is recorded, so an aborted start leaves nothing behind.
+    fails before any prompt is recorded, so an aborted start leaves nothing behind. One writer at a
+    time: ``<out>.lock`` beside the store refuses a second one (a dead writer's lock is taken over).
     """
     import shutil
 
@@ -88,15 +89,17 @@ def record(
         raise ValueError(f"steps={steps}: give at least 1 denoising step (the paper uses 50 on SD1.5)")
     chosen = select(pipe, sites)
     rec = Recorder(pipe, [s.name for s in chosen], stats)
-    fresh = not Path(out).exists()
-    writer = StoreWriter.open(out, provenance(pipe, steps, guidance, size), chosen, rec.stats, chunk=batch_size)
-    try:
-        _fill(pipe, prompts, writer, rec, steps, guidance, size, progress, tqdm)
-    except BaseException:
-        if fresh and not writer.done().any():
-            shutil.rmtree(out, ignore_errors=True)  # nothing recorded: leave no half-made store behind
-        raise
-    writer.finish()
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    with WriterLock(out):  # a second writer on this path is refused, never interleaved
+        fresh = not Path(out).exists()
+        writer = StoreWriter.open(out, provenance(pipe, steps, guidance, size), chosen, rec.stats, chunk=batch_size)
+        try:
+            _fill(pipe, prompts, writer, rec, steps, guidance, size, progress, tqdm)
+        except BaseException:
+            if fresh and not writer.done().any():
+                shutil.rmtree(out, ignore_errors=True)  # nothing recorded: leave no half-made store behind
+            raise
+        writer.finish()
     return Path(out)
 
 

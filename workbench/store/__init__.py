@@ -15,6 +15,7 @@ a killed recording resumes where it stopped, and the ``done`` flags tell a half-
 
 from .batch import Recording
 from .core import SCHEMA, StoreError, consolidate, jsonable
+from .lock import WriterLock, lock_path
 from .reader import check_store, describe, open_store, provenance_of
 from .writer import StoreWriter
 
@@ -23,6 +24,8 @@ __all__ = [
     "Recording",
     "StoreError",
     "StoreWriter",
+    "WriterLock",
+    "lock_path",
     "check_store",
     "consolidate",
     "describe",
