@@ -1,6 +1,7 @@
 """Store: determinism, resume after a hard kill, extension with new sets, and clear errors."""
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -253,3 +254,29 @@ def test_two_writers_on_one_path_one_is_refused_and_the_store_stays_right(toy, t
     assert second.returncode == 2 and "is being written by process" in second.stderr, second.stderr
     record(toy, get("texture:striped"), alone, steps=STEPS, batch_size=4, progress=False)
     assert_same(arrays(path), arrays(alone))
+
+
+#: kill points spread over the 57 metadata steps of creating and extending the store in
+#: tests/helpers/kill_at.py; WORKBENCH_EVERY_KILL=1 tries every one (about 10 minutes)
+KILLS = list(range(1, 58)) if os.environ.get("WORKBENCH_EVERY_KILL") == "1" else [1, 2, 5, 8, 12, 17, 23, 30, 38, 45, 51, 56]
+
+
+def test_a_kill_after_any_metadata_step_then_a_rerun_gives_the_uninterrupted_store(toy, tmp_path):
+    from workbench.prompts import PromptSet
+
+    helper = Path(__file__).parent / "helpers" / "kill_at.py"
+    site = "down_blocks.0.attentions.0.transformer_blocks.0.ff.net.2"
+    striped = get("texture:striped")
+    a, b = PromptSet(striped.prompts[:2]), PromptSet(striped.prompts[16:18])
+
+    def rerun(path):
+        for ps in (a, b):
+            record(toy, ps, path, sites=site, steps=2, batch_size=2, progress=False)
+        return arrays(path)
+
+    reference = rerun(tmp_path / "reference.zarr")
+    for n in KILLS:
+        path = tmp_path / f"k{n}.zarr"
+        killed = subprocess.run([sys.executable, str(helper), str(path), str(n)], capture_output=True, text=True, timeout=300)
+        assert killed.returncode == -9, f"step {n}: the helper was not killed ({killed.returncode}): {killed.stderr[-500:]}"
+        assert_same(rerun(path), reference)

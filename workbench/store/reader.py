@@ -18,6 +18,7 @@ def open_store(path: str | Path, allow_partial: bool = False) -> xr.DataTree:
     path = Path(path)
     if not (path / "zarr.json").exists():
         raise StoreError(f"{path} is not a recording store (no zarr.json): record one with `workbench record --out {path}`")
+    _check_lengths(path)
     try:
         tree = xr.open_datatree(str(path), engine="zarr", chunks={}, consolidated=False)
     except Exception as err:
@@ -50,6 +51,26 @@ def open_store(path: str | Path, allow_partial: bool = False) -> xr.DataTree:
     root = root.assign_coords({c: root[c].astype(object).load() for c in ("text", "set", "branch") if c in root})
     tree.dataset = root
     return tree
+
+
+def _check_lengths(path: Path) -> None:
+    """Every prompt-long array must have the committed number of rows (``n_prompts``)."""
+    try:
+        group = zarr.open_group(str(path), mode="r", use_consolidated=False)
+        attrs = dict(group.attrs)
+        if attrs.get("workbench_schema") != SCHEMA or "n_prompts" not in attrs:
+            return  # not ours, or from before n_prompts: the checks below say so
+        n = int(attrs["n_prompts"])
+        lengths = {name: group[name].shape[0] for name in ("prompt", "seed", "done", "text", "set")}
+        lengths.update({f"{s}/{k}": a.shape[0] for s in attrs["sites"] if s in group for k, a in group[s].arrays()})
+    except (KeyError, ValueError, OSError):
+        return
+    off = {k: v for k, v in lengths.items() if v != n}
+    if off:
+        raise StoreError(
+            f"{path}: adding prompts to it was interrupted ({len(off)} arrays have other than its {n} rows): "
+            "run the same `workbench record` command again to finish it"
+        )
 
 
 def _stored_keys(arr: zarr.Array) -> set[str]:

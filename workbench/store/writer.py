@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,22 +62,48 @@ class StoreWriter:
                     f"{path} holds statistics {attrs['stats']} but {list(stats)} were asked for: use the same --stats or a new store"
                 )
             writer = cls(path, group, int(attrs.get("chunk", chunk)))
+            writer._repair()
             group.attrs.update({"complete": False, "updated": now()})
             return writer
-        group = zarr.open_group(str(path), mode="w", zarr_format=3)
+        # the skeleton is made aside and renamed into place: a kill leaves no store, or a whole one
+        tmp = path.with_name(f".{path.name}.creating-{os.getpid()}")
+        for old in path.parent.glob(f".{path.name}.creating-*"):  # left by killed creators (the lock makes us the only one)
+            shutil.rmtree(old, ignore_errors=True)
+        group = zarr.open_group(str(tmp), mode="w", zarr_format=3)
         group.attrs.update(
             {"workbench_schema": SCHEMA, "provenance": provenance, "sites": [s.name for s in sites], "stats": list(stats),
              "site_info": {s.name: {"family": s.family, "component": s.component, "width": s.width} for s in sites},
-             "chunk": chunk, "complete": False, "created": now(), "updated": now()}
+             "chunk": chunk, "n_prompts": 0, "complete": False, "created": now(), "updated": now()}
         )  # fmt: skip
         for name, dtype in (("prompt", "int64"), ("seed", "int64"), ("done", "bool"), ("text", str), ("set", str)):
             group.create_array(name, shape=(0,), chunks=(4096,), dtype=dtype, dimension_names=["prompt"], fill_value=_fill(dtype))
         group["text"].attrs["_workbench_coord"] = True
-        return cls(path, group, chunk)
+        if path.exists():
+            path.rmdir()  # an empty folder the user made: rename replaces it
+        os.rename(tmp, path)
+        return cls(path, zarr.open_group(str(path), mode="r+", use_consolidated=False), chunk)
 
     # -- prompts ---------------------------------------------------------------------------------
+    def n_prompts(self) -> int:
+        """Rows that are part of the store: the ``n_prompts`` attribute, written last when prompts
+        are added (stores from before it: the index array's length)."""
+        return int(self.group.attrs.get("n_prompts", self.group["prompt"].shape[0]))
+
+    def _prompt_arrays(self):
+        yield from (self.group[name] for name in PROMPT_ARRAYS)
+        for site in self.group.attrs["sites"]:
+            if site in self.group:
+                yield from self.group[site].array_values()
+
+    def _repair(self) -> None:
+        """Undo an interrupted extension: every prompt-long array back to ``n_prompts`` rows."""
+        n = self.n_prompts()
+        for arr in self._prompt_arrays():
+            if arr.shape[0] != n:
+                arr.resize((n, *arr.shape[1:]))
+
     def prompts(self) -> list[Prompt]:
-        n = self.group["prompt"].shape[0]
+        n = self.n_prompts()
         if n == 0:
             return []
         text, sets, seed = self.group["text"][:], self.group["set"][:], self.group["seed"][:]
@@ -88,19 +116,18 @@ class StoreWriter:
         have = {p: i for i, p in enumerate(self.prompts())}
         new = [p for p in dict.fromkeys(prompts) if p not in have]
         if new:
+            # every array is resized and filled first; the n_prompts attribute, written last, commits
+            # the new rows (a kill before it leaves rows that _repair drops on the next open)
             n0 = len(have)
             n1 = n0 + len(new)
-            for name in ("prompt", "seed", "done", "text", "set"):
-                self.group[name].resize((n1,))
+            for arr in self._prompt_arrays():
+                arr.resize((n1, *arr.shape[1:]))
             self.group["prompt"][n0:n1] = np.arange(n0, n1)
             self.group["seed"][n0:n1] = np.array([p.seed for p in new], dtype=np.int64)
             self.group["done"][n0:n1] = np.zeros(len(new), dtype=bool)
             self.group["text"][n0:n1] = np.array([p.text for p in new], dtype=object)
             self.group["set"][n0:n1] = np.array([p.set for p in new], dtype=object)
-            for site in self.group.attrs["sites"]:
-                if site in self.group:
-                    for arr in self.group[site].array_values():
-                        arr.resize((n1, *arr.shape[1:]))
+            self.group.attrs["n_prompts"] = n1
             for i, p in enumerate(new):
                 have[p] = n0 + i
         return [have[p] for p in prompts]
@@ -112,30 +139,32 @@ class StoreWriter:
     def _ensure_arrays(self, rec: Recording) -> None:
         if self._ready:
             return
-        n = self.group["prompt"].shape[0]
+        # each array is created if missing and its values (re)written, so a kill between any two of
+        # these steps is finished by the next run
+        n = self.n_prompts()
         steps = len(rec.timesteps)
-        if "step" not in self.group:
-            self.group.create_array("step", shape=(steps,), dtype="int64", dimension_names=["step"], fill_value=0)[:] = np.arange(
-                steps
-            )
-            self.group.create_array("timestep", shape=(steps,), dtype="float64", dimension_names=["step"], fill_value=0.0)[:] = (
-                np.array(rec.timesteps)
-            )
-            br = self.group.create_array(
-                "branch", shape=(len(rec.branches),), dtype=str, dimension_names=["branch"], fill_value=""
-            )
-            br[:] = np.array(rec.branches, dtype=object)
-        elif self.group["step"].shape[0] != steps or not np.allclose(self.group["timestep"][:], rec.timesteps):
+        if "step" in self.group and self.group["step"].shape[0] != steps:
             raise StoreError(
                 f"{self.path} holds {self.group['step'].shape[0]} UNet calls per prompt, this run made {steps}: use the store's --steps and scheduler"
             )
+        axes = {
+            "step": ("int64", 0, np.arange(steps)),
+            "timestep": ("float64", 0.0, np.array(rec.timesteps, dtype=np.float64)),
+            "branch": (str, "", np.array(rec.branches, dtype=object)),
+        }
+        for name, (dtype, fill, values) in axes.items():
+            dim = "branch" if name == "branch" else "step"
+            arr = self.group[name] if name in self.group else self.group.create_array(
+                name, shape=(len(values),), dtype=dtype, dimension_names=[dim], fill_value=fill
+            )  # fmt: skip
+            arr[:] = values
         info = self.group.attrs["site_info"]
         for site, stats in rec.stats.items():
-            if site in self.group:
-                continue
-            g = self.group.create_group(site)
+            g = self.group[site] if site in self.group else self.group.create_group(site)
             g.attrs.update({**info[site], "tokens": rec.tokens.get(site)})
             for stat, data in stats.items():
+                if stat in g:
+                    continue
                 width = data.shape[-1]
                 if data.dim() == 4:
                     dims, shape = ["prompt", "branch", "step", "neuron"], (n, len(rec.branches), steps, width)
@@ -161,6 +190,10 @@ class StoreWriter:
         complete = bool(self.done().all())
         self.group.attrs.update({"complete": complete, "updated": now()})
         consolidate(self.path)
+
+
+#: the root arrays along the prompt dimension
+PROMPT_ARRAYS = ("prompt", "seed", "done", "text", "set")
 
 
 def _fill(dtype):
