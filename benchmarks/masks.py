@@ -52,7 +52,9 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp())
     weights = build(tmp / "s.zarr")
     print(f"{sum(w.size for w in weights.values()) / 1e6:.1f} M weights in {len(weights)} sites, {STEPS} steps")
+    t = time.perf_counter()
     tree = open_store(tmp / "s.zarr")
+    print(f"open_store (reads metadata, lists every array's chunks for the integrity check): {time.perf_counter() - t:.2f} s")
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t = time.perf_counter()
     m = concept_masks(tree, weights, "target", "reference", k=2, t_hat=10)
