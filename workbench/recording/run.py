@@ -76,8 +76,6 @@ def record(
     """
     import shutil
 
-    from tqdm.auto import tqdm
-
     defaults = generation_defaults(pipe)
     steps = defaults["steps"] if steps is None else steps
     guidance = defaults["guidance"] if guidance is None else guidance
@@ -94,7 +92,7 @@ def record(
         fresh = not Path(out).exists()
         writer = StoreWriter.open(out, provenance(pipe, steps, guidance, size), chosen, rec.stats, chunk=batch_size)
         try:
-            _fill(pipe, prompts, writer, rec, steps, guidance, size, progress, tqdm)
+            _fill(pipe, prompts, writer, rec, steps, guidance, size, progress)
         except BaseException:
             if fresh and not writer.done().any():
                 shutil.rmtree(out, ignore_errors=True)  # nothing recorded: leave no half-made store behind
@@ -104,9 +102,11 @@ def record(
 
 
 def _fill(
-    pipe, prompts: PromptSet, writer: StoreWriter, rec: Recorder, steps: int, guidance: float, size, progress: bool, tqdm
+    pipe, prompts: PromptSet, writer: StoreWriter, rec: Recorder, steps: int, guidance: float, size, progress: bool
 ) -> None:
     """Generate the missing prompts batch by batch and hand each batch to a background writer."""
+    from tqdm.auto import tqdm
+
     out = writer.path
     index = writer.add_prompts(prompts)
     done = writer.done()

@@ -44,7 +44,7 @@ def open_store(path: str | Path, allow_partial: bool = False) -> xr.DataTree:
         if lost:
             raise StoreError(
                 f"{path} is damaged: {len(lost)} chunk(s) of recorded prompts are missing (first: {lost[0]}); they would read as NaN. "
-                f"Run `workbench info --check {path}` for the list, then record into a new store (or delete the damaged prompts' rows and resume)"
+                f"Run `workbench info --check {path}` for the list, then record those prompts into a new store"
             )
     root = tree.to_dataset().set_coords([c for c in ("text", "set", "seed", "done", "timestep") if c in tree])
     # numpy StringDType does not mix with plain str arrays: hold the labels as Python strings
