@@ -9,7 +9,10 @@ import importlib
 from . import _quiet  # noqa: F401  (filters a transformers notice before diffusers is imported)
 
 _EXPORTS = {
-    **{n: "loading" for n in ("TOY", "ModelNotFoundError", "generation_defaults", "load_pipeline", "model_id", "weights_hash")},
+    **{
+        n: "loading"
+        for n in ("TOY", "ModelNotFoundError", "generation_defaults", "load_pipeline", "model_hashes", "model_id", "weights_hash")
+    },
     **{
         n: "sites"
         for n in ("DEFAULT", "FAMILIES", "Site", "SiteFilter", "catalogue", "check_weights", "module_of", "select", "weights_of")

@@ -61,6 +61,11 @@ def generation_defaults(pipe) -> dict:
     return {**SD_DEFAULTS, **getattr(type(pipe), "generation_defaults", {})}
 
 
+def model_hashes(pipe) -> dict[str, str]:
+    """The weights hash of each component a store's sites can live in."""
+    return {c: weights_hash(m) for c in ("unet", "text_encoder", "text_encoder_2") if (m := getattr(pipe, c, None)) is not None}
+
+
 def model_id(pipe) -> str:
     """A readable name for the pipeline's weights: its folder / hub id, or the class name."""
     return str(getattr(pipe.config, "_name_or_path", None) or type(pipe).__name__)

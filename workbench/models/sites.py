@@ -97,10 +97,10 @@ def select(pipe, sites: SiteFilter = DEFAULT) -> list[Site]:
 def check_weights(pipe, provenance: dict, allow_other_weights: bool = False) -> bool:
     """True if the pipeline's weights hash as a store's provenance records; a mismatch raises
     (naming both hashes and the fix) unless ``allow_other_weights``, then returns False."""
-    from .loading import weights_hash
+    from .loading import model_hashes
 
     recorded = dict(provenance.get("weights_hash") or {})
-    now = {c: weights_hash(getattr(pipe, c)) for c in recorded if getattr(pipe, c, None) is not None}
+    now = model_hashes(pipe)
     differ = [c for c in recorded if recorded[c] != now.get(c)]
     if differ and not allow_other_weights:
         c = differ[0]

@@ -3,13 +3,12 @@ runs a pipeline over a prompt set and fills a store (run.py)."""
 
 from ..store.batch import Recording
 from .hooks import DEFAULT_STATS, STATS, Recorder, reduce_tokens, run_pipe
-from .run import DEFAULT_STORES, model_hashes, provenance, record
+from .run import DEFAULT_STORES, provenance, record
 
 __all__ = [
     "DEFAULT_STATS",
     "DEFAULT_STORES",
     "STATS",
-    "model_hashes",
     "Recorder",
     "Recording",
     "provenance",

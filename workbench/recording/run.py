@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from ..models.loading import generation_defaults, model_id, weights_hash
+from ..models.loading import generation_defaults, model_hashes, model_id
 from ..models.sites import SiteFilter, select
 from ..prompts import PromptSet
 from ..store import StoreWriter, WriterLock, jsonable
@@ -26,11 +26,6 @@ def _versions() -> dict[str, str]:
         except md.PackageNotFoundError:
             out[pkg] = "not installed"
     return out
-
-
-def model_hashes(pipe) -> dict[str, str]:
-    """The weights hash of each component a store's sites can live in."""
-    return {c: weights_hash(m) for c in ("unet", "text_encoder", "text_encoder_2") if (m := getattr(pipe, c, None)) is not None}
 
 
 def provenance(pipe, steps: int, guidance: float, size: int | None) -> dict:

@@ -18,13 +18,15 @@ def open_store(path: str | Path, allow_partial: bool = False) -> xr.DataTree:
     path = Path(path)
     if not (path / "zarr.json").exists():
         raise StoreError(f"{path} is not a recording store (no zarr.json): record one with `workbench record --out {path}`")
-    _check_lengths(path)
+    try:
+        group = zarr.open_group(str(path), mode="r", use_consolidated=False)  # one metadata read for both checks
+    except Exception as err:
+        raise _unreadable(path, err) from err
+    _check_lengths(group, path)  # before xarray, which would only say the sizes conflict
     try:
         tree = xr.open_datatree(str(path), engine="zarr", chunks={}, consolidated=False)
     except Exception as err:
-        raise StoreError(
-            f"{path} could not be read as a recording ({type(err).__name__}: {err}): it may be corrupt; record it again"
-        ) from err
+        raise _unreadable(path, err) from err
     attrs = tree.attrs
     if attrs.get("workbench_schema") != SCHEMA:
         raise StoreError(f"{path} is not a workbench recording (schema {attrs.get('workbench_schema')!r})")
@@ -40,7 +42,7 @@ def open_store(path: str | Path, allow_partial: bool = False) -> xr.DataTree:
             "Resume with the same `workbench record` command, or pass allow_partial=True to read what is there"
         )
     if not allow_partial:
-        lost = missing_chunks(path)
+        lost = missing_chunks(path, group)
         if lost:
             raise StoreError(
                 f"{path} is damaged: {len(lost)} chunk(s) of recorded prompts are missing (first: {lost[0]}); they would read as NaN. "
@@ -53,10 +55,15 @@ def open_store(path: str | Path, allow_partial: bool = False) -> xr.DataTree:
     return tree
 
 
-def _check_lengths(path: Path) -> None:
+def _unreadable(path: Path, err: Exception) -> StoreError:
+    return StoreError(
+        f"{path} could not be read as a recording ({type(err).__name__}: {err}): it may be corrupt; record it again"
+    )
+
+
+def _check_lengths(group: zarr.Group, path: Path) -> None:
     """Every prompt-long array must have the committed number of rows (``n_prompts``)."""
     try:
-        group = zarr.open_group(str(path), mode="r", use_consolidated=False)
         attrs = dict(group.attrs)
         if attrs.get("workbench_schema") != SCHEMA or "n_prompts" not in attrs:
             return  # not ours, or from before n_prompts: the checks below say so
@@ -81,12 +88,12 @@ def _stored_keys(arr: zarr.Array) -> set[str]:
     return set(sync(_shards_initialized(arr._async_array)))
 
 
-def missing_chunks(path: str | Path) -> list[str]:
+def missing_chunks(path: str | Path, group: zarr.Group | None = None) -> list[str]:
     """Chunks that recorded prompts must have but storage lacks, as 'site/stat prompts a-b' lines.
 
     Every prompt marked done was written whole before its flag, so each chunk of its prompt block
     must exist in every statistic of every site; a missing one would silently read as NaN."""
-    group = zarr.open_group(str(path), mode="r", use_consolidated=False)
+    group = group if group is not None else zarr.open_group(str(path), mode="r", use_consolidated=False)
     done = np.flatnonzero(group["done"][:])
     out = []
     for site in group.attrs["sites"]:
@@ -111,14 +118,14 @@ def missing_chunks(path: str | Path) -> list[str]:
 def check_store(path: str | Path) -> None:
     """Verify a store: every chunk recorded prompts need exists, and every stored chunk decodes.
     Raises StoreError naming what is missing or unreadable."""
-    lost = missing_chunks(path)
+    group = zarr.open_group(str(path), mode="r", use_consolidated=False)
+    lost = missing_chunks(path, group)
     if lost:
         listing = "; ".join(lost[:10]) + (f"; and {len(lost) - 10} more" if len(lost) > 10 else "")
         raise StoreError(
             f"{path} is damaged: {len(lost)} chunk(s) of recorded prompts are missing: {listing}. "
             "Record those prompts into a new store (their values are lost)"
         )
-    group = zarr.open_group(str(path), mode="r", use_consolidated=False)
     for name, arr in group.arrays():
         _read_all(arr, name, path)
     for gname, sub in group.groups():
