@@ -58,6 +58,11 @@ CASES = [
     Case("truncated", "a truncated chunk", ["masks", "{damaged}", "--target", "striped", "--reference", "plain", "--t-hat", "2"],
          r"a chunk of the store could not be decoded .*workbench info --check", setup=["truncate"]),
     Case("truncated-check", "the same, checked", ["info", "{damaged}", "--check"], r"array [\w.]+/sumsq has a corrupt chunk near prompt 0", setup=["truncate"]),
+    Case("shard", "a shard index out of range", ["record", "--prompts", "{pairs}", "--steps", "2", "--shard", "4/4", "--out", "{tmp}/e.zarr"],
+         r"shard 4/4 is out of range: the index runs from 0 to N-1", absent="{tmp}/e.zarr"),
+    Case("noprompts", "record without prompts", ["record", "--out", "{tmp}/f.zarr"], r"give --prompts SET .*--finalise STORE", absent="{tmp}/f.zarr"),
+    Case("finalise", "finalising a store with prompts missing", ["record", "--finalise", "{damaged}"],
+         r"1 of 4 prompts are not recorded yet \(first: row 1\): run the same record command again", setup=["undone"]),
     Case("nostore", "a path that holds no store", ["info", "{tmp}/nowhere.zarr"], r"is not a recording store \(no zarr.json\)"),
 ]  # fmt: skip
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -46,21 +47,28 @@ def _load(args):
         diffusers.utils.logging.disable_progress_bar()
         transformers.utils.logging.disable_progress_bar()
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    # under torchrun / accelerate each process takes its own GPU (LOCAL_RANK)
+    device = args.device or (f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if torch.cuda.is_available() else "cpu")
     return load_pipeline(args.model, device=device, dtype=getattr(torch, args.dtype), allow_download=args.allow_download)
 
 
 def cmd_record(args) -> int:
     from .prompts import PromptSet, get
-    from .recording import record
+    from .recording import finalise, record, shard_from_env
 
+    if args.finalise is not None:
+        print(finalise(args.finalise))
+        return 0
+    if not args.prompts:
+        raise ValueError("give --prompts SET ... to record (or --finalise STORE to complete a sharded store)")
+    shard = args.shard if args.shard is not None else shard_from_env()
     prompts = PromptSet()
     for name in args.prompts:
         prompts = prompts + get(name, seed=args.seed)
     pipe = _load(args)
     sites = args.sites.split(",")
     out = record(pipe, prompts, args.out, sites=sites, steps=args.steps, guidance=args.guidance, batch_size=args.batch_size,
-                 stats=args.stats.split(","), size=args.size, progress=not args.quiet)  # fmt: skip
+                 stats=args.stats.split(","), size=args.size, progress=not args.quiet, shard=shard)  # fmt: skip
     print(out)
     return 0
 
@@ -186,7 +194,6 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--prompts",
         nargs="+",
-        required=True,
         metavar="SET",
         help="named sets (see `workbench sets`) or text files, one prompt a line",
     )
@@ -219,6 +226,21 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--batch-size", type=int, default=8, help="prompts per pipeline call (also the store's prompt chunk)")
     r.add_argument("--stats", default="sumsq,sumsq_unit", help="comma-separated: sumsq, sumsq_unit, sum, absmax")
     r.add_argument("--size", type=int, default=None, help="image size in pixels (default: the model's)")
+    r.add_argument(
+        "--shard",
+        default=None,
+        metavar="I/N",
+        help="record only shard I of N (prompt chunks c with c %% N == I) so N processes fill one store together; "
+        "default: RANK/WORLD_SIZE when started by torchrun or accelerate launch. Every shard takes the same arguments; "
+        "the last to finish marks the store complete, and a killed shard run again resumes",
+    )
+    r.add_argument(
+        "--finalise",
+        type=Path,
+        default=None,
+        metavar="STORE",
+        help="check that every prompt of a sharded store is recorded and mark it complete (or say which shards to rerun)",
+    )
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=cmd_record)
 
@@ -344,7 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if getattr(args, "command", None) == "record" and args.out is None:
+    if getattr(args, "command", None) == "record" and args.out is None and args.prompts:
         from .recording import DEFAULT_STORES
 
         args.out = DEFAULT_STORES / (args.prompts[0].replace(":", "_").replace("/", "_") + ".zarr")

@@ -3,7 +3,7 @@ runs a pipeline over a prompt set and fills a store (run.py)."""
 
 from ..store.batch import Recording
 from .hooks import DEFAULT_STATS, STATS, Recorder, reduce_tokens, run_pipe
-from .run import DEFAULT_STORES, provenance, record
+from .run import DEFAULT_STORES, finalise, parse_shard, provenance, record, shard_from_env
 
 __all__ = [
     "DEFAULT_STATS",
@@ -11,6 +11,9 @@ __all__ = [
     "STATS",
     "Recorder",
     "Recording",
+    "finalise",
+    "parse_shard",
+    "shard_from_env",
     "provenance",
     "record",
     "reduce_tokens",

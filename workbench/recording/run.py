@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import importlib.metadata as md
-from collections.abc import Sequence
+import os
+import shutil
+import socket
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
+import zarr
 
 from ..models.loading import generation_defaults, model_hashes, model_id
 from ..models.sites import SiteFilter, select
 from ..prompts import PromptSet
-from ..store import StoreWriter, WriterLock, jsonable
+from ..store import StoreError, StoreWriter, WriterLock, jsonable
+from ..store.lock import live_shards, shard_lock
 from .hooks import DEFAULT_STATS, Recorder, run_pipe
 
 DEFAULT_STORES = Path("stores")
@@ -59,6 +67,7 @@ def record(
     stats: Sequence[str] = DEFAULT_STATS,
     size: int | None = None,
     progress: bool = True,
+    shard: tuple[int, int] | str | None = None,
 ) -> Path:
     """Record ``prompts`` into the store at ``out`` (created, extended or resumed) and return its path.
 
@@ -68,9 +77,13 @@ def record(
     world, 50 and 7.5 for Stable Diffusion). A store this call created is removed again if it
     fails before any prompt is recorded, so an aborted start leaves nothing behind. One writer at a
     time: ``<out>.lock`` beside the store refuses a second one (a dead writer's lock is taken over).
-    """
-    import shutil
 
+    ``shard=(i, n)`` (or ``"i/n"``; ``shard_from_env()`` reads torchrun's and accelerate's RANK and
+    WORLD_SIZE) records only the prompt chunks ``c`` with ``c % n == i``, so n processes given the
+    same arguments fill one store together: the first to start plans the store (every prompt and
+    array), each writes only its own chunks, and the last to finish marks the store complete
+    (``finalise`` does it by hand). A killed shard, run again, resumes its own chunks.
+    """
     defaults = generation_defaults(pipe)
     steps = defaults["steps"] if steps is None else steps
     guidance = defaults["guidance"] if guidance is None else guidance
@@ -80,30 +93,174 @@ def record(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if int(steps) < 1:
         raise ValueError(f"steps={steps}: give at least 1 denoising step (the paper uses 50 on SD1.5)")
+    shard = parse_shard(shard)
     chosen = select(pipe, sites)
     rec = Recorder(pipe, [s.name for s in chosen], stats)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
-    with WriterLock(out):  # a second writer on this path is refused, never interleaved
-        fresh = not Path(out).exists()
-        writer = StoreWriter.open(out, provenance(pipe, steps, guidance, size), chosen, rec.stats, chunk=batch_size)
-        try:
-            _fill(pipe, prompts, writer, rec, steps, guidance, size, progress)
-        except BaseException:
-            if fresh and not writer.done().any():
-                shutil.rmtree(out, ignore_errors=True)  # nothing recorded: leave no half-made store behind
-            raise
-        writer.finish()
+    run = _Run(pipe, prompts, Path(out), chosen, rec, steps, guidance, size, batch_size, progress)
+    if shard is None:
+        with WriterLock(out):  # a second writer on this path is refused, never interleaved
+            _refuse_shards(out, None)
+            fresh = not Path(out).exists()
+            try:
+                writer = run.plan()
+                run.fill(writer)
+            except BaseException:
+                _remove_if_empty(out, fresh)
+                raise
+            writer.finish()
+        return Path(out)
+    i, n = shard
+    with shard_lock(out, i, n):  # a second copy of this shard is refused
+        with WriterLock(out, role=f"shard {i}/{n} planning", wait=True):
+            _refuse_shards(out, n)
+            writer = run.plan(shards=n)
+        run.fill(writer, shard=(i, n))
+        with WriterLock(out, role=f"shard {i}/{n} finalising", wait=True):
+            if not writer.finish():
+                print(
+                    f"shard {i}/{n} of {out} is done; the last shard to finish marks the store complete "
+                    f"(or run `workbench record --finalise {out}`)",
+                    file=sys.stderr,
+                )
     return Path(out)
 
 
+def parse_shard(shard: tuple[int, int] | str | None) -> tuple[int, int] | None:
+    """``"i/n"`` or ``(i, n)`` to ``(i, n)``; one shard of one is no shard."""
+    if shard is None:
+        return None
+    try:
+        i, n = (int(x) for x in (shard.split("/") if isinstance(shard, str) else shard))
+    except (ValueError, TypeError):
+        raise ValueError(f"shard {shard!r} is not I/N: give the shard's index and the number of shards, e.g. 0/4") from None
+    if n < 1 or not 0 <= i < n:
+        raise ValueError(
+            f"shard {i}/{n} is out of range: the index runs from 0 to N-1 (0/{max(n, 1)} .. {max(n, 1) - 1}/{max(n, 1)})"
+        )
+    return None if n == 1 else (i, n)
+
+
+def shard_from_env(env: Mapping[str, str] | None = None) -> tuple[int, int] | None:
+    """The shard torchrun and accelerate give this process (RANK of WORLD_SIZE), or None."""
+    env = os.environ if env is None else env
+    world = int(env.get("WORLD_SIZE", "1") or 1)
+    return parse_shard((int(env.get("RANK", "0") or 0), world)) if world > 1 else None
+
+
+def finalise(out: str | Path) -> Path:
+    """Mark a sharded store complete once every prompt is recorded, or say which shards to rerun."""
+    from ..store import open_store
+
+    out = Path(out)
+    with WriterLock(out, role="finalise", wait=True):
+        tree = open_store(out, allow_partial=True)
+        done = tree["done"].values
+        if not done.all():
+            plan = tree.attrs.get("plan") or {}
+            chunk, n = int(tree.attrs.get("chunk", 8)), int(plan.get("shards", 1))
+            missing = np.flatnonzero(~done)
+            shards = sorted({int(i) // chunk % n for i in missing})
+            which = ", ".join(f"--shard {s}/{n}" for s in shards) if n > 1 else "the same record command"
+            raise StoreError(
+                f"{out}: {len(missing)} of {done.size} prompts are not recorded yet (first: row {missing[0]}): "
+                f"run {which} again with the same arguments (they resume), then finalise"
+            )
+        writer = StoreWriter(out, zarr.open_group(str(out), mode="r+", use_consolidated=False), int(tree.attrs["chunk"]))
+        writer.finish()
+    return out
+
+
+def _refuse_shards(out, shards: int | None) -> None:
+    """An unsharded writer, or one planned for another number of shards, never joins running shards."""
+    for i, n, holder in live_shards(out):
+        if shards is None or n != shards:
+            raise StoreError(
+                f"{out} is being recorded by shard {i}/{n} (process {holder.get('pid')} on {holder.get('host')}): "
+                + ("wait for the shards to finish" if shards is None else f"run with --shard I/{n}, or wait for them to finish")
+                + ", or record into another --out"
+            )
+
+
+@dataclass
+class _Run:
+    """One call's settings: plans the store and fills it."""
+
+    pipe: object
+    prompts: PromptSet
+    out: Path
+    sites: list
+    rec: Recorder
+    steps: int
+    guidance: float
+    size: int | None
+    batch_size: int
+    progress: bool
+
+    def plan(self, shards: int | None = None) -> StoreWriter:
+        """Open or create the store, add the prompts and, for shards, make every array first (by
+        recording the first chunk), so that writers afterwards only fill chunks. Under the lock."""
+        prov = provenance(self.pipe, self.steps, self.guidance, self.size)
+        if shards is None:
+            writer = StoreWriter.open(self.out, prov, self.sites, self.rec.stats, chunk=self.batch_size)
+            writer.add_prompts(self.prompts)
+            return writer
+        fresh = not self.out.exists()
+        try:
+            writer = StoreWriter.open(self.out, prov, self.sites, self.rec.stats, chunk=self.batch_size)
+            writer.check_shardable()
+            me = (socket.gethostname(), os.getpid())
+            others = [s for s in live_shards(self.out) if (s[2].get("host"), s[2].get("pid")) != me]
+            # once a sharded run is planned and other shards run, its prompts are fixed: one with others is refused
+            planned = writer.group.attrs.get("plan") is not None
+            index = writer.indices(self.prompts) if planned and others else writer.add_prompts(self.prompts)
+            if not writer.has_arrays():  # the arrays take their shapes from a real batch: record the first chunk
+                first = min(index) // writer.chunk
+                self.fill(writer, only=lambda c: c == first, label="planning")
+            writer.group.attrs["plan"] = {"shards": shards, "n_prompts": writer.n_prompts()}
+            return writer
+        except BaseException:
+            _remove_if_empty(self.out, fresh)
+            raise
+
+    def fill(self, writer: StoreWriter, shard: tuple[int, int] | None = None, only=None, label: str = "recording") -> None:
+        """Record this call's prompts that are not done, in the chunks this process owns."""
+        if shard is not None:
+            i, n = shard
+            only = lambda c: c % n == i  # noqa: E731
+        _fill(self.pipe, self.prompts, writer, self.rec, self.steps, self.guidance, self.size, self.progress, only, label)
+
+
+def _remove_if_empty(out: Path, fresh: bool) -> None:
+    """A store this call created and recorded nothing into is removed: an aborted start leaves nothing."""
+    if not fresh or not Path(out).exists():
+        return
+    try:
+        empty = not zarr.open_group(str(out), mode="r", use_consolidated=False)["done"][:].any()
+    except Exception:  # not even a skeleton: nothing of value
+        empty = True
+    if empty:
+        shutil.rmtree(out, ignore_errors=True)
+
+
 def _fill(
-    pipe, prompts: PromptSet, writer: StoreWriter, rec: Recorder, steps: int, guidance: float, size, progress: bool
+    pipe,
+    prompts: PromptSet,
+    writer: StoreWriter,
+    rec: Recorder,
+    steps: int,
+    guidance: float,
+    size,
+    progress: bool,
+    only: Callable[[int], bool] | None = None,
+    label: str = "recording",
 ) -> None:
-    """Generate the missing prompts batch by batch and hand each batch to a background writer."""
+    """Generate the missing prompts batch by batch (of the chunks ``only`` accepts) and hand each
+    batch to a background writer. Runs no metadata step once the arrays exist."""
     from tqdm.auto import tqdm
 
     out = writer.path
-    index = writer.add_prompts(prompts)
+    index = writer.indices(prompts)
     done = writer.done()
     todo = sorted(i for i in set(index) if not done[i])
     stored = writer.prompts()
@@ -111,8 +268,10 @@ def _fill(
     # batches follow store chunks, so two batches never write the same chunk
     batches: dict[int, list[int]] = {}
     for i in todo:
-        batches.setdefault(i // writer.chunk, []).append(i)
-    bar = tqdm(total=len(todo), desc=f"recording {Path(out).name}", unit="prompt", disable=not progress)
+        if only is None or only(i // writer.chunk):
+            batches.setdefault(i // writer.chunk, []).append(i)
+    n_todo = sum(len(b) for b in batches.values())
+    bar = tqdm(total=n_todo, desc=f"{label} {Path(out).name}", unit="prompt", disable=not progress)
     # one background writer: batch i is compressed and written while batch i+1 generates
     pending: Future | None = None
     with ThreadPoolExecutor(max_workers=1) as pool, torch.inference_mode():

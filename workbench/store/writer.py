@@ -76,7 +76,9 @@ class StoreWriter:
              "chunk": chunk, "n_prompts": 0, "complete": False, "created": now(), "updated": now()}
         )  # fmt: skip
         for name, dtype in (("prompt", "int64"), ("seed", "int64"), ("done", "bool"), ("text", str), ("set", str)):
-            group.create_array(name, shape=(0,), chunks=(4096,), dtype=dtype, dimension_names=["prompt"], fill_value=_fill(dtype))
+            # the done flags are chunked like the data, so writers of different chunks share no file
+            rows = chunk if name == "done" else 4096
+            group.create_array(name, shape=(0,), chunks=(rows,), dtype=dtype, dimension_names=["prompt"], fill_value=_fill(dtype))
         group["text"].attrs["_workbench_coord"] = True
         if path.exists():
             path.rmdir()  # an empty folder the user made: rename replaces it
@@ -132,8 +134,33 @@ class StoreWriter:
                 have[p] = n0 + i
         return [have[p] for p in prompts]
 
+    def indices(self, prompts: PromptSet) -> list[int]:
+        """Store indices of ``prompts``, all of which must be in the store already (no writes)."""
+        have = {p: i for i, p in enumerate(self.prompts())}
+        missing = [p for p in prompts if p not in have]
+        if missing:
+            raise StoreError(
+                f"{len(missing)} of the prompts (first: {missing[0].text!r}) are not in {self.path}'s plan: "
+                "give every shard the same prompt sets and --seed, or let the planned run finish first "
+                "(`workbench record --finalise STORE` says which shards are missing)"
+            )
+        return [have[p] for p in prompts]
+
     def done(self) -> np.ndarray:
         return self.group["done"][:]
+
+    def has_arrays(self) -> bool:
+        """Have the data arrays been made (by the first recorded batch)?"""
+        return "step" in self.group and all(s in self.group for s in self.group.attrs["sites"])
+
+    def check_shardable(self) -> None:
+        """Sharded writers own whole chunks; that needs the done flags chunked like the data."""
+        rows = self.group["done"].chunks[0]
+        if rows != self.chunk:
+            raise StoreError(
+                f"{self.path} keeps its done flags in chunks of {rows} prompts (made before sharded recording): "
+                "record it with one process, or record the shards into a new store"
+            )
 
     # -- data ------------------------------------------------------------------------------------
     def _ensure_arrays(self, rec: Recording) -> None:
@@ -157,11 +184,14 @@ class StoreWriter:
             arr = self.group[name] if name in self.group else self.group.create_array(
                 name, shape=(len(values),), dtype=dtype, dimension_names=[dim], fill_value=fill
             )  # fmt: skip
-            arr[:] = values
+            if arr.shape != values.shape or not np.array_equal(arr[:], values):
+                arr[:] = values  # written only when not yet right: sharded writers change no shared file
         info = self.group.attrs["site_info"]
         for site, stats in rec.stats.items():
             g = self.group[site] if site in self.group else self.group.create_group(site)
-            g.attrs.update({**info[site], "tokens": rec.tokens.get(site)})
+            want = {**info[site], "tokens": rec.tokens.get(site)}
+            if {k: g.attrs.get(k) for k in want} != want:
+                g.attrs.update(want)
             for stat, data in stats.items():
                 if stat in g:
                     continue
@@ -185,11 +215,15 @@ class StoreWriter:
                 self.group[site][stat][lo:hi] = data.numpy()
         self.group["done"][lo:hi] = True
 
-    def finish(self) -> None:
+    def finish(self) -> bool:
         """Mark complete (if every prompt is done) and consolidate the metadata once."""
-        complete = bool(self.done().all())
-        self.group.attrs.update({"complete": complete, "updated": now()})
+        group = zarr.open_group(str(self.path), mode="r+", use_consolidated=False)  # fresh: others may have written
+        complete = bool(group["done"][:].all())
+        group.attrs.update({"complete": complete, "updated": now()})
+        if complete and "plan" in group.attrs:
+            del group.attrs["plan"]  # a sharded run's plan ends with it; a later run plans anew
         consolidate(self.path)
+        return complete
 
 
 #: the root arrays along the prompt dimension
