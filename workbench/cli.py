@@ -372,6 +372,9 @@ def main(argv: list[str] | None = None) -> int:
         args.out = DEFAULT_STORES / (args.prompts[0].replace(":", "_").replace("/", "_") + ".zarr")
     try:
         return args.func(args)
+    except BrokenPipeError:  # `workbench sets | head`: the reader left, nothing is wrong
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (ValueError, FileNotFoundError) as err:  # StoreError and ModelNotFoundError among them
         return _fail(str(err))
     except OSError as err:  # a path that cannot be written or read: permissions, a file where a folder goes
