@@ -147,6 +147,40 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_erase(args) -> int:
+    from .evaluation.erasers import erase_and_judge, make_edit
+    from .models import load_pipeline
+    from .models.toyworld import load_oracle
+
+    pipe = load_pipeline("toy")
+    out = Path(args.out)
+    edit = make_edit(pipe, args.method, args.concept, k=args.k, t_hat=args.t_hat, iterations=args.iterations, lr=args.lr,
+                     group=args.group, relaxation=args.relaxation, init=args.init, eta=args.eta, preserve=args.preserve,
+                     seed=args.seed, workdir=out, progress=not (args.json or args.quiet))  # fmt: skip
+    edit.save(out)
+    summary = {**erase_and_judge(pipe, load_oracle(), edit, n_per=args.n_per), "edit": str(out)}
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        b, a = summary["before"], summary["after"]
+        worst = max(b["other_accuracy"][k] - a["other_accuracy"][k] for k in b["other_accuracy"])
+        print(f"{args.method}: '{args.concept}' on target prompts {b['concept_rate']:.1%} -> {a['concept_rate']:.1%}; "
+              f"worst drop of another attribute {worst:.1%}; degraded {a['degraded_rate']:.1%}; "
+              f"{summary['seconds']} s to erase; edit in {out}")  # fmt: skip
+    return 0
+
+
+def cmd_robustness(args) -> int:
+    from .reports.robustness import run_robustness
+
+    t = __import__("time").time()
+    run_robustness(args.out, args.work, concept=args.concept, seeds=tuple(int(x) for x in args.seeds.split(",")),
+                   n_per=args.n_per, quick=args.quick, progress=not args.quiet)  # fmt: skip
+    print(f"results: {args.out} ({round(__import__('time').time() - t)} s)")
+    return 0
+
+
 def cmd_ablate(args) -> int:
     from .evaluation.ablate import METRICS, Ablation, ablate
     from .models import load_pipeline
@@ -290,6 +324,51 @@ def build_parser() -> argparse.ArgumentParser:
     )
     m.add_argument("--out", type=Path, default=None, help=".safetensors or .zarr (default: beside the store)")
     m.set_defaults(func=cmd_masks)
+
+    e = sub.add_parser(
+        "erase",
+        help="erase a toy-world concept with ConceptPrune, ESD, AC, P-ESD or P-AC and judge it with the oracle",
+        description="Make an edit that erases a concept (a texture or a shape of the toy world) and write it to --out: "
+        "masks.safetensors (conceptprune, pesd, pac: weights untouched, the masks are the whole edit) or "
+        "weights.safetensors (esd, ac: the fine-tuned parameter group), with edit.json (method, options, seconds, the "
+        "model's weights hashes) and summary.json (the oracle's readings of the held-out prompts before and after). "
+        "P-ESD and P-AC are our reading of a paper whose code is not public: docs/robustness.md.",
+    )
+    e.add_argument("--method", required=True, choices=["conceptprune", "esd", "ac", "pesd", "pac"])
+    e.add_argument("--concept", required=True, help="striped, dotted, checkered, circle, square, triangle or cross")
+    e.add_argument("--out", type=Path, required=True, help="folder for the edit")
+    e.add_argument("--k", type=float, default=2.0, help="masks: percent of each weight row pruned (ConceptPrune's k)")
+    e.add_argument("--t-hat", type=int, default=10, help="conceptprune: the first t_hat UNet calls")
+    e.add_argument("--iterations", type=int, default=None, help="training iterations (default 200)")
+    e.add_argument("--lr", type=float, default=None, help="learning rate (default 1e-4 fine-tuning, 0.05 mask logits)")
+    e.add_argument("--group", default="esd-x", choices=["esd-x", "esd-x-kv", "esd-u"], help="esd/ac: the parameters trained")
+    e.add_argument(
+        "--relaxation", default="ste-topk", choices=["ste-topk", "hard-concrete", "sigmoid"], help="pesd/pac: the mask relaxation"
+    )
+    e.add_argument("--init", default="uniform", choices=["uniform", "wanda"], help="pesd/pac: the mask logits' start")
+    e.add_argument("--eta", type=float, default=1.0, help="ESD's guidance strength eta")
+    e.add_argument("--preserve", action="store_true", help="also hold the frozen prediction for the reference prompts")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--n-per", type=int, default=2, help="evaluation images per texture x colour x shape")
+    e.add_argument("--json", action="store_true", help="print one JSON object (the keys of `workbench demo --json`)")
+    e.add_argument("--quiet", action="store_true", help="no progress bars")
+    e.set_defaults(func=cmd_erase)
+
+    rb = sub.add_parser(
+        "robustness",
+        help="sweep every eraser's strength on a toy concept and write docs/robustness.md (resumable)",
+        description="ConceptPrune over k, ESD-x and AC over the learning rate, P-ESD and P-AC over k, random masks of "
+        "P-ESD's size: each edit judged by the oracle on the held-out prompts, one JSON per cell under --work (an "
+        "interrupted run resumes), then the markdown with the table and the frontier figure.",
+    )
+    rb.add_argument("--out", type=Path, default=Path("docs/robustness.md"))
+    rb.add_argument("--work", type=Path, default=Path("stores/robustness"), help="cells, edits and the calibration store")
+    rb.add_argument("--concept", default="striped")
+    rb.add_argument("--seeds", default="0", help="comma-separated seeds of the trained erasers")
+    rb.add_argument("--n-per", type=int, default=2)
+    rb.add_argument("--quick", action="store_true", help="a few cells at tiny budgets (a smoke run, not results)")
+    rb.add_argument("--quiet", action="store_true")
+    rb.set_defaults(func=cmd_robustness)
 
     d = sub.add_parser(
         "demo",

@@ -1,5 +1,37 @@
-"""Editing: changes to a model that remove a concept. Today reversible pruning masks (prune.py)."""
+"""Editing: changes to a model that remove a concept: reversible pruning masks (prune.py), the
+erasing objectives and the erasers that fine-tune or learn masks with them (erase.py), and edits on
+disk (edits.py)."""
 
+from .edits import Edit, applied, check_model, load_edit
+from .erase import (
+    GROUPS,
+    OBJECTIVES,
+    RELAXATIONS,
+    Examples,
+    finetune,
+    frozen_examples,
+    group_params,
+    learn_masks,
+    preservation_examples,
+)
 from .prune import Pruner, export_pruned, pruned, random_like
 
-__all__ = ["Pruner", "export_pruned", "pruned", "random_like"]
+__all__ = [
+    "GROUPS",
+    "OBJECTIVES",
+    "RELAXATIONS",
+    "Edit",
+    "Examples",
+    "Pruner",
+    "applied",
+    "check_model",
+    "export_pruned",
+    "finetune",
+    "frozen_examples",
+    "group_params",
+    "learn_masks",
+    "load_edit",
+    "preservation_examples",
+    "pruned",
+    "random_like",
+]

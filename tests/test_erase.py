@@ -1,0 +1,121 @@
+"""Erasers on tiny budgets: ESD/AC targets and training, learned masks, edits on disk, the CLI."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from workbench.analysis.masks import n_keep
+from workbench.cli import main
+from workbench.editing import Edit, applied, finetune, frozen_examples, learn_masks, load_edit, pruned
+from workbench.models import module_of, select
+from workbench.models.loading import model_hashes, weights_hash
+
+PROMPTS = ["a red circle with stripes", "a blue square with stripes"]
+ANCHORS = ["a red circle", "a blue square"]
+SEEDS = [0, 1]
+
+
+@pytest.fixture(scope="module")
+def examples(toy):
+    return frozen_examples(toy, PROMPTS, SEEDS, "esd", steps=3)
+
+
+def loss(pipe, ex):
+    with torch.no_grad():
+        pred = pipe.unet(ex.x, ex.t, encoder_hidden_states=ex.cond).sample
+    return torch.nn.functional.mse_loss(pred, ex.target).item()
+
+
+def test_esd_targets_follow_the_formula(toy, examples):
+    plain = frozen_examples(toy, PROMPTS, SEEDS, "esd", eta=0.0, steps=3)  # target = e(x_t, "")
+    assert len(examples) == 2 * 3  # one example per prompt and UNet call
+    torch.testing.assert_close(examples.frozen, plain.frozen)  # the same frozen trajectory
+    # eta = 1: u - (c - u) = 2u - c
+    torch.testing.assert_close(examples.target, 2 * plain.target - examples.frozen)
+    assert not torch.allclose(examples.target, examples.frozen)
+
+
+def test_ac_with_the_prompt_as_its_own_anchor_targets_the_frozen_prediction(toy):
+    same = frozen_examples(toy, PROMPTS, SEEDS, "ac", anchors=PROMPTS, steps=3)
+    torch.testing.assert_close(same.target, same.frozen, atol=1e-5, rtol=1e-5)
+    other = frozen_examples(toy, PROMPTS, SEEDS, "ac", anchors=ANCHORS, steps=3)
+    assert (other.target - other.frozen).abs().mean() > 1e-3
+
+
+def test_esd_moves_the_prediction_towards_its_target_and_leaves_the_model_untouched(toy, examples):
+    before_hash = weights_hash(toy.unet)
+    start = loss(toy, examples)
+    weights = finetune(toy, examples, group="esd-x", iterations=8, lr=1e-3, progress=False)
+    assert weights_hash(toy.unet) == before_hash  # the frozen model's own weights are as they were
+    assert all(".attn2." in k for k in weights)
+    edit = Edit("esd", {"weights_hash": model_hashes(toy)}, weights=weights)
+    with applied(toy, edit):
+        assert loss(toy, examples) < 0.8 * start
+    assert weights_hash(toy.unet) == before_hash  # and after the edit is taken off
+
+
+def test_a_learned_mask_has_the_budget_loads_with_pruned_restores_and_repeats_with_its_seed(toy, examples):
+    site = select(toy, "ffn2")[0].name
+    masks = learn_masks(toy, examples, sites=site, k=5.0, iterations=4, lr=0.1, progress=False)
+    w = module_of(toy, select(toy, site)[0]).weight
+    m = masks[site].numpy()
+    assert m.shape == tuple(w.shape) and (m.sum(1) == n_keep(w.shape[1], 5.0)).all()  # k% of every row
+    original = w.detach().clone()
+    with pruned(toy, {site: m}):
+        assert (w[torch.from_numpy(m)] == 0).all()
+    assert torch.equal(w, original)  # back bit for bit
+    again = learn_masks(toy, examples, sites=site, k=5.0, iterations=4, lr=0.1, progress=False)
+    assert np.array_equal(again[site].numpy(), m)
+    other = learn_masks(toy, examples, sites=site, k=5.0, iterations=4, lr=0.1, seed=1, progress=False)
+    assert not np.array_equal(other[site].numpy(), m)
+    for relaxation in ("hard-concrete", "sigmoid"):
+        r = learn_masks(toy, examples, sites=site, k=5.0, relaxation=relaxation, iterations=3, progress=False)
+        assert (r[site].numpy().sum(1) == n_keep(w.shape[1], 5.0)).all()
+
+
+def test_an_edit_for_another_model_is_refused(toy, sd15, tmp_path):
+    site = select(toy, "ffn2")[0]
+    mask = np.zeros(tuple(module_of(toy, site).weight.shape), dtype=bool)
+    Edit("pesd", {"weights_hash": model_hashes(toy), "concept": "striped"}, masks={site.name: mask}).save(tmp_path / "e")
+    edit = load_edit(tmp_path / "e")
+    with pytest.raises(ValueError, match=r"made for other weights \(unet: edit \w+, model \w+\)"):
+        with applied(sd15, edit):
+            pass
+    with applied(toy, edit):  # its own model takes it
+        pass
+
+
+def test_cli_erase_writes_an_edit_that_other_tools_read(tmp_path, capsys):
+    from workbench.analysis import load_masks
+
+    out = tmp_path / "pesd"
+    assert (
+        main(
+            [
+                "erase",
+                "--method",
+                "pesd",
+                "--concept",
+                "striped",
+                "--iterations",
+                "2",
+                "--n-per",
+                "1",
+                "--out",
+                str(out),
+                "--json",
+            ]
+        )
+        == 0
+    )
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["method"] == "pesd" and summary["concept"] == "striped" and summary["seconds"] > 0
+    assert set(summary["before"]) == set(summary["after"]) >= {"concept_rate", "degraded_rate", "other_accuracy", "fid"}
+    masks = load_masks(out / "masks.safetensors")  # ConceptPrune's mask format
+    share = sum(int(masks[s]["mask"].values.sum()) for s in masks.attrs["sites"]) / sum(
+        masks[s]["mask"].size for s in masks.attrs["sites"]
+    )
+    assert summary["density"] == pytest.approx(share)
+    assert json.loads((out / "summary.json").read_text()) == {**summary}

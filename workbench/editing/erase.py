@@ -1,0 +1,326 @@
+"""Erasing objectives (ESD, AC) and the two ways to meet them: fine-tune a parameter group, or
+learn a pruning mask over frozen weights (our reading of P-ESD / P-AC; docs/robustness.md).
+
+Everything the frozen model contributes is computed once, before training (``frozen_examples``):
+the frozen model samples the concept prompts, and at every UNet call of that trajectory we keep
+x_t, t, the prompt's and the empty prompt's embeddings and the frozen predictions. Targets:
+
+- ESD (Gandikota et al. 2023):  e*(x_t, "") - eta * (e*(x_t, c) - e*(x_t, ""))
+- AC  (Kumari et al. 2023):     e*(x_t, anchor)   (the anchor prompt paired with c, same seed)
+
+Training then only runs the edited model on (x_t, t, c) and regresses on the target, so nothing
+frozen is evaluated again (minutes, not hours, on CPUs). An optional preservation term holds the
+edited model's prediction for unrelated prompts at the frozen one's.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..models.sites import SiteFilter, module_of, select
+
+OBJECTIVES = ("esd", "ac")
+#: parameter groups for fine-tuning: ESD-x (cross-attention), its key/value matrices only, ESD-u (the rest)
+GROUPS = ("esd-x", "esd-x-kv", "esd-u")
+RELAXATIONS = ("ste-topk", "hard-concrete", "sigmoid")
+
+
+@dataclass
+class Examples:
+    """Frozen-model training examples, one per (prompt, UNet call): inputs and targets."""
+
+    x: torch.Tensor  # (E, C, H, W) noisy latents of the frozen trajectory
+    t: torch.Tensor  # (E,) timesteps
+    cond: torch.Tensor  # (E, L, D) the concept prompt's embeddings
+    target: torch.Tensor  # (E, C, H, W) what the edited model should predict
+    frozen: torch.Tensor  # (E, C, H, W) the frozen model's own prediction for the concept prompt
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+
+def _unet_calls(pipe, texts: list[str], seeds: list[int], steps: int, guidance: float) -> list[tuple]:
+    """(sample, timestep, encoder_hidden_states, prediction) of every UNet call of one generation."""
+    from ..recording.hooks import run_pipe
+
+    calls = []
+
+    def hook(module, args, kwargs, out):
+        sample = args[0] if args else kwargs["sample"]
+        t = args[1] if len(args) > 1 else kwargs["timestep"]
+        ehs = kwargs.get("encoder_hidden_states", args[2] if len(args) > 2 else None)
+        pred = out[0] if isinstance(out, tuple) else out.sample
+        calls.append((sample.detach(), torch.as_tensor(t).detach(), ehs.detach(), pred.detach()))
+
+    handle = pipe.unet.register_forward_hook(hook, with_kwargs=True)
+    try:
+        with torch.no_grad():
+            run_pipe(pipe, texts, seeds, steps, guidance)
+    finally:
+        handle.remove()
+    return calls
+
+
+@torch.no_grad()
+def frozen_examples(
+    pipe,
+    prompts: Sequence[str],
+    seeds: Sequence[int],
+    objective: str = "esd",
+    anchors: Sequence[str] | None = None,
+    eta: float = 1.0,
+    steps: int | None = None,
+    guidance: float | None = None,
+) -> Examples:
+    """Sample the concept prompts with the frozen model and build every training example once.
+
+    The trajectory needs classifier-free guidance (guidance > 1), since ESD's target uses the empty
+    prompt's prediction at the same x_t; AC needs ``anchors``, one per prompt."""
+    from ..models.loading import generation_defaults
+
+    if objective not in OBJECTIVES:
+        raise ValueError(f"unknown objective {objective!r}: use one of {OBJECTIVES}")
+    if len(prompts) == 0:
+        raise ValueError("no concept prompts: give at least one")
+    d = generation_defaults(pipe)
+    steps = d["steps"] if steps is None else steps
+    guidance = d["guidance"] if guidance is None else guidance
+    if guidance <= 1.0:
+        raise ValueError(f"guidance={guidance}: ESD and AC need the empty prompt's prediction, so sample with guidance > 1")
+    n = len(prompts)
+    xs, ts, conds, targets, frozen = [], [], [], [], []
+    for sample, t, ehs, pred in _unet_calls(pipe, list(prompts), list(seeds), steps, guidance):
+        uncond, cond = pred[:n], pred[n:]
+        xs.append(sample[n:])
+        ts.append(t.expand(n) if t.dim() == 0 else t[n:])
+        conds.append(ehs[n:])
+        frozen.append(cond)
+        targets.append(uncond - eta * (cond - uncond))
+    ex = Examples(torch.cat(xs), torch.cat(ts), torch.cat(conds), torch.cat(targets), torch.cat(frozen))
+    if objective == "ac":
+        if anchors is None or len(anchors) != n:
+            raise ValueError(
+                "AC needs one anchor prompt per concept prompt (e.g. 'a red circle' for 'a red circle with stripes')"
+            )
+        anchor = _unet_calls(pipe, list(anchors), list(seeds), 1, guidance)[0][2][n:]  # cond embeddings
+        a = anchor.repeat(len(ex) // n, 1, 1)  # the examples are ordered call by call, prompt by prompt
+        ex.target = torch.cat([pipe.unet(ex.x[i : i + 32], ex.t[i : i + 32], encoder_hidden_states=a[i : i + 32]).sample
+                               for i in range(0, len(ex), 32)])  # fmt: skip
+    return ex
+
+
+def preservation_examples(pipe, prompts: Sequence[str], seeds: Sequence[int], steps=None, guidance=None) -> Examples:
+    """Examples whose target is the frozen model's own prediction: holds unrelated prompts in place."""
+    ex = frozen_examples(pipe, prompts, seeds, "esd", eta=0.0, steps=steps, guidance=guidance)
+    ex.target = ex.frozen.clone()
+    return ex
+
+
+def _loss(pipe, ex: Examples, idx: torch.Tensor, params: dict | None = None) -> torch.Tensor:
+    dev = next(pipe.unet.parameters()).device
+    args = (ex.x[idx].to(dev), ex.t[idx].to(dev))
+    kwargs = {"encoder_hidden_states": ex.cond[idx].to(dev)}
+    if params:
+        pred = torch.func.functional_call(pipe.unet, params, args, kwargs, strict=False).sample
+    else:
+        pred = pipe.unet(*args, **kwargs).sample
+    return nn.functional.mse_loss(pred.float(), ex.target[idx].to(dev).float())
+
+
+def _batches(n: int, batch: int, iterations: int, seed: int):
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(iterations):
+        yield torch.randint(0, n, (min(batch, n),), generator=g)
+
+
+# -- fine-tuning (ESD-x, ESD-u, AC) ---------------------------------------------------------------
+def group_params(pipe, group: str) -> dict[str, nn.Parameter]:
+    """The UNet parameters a fine-tuning eraser trains: 'esd-x' every cross-attention (attn2)
+    parameter, 'esd-x-kv' only its key and value matrices, 'esd-u' everything but cross-attention."""
+    if group not in GROUPS:
+        raise ValueError(f"unknown parameter group {group!r}: use one of {GROUPS}")
+    named = dict(pipe.unet.named_parameters())
+    if group == "esd-x":
+        return {k: p for k, p in named.items() if ".attn2." in k}
+    if group == "esd-x-kv":
+        return {k: p for k, p in named.items() if ".attn2.to_k." in k or ".attn2.to_v." in k}
+    return {k: p for k, p in named.items() if ".attn2." not in k}
+
+
+def finetune(
+    pipe,
+    ex: Examples,
+    group: str = "esd-x",
+    iterations: int = 200,
+    lr: float = 1e-4,
+    batch: int = 8,
+    seed: int = 0,
+    preserve: Examples | None = None,
+    preserve_weight: float = 1.0,
+    progress: bool = True,
+    log: list | None = None,
+) -> dict[str, torch.Tensor]:
+    """Train the group's parameters towards ``ex.target``; return them (CPU tensors). The pipeline's
+    own weights are restored bit for bit before returning: the edit is the returned tensors."""
+    from tqdm.auto import tqdm
+
+    params = group_params(pipe, group)
+    saved = {k: p.detach().clone() for k, p in params.items()}
+    trainable = [p for p in pipe.unet.parameters() if p.requires_grad]
+    flags = {id(p): p.requires_grad for p in pipe.unet.parameters()}
+    for p in pipe.unet.parameters():
+        p.requires_grad_(id(p) in {id(q) for q in params.values()})
+    torch.manual_seed(seed)
+    opt = torch.optim.Adam(list(params.values()), lr=lr)
+    keep = _batches(len(preserve), batch, iterations, seed + 1) if preserve is not None else None
+    try:
+        for idx in tqdm(
+            _batches(len(ex), batch, iterations, seed), total=iterations, desc=f"{group} fine-tune", disable=not progress
+        ):
+            loss = _loss(pipe, ex, idx)
+            if log is not None:
+                log.append(loss.item())
+            if keep is not None:
+                loss = loss + preserve_weight * _loss(pipe, preserve, next(keep))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        return {k: p.detach().cpu().clone() for k, p in params.items()}
+    finally:
+        with torch.no_grad():
+            for k, p in params.items():
+                p.copy_(saved[k])
+                p.grad = None
+        for p in pipe.unet.parameters():
+            p.requires_grad_(flags[id(p)])
+        del trainable
+
+
+# -- learned pruning masks (P-ESD, P-AC) -----------------------------------------------------------
+def _row_topk(scores: torch.Tensor, n: int) -> torch.Tensor:
+    """Hard mask (True = pruned): the n largest scores of each row."""
+    top = torch.topk(scores, n, dim=1, sorted=False).indices
+    return torch.zeros_like(scores, dtype=torch.bool).scatter_(1, top, True)
+
+
+class _Gate:
+    """A differentiable pruning gate over one weight matrix; ``prune()`` is in [0, 1] (1 = gone)."""
+
+    def __init__(self, init: torch.Tensor, relaxation: str, n: int, beta: float = 2 / 3):
+        self.logit = nn.Parameter(init.clone().float())
+        self.relaxation, self.n, self.beta = relaxation, n, beta
+        self.temperature = 1.0
+
+    def prune(self, training: bool = True) -> torch.Tensor:
+        s = self.logit
+        if self.relaxation == "ste-topk":  # the hard top-k forward, the sigmoid's gradient backward
+            soft = torch.sigmoid(s)
+            return _row_topk(s.detach(), self.n).float() + soft - soft.detach()
+        if self.relaxation == "sigmoid":
+            return torch.sigmoid(s / self.temperature)
+        # hard concrete (Louizos et al. 2018) on the pruning variable, stretched to (-0.1, 1.1) and clipped
+        if training:
+            u = torch.rand_like(s).clamp(1e-6, 1 - 1e-6)
+            z = torch.sigmoid((torch.log(u) - torch.log(1 - u) + s) / self.beta)
+        else:
+            z = torch.sigmoid(s)
+        return (z * 1.2 - 0.1).clamp(0, 1)
+
+    def expected(self) -> torch.Tensor:
+        """Expected pruned share (the L0-style term for hard concrete, the soft mean otherwise)."""
+        if self.relaxation == "hard-concrete":
+            return torch.sigmoid(self.logit - self.beta * math.log(0.1 / 1.1)).mean()
+        return torch.sigmoid(self.logit / self.temperature).mean()
+
+    def hard(self) -> torch.Tensor:
+        return _row_topk(self.logit.detach(), self.n)
+
+
+def learn_masks(
+    pipe,
+    ex: Examples,
+    sites: SiteFilter = "ffn2",
+    k: float = 2.0,
+    relaxation: str = "ste-topk",
+    init: str | dict = "uniform",
+    iterations: int = 200,
+    lr: float = 0.05,
+    batch: int = 8,
+    seed: int = 0,
+    sparsity_weight: float = 10.0,
+    preserve: Examples | None = None,
+    preserve_weight: float = 1.0,
+    progress: bool = True,
+    log: list | None = None,
+) -> dict[str, torch.Tensor]:
+    """Learn a pruning mask per site (True = pruned) with the erasing objective, weights frozen.
+
+    Every output row of a site's weight loses ``floor(k% of its inputs)`` entries (at least one),
+    exactly ConceptPrune's budget, so the result is a mask in ConceptPrune's format. The forward
+    pass uses ``W * (1 - gate)``; ``relaxation`` picks the gate: 'ste-topk' (hard per-row top-k
+    forward, straight-through sigmoid gradient), 'sigmoid' (a soft mask, temperature annealed from
+    1 to 0.05), 'hard-concrete' (stochastic gates with a penalty holding the expected pruned share
+    at k). The last two are projected to the per-row top-k at the end. ``init``: 'uniform' (small
+    random logits), 'wanda' (|W|, scaled), or a ConceptPrune mask dict (its entries start high).
+    ``log``, a list, receives the erasing loss of every iteration."""
+    from tqdm.auto import tqdm
+
+    from ..analysis.masks import n_keep
+
+    if relaxation not in RELAXATIONS:
+        raise ValueError(f"unknown relaxation {relaxation!r}: use one of {RELAXATIONS}")
+    chosen = select(pipe, sites)
+    g = torch.Generator().manual_seed(seed)
+    gates: dict[str, _Gate] = {}
+    weights: dict[str, nn.Parameter] = {}
+    names = {id(p): n for n, p in pipe.unet.named_parameters()}
+    for s in chosen:
+        layer = module_of(pipe, s)
+        if s.is_text:
+            raise ValueError(f"{s.name} is a text-encoder site: learned masks cover UNet sites only")
+        w = layer.weight
+        n = n_keep(w.shape[1], k)
+        if isinstance(init, dict):
+            start = torch.where(torch.as_tensor(init[s.name]), 2.0, -2.0) + 0.01 * torch.randn(w.shape, generator=g)
+        elif init == "wanda":
+            a = w.detach().abs().float().cpu()
+            start = (a - a.mean(1, keepdim=True)) / (a.std(1, keepdim=True) + 1e-8)
+        elif init == "uniform":
+            start = 0.01 * torch.randn(w.shape, generator=g) - 2.0
+        else:
+            raise ValueError(f"unknown init {init!r}: 'uniform', 'wanda' or a dict of masks")
+        gates[s.name] = _Gate(start.to(w.device), relaxation, n)
+        weights[names[id(w)]] = w
+    site_of = dict(zip(weights, gates))
+    target_share = {s: gates[s].n / module_of(pipe, next(c for c in chosen if c.name == s)).weight.shape[1] for s in gates}
+    flags = {id(p): p.requires_grad for p in pipe.unet.parameters()}
+    for p in pipe.unet.parameters():
+        p.requires_grad_(False)
+    opt = torch.optim.Adam([gt.logit for gt in gates.values()], lr=lr)
+    keep = _batches(len(preserve), batch, iterations, seed + 1) if preserve is not None else None
+    torch.manual_seed(seed)
+    try:
+        for it, idx in enumerate(tqdm(_batches(len(ex), batch, iterations, seed), total=iterations,
+                                      desc=f"{relaxation} mask", disable=not progress)):  # fmt: skip
+            for gt in gates.values():
+                gt.temperature = max(0.05, 1.0 * (0.05 ** (it / max(1, iterations - 1))))
+            params = {pn: w * (1 - gates[site_of[pn]].prune()) for pn, w in weights.items()}
+            loss = _loss(pipe, ex, idx, params)
+            if log is not None:
+                log.append(loss.item())  # the erasing loss alone, per iteration
+            if keep is not None:
+                loss = loss + preserve_weight * _loss(pipe, preserve, next(keep), params)
+            if relaxation != "ste-topk":  # hold the (soft) pruned share at the budget
+                loss = loss + sparsity_weight * sum((gates[s].expected() - target_share[s]) ** 2 for s in gates)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    finally:
+        for p in pipe.unet.parameters():
+            p.requires_grad_(flags[id(p)])
+    return {s: gt.hard().cpu() for s, gt in gates.items()}
