@@ -119,3 +119,31 @@ def test_cli_erase_writes_an_edit_that_other_tools_read(tmp_path, capsys):
     )
     assert summary["density"] == pytest.approx(share)
     assert json.loads((out / "summary.json").read_text()) == {**summary}
+
+
+def row(method, label, rate, drop, density=None):
+    before = {
+        "concept_rate": 1.0,
+        "degraded_rate": 0.0,
+        "fid": 3.0,
+        "other_accuracy": {"shape": 1.0, "colour": 1.0, "texture": 1.0, "scene": 1.0},
+    }
+    after = {"concept_rate": rate, "degraded_rate": 0.0, "fid": 5.0,
+             "other_accuracy": {"shape": 1.0 - drop, "colour": 1.0, "texture": 0.5, "scene": 1.0}}  # fmt: skip
+    return {"method": method, "label": label, "seed": 0, "seconds": 1.0, "before": before, "after": after, "density": density,
+            "esd_loss": 0.01, "esd_loss_unedited": 0.04}  # fmt: skip
+
+
+def test_robustness_markdown_picks_the_best_point_within_the_harm_budget(tmp_path):
+    """A hand-made sweep: the best point per eraser is the lowest concept rate with <= 5 points of
+    harm (a 6-point drop does not count; the texture column, the erased attribute, is ignored)."""
+    from workbench.reports.robustness import write_markdown
+
+    rows = [row("conceptprune", "k=2%", 0.5, 0.02, 0.02), row("conceptprune", "k=10%", 0.1, 0.06, 0.1),
+            row("pesd", "k=10%", 0.05, 0.04, 0.1), row("esd", "lr=0.0003", 0.0, 0.30)]  # fmt: skip
+    text = write_markdown(tmp_path / "robustness.md", rows, "striped", 1, 1, quick=True).read_text()
+    assert "- conceptprune: 50.0% of target images still show 'striped' at k=2% (worst drop 2.0 points; mean of 1 seed(s))" in text
+    assert "- pesd: 5.0% of target images still show 'striped' at k=10% (worst drop 4.0 points; mean of 1 seed(s))" in text
+    assert "- esd: no setting stays within 5 points of harm" in text
+    assert "within 5 points: pesd k=10% (density 10.00%)." in text
+    assert (tmp_path / "figures").is_dir() and "![" in text

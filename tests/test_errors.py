@@ -63,6 +63,8 @@ CASES = [
     Case("noprompts", "record without prompts", ["record", "--out", "{tmp}/f.zarr"], r"give --prompts SET .*--finalise STORE", absent="{tmp}/f.zarr"),
     Case("finalise", "finalising a store with prompts missing", ["record", "--finalise", "{damaged}"],
          r"1 of 4 prompts are not recorded yet \(first: row 1\): run the same record command again", setup=["undone"]),
+    Case("erase", "erasing something that is not a toy concept", ["erase", "--method", "esd", "--concept", "plain", "--out", "{tmp}/g"],
+         r"'plain': erase a texture \(striped, dotted, checkered\) or a shape", absent="{tmp}/g"),
     Case("nostore", "a path that holds no store", ["info", "{tmp}/nowhere.zarr"], r"is not a recording store \(no zarr.json\)"),
 ]  # fmt: skip
 

@@ -8,14 +8,16 @@ keys of ``workbench demo --json``.
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ..editing.edits import Edit, applied
-from ..editing.erase import finetune, frozen_examples, learn_masks, preservation_examples
+from ..editing.erase import Examples, finetune, frozen_examples, learn_masks, preservation_examples
 from ..models.loading import model_hashes
 from ..prompts import get
 from .toy import attribute_of, eval_images, toy_evaluate
@@ -106,6 +108,23 @@ def _conceptprune(pipe, target, reference, concept, k, t_hat, workdir, progress)
 def mask_density(masks: dict[str, np.ndarray]) -> float:
     """Share of the masked sites' weights that are pruned."""
     return float(sum(int(m.sum()) for m in masks.values()) / sum(m.size for m in masks.values()))
+
+
+@torch.no_grad()
+def objective_loss(pipe, ex: Examples, edit: Edit | None = None, batch: int = 50) -> float:
+    """Mean squared error of the (edited) model's prediction against the examples' targets, over all
+    of them: how far an edit meets the erasing objective (ESD's or AC's), whatever made it."""
+    ctx = applied(pipe, edit) if edit is not None else contextlib.nullcontext()
+    with ctx:
+        pred = torch.cat([pipe.unet(ex.x[i : i + batch], ex.t[i : i + batch], encoder_hidden_states=ex.cond[i : i + batch]).sample
+                          for i in range(0, len(ex), batch)])  # fmt: skip
+    return float(torch.nn.functional.mse_loss(pred.float(), ex.target.float()))
+
+
+def esd_examples(pipe, concept: str) -> Examples:
+    """ESD's training examples of a toy concept (its calibration target prompts, eta = 1)."""
+    target, _ = calibration(concept)
+    return frozen_examples(pipe, [p.text for p in target], [p.seed for p in target], "esd")
 
 
 def erase_and_judge(pipe, oracle, edit: Edit, n_per: int = 2, steps: int = 25) -> dict:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..editing.edits import Edit, load_edit
 from ..editing.prune import random_like
-from ..evaluation.erasers import erase_and_judge, make_edit, mask_density
+from ..evaluation.erasers import erase_and_judge, esd_examples, make_edit, mask_density, objective_loss
 from ..models import load_pipeline
 from ..models.toyworld import load_oracle
 
@@ -90,6 +90,21 @@ def run_robustness(out: str | Path = "docs/robustness.md", work: str | Path = "s
             tmp.write_text(json.dumps(run_cell(pipe, oracle, cell, concept, work, n_per), default=float))
             tmp.rename(path)  # a cell is whole or absent
         results[cell.key] = json.loads(path.read_text())
+    # how far each edit meets ESD's objective: the loss over ESD's own training examples (computed once per cell)
+    ex = None
+    for cell in cells:
+        path = work / "cells" / f"{cell.key}.json"
+        r = results[cell.key]
+        if "esd_loss" not in r:
+            ex = esd_examples(pipe, concept) if ex is None else ex
+            edit = load_edit(
+                work / "edits" / (Cell("pesd", cell.options, cell.seed).key if cell.method == "random" else cell.key)
+            )
+            if cell.method == "random":
+                edit = Edit("random", {}, masks=random_like(edit.masks, seed=cell.seed))
+            r["esd_loss"] = objective_loss(pipe, ex, edit)
+            r["esd_loss_unedited"] = objective_loss(pipe, ex)
+            path.write_text(json.dumps(r, default=float))
     write_markdown(out, list(results.values()), concept, round(time.time() - t0), n_per, quick)
     return results
 
@@ -99,14 +114,31 @@ def worst(r: dict) -> float:
     return max(b[k] - a[k] for k in b if k != "texture")
 
 
+def mean_over_seeds(rows: list[dict]) -> list[dict]:
+    """One entry per (method, setting): mean and standard deviation over its seeds."""
+    import statistics
+
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["method"], r["label"]), []).append(r)
+    out = []
+    for (method, label), rs in groups.items():
+        rates, drops = [r["after"]["concept_rate"] for r in rs], [worst(r) for r in rs]
+        out.append({"method": method, "label": label, "n": len(rs), "rate": statistics.mean(rates), "worst": statistics.mean(drops),
+                    "rate_sd": statistics.pstdev(rates), "worst_sd": statistics.pstdev(drops), "density": rs[0].get("density")})  # fmt: skip
+    return out
+
+
 def frontier_figure(rows: list[dict], concept: str):
     import plotly.graph_objects as go
 
     fig = go.Figure()
-    for method in dict.fromkeys(r["method"] for r in rows):
-        pts = sorted((r for r in rows if r["method"] == method), key=worst)
-        fig.add_trace(go.Scatter(x=[100 * worst(r) for r in pts], y=[100 * r["after"]["concept_rate"] for r in pts],
-                                 mode="lines+markers+text", name=method, text=[r["label"] for r in pts], textposition="top center"))  # fmt: skip
+    settings = mean_over_seeds(rows)
+    for method in dict.fromkeys(m["method"] for m in settings):
+        pts = sorted((m for m in settings if m["method"] == method), key=lambda m: m["worst"])
+        fig.add_trace(go.Scatter(x=[100 * m["worst"] for m in pts], y=[100 * m["rate"] for m in pts],
+                                 error_x={"array": [100 * m["worst_sd"] for m in pts]}, error_y={"array": [100 * m["rate_sd"] for m in pts]},
+                                 mode="lines+markers+text", name=method, text=[m["label"] for m in pts], textposition="top center"))  # fmt: skip
     fig.add_vline(x=5, line_dash="dot", annotation_text="5-point harm budget")
     fig.update_layout(title=f"Erasing '{concept}': concept rate against the worst drop of another attribute (lower left is better)",
                       xaxis_title="worst drop of another attribute on other prompts (points)",
@@ -118,7 +150,7 @@ def write_markdown(out: Path, rows: list[dict], concept: str, seconds: int, n_pe
     from .plots import write_images
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    figs = write_images([frontier_figure(rows, concept)], out.parent / "figures")
+    figs = write_images([(f"robustness frontier {concept}", frontier_figure(rows, concept))], out.parent / "figures")
     base = rows[0]["before"]
     lines = [
         "# Robust erasing on the toy world: ConceptPrune, ESD, AC, P-ESD, P-AC",
@@ -126,38 +158,53 @@ def write_markdown(out: Path, rows: list[dict], concept: str, seconds: int, n_pe
         f"Written by `workbench robustness` in {seconds} s ({'quick smoke run, not results' if quick else 'full run'}); "
         f"held-out captions: `toy:eval`, {n_per} per texture x colour x shape; concept '{concept}'. Each row is one edit, "
         "judged by the oracle; 'worst drop' is the largest fall of the shape, colour or scene accuracy on the "
-        f"non-target prompts (points). Unedited: '{concept}' shown on {base['concept_rate']:.1%} of target prompts.",
+        f"non-target prompts (points). Unedited: '{concept}' shown on {base['concept_rate']:.1%} of target prompts. "
+        "'ESD loss' is the mean squared error of the edited model's prediction against ESD's target over ESD's own "
+        f"training examples (every UNet call of the frozen model sampling the {concept} calibration prompts); "
+        f"unedited: {rows[0].get('esd_loss_unedited', float('nan')):.4f}.",
         "",
-        "| method | setting | seed | concept rate | worst drop | degraded | toy FID | density | seconds |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| method | setting | seed | concept rate | worst drop | degraded | toy FID | density | ESD loss | seconds |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         d = f"{r['density']:.2%}" if r.get("density") is not None else "-"
         lines.append(f"| {r['method']} | {r['label']} | {r['seed']} | {r['after']['concept_rate']:.1%} | {100 * worst(r):.1f} | "
-                     f"{r['after']['degraded_rate']:.1%} | {r['after']['fid']:.1f} | {d} | {r['seconds']} |")  # fmt: skip
+                     f"{r['after']['degraded_rate']:.1%} | {r['after']['fid']:.1f} | {d} | {r.get('esd_loss', float('nan')):.4f} | "
+                     f"{r['seconds']} |")  # fmt: skip
     lines += [
         "",
-        *[f"![{t}]({Path(p).relative_to(out.parent)})" for t, p in figs.items()],
+        *[f"![{t}](figures/{name})" for t, name in figs.items()],
         "",
         "## Best point of each eraser within 5 points of harm",
         "",
     ]
+    settings = mean_over_seeds(rows)
     best = {}
-    for r in rows:
-        if worst(r) <= 0.05 and (
-            r["method"] not in best or r["after"]["concept_rate"] < best[r["method"]]["after"]["concept_rate"]
-        ):
-            best[r["method"]] = r
+    for m in settings:
+        if m["worst"] <= 0.05 and (m["method"] not in best or m["rate"] < best[m["method"]]["rate"]):
+            best[m["method"]] = m
     for method in dict.fromkeys(r["method"] for r in rows):
         if method in best:
-            r = best[method]
-            lines.append(f"- {method}: {r['after']['concept_rate']:.1%} of target images still show '{concept}' at {r['label']} "
-                         f"(worst drop {100 * worst(r):.1f} points)")  # fmt: skip
+            m = best[method]
+            lines.append(f"- {method}: {m['rate']:.1%} of target images still show '{concept}' at {m['label']} "
+                         f"(worst drop {100 * m['worst']:.1f} points; mean of {m['n']} seed(s))")  # fmt: skip
         else:
             lines.append(f"- {method}: no setting stays within 5 points of harm")
-    strong = [r for r in rows if r["after"]["concept_rate"] <= 0.1 * base["concept_rate"] and worst(r) <= 0.05]
+    strong = [
+        m for m in settings if m["method"] in ("pesd", "pac") and m["rate"] <= 0.1 * base["concept_rate"] and m["worst"] <= 0.05
+    ]
     lines += ["", "A learned mask reaching >= 90 % cut with every other attribute within 5 points: "
-              + (", ".join(f"{r['method']} {r['label']} (density {r['density']:.2%})" for r in strong if r.get("density") is not None) or "none in this sweep") + "."]  # fmt: skip
+              + (", ".join(f"{m['method']} {m['label']} (density {m['density']:.2%})" for m in strong) or "none in this sweep") + "."]  # fmt: skip
+    lines += [
+        "",
+        "## Mean and spread over seeds",
+        "",
+        "| method | setting | seeds | concept rate | worst drop (points) |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for m in settings:
+        lines.append(f"| {m['method']} | {m['label']} | {m['n']} | {m['rate']:.1%} ± {m['rate_sd']:.1%} | "
+                     f"{100 * m['worst']:.1f} ± {100 * m['worst_sd']:.1f} |")  # fmt: skip
     out.write_text("\n".join(lines) + "\n" + NOTES)
     return out
 
