@@ -142,7 +142,9 @@ def test_robustness_markdown_picks_the_best_point_within_the_harm_budget(tmp_pat
     rows = [row("conceptprune", "k=2%", 0.5, 0.02, 0.02), row("conceptprune", "k=10%", 0.1, 0.06, 0.1),
             row("pesd", "k=10%", 0.05, 0.04, 0.1), row("esd", "lr=0.0003", 0.0, 0.30)]  # fmt: skip
     text = write_markdown(tmp_path / "robustness.md", rows, "striped", 1, 1, quick=True).read_text()
-    assert "- conceptprune: 50.0% of target images still show 'striped' at k=2% (worst drop 2.0 points; mean of 1 seed(s))" in text
+    assert (
+        "- conceptprune: 50.0% of target images still show 'striped' at k=2% (worst drop 2.0 points; mean of 1 seed(s))" in text
+    )
     assert "- pesd: 5.0% of target images still show 'striped' at k=10% (worst drop 4.0 points; mean of 1 seed(s))" in text
     assert "- esd: no setting stays within 5 points of harm" in text
     assert "within 5 points: pesd k=10% (density 10.00%)." in text
