@@ -148,4 +148,5 @@ def test_robustness_markdown_picks_the_best_point_within_the_harm_budget(tmp_pat
     assert "- pesd: 5.0% of target images still show 'striped' at k=10% (worst drop 4.0 points; mean of 1 seed(s))" in text
     assert "- esd: no setting stays within 5 points of harm" in text
     assert "within 5 points: pesd k=10% (density 10.00%)." in text
+    assert "- Within 5 points of harm, pesd (5.0% left) erases more than conceptprune (50.0% left)." in text
     assert (tmp_path / "figures").is_dir() and "![" in text
