@@ -17,7 +17,7 @@ from workbench.store import StoreError, open_store
 from workbench.store.lock import lock_path
 
 SITE = "down_blocks.0.attentions.0.transformer_blocks.0.ff.net.2"
-HELPER = Path(__file__).parent / "helpers" / "shard_kill.py"
+HELPER = Path(__file__).parent / "helpers" / "kill_at.py"
 #: the same thread count everywhere: another one sums in another order (floats differ by ~1e-6)
 ENV = {**os.environ, "OMP_NUM_THREADS": "2"}
 
@@ -90,7 +90,7 @@ def test_one_shard_records_only_its_chunks_and_finalise_names_the_missing_shard(
     assert_same(arrays(path), one_process(toy, tmp_path / "one.zarr"))
 
 
-#: kill points among the ~53 store steps of tests/helpers/shard_kill.py: creating the skeleton (1-18),
+#: kill points among the ~53 store steps of tests/helpers/kill_at.py in shard mode: creating the skeleton (1-18),
 #: adding the prompts (19-29), the planner's arrays (30-43) and its chunk (44-46), the shard's own
 #: chunk (48-50) and the finalising attributes; WORKBENCH_EVERY_KILL=1 tries every one
 KILLS = list(range(1, 54)) if os.environ.get("WORKBENCH_EVERY_KILL") == "1" else [2, 14, 18, 21, 26, 33, 36, 43, 44, 45, 48, 50]
@@ -98,13 +98,13 @@ KILLS = list(range(1, 54)) if os.environ.get("WORKBENCH_EVERY_KILL") == "1" else
 
 def test_a_shard_killed_at_any_step_then_rerun_gives_the_one_process_store(toy, tmp_path):
     reference = one_process(toy, tmp_path / "one.zarr")
-    total = subprocess.run([sys.executable, str(HELPER), str(tmp_path / "count.zarr"), "0/2", "0"], env=ENV,
+    total = subprocess.run([sys.executable, str(HELPER), str(tmp_path / "count.zarr"), "0", "0/2"], env=ENV,
                            capture_output=True, text=True, timeout=300)  # fmt: skip
     assert total.returncode == 0, total.stderr[-1000:]
     assert int(total.stdout.split()[-1]) > max(KILLS)  # every kill point falls inside the run
     for n in KILLS:
         path = tmp_path / f"k{n}.zarr"
-        killed = subprocess.run([sys.executable, str(HELPER), str(path), "0/2", str(n)], env=ENV,
+        killed = subprocess.run([sys.executable, str(HELPER), str(path), str(n), "0/2"], env=ENV,
                                 capture_output=True, text=True, timeout=300)  # fmt: skip
         assert killed.returncode == -9, f"step {n}: not killed ({killed.returncode}): {killed.stderr[-500:]}"
         for shard in ("1/2", "0/2"):  # the other shard runs meanwhile; the killed one is run again

@@ -28,7 +28,7 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
     "sites": ("workbench.models", "select"),
     # store and recording
     **{n: ("workbench.store", n) for n in ("StoreError", "describe", "open_store", "check_store")},
-    **{n: ("workbench.recording", n) for n in ("Recorder", "Recording", "record")},
+    **{n: ("workbench.recording", n) for n in ("Recorder", "Recording", "record", "finalise", "shard_from_env")},
     # analysis
     **{
         n: ("workbench.analysis", n)
@@ -53,17 +53,33 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
         )
     },  # fmt: skip
     # editing
-    **{n: ("workbench.editing", n) for n in ("Pruner", "export_pruned", "pruned", "random_like")},
+    **{
+        n: ("workbench.editing", n)
+        for n in (
+            "Edit",
+            "Pruner",
+            "applied",
+            "export_pruned",
+            "finetune",
+            "frozen_examples",
+            "learn_masks",
+            "load_edit",
+            "pruned",
+            "random_like",
+        )
+    },  # fmt: skip
     # evaluation
     "metrics": ("workbench.evaluation.metrics", None),
     **{n: ("workbench.evaluation.metrics", n) for n in ("Classifier", "ClipScorer", "NudityDetector", "clip_score", "fid_kid")},
     **{n: ("workbench.evaluation.toy", n) for n in ("generate", "toy_evaluate")},
     **{n: ("workbench.evaluation.ablate", n) for n in ("Ablation", "open_results")},
     "run_ablation": ("workbench.evaluation.ablate", "ablate"),
+    **{n: ("workbench.evaluation.erasers", n) for n in ("erase_and_judge", "make_edit")},
     # reports
     "plots": ("workbench.reports.plots", None),
     "run_demo": ("workbench.reports.demo", "run_demo"),
     "run_results": ("workbench.reports.results", "run_results"),
+    "run_robustness": ("workbench.reports.robustness", "run_robustness"),
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,6 +1,12 @@
-"""Record set A, then extend with set B, SIGKILL-ing this process right after its N-th store
-metadata step (creating an array or group, resizing, an attribute write, the creation rename).
-N = 0 runs through and prints how many steps there were. Used by tests/test_store.py."""
+"""SIGKILL this process right after its N-th store step, in one of two scenarios (N = 0 runs
+through and prints how many steps there were). Used by tests/test_store.py and tests/test_shards.py.
+
+    kill_at.py STORE N          record set A, then extend with set B; the steps counted are the
+                                metadata steps (creating an array or group, a resize, an attribute
+                                write, the creation rename)
+    kill_at.py STORE N I/M      record shard I/M of 8 striped prompts; chunk writes
+                                (zarr.Array.__setitem__: data or done flags) count as steps too
+"""
 
 import os
 import signal
@@ -14,6 +20,7 @@ from workbench.prompts import PromptSet, get
 from workbench.recording import record
 
 store, n_kill = sys.argv[1], int(sys.argv[2])
+shard = sys.argv[3] if len(sys.argv) > 3 else None
 count = 0
 
 
@@ -29,17 +36,18 @@ def counted(fn):
     return wrapper
 
 
-zarr.Group.create_array = counted(zarr.Group.create_array)
-zarr.Group.create_group = counted(zarr.Group.create_group)
-zarr.Array.resize = counted(zarr.Array.resize)
-Attributes.update = counted(Attributes.update)
-Attributes.__setitem__ = counted(Attributes.__setitem__)
-os.rename = counted(os.rename)
+steps = [(zarr.Group, "create_array"), (zarr.Group, "create_group"), (zarr.Array, "resize"), (Attributes, "update"),
+         (Attributes, "__setitem__"), (os, "rename")] + ([(zarr.Array, "__setitem__")] if shard else [])  # fmt: skip
+for owner, name in steps:
+    setattr(owner, name, counted(getattr(owner, name)))
 
 pipe = load_pipeline("toy")
 striped = get("texture:striped")
-a, b = PromptSet(striped.prompts[:2]), PromptSet(striped.prompts[16:18])
 site = "down_blocks.0.attentions.0.transformer_blocks.0.ff.net.2"
-record(pipe, a, store, sites=site, steps=2, batch_size=2, progress=False)
-record(pipe, b, store, sites=site, steps=2, batch_size=2, progress=False)
+if shard:
+    record(pipe, PromptSet(striped.prompts[:8]), store, sites=site, steps=2, batch_size=2, progress=False, shard=shard)
+else:
+    a, b = PromptSet(striped.prompts[:2]), PromptSet(striped.prompts[16:18])
+    record(pipe, a, store, sites=site, steps=2, batch_size=2, progress=False)
+    record(pipe, b, store, sites=site, steps=2, batch_size=2, progress=False)
 print(count)
