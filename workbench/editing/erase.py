@@ -171,7 +171,6 @@ def finetune(
 
     params = group_params(pipe, group)
     saved = {k: p.detach().clone() for k, p in params.items()}
-    trainable = [p for p in pipe.unet.parameters() if p.requires_grad]
     flags = {id(p): p.requires_grad for p in pipe.unet.parameters()}
     for p in pipe.unet.parameters():
         p.requires_grad_(id(p) in {id(q) for q in params.values()})
@@ -198,7 +197,6 @@ def finetune(
                 p.grad = None
         for p in pipe.unet.parameters():
             p.requires_grad_(flags[id(p)])
-        del trainable
 
 
 # -- learned pruning masks (P-ESD, P-AC) -----------------------------------------------------------
@@ -297,7 +295,7 @@ def learn_masks(
         gates[s.name] = _Gate(start.to(w.device), relaxation, n)
         weights[names[id(w)]] = w
     site_of = dict(zip(weights, gates))
-    target_share = {s: gates[s].n / module_of(pipe, next(c for c in chosen if c.name == s)).weight.shape[1] for s in gates}
+    target_share = {s: gt.n / gt.logit.shape[1] for s, gt in gates.items()}
     flags = {id(p): p.requires_grad for p in pipe.unet.parameters()}
     for p in pipe.unet.parameters():
         p.requires_grad_(False)
