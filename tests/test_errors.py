@@ -55,8 +55,12 @@ CASES = [
     Case("deleted", "a chunk file deleted from a store", ["masks", "{damaged}", "--target", "striped", "--reference", "plain", "--t-hat", "2"],
          r"is damaged: 1 chunk\(s\) of recorded prompts are missing.*info --check", setup=["delete"]),
     Case("deleted-check", "the same, checked", ["info", "{damaged}", "--check"], r"is damaged: 1 chunk\(s\) of recorded prompts are missing: [\w.]+/sumsq prompts 0-3", setup=["delete"]),
-    Case("truncated", "a truncated chunk", ["masks", "{damaged}", "--target", "striped", "--reference", "plain", "--t-hat", "2"],
-         r"a chunk of the store could not be decoded .*workbench info --check", setup=["truncate"]),
+    Case("truncated", "a truncated chunk of the per-set sums masks read", ["masks", "{damaged}", "--target", "striped", "--reference", "plain", "--t-hat", "2"],
+         r"a chunk of the store could not be decoded .*workbench info --check", setup=["truncate-reduction"]),
+    Case("lost-reduction", "a file of the per-set sums deleted", ["masks", "{damaged}", "--target", "striped", "--reference", "plain", "--t-hat", "2"],
+         r"sums for [\w.]+ hold NaN: its per-set reductions \(rebuild them: `workbench reduce STORE`\) are damaged", setup=["delete-reduction"]),
+    Case("lost-reduction-check", "the same, checked", ["info", "{damaged}", "--check"],
+         r"array reductions/[\w.]+/sumsq(_unit)? is missing its data near row 0; rebuild them with `workbench reduce STORE`", setup=["delete-reduction"]),
     Case("truncated-check", "the same, checked", ["info", "{damaged}", "--check"], r"array [\w.]+/sumsq has a corrupt chunk near prompt 0", setup=["truncate"]),
     Case("shard", "a shard index out of range", ["record", "--prompts", "{pairs}", "--steps", "2", "--shard", "4/4", "--out", "{tmp}/e.zarr"],
          r"shard 4/4 is out of range: the index runs from 0 to N-1", absent="{tmp}/e.zarr"),
@@ -93,6 +97,9 @@ def damaged(world, how: str, tmp: Path) -> Path:
     shutil.copytree(world["store"], path)
     site = zarr.open_group(str(path), mode="r").attrs["sites"][0]
     chunk = sorted(p for p in (path / site / "sumsq").rglob("*") if p.is_file() and p.name != "zarr.json")[0]
+    if how.endswith("-reduction"):  # the first set's shard of the per-set sums (the target, 'striped')
+        chunk = sorted(p for p in (path / "reductions" / site / "sumsq").rglob("*") if p.is_file() and p.name != "zarr.json")[0]
+        how = how.removesuffix("-reduction")
     if how == "undone":
         zarr.open_group(str(path), mode="r+")["done"][1] = False
     elif how == "delete":
@@ -142,7 +149,7 @@ def render(messages: dict[str, str]) -> str:
             "the one below (regenerate with `WORKBENCH_WRITE_ERRORS_DOC=1 pytest tests/test_errors.py`).",
             "TMP is the test's scratch folder; `pairs` a file of 2 target and 2 reference prompts; `store` a",
             "3-step toy recording of it; `damaged` a copy of it with one prompt un-flagged, a chunk deleted",
-            "or a chunk cut in half; `other_model` the toy world with one weight matrix changed.",
+            "a chunk cut in half, or a file of its per-set sums (reductions) cut in half or deleted; `other_model` the toy world with one weight matrix changed.",
             "",
             *rows,
             "",

@@ -27,7 +27,7 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
     },
     "sites": ("workbench.models", "select"),
     # store and recording
-    **{n: ("workbench.store", n) for n in ("StoreError", "describe", "open_store", "check_store")},
+    **{n: ("workbench.store", n) for n in ("StoreError", "describe", "open_store", "check_store", "reduce_store", "push")},
     **{n: ("workbench.recording", n) for n in ("Recorder", "Recording", "record", "finalise", "shard_from_env")},
     # analysis
     **{

@@ -102,7 +102,28 @@ def cmd_info(args) -> int:
     if args.check:
         check_store(args.store)
         print("check: every chunk of every recorded prompt is there and decodes", file=sys.stderr)
-    print(describe(open_store(args.store, allow_partial=True)))
+    tree = open_store(args.store, allow_partial=True)
+    print(describe(tree))
+    if tree.attrs.get("complete") and "reductions" not in tree.children:
+        print(f"no current per-set reductions: `workbench reduce {args.store}` lets masks read MBs, not the whole store",
+              file=sys.stderr)  # fmt: skip
+    return 0
+
+
+def cmd_reduce(args) -> int:
+    from .store import WriterLock, reduce_store
+
+    with WriterLock(args.store, role="reduce"):
+        reduce_store(str(args.store), progress=not args.quiet)
+    print(f"{args.store}: per-set reductions written; masks, sweeps and overlaps now read those", file=sys.stderr)
+    return 0
+
+
+def cmd_push(args) -> int:
+    from .store import push
+
+    push(args.store, args.url, progress=not args.quiet)
+    print(f"{args.store} -> {args.url}", file=sys.stderr)
     return 0
 
 
@@ -303,7 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
         "scores above (skilled) or below (unskilled) the reference, OR-ed over the first t-hat UNet calls. "
         "Needs the weights of the model the store was recorded with (read from its provenance, or --model).",
     )
-    m.add_argument("store", type=Path, help="a recording store")
+    m.add_argument("store", help="a recording store: a folder or a URL (s3://, gs://, file://)")
     m.add_argument("--target", required=True, help="the target prompt set's name (P*)")
     m.add_argument("--reference", required=True, help="the reference prompt set's name (P)")
     m.add_argument("--k", type=float, default=2.0, help="percent of each weight row to consider (paper: 1-5)")
@@ -437,9 +458,32 @@ def build_parser() -> argparse.ArgumentParser:
     res.set_defaults(func=cmd_results)
 
     i = sub.add_parser("info", help="summarise a store", description="Print a store's model, steps, sites and prompt sets.")
-    i.add_argument("store", type=Path)
+    i.add_argument("store", help="a folder or a URL (s3://, gs://, file://)")
     i.add_argument("--check", action="store_true", help="read every chunk once and report a corrupt one")
     i.set_defaults(func=cmd_info)
+
+    rd = sub.add_parser(
+        "reduce",
+        help="write a store's per-set reductions (stores from before they were automatic)",
+        description="Sum every statistic over the prompts of each set, per branch, step and neuron, and keep the sums "
+        "in the store (a few MB a set): masks, sweeps and overlaps then read those, not the raw store. Recording does "
+        "this when a store is complete; run it on older stores, or after extending one that was read while partial.",
+    )
+    rd.add_argument("store", type=Path)
+    rd.add_argument("--quiet", action="store_true")
+    rd.set_defaults(func=cmd_reduce)
+
+    pu = sub.add_parser(
+        "push",
+        help="copy a complete store to object storage (s3://, gs://, any fsspec URL)",
+        description="Upload every file, the root metadata last, so an interrupted copy is never opened as a store; "
+        "run it again to finish. Credentials and endpoints come from the usual environment (AWS_* variables, "
+        "AWS_ENDPOINT_URL for an S3-compatible server).",
+    )
+    pu.add_argument("store", type=Path)
+    pu.add_argument("url")
+    pu.add_argument("--quiet", action="store_true")
+    pu.set_defaults(func=cmd_push)
     return ap
 
 
@@ -455,6 +499,8 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except (ValueError, FileNotFoundError) as err:  # StoreError and ModelNotFoundError among them
+        if _raised_in_storage(err):  # a codec's checksum or decode error, not a message of ours
+            return _undecodable(args, err)
         return _fail(str(err))
     except OSError as err:  # a path that cannot be written or read: permissions, a file where a folder goes
         return _fail(
@@ -463,11 +509,15 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:
         if not _raised_in_storage(err):
             raise  # a bug: keep its traceback
-        store = getattr(args, "store", None) or getattr(args, "out", None) or "STORE"
-        return _fail(
-            f"a chunk of the store could not be decoded ({type(err).__name__}: {str(err)[:120]}): "
-            f"run `workbench info --check {store}` to find it, then record those prompts into a new store"
-        )
+        return _undecodable(args, err)
+
+
+def _undecodable(args, err: BaseException) -> int:
+    store = getattr(args, "store", None) or getattr(args, "out", None) or "STORE"
+    return _fail(
+        f"a chunk of the store could not be decoded ({type(err).__name__}: {str(err)[:120]}): "
+        f"run `workbench info --check {store}` to find it and what to do"
+    )
 
 
 def _fail(message: str) -> int:

@@ -15,7 +15,7 @@ import math
 import torch
 import xarray as xr
 
-from .norms import norms, site_names
+from .norms import norms, prompt_index, site_names
 from .weights import abs_weight
 from .windows import step_window
 
@@ -65,16 +65,16 @@ def concept_masks(
     """Aggregated masks, one group per site with ``mask`` (row, neuron) bool, shaped like W."""
     check_k(k)
     sites = sites or site_names(tree)
-    nt = norms(tree, target, normalisation, branch, sites)
-    nr = norms(tree, reference, normalisation, branch, sites)
+    prompt_index(tree, target), prompt_index(tree, reference)  # an unknown set is named before a bad window
     steps = step_window(tree.sizes["step"], t_hat, window)
+    nt = norms(tree, target, normalisation, branch, sites, steps=steps)  # reads only the window's steps
+    nr = norms(tree, reference, normalisation, branch, sites, steps=steps)
     out = {}
     for site in sites:
         a, b = nt[site]["norm"], nr[site]["norm"]
         w = abs_weight(weights, site, a.sizes["neuron"])
         if "step" in a.dims:
-            a_np = torch.from_numpy(a.isel(step=steps).values)
-            b_np = torch.from_numpy(b.isel(step=steps).values)
+            a_np, b_np = torch.from_numpy(a.values), torch.from_numpy(b.values)
         else:  # text sites run once per prompt: one "step"
             a_np, b_np = torch.from_numpy(a.values)[None], torch.from_numpy(b.values)[None]
         m = torch.zeros_like(w, dtype=torch.bool)

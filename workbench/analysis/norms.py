@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from ..store import StoreError
+
 NORMALISATIONS = {"wanda": ("sumsq", "cond"), "authors": ("sumsq_unit", "both")}
 
 
@@ -41,21 +43,47 @@ def _branches(tree: xr.DataTree, branch: str) -> list[str]:
 
 
 def norms(tree: xr.DataTree, prompt_set: str | list[str], normalisation: str = "wanda", branch: str | None = None,
-          sites: list[str] | None = None) -> xr.DataTree:  # fmt: skip
-    """A DataTree with one group per site holding ``norm`` (step, neuron) [text sites: (neuron,)]."""
+          sites: list[str] | None = None, steps=None) -> xr.DataTree:  # fmt: skip
+    """A DataTree with one group per site holding ``norm`` (step, neuron) [text sites: (neuron,)].
+
+    ``steps`` (a slice or index list) keeps only those steps, and reads only them. The sums come
+    from the store's per-set reductions when it has them (megabytes), else from the raw store (all
+    sites in one dask compute); both sum in float64, so the two agree."""
     if normalisation not in NORMALISATIONS:
         raise ValueError(f"unknown normalisation {normalisation!r}: use one of {list(NORMALISATIONS)}")
     stat, default_branch = NORMALISATIONS[normalisation]
     if stat not in tree.attrs["stats"]:
         raise ValueError(f"this store has no {stat!r} statistic ({normalisation} needs it): record again with --stats {stat},...")
     idx = prompt_index(tree, prompt_set)
+    names = [prompt_set] if isinstance(prompt_set, str) else list(dict.fromkeys(prompt_set))
     br = _branches(tree, branch or default_branch)
-    out = {}
+    red = tree.children.get("reductions")
+    totals = {}
     for site in sites or site_names(tree):
-        var = tree[site][stat]
-        sel = var.isel(prompt=idx).sel(branch=br)
-        total = sel.sum(["prompt", "branch"], skipna=False)
-        out[site] = xr.Dataset({"norm": np.sqrt(total).astype("float32")})
+        if red is not None and site in red.children and stat in red[site]:
+            sel = red[site][stat].sel(prompt_set=names, branch=br)
+            dims = ["prompt_set", "branch"]
+        else:
+            sel = tree[site][stat].isel(prompt=idx).sel(branch=br).astype("float64")
+            dims = ["prompt", "branch"]
+        if steps is not None and "step" in sel.dims:
+            sel = sel.isel(step=steps)
+        totals[site] = sel.sum(dims, skipna=False)
+    computed = dict(zip(totals, _compute(list(totals.values()))))
+    for site, total in computed.items():
+        if np.isnan(total.values).any():  # a missing chunk reads as the fill value, NaN: never a silent mask
+            src = "its per-set reductions (rebuild them: `workbench reduce STORE`)" if red is not None else "its raw statistics"
+            raise StoreError(
+                f"the store's sums for {site} hold NaN: {src} are damaged or incomplete; `workbench info --check STORE` lists the chunks"
+            )
+    out = {site: xr.Dataset({"norm": np.sqrt(total).astype("float32")}) for site, total in computed.items()}
     result = xr.DataTree.from_dict(out)
     result.attrs.update(prompt_set=str(prompt_set), normalisation=normalisation, branch=",".join(br))
     return result
+
+
+def _compute(arrays: list[xr.DataArray]) -> list[xr.DataArray]:
+    """Every site's sum in one dask compute (shared reads, one scheduler pass), not one per site."""
+    import dask
+
+    return list(dask.compute(*arrays))

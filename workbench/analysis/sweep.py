@@ -37,8 +37,8 @@ def sweep(
     if t_hats[0] < 1:
         raise ValueError(f"t_hat={t_hats[0]} is out of range: use 1..{n_steps}")
     sites = sites or site_names(tree)
-    nt = norms(tree, target, normalisation, branch, sites)
-    nr = norms(tree, reference, normalisation, branch, sites)
+    nt = norms(tree, target, normalisation, branch, sites, steps=slice(0, t_hats[-1]))
+    nr = norms(tree, reference, normalisation, branch, sites, steps=slice(0, t_hats[-1]))
     out = {}
     for site in sites:
         a, b = nt[site]["norm"], nr[site]["norm"]
@@ -46,8 +46,7 @@ def sweep(
         w = abs_weight(weights, site, width)
         keeps = [n_keep(width, k, at_least_one=normalisation != "authors") for k in ks]
         if "step" in a.dims:
-            a_np = torch.from_numpy(a.isel(step=slice(0, t_hats[-1])).values)
-            b_np = torch.from_numpy(b.isel(step=slice(0, t_hats[-1])).values)
+            a_np, b_np = torch.from_numpy(a.values), torch.from_numpy(b.values)
         else:
             a_np, b_np = torch.from_numpy(a.values)[None], torch.from_numpy(b.values)[None]
         acc = torch.zeros((len(ks), *w.shape), dtype=torch.bool)

@@ -46,3 +46,22 @@ def consolidate(path: str | Path) -> None:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
         zarr.consolidate_metadata(str(path))
+
+
+def zarr_store(path: str | Path, storage_options: dict | None = None, read_only: bool = False):
+    """(what zarr opens, what messages name): a local folder as its path string, a URL
+    (``s3://``, ``gs://``, ``memory://``, ...) as an fsspec-backed zarr store; ``file://`` is local."""
+    text = str(path)
+    if text.startswith("file://"):
+        text = text.removeprefix("file://")
+    if "://" not in text:
+        return text, Path(text)
+    from zarr.storage import FsspecStore
+
+    try:
+        store = FsspecStore.from_url(text, storage_options=storage_options, read_only=read_only)
+    except (ImportError, ValueError) as err:
+        raise StoreError(
+            f"{text}: no fsspec filesystem for this URL ({err}); install its package (s3fs for s3://, gcsfs for gs://)"
+        ) from err
+    return store, text

@@ -10,23 +10,37 @@ import numpy as np
 import xarray as xr
 import zarr
 
-from .core import SCHEMA, StoreError, short
+from .core import SCHEMA, StoreError, short, zarr_store
+from .reductions import GROUP, fresh
 
 
-def open_store(path: str | Path, allow_partial: bool = False) -> xr.DataTree:
-    """Open a recording lazily (dask) as a DataTree; refuse a half-written or foreign store."""
-    path = Path(path)
-    if not (path / "zarr.json").exists():
+def open_store(path: str | Path, allow_partial: bool = False, storage_options: dict | None = None) -> xr.DataTree:
+    """Open a recording lazily (dask) as a DataTree; refuse a half-written or foreign store.
+
+    ``path`` is a folder or a URL zarr's fsspec layer reads (``file://``, ``memory://``, ``s3://``,
+    ``gs://``; ``storage_options`` go to fsspec, e.g. ``{"endpoint_url": ...}`` for an S3 server).
+    The store's per-set reductions, when they cover its prompts, are attached as the ``reductions``
+    child (read without dask: a selection reads only its chunks); stale ones are left out."""
+    store, path = zarr_store(path, storage_options, read_only=True)
+    if isinstance(path, Path) and not (path / "zarr.json").exists():
         raise StoreError(f"{path} is not a recording store (no zarr.json): record one with `workbench record --out {path}`")
     try:
-        group = zarr.open_group(str(path), mode="r", use_consolidated=False)  # one metadata read for both checks
+        group = zarr.open_group(store, mode="r", use_consolidated=False)  # one metadata read for both checks
+    except FileNotFoundError as err:
+        raise StoreError(
+            f"{path} is not a recording store (no zarr.json): record one, or copy one there with `workbench push`"
+        ) from err
     except Exception as err:
         raise _unreadable(path, err) from err
     _check_lengths(group, path)  # before xarray, which would only say the sizes conflict
     try:
-        tree = xr.open_datatree(str(path), engine="zarr", chunks={}, consolidated=False)
+        tree = xr.open_datatree(store, engine="zarr", chunks={}, consolidated=False)
     except Exception as err:
         raise _unreadable(path, err) from err
+    if GROUP in tree.children:
+        tree = tree.drop_nodes(GROUP)
+        if fresh(group):
+            tree[GROUP] = xr.open_datatree(store, engine="zarr", group=GROUP, chunks=None, consolidated=False)
     attrs = tree.attrs
     if attrs.get("workbench_schema") != SCHEMA:
         raise StoreError(f"{path} is not a workbench recording (schema {attrs.get('workbench_schema')!r})")
@@ -93,7 +107,7 @@ def missing_chunks(path: str | Path, group: zarr.Group | None = None) -> list[st
 
     Every prompt marked done was written whole before its flag, so each chunk of its prompt block
     must exist in every statistic of every site; a missing one would silently read as NaN."""
-    group = group if group is not None else zarr.open_group(str(path), mode="r", use_consolidated=False)
+    group = group if group is not None else zarr.open_group(zarr_store(path, read_only=True)[0], mode="r", use_consolidated=False)
     done = np.flatnonzero(group["done"][:])
     out = []
     for site in group.attrs["sites"]:
@@ -115,10 +129,11 @@ def missing_chunks(path: str | Path, group: zarr.Group | None = None) -> list[st
     return out
 
 
-def check_store(path: str | Path) -> None:
+def check_store(path: str | Path, storage_options: dict | None = None) -> None:
     """Verify a store: every chunk recorded prompts need exists, and every stored chunk decodes.
     Raises StoreError naming what is missing or unreadable."""
-    group = zarr.open_group(str(path), mode="r", use_consolidated=False)
+    store, path = zarr_store(path, storage_options, read_only=True)
+    group = zarr.open_group(store, mode="r", use_consolidated=False)
     lost = missing_chunks(path, group)
     if lost:
         listing = "; ".join(lost[:10]) + (f"; and {len(lost) - 10} more" if len(lost) > 10 else "")
@@ -126,22 +141,28 @@ def check_store(path: str | Path) -> None:
             f"{path} is damaged: {len(lost)} chunk(s) of recorded prompts are missing: {listing}. "
             "Record those prompts into a new store (their values are lost)"
         )
+    _check_arrays(group, "", path)
+
+
+def _check_arrays(group: zarr.Group, prefix: str, path) -> None:
+    """Decode every chunk of every array, subgroups (the reductions) included."""
     for name, arr in group.arrays():
-        _read_all(arr, name, path)
+        _read_all(arr, prefix + name, path)
     for gname, sub in group.groups():
-        for name, arr in sub.arrays():
-            _read_all(arr, f"{gname}/{name}", path)
+        _check_arrays(sub, f"{prefix}{gname}/", path)
 
 
 def _read_all(arr, name, path) -> None:
+    derived = name.startswith(f"{GROUP}/")
+    fix = "rebuild them with `workbench reduce STORE`" if derived else "record those prompts again into a new store"
     step = arr.chunks[0] if arr.ndim else 1
     for lo in range(0, max(arr.shape[0] if arr.ndim else 1, 1), step):
         try:
-            arr[lo : lo + step] if arr.ndim else arr[...]
+            data = arr[lo : lo + step] if arr.ndim else arr[...]
         except Exception as err:
-            raise StoreError(
-                f"{path}: array {name} has a corrupt chunk near prompt {lo} ({type(err).__name__}); record those prompts again into a new store"
-            ) from err
+            raise StoreError(f"{path}: array {name} has a corrupt chunk near {'row' if derived else 'prompt'} {lo} ({type(err).__name__}); {fix}") from err
+        if derived and data.dtype.kind == "f" and np.isnan(data).any():  # a lost shard reads as NaN
+            raise StoreError(f"{path}: array {name} is missing its data near row {lo}; {fix}")
 
 
 def provenance_of(tree: xr.DataTree) -> dict:
@@ -155,4 +176,5 @@ def describe(tree: xr.DataTree) -> str:
     for s in tree["set"].values:
         sets[str(s)] = sets.get(str(s), 0) + 1
     return json.dumps({"model": p.get("model_id"), "steps": p.get("steps"), "unet_calls": int(tree.sizes.get("step", 0)),
-                       "sites": len(tree.attrs["sites"]), "prompts": sets, "complete": tree.attrs.get("complete")}, indent=1)  # fmt: skip
+                       "sites": len(tree.attrs["sites"]), "prompts": sets, "complete": tree.attrs.get("complete"),
+                       "reductions": "reductions" in tree.children}, indent=1)  # fmt: skip

@@ -14,6 +14,7 @@ from ..models.sites import Site
 from ..prompts import Prompt, PromptSet
 from .batch import Recording
 from .core import MUST_MATCH, NEURON_BLOCK, SCHEMA, StoreError, consolidate, now, short
+from .reductions import fresh, reduce_store
 
 
 @dataclass
@@ -24,6 +25,7 @@ class StoreWriter:
     group: zarr.Group
     chunk: int
     _ready: bool = False  # arrays created and steps checked: later batches skip the metadata reads
+    reduce: bool = True  # write the per-set reductions when the store is complete
 
     # -- opening -------------------------------------------------------------------------------
     @classmethod
@@ -222,6 +224,8 @@ class StoreWriter:
         group.attrs.update({"complete": complete, "updated": now()})
         if complete and "plan" in group.attrs:
             del group.attrs["plan"]  # a sharded run's plan ends with it; a later run plans anew
+        if complete and self.reduce and not fresh(group):
+            reduce_store(group)  # the per-set sums the masks read (store.reductions)
         consolidate(self.path)
         return complete
 

@@ -1,0 +1,103 @@
+"""Per prompt-set sums of every statistic: what masks, sweeps and overlaps need, a few MB per set.
+
+The masks need, per site, step and neuron, ``sum over the prompts of a set`` of a statistic for one
+branch; the raw store holds it per prompt and reads ~9x more (both branches, every step) for each
+set. ``reduce_store`` reads the raw store once and writes::
+
+    /reductions/            attrs: fingerprint (written last: without it the group is ignored)
+      prompt_set (prompt_set)  the prompt-set names
+      <site>/<stat>         float64 (prompt_set, branch, step, neuron)  [text: no step]
+
+Each array is one Zarr v3 shard per set (one file) holding one inner chunk per (branch, step), so
+reading t_hat steps of one branch reads those chunks' bytes and the shard index, nothing else.
+Sums are float64, so the norms equal those computed from the raw store (which also sums in float64).
+
+The fingerprint names the prompts the sums cover (their count and a hash of their set labels);
+a store extended after its reductions were written has another fingerprint, and ``open_store``
+then leaves the stale reductions out (analysis reads the raw store) until ``reduce_store`` runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import zarr
+
+from .core import StoreError
+
+GROUP = "reductions"
+#: bytes of accumulator per pass over the raw store (sets are summed in groups that fit)
+BUDGET = 512 * 2**20
+
+
+def fingerprint(group: zarr.Group) -> str:
+    """What a store's reductions must match: the number of prompts and their set labels."""
+    n = int(group.attrs.get("n_prompts", group["prompt"].shape[0]))
+    sets = [str(s) for s in group["set"][:n]]
+    return f"{n}:" + hashlib.sha1("\n".join(sets).encode()).hexdigest()[:16]
+
+
+def fresh(group: zarr.Group) -> bool:
+    """Does the store hold reductions that cover exactly its prompts?"""
+    try:
+        red = group[GROUP]
+    except KeyError:
+        return False
+    return red.attrs.get("fingerprint") == fingerprint(group)
+
+
+def reduce_store(store: str | zarr.Group, progress: bool = False) -> zarr.Group:
+    """Write (or rewrite) the per-set sums of a complete store; returns the reductions group.
+
+    The caller holds the store's writer lock (``StoreWriter.finish`` and ``workbench reduce`` do)."""
+    from tqdm.auto import tqdm
+
+    group = store if isinstance(store, zarr.Group) else zarr.open_group(store, mode="r+", use_consolidated=False)
+    n = int(group.attrs.get("n_prompts", group["prompt"].shape[0]))
+    done = group["done"][:n]
+    if n == 0 or not done.all():
+        raise StoreError(
+            f"{getattr(group.store, 'root', group.store)}: reductions need a complete store ({int((~done).sum())} of {n} prompts "
+            "not recorded): finish the recording first"
+        )
+    labels = [str(s) for s in group["set"][:n]]
+    names = list(dict.fromkeys(labels))
+    pos = {s: i for i, s in enumerate(names)}
+    codes = np.array([pos[s] for s in labels])
+    if GROUP in group:
+        del group[GROUP]  # stale or half-written: rebuilt whole
+    red = group.create_group(GROUP)
+    red.create_array("prompt_set", shape=(len(names),), dtype=str, dimension_names=["prompt_set"], fill_value="")[:] = np.array(
+        names, dtype=object
+    )
+    sites = [s for s in group.attrs["sites"] if s in group]
+    for site in tqdm(sites, desc="reductions", disable=not progress):
+        g = red.create_group(site)
+        for stat, raw in group[site].arrays():
+            _reduce_array(raw, g, stat, codes, len(names))
+    red.attrs["fingerprint"] = fingerprint(group)  # last: commits the group
+    return red
+
+
+def _reduce_array(raw: zarr.Array, out: zarr.Group, stat: str, codes: np.ndarray, n_sets: int) -> None:
+    """Sum ``raw`` (prompt, branch, [step,] neuron) over the prompts of each set, in float64."""
+    rest = raw.shape[1:]
+    dims = ["prompt_set", *raw.metadata.dimension_names[1:]]
+    inner = (1, *(1 for _ in rest[:-1]), rest[-1])  # one (branch, step) row of neurons a chunk
+    arr = out.create_array(stat, shape=(n_sets, *rest), chunks=inner, shards=(1, *rest), dtype="float64",
+                           dimension_names=dims, fill_value=float("nan"))  # fmt: skip
+    per_set = 8 * int(np.prod(rest))
+    group_size = max(1, BUDGET // per_set)
+    rows = raw.chunks[0]
+    for first in range(0, n_sets, group_size):
+        sets = range(first, min(first + group_size, n_sets))
+        acc = np.zeros((len(sets), *rest))
+        where = np.flatnonzero((codes >= sets.start) & (codes < sets.stop))
+        for block in np.unique(where // rows):  # only the raw chunks that hold these sets' prompts
+            lo, hi = block * rows, min((block + 1) * rows, raw.shape[0])
+            data = raw[lo:hi].astype(np.float64)
+            for i, c in enumerate(codes[lo:hi]):
+                if sets.start <= c < sets.stop:
+                    acc[c - sets.start] += data[i]
+        arr[sets.start : sets.stop] = acc  # whole shards, one file a set, encoded together
