@@ -160,7 +160,9 @@ def _read_all(arr, name, path) -> None:
         try:
             data = arr[lo : lo + step] if arr.ndim else arr[...]
         except Exception as err:
-            raise StoreError(f"{path}: array {name} has a corrupt chunk near {'row' if derived else 'prompt'} {lo} ({type(err).__name__}); {fix}") from err
+            raise StoreError(
+                f"{path}: array {name} has a corrupt chunk near {'row' if derived else 'prompt'} {lo} ({type(err).__name__}); {fix}"
+            ) from err
         if derived and data.dtype.kind == "f" and np.isnan(data).any():  # a lost shard reads as NaN
             raise StoreError(f"{path}: array {name} is missing its data near row {lo}; {fix}")
 
