@@ -197,7 +197,7 @@ def cmd_robustness(args) -> int:
 
     t = __import__("time").time()
     run_robustness(args.out, args.work, concept=args.concept, seeds=tuple(int(x) for x in args.seeds.split(",")),
-                   n_per=args.n_per, quick=args.quick, progress=not args.quiet)  # fmt: skip
+                   n_per=args.n_per, quick=args.quick, progress=not args.quiet, core=args.core)  # fmt: skip
     print(f"results: {args.out} ({round(__import__('time').time() - t)} s)")
     return 0
 
@@ -388,6 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     rb.add_argument("--seeds", default="0", help="comma-separated seeds of the trained erasers")
     rb.add_argument("--n-per", type=int, default=2)
     rb.add_argument("--quick", action="store_true", help="a few cells at tiny budgets (a smoke run, not results)")
+    rb.add_argument("--core", action="store_true", help="the main settings of each eraser only (11 cells a seed, ~15 min)")
     rb.add_argument("--quiet", action="store_true")
     rb.set_defaults(func=cmd_robustness)
 

@@ -114,12 +114,13 @@ def missing_chunks(path: str | Path, group: zarr.Group | None = None) -> list[st
         if site not in group:
             continue
         for stat, arr in group[site].arrays():
-            rows = arr.chunks[0]
+            files = arr.shards or arr.chunks  # a sharded array keeps one file per shard
+            rows = files[0]
             blocks = sorted({int(i) // rows for i in done})
             if not blocks:
                 continue
             have = _stored_keys(arr)
-            grid = [range(-(-n // c)) for n, c in zip(arr.shape[1:], arr.chunks[1:])]
+            grid = [range(-(-n // c)) for n, c in zip(arr.shape[1:], files[1:])]
             for b in blocks:
                 for rest in itertools.product(*grid):
                     if arr.metadata.encode_chunk_key((b, *rest)) not in have:

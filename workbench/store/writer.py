@@ -202,8 +202,12 @@ class StoreWriter:
                     dims, shape = ["prompt", "branch", "step", "neuron"], (n, len(rec.branches), steps, width)
                 else:
                     dims, shape = ["prompt", "branch", "neuron"], (n, len(rec.branches), width)
+                # one file per prompt chunk and statistic (a Zarr v3 shard), holding one inner chunk
+                # per block of NEURON_BLOCK neurons: a wide site no longer makes several files a chunk
                 chunks = (self.chunk, *shape[1:-1], min(width, NEURON_BLOCK))
-                g.create_array(stat, shape=shape, chunks=chunks, dtype="float32", dimension_names=dims, fill_value=float("nan"))
+                shards = (self.chunk, *shape[1:-1], -(-width // chunks[-1]) * chunks[-1]) if width > NEURON_BLOCK else None
+                g.create_array(stat, shape=shape, chunks=chunks, shards=shards, dtype="float32", dimension_names=dims,
+                               fill_value=float("nan"))  # fmt: skip
         self._ready = True
 
     def write(self, indices: list[int], rec: Recording) -> None:
