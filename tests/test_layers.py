@@ -11,7 +11,7 @@ import workbench
 
 ROOT = Path(workbench.__file__).parent
 #: bottom to top; a module may import its own layer and those below it
-LAYERS = ["prompts", "models", "store", "recording", "analysis", "editing", "evaluation", "reports", "cli"]
+LAYERS = ["prompts", "models", "store", "recording", "analysis", "editing", "evaluation", "attacks", "reports", "cli"]
 NO_TOY = {"prompts", "store", "recording", "analysis"}
 
 

@@ -75,6 +75,9 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
     **{n: ("workbench.evaluation.ablate", n) for n in ("Ablation", "open_results")},
     "run_ablation": ("workbench.evaluation.ablate", "ablate"),
     **{n: ("workbench.evaluation.erasers", n) for n in ("erase_and_judge", "make_edit")},
+    # attacks
+    "attacks": ("workbench.attacks", None),
+    **{n: ("workbench.attacks", n) for n in ("attack", "wilson")},
     # reports
     "plots": ("workbench.reports.plots", None),
     "run_demo": ("workbench.reports.demo", "run_demo"),

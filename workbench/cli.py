@@ -192,6 +192,30 @@ def cmd_erase(args) -> int:
     return 0
 
 
+def cmd_attack(args) -> int:
+    import json
+
+    from .attacks import attack
+    from .editing.edits import Edit, load_edit
+    from .models import load_pipeline
+    from .models.toyworld import load_oracle
+
+    pipe, oracle = load_pipeline("toy"), load_oracle()
+    out = args.out or Path("stores/attacks") / f"{args.attack}-{Path(args.edit).name}-{args.concept}-s{args.seed}"
+    edit = Edit("unedited") if str(args.edit) == "none" else load_edit(args.edit)  # the reference: the model as it is
+    result = attack(pipe, oracle, edit, args.concept, args.attack, budget=args.budget, seed=args.seed,
+                    n_per=args.n_per, k=args.tokens, steps=args.steps, out=out, progress=not args.quiet)  # fmt: skip
+    s = result.summary()
+    if args.json:
+        print(json.dumps({**s, "out": str(out)}, default=float))
+    else:
+        lo, hi = s["asr"]["ci95"]
+        print(f"{args.attack} on {Path(args.edit).name}: '{args.concept}' shown on {s['asr']['k']}/{s['prompts']} attacked images "
+              f"(ASR {s['asr']['rate']:.1%}, 95% CI {lo:.1%}-{hi:.1%}); {s['pre_attack']['k']} of them without attack; "
+              f"{s.get('seconds')} s; prompts and embeddings in {out}")  # fmt: skip
+    return 0
+
+
 def cmd_robustness(args) -> int:
     from .reports.robustness import run_robustness
 
@@ -374,6 +398,34 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true", help="print one JSON object (the keys of `workbench demo --json`)")
     e.add_argument("--quiet", action="store_true", help="no progress bars")
     e.set_defaults(func=cmd_erase)
+
+    at = sub.add_parser(
+        "attack",
+        help="attack an edit (adversarial prompts or weight revival) and report the attack success rate",
+        description="Attack an edited toy-world model on the held-out captions that name the concept, and judge each "
+        "image with the oracle. unlearndiff: k adversarial prefix tokens, a softmax relaxation over the vocabulary "
+        "projected to real tokens; softprompt: k free prefix embeddings; inversion: one learned word in place of the "
+        "concept's words; ringabell: a genetic search over k real tokens towards the concept's text direction, no "
+        "gradients; revival: fine-tune only the weights the edit changed (pruned entries from zero) on the concept; "
+        "benign: fine-tune the same on unrelated prompts. ASR = attacked images showing the concept, with the share "
+        "shown without attack (pre-attack) and Wilson 95%% intervals. Prompts and embeddings are kept under --out.",
+    )
+    at.add_argument(
+        "--attack", required=True, choices=["unlearndiff", "softprompt", "inversion", "ringabell", "revival", "benign"]
+    )
+    at.add_argument(
+        "--edit", required=True, type=Path, help="an edit folder written by `workbench erase`, or 'none' (the unedited model)"
+    )
+    at.add_argument("--concept", required=True, help="the erased concept (a texture or a shape)")
+    at.add_argument("--budget", type=int, default=None, help="optimiser steps (Ring-A-Bell: generations); default per attack")
+    at.add_argument("--seed", type=int, default=0)
+    at.add_argument("--tokens", type=int, default=3, help="adversarial tokens per prompt (k)")
+    at.add_argument("--n-per", type=int, default=1, help="held-out captions per colour x shape (x texture)")
+    at.add_argument("--steps", type=int, default=25, help="denoising steps of every generation (the toy default: 25)")
+    at.add_argument("--out", type=Path, default=None, help="default: stores/attacks/<attack>-<edit>-<concept>-s<seed>")
+    at.add_argument("--json", action="store_true", help="print one JSON object")
+    at.add_argument("--quiet", action="store_true")
+    at.set_defaults(func=cmd_attack)
 
     rb = sub.add_parser(
         "robustness",

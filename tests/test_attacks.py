@@ -1,0 +1,140 @@
+"""Attacks on a ConceptPrune edit of the toy world, at tiny budgets: each lowers its attack loss
+below the plain target prompt's; placeholders carry real tokens exactly; ASR counts and
+intervals on a hand-made case; the CLI keeps the attacked prompts and embeddings."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from workbench.attacks import AttackResult, encode, injecting, placeholder, revive, targets, wilson, with_slots
+from workbench.attacks.prompts import concept_direction, gradient_attack, ringabell
+from workbench.attacks.run import strip
+from workbench.cli import main
+from workbench.editing.erase import frozen_examples
+from workbench.evaluation.erasers import calibration, make_edit
+
+
+def test_wilson_interval_and_the_three_rates_on_a_hand_made_case():
+    lo, hi = wilson(5, 10)
+    assert (round(lo, 4), round(hi, 4)) == (0.2366, 0.7634)  # the textbook values for 5 of 10
+    lo, hi = wilson(0, 10)
+    assert lo == 0.0 and round(hi, 4) == 0.2775
+    r = AttackResult("x", "striped", ["a", "b", "c", "d"], [0, 1, 2, 3], before=[True, False, False, False],
+                     after=[True, True, False, False])  # fmt: skip
+    s = r.summary()
+    assert (s["asr"]["k"], s["asr"]["n"]) == (2, 4)
+    assert (s["pre_attack"]["k"], s["pre_attack"]["n"]) == (1, 4)
+    assert (s["asr_new"]["k"], s["asr_new"]["n"]) == (1, 3)  # among the three not shown before the attack
+    assert s["asr"]["ci95"] == pytest.approx(list(wilson(2, 4)))
+
+
+def test_placeholders_filled_with_real_token_embeddings_encode_exactly_as_the_text(toy):
+    text = "a red circle with stripes on night"
+    word, tid = placeholder(toy, [text])
+    ids = toy.tokenizer("blue dots", add_special_tokens=False).input_ids
+    table = toy.text_encoder.get_input_embeddings().weight
+    with torch.no_grad():
+        with injecting(toy, tid, table[ids][None]):
+            injected = encode(toy, [with_slots(text, word, len(ids))])
+        plain = encode(toy, ["blue dots " + text])
+        assert torch.equal(injected, plain)
+        assert torch.equal(encode(toy, [text]), toy.encode_prompt([text]))  # as the pipeline conditions the UNet
+        other = encode(toy, [with_slots(text, word, len(ids))])  # outside the context the placeholder is a word
+    assert not torch.equal(other, plain)
+
+
+@pytest.fixture(scope="module")
+def setting(toy, tmp_path_factory):
+    """A ConceptPrune edit of 'striped' (k=5%), four held-out target prompts and their examples."""
+    edit = make_edit(toy, "conceptprune", "striped", k=5.0, workdir=tmp_path_factory.mktemp("cal"), progress=False)
+    tg = targets("striped")[:4]
+    texts, seeds = [p.text for p in tg], [p.seed for p in tg]
+    ex = frozen_examples(toy, texts, seeds, "esd", steps=6)
+    ex.target = ex.frozen.clone()
+    path = edit.save(tmp_path_factory.mktemp("edit") / "cp")
+    return edit, texts, ex, path
+
+
+@pytest.mark.parametrize("kind", ["unlearndiff", "softprompt", "inversion"])
+def test_each_gradient_attack_lowers_its_attack_loss(toy, setting, kind):
+    from workbench.editing.edits import applied
+
+    edit, texts, ex, _ = setting
+    word, tid = placeholder(toy, texts)
+    with applied(toy, edit):
+        res = gradient_attack(toy, ex, texts, word, tid, k=1 if kind == "inversion" else 3, discrete=kind == "unlearndiff",
+                              iterations=25, seed=0, bases=[strip(t, "striped") for t in texts] if kind == "inversion" else None,
+                              shared=kind == "inversion")  # fmt: skip
+    assert res.loss_after < res.loss_start, (res.loss_start, res.loss_after)  # better than where it started
+    if kind != "inversion":  # and, with the prompt's own words kept, better than the plain target prompt
+        assert res.loss_after < res.loss_before, (res.loss_before, res.loss_after)
+    if kind == "unlearndiff":  # the judged prompt is made of real tokens
+        table = toy.text_encoder.get_input_embeddings().weight
+        assert torch.equal(res.vectors, table[res.token_ids])
+        assert not set(res.token_ids.flatten().tolist()) & set(toy.tokenizer.all_special_ids)
+    if kind == "inversion":  # one word shared by every prompt
+        assert torch.equal(res.vectors[0], res.vectors[-1])
+
+
+def test_ringabell_searches_towards_the_concept_direction_without_gradients(toy, setting):
+    edit, texts, _, _ = setting
+    word, tid = placeholder(toy, texts)
+    pos, neg = calibration("striped")
+    direction = concept_direction(toy, [p.text for p in pos], [p.text for p in neg])
+    bases = [strip(t, "striped") for t in texts]
+    assert all("stripes" not in b for b in bases) and bases[0].startswith("a ")
+    res = ringabell(toy, texts, bases, direction, word, tid, k=3, generations=12, population=16, seed=0)
+    assert res.trace[-1] > res.trace[0]  # the best candidates' similarity to the target encoding rose
+    assert all(b <= a + 1e-6 for a, b in zip(res.trace[1:], res.trace[:-1]))  # elitist: never worse
+    assert res.token_ids.shape == (len(texts), 3)
+
+
+@pytest.mark.parametrize("benign", [False, True])
+def test_revival_trains_only_what_the_edit_changed(toy, setting, benign):
+    edit, _, ex, _ = setting
+    revived, trace = revive(toy, edit, ex, iterations=15, lr=1e-3, seed=0, benign=benign)
+    assert np.mean(trace[-5:]) < np.mean(trace[:5])
+    named = dict(toy.unet.named_parameters())
+    from workbench.attacks.revival import _site_params
+
+    for _site, (pname, mask) in _site_params(toy, edit.masks).items():
+        w, orig = revived.weights[pname], named[pname].detach()
+        if benign:  # pruned entries held at zero; kept ones moved
+            assert torch.all(w[mask] == 0) and not torch.equal(w[~mask], orig[~mask])
+        else:  # kept entries untouched; pruned ones moved away from zero
+            assert torch.equal(w[~mask], orig[~mask]) and (w[mask] != 0).any()
+
+
+def test_attack_cli_reports_rates_and_keeps_prompts_and_embeddings(setting, tmp_path, capsys):
+    _, _, _, path = setting
+    out = tmp_path / "att"
+    argv = [
+        "attack",
+        "--attack",
+        "unlearndiff",
+        "--edit",
+        str(path),
+        "--concept",
+        "striped",
+        "--budget",
+        "3",
+        "--steps",
+        "6",
+        "--out",
+        str(out),
+    ]
+    assert main([*argv, "--json", "--quiet"]) == 0
+    s = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    n = len(targets("striped"))
+    assert s["prompts"] == n and s["asr"]["n"] == n and s["pre_attack"]["n"] == n
+    assert 0 <= s["asr"]["ci95"][0] <= s["asr"]["rate"] <= s["asr"]["ci95"][1] <= 1
+    saved = json.loads((out / "result.json").read_text())
+    assert len(saved["per_prompt"]) == n and all(r["attacked"] != r["prompt"] for r in saved["per_prompt"])
+    assert sum(r["after"] for r in saved["per_prompt"]) == s["asr"]["k"]
+    tensors = load_file(str(out / "adversarial.safetensors"))
+    assert tensors["token_ids"].shape == (n, 3) and tensors["embeddings"].shape[:2] == (n, 3)
+    assert main([*argv[:-2], "--out", str(tmp_path / "b"), "--budget", "0"]) == 2
+    assert "budget=0: give at least 1 step" in capsys.readouterr().err

@@ -1,0 +1,86 @@
+"""Weight revival: fine-tune what an edit changed, on the concept (targeted) or on unrelated
+prompts (benign), and see whether the concept comes back.
+
+- Mask edits (ConceptPrune, P-ESD, P-AC): the pruned entries start at zero and are the only
+  trainable values (``Roots Beneath the Cut``: knowing which weights were zeroed); ``benign``
+  instead trains the kept entries of the same sites, pruned ones held at zero.
+- Weight edits (ESD, AC): the edited tensors, from their edited values.
+
+The loss is the attack loss of ``prompts.py`` with the plain target prompt (targeted) or the
+unedited model's own prediction for unrelated prompts (benign). The result is an ``Edit`` holding
+the revived tensors, judged like any other.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..editing.edits import Edit
+from ..editing.erase import Examples
+from ..models.sites import module_of, select
+from .prompts import frozen_model
+
+
+def _site_params(pipe, masks: dict) -> dict[str, tuple[str, torch.Tensor]]:
+    """site name -> (UNet parameter name of its weight, its mask as a bool tensor)."""
+    names = {id(p): n for n, p in pipe.unet.named_parameters()}
+    out = {}
+    for site in select(pipe, list(masks)):
+        w = module_of(pipe, site).weight
+        if id(w) not in names:
+            raise ValueError(f"revival works on UNet sites; {site.name} is not one")
+        out[site.name] = (names[id(w)], torch.as_tensor(masks[site.name]).bool())
+    return out
+
+
+def revive(pipe, edit: Edit, ex: Examples, iterations: int = 100, lr: float = 1e-3, seed: int = 0, batch: int = 16,
+           benign: bool = False, progress: bool = False) -> tuple[Edit, list[float]]:  # fmt: skip
+    """Fine-tune what ``edit`` changed on ``ex`` (its ``target``); returns the revived edit (weights
+    only: apply it on the unedited model) and the loss per iteration."""
+    from tqdm.auto import tqdm
+
+    named = dict(pipe.unet.named_parameters())
+    if edit.masks is not None:
+        sites = _site_params(pipe, edit.masks)
+        base = {p: named[p].detach().clone() for p, _ in sites.values()}
+        deltas = {p: torch.zeros_like(base[p], requires_grad=True) for p in base}
+
+        def current():
+            out = {}
+            for p, m in sites.values():
+                m = m.to(base[p].device)
+                if benign:  # pruned entries stay zero, the kept ones move
+                    out[p] = torch.where(m, torch.zeros_like(base[p]), base[p] + deltas[p])
+                else:  # only the pruned entries move, from zero
+                    out[p] = torch.where(m, deltas[p], base[p])
+            return out
+
+        trainable = list(deltas.values())
+    elif edit.weights:
+        start = {k: v.detach().clone().to(named[k].device, named[k].dtype).requires_grad_(True) for k, v in edit.weights.items()}
+
+        def current():
+            return start
+
+        trainable = list(start.values())
+    else:
+        raise ValueError("the edit holds neither masks nor weights: nothing to revive")
+    opt = torch.optim.Adam(trainable, lr=lr)
+    g = torch.Generator().manual_seed(seed)
+    dev = next(pipe.unet.parameters()).device
+    trace = []
+    with frozen_model(pipe):
+        for _ in tqdm(range(iterations), desc="revival" if not benign else "benign fine-tune", disable=not progress):
+            idx = torch.randint(0, len(ex), (min(batch, len(ex)),), generator=g)
+            pred = torch.func.functional_call(pipe.unet, current(), (ex.x[idx].to(dev), ex.t[idx].to(dev)),
+                                              {"encoder_hidden_states": ex.cond[idx].to(dev)}, strict=False).sample  # fmt: skip
+            loss = nn.functional.mse_loss(pred.float(), ex.target[idx].to(dev).float())
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            trace.append(float(loss))
+    with torch.no_grad():
+        weights = {k: v.detach().clone() for k, v in current().items()}
+    info = {**edit.info, "revived_from": edit.method, "benign": benign, "iterations": iterations, "lr": lr}
+    return Edit(f"{edit.method}+{'benign' if benign else 'revival'}", info, weights=weights), trace

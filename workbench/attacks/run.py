@@ -1,0 +1,131 @@
+"""One attack on one edit, judged by the oracle: ``attack(pipe, oracle, edit, "striped", "unlearndiff")``.
+
+Target prompts are the held-out captions that name the concept (``toy:eval``); each is judged on
+the edited model without attack (``before``) and after (``after``), with its own seed. Budgets
+count optimiser steps (white-box, revival) or generations (Ring-A-Bell).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from ..editing.edits import Edit, applied
+from ..editing.erase import frozen_examples
+from ..evaluation.erasers import calibration
+from ..evaluation.toy import attribute_of, generate
+from ..models.toyworld.grammar import TEXTURE_PHRASE, parse
+from ..models.toyworld.prompts import toy_eval
+from .prompts import concept_direction, gradient_attack, ringabell
+from .revival import revive
+from .score import AttackResult, shown
+from .tokens import injecting, placeholder
+
+ATTACKS = ("unlearndiff", "softprompt", "inversion", "ringabell", "revival", "benign")
+#: default budget per attack: optimiser steps, or Ring-A-Bell generations
+BUDGETS = {"unlearndiff": 100, "softprompt": 100, "inversion": 100, "ringabell": 50, "revival": 100, "benign": 100}
+
+
+def targets(concept: str, n_per: int = 1) -> list:
+    """Held-out captions naming the concept (texture or shape), with their seeds."""
+    attr = attribute_of(concept)
+    return [p for p in toy_eval(n_per=n_per) if parse(p.text)[attr] == concept]
+
+
+def strip(text: str, concept: str) -> str:
+    """The caption without the concept's words (Ring-A-Bell's and inversion's starting prompt)."""
+    words = f" {TEXTURE_PHRASE[concept]}" if concept in TEXTURE_PHRASE else f" {concept}"
+    return " ".join(text.replace(words, "").split())
+
+
+def _unrelated(concept: str, n: int) -> list:
+    attr = attribute_of(concept)
+    return [p for p in toy_eval(n_per=1) if parse(p.text)[attr] != concept][:n]
+
+
+def attack(pipe, oracle, edit: Edit, concept: str, method: str, budget: int | None = None, seed: int = 0, n_per: int = 1,
+           k: int = 3, steps: int = 25, guidance: float = 1.5, out: str | Path | None = None,
+           progress: bool = False) -> AttackResult:  # fmt: skip
+    """Run ``method`` against ``edit`` on the concept's held-out prompts and judge every image."""
+    if method not in ATTACKS:
+        raise ValueError(f"unknown attack {method!r}: use one of {ATTACKS}")
+    budget = BUDGETS[method] if budget is None else int(budget)
+    if budget < 1:
+        raise ValueError(f"budget={budget}: give at least 1 step")
+    torch.manual_seed(seed)
+    t0 = time.time()
+    attr = attribute_of(concept)
+    tg = targets(concept, n_per)
+    texts, seeds = [p.text for p in tg], [p.seed for p in tg]
+    with applied(pipe, edit):
+        before = shown(oracle, generate(pipe, texts, seeds, steps, guidance), attr, concept)
+    # the unedited model's trajectories for the target prompts: the attack loss's examples
+    ex = frozen_examples(pipe, texts, seeds, "esd", steps=steps, guidance=guidance)
+    ex.target = ex.frozen.clone()
+    info: dict = {"method": method, "edit": edit.method, "budget": budget, "seed": seed, "k": k}
+    adversarial: list[str]
+    saved: dict[str, torch.Tensor] = {}
+    if method in ("revival", "benign"):
+        if method == "benign":
+            others = _unrelated(concept, len(tg))
+            ex = frozen_examples(pipe, [p.text for p in others], [p.seed for p in others], "esd", steps=steps, guidance=guidance)
+            ex.target = ex.frozen.clone()
+        revived, trace = revive(pipe, edit, ex, iterations=budget, seed=seed, benign=method == "benign", progress=progress)
+        with applied(pipe, revived, check=False):
+            after = shown(oracle, generate(pipe, texts, seeds, steps, guidance), attr, concept)
+        info.update(loss_first=trace[0], loss_last=trace[-1])
+        adversarial = texts
+        if out is not None:
+            revived.save(Path(out) / "revived")
+    else:
+        word, tid = placeholder(pipe, texts)
+        with applied(pipe, edit):
+            if method == "ringabell":
+                pos, neg = calibration(concept)
+                direction = concept_direction(pipe, [p.text for p in pos], [p.text for p in neg])
+                res = ringabell(pipe, texts, [strip(t, concept) for t in texts], direction, word, tid, k=k, generations=budget,
+                                seed=seed, ex=ex, progress=progress)  # fmt: skip
+            else:
+                res = gradient_attack(pipe, ex, texts, word, tid, k=1 if method == "inversion" else k,
+                                      discrete=method == "unlearndiff", iterations=budget, seed=seed, progress=progress,
+                                      bases=[strip(t, concept) for t in texts] if method == "inversion" else None,
+                                      shared=method == "inversion")  # fmt: skip
+            with injecting(pipe, tid, res.vectors):
+                after = shown(oracle, generate(pipe, res.texts, seeds, steps, guidance), attr, concept)
+        info.update(loss_before=res.loss_before, loss_start=res.loss_start, loss_after=res.loss_after)
+        if res.token_ids is not None:
+            adversarial = [_fill(pipe, t, word, ids) for t, ids in zip(res.texts, res.token_ids)]
+            saved["token_ids"] = res.token_ids.contiguous()
+        else:
+            adversarial = [t.replace(word, "<emb>") for t in res.texts]
+        saved["embeddings"] = res.vectors.contiguous()
+    info["seconds"] = round(time.time() - t0, 1)
+    result = AttackResult(method, concept, texts, seeds, before, after, adversarial, info)
+    if out is not None:
+        save(result, out, saved)
+    return result
+
+
+def _fill(pipe, text: str, word: str, ids: torch.Tensor) -> str:
+    """The attacked prompt as text: each placeholder replaced by its chosen token."""
+    for i in ids.tolist():
+        text = text.replace(word, pipe.tokenizer.convert_ids_to_tokens(i).replace("</w>", ""), 1)
+    return text
+
+
+def save(result: AttackResult, out: str | Path, tensors: dict[str, torch.Tensor]) -> Path:
+    """``result.json`` (summary and every prompt) and ``adversarial.safetensors`` (the slots' embeddings
+    and, for discrete attacks, token ids) in ``out``."""
+    from safetensors.torch import save_file
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if tensors:
+        save_file(tensors, str(out / "adversarial.safetensors"))
+    rows = [{"prompt": p, "seed": s, "before": b, "after": a, "attacked": adv}
+            for p, s, b, a, adv in zip(result.prompts, result.seeds, result.before, result.after, result.adversarial)]  # fmt: skip
+    (out / "result.json").write_text(json.dumps({**result.summary(), "per_prompt": rows}, indent=1, default=float))
+    return out
