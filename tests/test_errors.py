@@ -69,6 +69,8 @@ CASES = [
          r"1 of 4 prompts are not recorded yet \(first: row 1\): run the same record command again", setup=["undone"]),
     Case("erase", "erasing something that is not a toy concept", ["erase", "--method", "esd", "--concept", "plain", "--out", "{tmp}/g"],
          r"'plain': erase a texture \(striped, dotted, checkered\) or a shape", absent="{tmp}/g"),
+    Case("url", "recording straight to object storage", ["record", "--prompts", "{pairs}", "--steps", "2", "--out", "s3://bucket/x.zarr"],
+         r"recording writes a local folder .*workbench push STORE s3://bucket/x.zarr"),
     Case("nostore", "a path that holds no store", ["info", "{tmp}/nowhere.zarr"], r"is not a recording store \(no zarr.json\)"),
 ]  # fmt: skip
 

@@ -276,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SET",
         help="named sets (see `workbench sets`) or text files, one prompt a line",
     )
-    r.add_argument("--out", type=Path, default=None, help="the store (default: stores/<first set>.zarr)")
+    r.add_argument("--out", default=None, help="the store, a local folder (default: stores/<first set>.zarr)")
     r.add_argument(
         "--sites",
         default="ffn2",

@@ -84,6 +84,11 @@ def record(
     array), each writes only its own chunks, and the last to finish marks the store complete
     (``finalise`` does it by hand). A killed shard, run again, resumes its own chunks.
     """
+    if "://" in str(out):
+        raise StoreError(
+            f"{out}: recording writes a local folder (its lock files and atomic creation need a POSIX file system); "
+            f"record to a local path, then copy it with `workbench push STORE {out}`"
+        )
     defaults = generation_defaults(pipe)
     steps = defaults["steps"] if steps is None else steps
     guidance = defaults["guidance"] if guidance is None else guidance
