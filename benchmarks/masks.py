@@ -32,23 +32,23 @@ STEPS = 51
 T_HAT = 10
 
 
-def build(path: Path, n: int = 8):
+def build(path: Path, n: int = 8, chunk: int = 8):
     sites = [Site(f"s{i}.ff.net.2", "ffn2", "unet", f"s{i}.ff.net.2", w) for i, (w, _) in enumerate(WIDTHS)]
-    w = StoreWriter.open(path, {"model_id": "synthetic"}, sites, ("sumsq", "sumsq_unit"), chunk=n)
+    w = StoreWriter.open(path, {"model_id": "synthetic"}, sites, ("sumsq", "sumsq_unit"), chunk=chunk)
     w.reduce = False  # timed on its own below
     idx = w.add_prompts(
         PromptSet([Prompt(f"t{i}", "target", i) for i in range(n)] + [Prompt(f"r{i}", "reference", i) for i in range(n)])
     )
     rng = np.random.default_rng(0)
-    for lo in range(0, 2 * n, n):
+    for lo in range(0, 2 * n, chunk):
         stats = {
             s.name: {
-                k: torch.from_numpy(rng.gamma(2.0, 50.0, (n, 2, STEPS, s.width)).astype(np.float32))
+                k: torch.from_numpy(rng.gamma(2.0, 50.0, (chunk, 2, STEPS, s.width)).astype(np.float32))
                 for k in ("sumsq", "sumsq_unit")
             }
             for s in sites
         }
-        w.write(idx[lo : lo + n], Recording(stats, list(range(STEPS)), {}, ("uncond", "cond")))
+        w.write(idx[lo : lo + chunk], Recording(stats, list(range(STEPS)), {}, ("uncond", "cond")))
     w.finish()
     weights = {s.name: rng.standard_normal((o, wd), dtype=np.float32) for s, (wd, o) in zip(sites, WIDTHS)}
     return weights
@@ -72,11 +72,14 @@ def same(a, b) -> bool:
 
 
 def files_per_10k(path: Path, n_prompts: int, chunk: int) -> tuple[int, int]:
-    """(raw statistics + done flags, reductions per 10 sets) files per 10k prompts, counted here."""
-    raw = [p for p in path.rglob("*") if p.is_file() and "/c/" in p.as_posix() and "reductions" not in p.parts]
+    """(raw statistics + done flags, reductions per 10 sets) files per 10k prompts, counted here:
+    the chunk files of the sites and of ``done`` scale with the prompt chunks; the other prompt
+    arrays (4096 rows a chunk) add 3 files each, the step and branch axes one each."""
+    per_chunk = [p for p in path.rglob("*") if p.is_file() and "/c/" in p.as_posix() and p.parts[len(path.parts)] != "reductions"
+                 and p.parts[len(path.parts)] not in ("prompt", "seed", "text", "set", "step", "timestep", "branch")]  # fmt: skip
     red = [p for p in (path / "reductions").rglob("*") if p.is_file() and "/c/" in p.as_posix()]
-    per_chunk = len(raw) / (n_prompts / chunk)
-    return round(per_chunk * 10_000 / chunk), round(len(red) / 2 * 10)
+    chunks = n_prompts / chunk
+    return round(len(per_chunk) / chunks * 10_000 / chunk) + 4 * 3 + 3, round(len(red) / 2 * 10)
 
 
 def s3_masks(path: Path, weights, local_masks) -> None:
@@ -116,13 +119,14 @@ def s3_masks(path: Path, weights, local_masks) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--s3", action="store_true", help="also read the store from a local moto S3 server")
+    ap.add_argument("--prompts", type=int, default=8, help="prompts per set (a multiple of 8; 8 is the figure in RESULTS.md)")
     args = ap.parse_args()
     torch.set_num_threads(2)
     tmp = Path(tempfile.mkdtemp())
     path = tmp / "s.zarr"
-    weights = build(path)
+    weights = build(path, args.prompts)
     print(
-        f"{sum(w.size for w in weights.values()) / 1e6:.1f} M weights in {len(weights)} sites, {STEPS} steps, 2 sets x 8 prompts"
+        f"{sum(w.size for w in weights.values()) / 1e6:.1f} M weights in {len(weights)} sites, {STEPS} steps, 2 sets x {args.prompts} prompts"
     )
     _, secs, read = measured(lambda: reduce_store(str(path)))
     print(f"writing the per-set reductions: {secs:.1f} s, {read / 1e6:.0f} MB read")
@@ -149,7 +153,7 @@ def main() -> None:
               f"density at k=2, t_hat=10: {float(sweep_density(sw).sel(k=2.0, t_hat=10)):.4f}")  # fmt: skip
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS {peak / 1024:.2f} GB ({rss0 / 1024:.2f} GB before the masks, weights included)")
-    raw_files, red_files = files_per_10k(path, 16, 8)
+    raw_files, red_files = files_per_10k(path, 2 * args.prompts, 8)
     print(
         f"files per 10k prompts (chunk 8): {raw_files} raw statistics and done flags; reductions: {red_files} per 10 prompt sets"
     )

@@ -83,7 +83,13 @@ def norms(tree: xr.DataTree, prompt_set: str | list[str], normalisation: str = "
 
 
 def _compute(arrays: list[xr.DataArray]) -> list[xr.DataArray]:
-    """Every site's sum in one dask compute (shared reads, one scheduler pass), not one per site."""
+    """Every site's sum in one dask compute (shared reads, one scheduler pass), not one per site;
+    sums of the reductions (lazily indexed, no dask) are read by a few threads at once, since on
+    object storage each read is a round trip."""
+    from concurrent.futures import ThreadPoolExecutor
+
     import dask
 
-    return list(dask.compute(*arrays))
+    arrays = list(dask.compute(*arrays))
+    with ThreadPoolExecutor(8) as pool:
+        return list(pool.map(lambda a: a.load(), arrays))
