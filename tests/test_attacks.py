@@ -138,3 +138,29 @@ def test_attack_cli_reports_rates_and_keeps_prompts_and_embeddings(setting, tmp_
     assert tensors["token_ids"].shape == (n, 3) and tensors["embeddings"].shape[:2] == (n, 3)
     assert main([*argv[:-2], "--out", str(tmp_path / "b"), "--budget", "0"]) == 2
     assert "budget=0: give at least 1 step" in capsys.readouterr().err
+
+
+def test_recording_from_slot_embeddings_equals_recording_the_text(toy, tmp_path):
+    from workbench.models.slots import Slots
+    from workbench.prompts import Prompt, PromptSet
+    from workbench.recording import record
+    from workbench.store import open_store
+
+    bases = ["a red circle with stripes on snow", "a blue cross on fog"]
+    word, tid = placeholder(toy, bases)
+    ids = toy.tokenizer("blue dots", add_special_tokens=False).input_ids
+    table = toy.text_encoder.get_input_embeddings().weight.detach()
+    slotted = [with_slots(b, word, len(ids), "suffix") for b in bases]
+    as_text = PromptSet([Prompt(f"{b} blue dots", "adv", i) for i, b in enumerate(bases)])
+    as_slots = PromptSet([Prompt(t, "adv", i) for i, t in enumerate(slotted)])
+    # the embeddings are given in the other order: they are matched to prompts by their tokens
+    slots = Slots(tid, slotted[::-1], table[ids][None].repeat(2, 1, 1))
+    record(toy, as_text, tmp_path / "text.zarr", steps=2, batch_size=1, progress=False)
+    record(toy, as_slots, tmp_path / "slots.zarr", steps=2, batch_size=1, progress=False, slots=slots)
+    a, b = open_store(tmp_path / "text.zarr"), open_store(tmp_path / "slots.zarr")
+    for site in a.attrs["sites"]:
+        np.testing.assert_array_equal(a[site]["sumsq"].values, b[site]["sumsq"].values, err_msg=site)
+    record(toy, as_slots, tmp_path / "plain.zarr", steps=2, batch_size=1, progress=False)  # the placeholder as a word
+    c = open_store(tmp_path / "plain.zarr")
+    site = a.attrs["sites"][-1]
+    assert not np.array_equal(a[site]["sumsq"].values, c[site]["sumsq"].values)

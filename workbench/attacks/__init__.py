@@ -1,11 +1,11 @@
 """Attacks on edited models: adversarial prompts (discrete, soft, inverted, black-box) and weight
 revival, each judged by the oracle as attack success rates with Wilson intervals."""
 
+from ..models.slots import encode, injecting, placeholder, with_slots
 from .prompts import AttackOutcome, attack_loss, concept_direction, gradient_attack, ringabell
 from .revival import revive
 from .run import ATTACKS, BUDGETS, attack, save, strip, targets
 from .score import AttackResult, Rate, shown, wilson
-from .tokens import encode, injecting, placeholder, with_slots
 
 __all__ = ["ATTACKS", "BUDGETS", "AttackOutcome", "AttackResult", "Rate", "attack", "attack_loss", "concept_direction", "encode",
            "gradient_attack", "injecting", "placeholder", "revive", "ringabell", "save", "shown", "strip", "targets", "wilson",

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..editing.erase import Examples
-from .tokens import encode, injecting, real_tokens, token_table, with_slots
+from ..models.slots import encode, injecting, real_tokens, token_table, with_slots
 
 
 @dataclass

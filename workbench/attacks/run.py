@@ -17,12 +17,12 @@ from ..editing.edits import Edit, applied
 from ..editing.erase import frozen_examples
 from ..evaluation.erasers import calibration
 from ..evaluation.toy import attribute_of, generate
+from ..models.slots import injecting, placeholder
 from ..models.toyworld.grammar import TEXTURE_PHRASE, parse
 from ..models.toyworld.prompts import toy_eval
 from .prompts import concept_direction, gradient_attack, ringabell
 from .revival import revive
 from .score import AttackResult, shown
-from .tokens import injecting, placeholder
 
 ATTACKS = ("unlearndiff", "softprompt", "inversion", "ringabell", "revival", "benign")
 #: default budget per attack: optimiser steps, or Ring-A-Bell generations

@@ -18,6 +18,7 @@ import zarr
 
 from ..models.loading import generation_defaults, model_hashes, model_id
 from ..models.sites import SiteFilter, select
+from ..models.slots import Slots, injecting
 from ..prompts import PromptSet
 from ..store import StoreError, StoreWriter, WriterLock, jsonable
 from ..store.lock import live_shards, shard_lock
@@ -68,6 +69,7 @@ def record(
     size: int | None = None,
     progress: bool = True,
     shard: tuple[int, int] | str | None = None,
+    slots: Slots | None = None,
 ) -> Path:
     """Record ``prompts`` into the store at ``out`` (created, extended or resumed) and return its path.
 
@@ -83,7 +85,14 @@ def record(
     same arguments fill one store together: the first to start plans the store (every prompt and
     array), each writes only its own chunks, and the last to finish marks the store complete
     (``finalise`` does it by hand). A killed shard, run again, resumes its own chunks.
+
+    ``slots`` (``models.slots.Slots``) records prompts written with placeholder slots, each slot
+    holding the given embedding (an attacked prompt, a soft prompt): the same kind of store as
+    from text, and the same store when the embeddings are real tokens' (tested).
     """
+    if slots is not None:
+        with injecting(pipe, slots.token_id, slots.vectors, texts=slots.texts):
+            return record(pipe, prompts, out, sites, steps, guidance, batch_size, stats, size, progress, shard)
     if "://" in str(out):
         raise StoreError(
             f"{out}: recording writes a local folder (its lock files and atomic creation need a POSIX file system); "

@@ -1,5 +1,7 @@
 """Prompts with free token embeddings: placeholders in the text whose embeddings are swapped.
 
+Used by the attacks (adversarial slots) and by ``record(..., slots=...)`` (recording attacked runs).
+
 A prompt is written with K copies of a one-token placeholder word (``"q q q a red circle"``); while
 ``injecting`` is on, a forward hook on the text encoder's token-embedding layer replaces the
 placeholder rows' embeddings, prompt by prompt, with given vectors (a soft prompt, a mix of
@@ -10,6 +12,7 @@ the pipeline's own encoding and negative prompt) is the model's own code: no for
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 
 import torch
 
@@ -45,14 +48,32 @@ def real_tokens(pipe) -> torch.Tensor:
     return torch.tensor([i for i in range(token_table(pipe).shape[0]) if i not in special])
 
 
+@dataclass
+class Slots:
+    """Embeddings for the placeholder slots of some prompts: ``vectors[i]`` (K, D) fills the slots
+    of ``texts[i]`` (written with ``with_slots``), whatever order or batch the prompts come in."""
+
+    token_id: int
+    texts: list[str]
+    vectors: torch.Tensor  # (N, K, D)
+
+
 @contextlib.contextmanager
-def injecting(pipe, token_id: int, vectors):
-    """Inside, each encoded row that holds placeholders gets ``vectors[j]`` (K, D) at them, j
-    counting such rows in order across calls until ``vectors`` (N, K, D) is used up, then again
-    from 0 (the pipeline encodes the prompts of one call in order). ``vectors`` may be a callable
-    returning the tensor (evaluated at each encoding, for training)."""
+def injecting(pipe, token_id: int, vectors, texts: list[str] | None = None):
+    """Inside, each encoded row that holds placeholders gets its vectors (K, D) at them.
+
+    With ``texts``, a row gets the vectors of the text it encodes (matched by token ids), so any
+    batching or order works, and a row of another text raises. Without, ``vectors`` (N, K, D) is
+    used in order of the rows that hold placeholders, across calls (the pipeline encodes one call's
+    prompts in order); ``vectors`` may then be a callable returning it (evaluated at each encoding,
+    for training)."""
     layer = pipe.text_encoder.get_input_embeddings()
     state = {"row": 0}
+    keyed = None
+    if texts is not None:
+        tok = pipe.tokenizer
+        ids = tok(list(texts), padding="max_length", max_length=tok.model_max_length, truncation=True).input_ids
+        keyed = {tuple(r): i for i, r in enumerate(ids)}
 
     def hook(module, args, out):
         ids = args[0]
@@ -63,9 +84,15 @@ def injecting(pipe, token_id: int, vectors):
         out = out.clone()
         for r in rows:
             pos = (ids[r] == token_id).nonzero().flatten()
-            v = vec[state["row"] % vec.shape[0]]
+            if keyed is not None:
+                key = tuple(ids[r].tolist())
+                if key not in keyed:
+                    raise ValueError("a prompt with placeholder slots has no embeddings: give Slots for every slotted prompt")
+                v = vec[keyed[key]]
+            else:
+                v = vec[state["row"] % vec.shape[0]]
+                state["row"] += 1
             out[r, pos] = v[: len(pos)].to(out.dtype)
-            state["row"] += 1
         return out
 
     handle = layer.register_forward_hook(hook)
