@@ -213,3 +213,33 @@ def test_union_density_overlap_and_io(random_store, tmp_path):
         for s in SITES:
             np.testing.assert_array_equal(back[s.name]["mask"].values, a[s.name]["mask"].values)
         assert float(back.attrs["k"]) == 10
+
+
+def test_sensitivity_against_a_hand_computation(random_store):
+    from workbench.analysis import concept_activity, concept_neurons, sensitivity, sensitivity_summary
+
+    tree, W = random_store
+    same = sensitivity(tree, tree, W, "star", "star")
+    for s in same.attrs["sites"]:
+        assert np.all(same[s]["sensitivity"].values == 0)  # nothing changes: zero everywhere
+    sens = sensitivity(tree, tree, W, "ref", "star", t_hat=3)
+    site = SITES[0].name
+    col = np.abs(W[site]).mean(0)
+    a = dense_norm(tree, site, ["ref"], "sumsq", ["cond"])[:3] * col
+    b = dense_norm(tree, site, ["star"], "sumsq", ["cond"])[:3] * col
+    want = ((b - a) / a.mean(1, keepdims=True)).mean(0)
+    np.testing.assert_allclose(sens[site]["sensitivity"].values, want, rtol=1e-5)
+    masks = concept_masks(tree, W, "star", "ref", k=10, t_hat=3)
+    concept = concept_neurons(masks)
+    c = masks[site]["mask"].values.any(0)
+    assert c.any() and (~c).any()
+    summary = sensitivity_summary(sens, concept)
+    assert float(summary.sel(site=site, group="concept")) == pytest.approx(want[c].mean(), rel=1e-5)
+    assert float(summary.sel(site=site, group="other")) == pytest.approx(want[~c].mean(), rel=1e-5)
+    # skilled columns score higher on 'star' than on 'ref' at some step: on average they gain
+    assert float(summary.sel(site="all", group="concept")) > float(summary.sel(site="all", group="other"))
+    act = concept_activity({"ref": (tree, "ref"), "star": (tree, "star")}, W, concept)
+    assert act.dims == ("run", "step") and list(act["run"].values) == ["ref", "star"]
+    per_site = [(dense_norm(tree, s.name, ["star"], "sumsq", ["cond"]) * np.abs(W[s.name]).mean(0))[:, masks[s.name]["mask"].values.any(0)].mean(1)
+                for s in SITES if masks[s.name]["mask"].values.any()]  # fmt: skip
+    np.testing.assert_allclose(act.sel(run="star").values, np.mean(per_site, 0), rtol=1e-5)

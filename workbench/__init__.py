@@ -48,6 +48,10 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
             "step_window",
             "sweep",
             "sweep_density",
+            "sensitivity",
+            "sensitivity_summary",
+            "concept_activity",
+            "concept_neurons",
             "union",
             "unpack",
         )

@@ -7,6 +7,7 @@ from .io import load_masks, save_masks
 from .masks import check_k, concept_masks, n_keep, step_mask, union
 from .norms import norms, prompt_index, site_names
 from .overlap import jaccard, overlap_matrix, overlap_per_step
+from .sensitivity import concept_activity, concept_neurons, sensitivity, sensitivity_summary, wanda_activation
 from .sweep import sweep, sweep_density, unpack
 from .weights import abs_weight, load_weights
 from .windows import parse_window, step_window
@@ -14,5 +15,6 @@ from .windows import parse_window, step_window
 __all__ = [
     "abs_weight", "check_k", "concept_masks", "density", "density_per_step", "jaccard", "load_masks", "load_weights", "n_keep",
     "norm_distribution", "norms", "overlap_matrix", "overlap_per_step", "parse_window", "prompt_index", "save_masks", "site_names",
-    "step_mask", "step_window", "sweep", "sweep_density", "union", "unpack",
+    "step_mask", "step_window", "sweep", "sweep_density", "union", "unpack", "concept_activity", "concept_neurons", "sensitivity",
+    "sensitivity_summary", "wanda_activation",
 ]  # fmt: skip
