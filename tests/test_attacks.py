@@ -164,3 +164,21 @@ def test_recording_from_slot_embeddings_equals_recording_the_text(toy, tmp_path)
     c = open_store(tmp_path / "plain.zarr")
     site = a.attrs["sites"][-1]
     assert not np.array_equal(a[site]["sumsq"].values, c[site]["sumsq"].values)
+
+
+def test_reactivation_records_three_runs_and_compares_concept_neurons(setting, tmp_path, capsys):
+    _, _, _, path = setting
+    att = tmp_path / "att"
+    assert main(["attack", "--attack", "softprompt", "--edit", str(path), "--concept", "striped", "--budget", "2",
+                 "--steps", "4", "--out", str(att), "--quiet"]) == 0  # fmt: skip
+    out = tmp_path / "docs" / "reactivation.md"
+    argv = ["reactivation", "--edit", str(path), "--attack", str(att), "--work", str(tmp_path / "work"), "--out", str(out),
+            "--steps", "4", "--t-hat", "2", "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    assert "mean sensitivity: concept neurons" in capsys.readouterr().out
+    text = out.read_text()
+    assert "| site | concept neurons | other neurons |" in text and "concept-neuron activity" in text
+    from workbench.store import open_store
+
+    edited = open_store(tmp_path / "work" / "edited.zarr")
+    assert sorted(set(edited["set"].values)) == ["attacked", "clean"] and edited.sizes["prompt"] == 2 * len(targets("striped"))

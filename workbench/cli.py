@@ -216,6 +216,17 @@ def cmd_attack(args) -> int:
     return 0
 
 
+def cmd_reactivation(args) -> int:
+    from .reports.reactivation import run_reactivation
+
+    r = run_reactivation(args.edit, args.attack, args.concept, work=args.work, out=args.out, k=args.k, t_hat=args.t_hat,
+                         steps=args.steps, progress=not args.quiet)  # fmt: skip
+    s = r["summary"]
+    print(f"mean sensitivity: concept neurons {float(s.sel(site='all', group='concept')):+.3f}, others "
+          f"{float(s.sel(site='all', group='other')):+.3f}; {args.out}")  # fmt: skip
+    return 0
+
+
 def cmd_robustness(args) -> int:
     from .reports.robustness import run_robustness
 
@@ -426,6 +437,26 @@ def build_parser() -> argparse.ArgumentParser:
     at.add_argument("--json", action="store_true", help="print one JSON object")
     at.add_argument("--quiet", action="store_true")
     at.set_defaults(func=cmd_attack)
+
+    ra = sub.add_parser(
+        "reactivation",
+        help="do an edit's concept neurons wake up under an attack? sensitivity and activity figures",
+        description="Record the attack's target prompts on the unedited model, on the edited model, and on the edited "
+        "model with the attacked prompts (from the attack's slot embeddings); then the sensitivity of ConceptPrune's "
+        "concept neurons (unedited model) against the others, and their activity per UNet call in the three runs.",
+    )
+    ra.add_argument("--edit", required=True, type=Path, help="the edit the attack ran on")
+    ra.add_argument(
+        "--attack", required=True, type=Path, help="a prompt attack's --out folder (result.json, adversarial.safetensors)"
+    )
+    ra.add_argument("--concept", default="striped")
+    ra.add_argument("--work", type=Path, default=Path("stores/reactivation"), help="where the three recordings go")
+    ra.add_argument("--out", type=Path, default=Path("docs/reactivation.md"))
+    ra.add_argument("--k", type=float, default=2.0, help="ConceptPrune's k for the concept neurons")
+    ra.add_argument("--t-hat", type=int, default=10)
+    ra.add_argument("--steps", type=int, default=25, help="denoising steps of the recordings (the attack's own)")
+    ra.add_argument("--quiet", action="store_true")
+    ra.set_defaults(func=cmd_reactivation)
 
     rb = sub.add_parser(
         "robustness",

@@ -95,7 +95,8 @@ def attack(pipe, oracle, edit: Edit, concept: str, method: str, budget: int | No
                                       shared=method == "inversion")  # fmt: skip
             with injecting(pipe, tid, res.vectors):
                 after = shown(oracle, generate(pipe, res.texts, seeds, steps, guidance), attr, concept)
-        info.update(loss_before=res.loss_before, loss_start=res.loss_start, loss_after=res.loss_after)
+        info.update(loss_before=res.loss_before, loss_start=res.loss_start, loss_after=res.loss_after, slot_texts=res.texts,
+                    token_id=tid)  # fmt: skip
         if res.token_ids is not None:
             adversarial = [_fill(pipe, t, word, ids) for t, ids in zip(res.texts, res.token_ids)]
             saved["token_ids"] = res.token_ids.contiguous()

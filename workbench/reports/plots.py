@@ -182,6 +182,29 @@ def per_step_curves(dps: xr.DataArray, title: str = "Skilled share per UNet call
     return fig
 
 
+def sensitivity_bars(summary: xr.DataArray, title: str = "Sensitivity to the attack: concept neurons vs the others") -> go.Figure:
+    """Mean sensitivity per site (and pooled), concept neurons beside the others (the P-ESD
+    paper's Fig. 2 view)."""
+    fig = go.Figure()
+    sites = [short_site(str(s)) if s != "all" else "all sites" for s in summary["site"].values]
+    for g in summary["group"].values:
+        fig.add_trace(go.Bar(x=sites, y=summary.sel(group=g).values, name=f"{g} neurons"))
+    fig.update_layout(title=title, yaxis_title="mean change of Wanda-scaled activation (site means)", barmode="group",
+                      template="plotly_white")  # fmt: skip
+    return fig
+
+
+def activity_curves(act: xr.DataArray, title: str = "Concept neurons per UNet call: unedited, edited, attacked") -> go.Figure:
+    """Mean Wanda-scaled activation of the concept neurons per step, one line per run (Fig. 3's
+    deactivated-then-reactivated story as numbers)."""
+    fig = go.Figure()
+    for run in act["run"].values:
+        fig.add_trace(go.Scatter(x=act["step"].values, y=act.sel(run=run).values, mode="lines+markers", name=str(run)))
+    fig.update_layout(title=title, xaxis_title="UNet call (0 = noisiest)", yaxis_title="mean Wanda-scaled activation",
+                      template="plotly_white")  # fmt: skip
+    return fig
+
+
 def slug(title: str) -> str:
     """A file name for a figure title: '(d) k and t-hat trade-off' -> 'd-k-and-t-hat-trade-off'."""
     import re
