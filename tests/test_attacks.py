@@ -182,3 +182,10 @@ def test_reactivation_records_three_runs_and_compares_concept_neurons(setting, t
 
     edited = open_store(tmp_path / "work" / "edited.zarr")
     assert sorted(set(edited["set"].values)) == ["attacked", "clean"] and edited.sizes["prompt"] == 2 * len(targets("striped"))
+
+
+def test_attacked_prompts_as_text_replace_whole_placeholder_words_only(toy):
+    from workbench.attacks.run import _fill
+
+    ids = torch.tensor(toy.tokenizer("blue dots", add_special_tokens=False).input_ids)
+    assert _fill(toy, "a red square with stripes q q", "q", ids) == "a red square with stripes blue dots"

@@ -111,10 +111,10 @@ def attack(pipe, oracle, edit: Edit, concept: str, method: str, budget: int | No
 
 
 def _fill(pipe, text: str, word: str, ids: torch.Tensor) -> str:
-    """The attacked prompt as text: each placeholder replaced by its chosen token."""
-    for i in ids.tolist():
-        text = text.replace(word, pipe.tokenizer.convert_ids_to_tokens(i).replace("</w>", ""), 1)
-    return text
+    """The attacked prompt as text: each placeholder word (a whole word, never part of another)
+    replaced by its chosen token."""
+    chosen = iter(pipe.tokenizer.convert_ids_to_tokens(i).replace("</w>", "") for i in ids.tolist())
+    return " ".join(next(chosen) if w == word else w for w in text.split(" "))
 
 
 def save(result: AttackResult, out: str | Path, tensors: dict[str, torch.Tensor]) -> Path:
