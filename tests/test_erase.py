@@ -131,7 +131,7 @@ def row(method, label, rate, drop, density=None):
     after = {"concept_rate": rate, "degraded_rate": 0.0, "fid": 5.0,
              "other_accuracy": {"shape": 1.0 - drop, "colour": 1.0, "texture": 0.5, "scene": 1.0}}  # fmt: skip
     return {"method": method, "label": label, "seed": 0, "seconds": 1.0, "before": before, "after": after, "density": density,
-            "esd_loss": 0.01, "esd_loss_unedited": 0.04}  # fmt: skip
+            "esd_loss": 0.01, "esd_loss_unedited": 0.04, "concept": "striped"}  # fmt: skip
 
 
 def test_robustness_markdown_picks_the_best_point_within_the_harm_budget(tmp_path):
@@ -150,3 +150,8 @@ def test_robustness_markdown_picks_the_best_point_within_the_harm_budget(tmp_pat
     assert "within 5 points: pesd k=10% (density 10.00%)." in text
     assert "- Within 5 points of harm, pesd (5.0% left) erases more than conceptprune (50.0% left)." in text
     assert (tmp_path / "figures").is_dir() and "![" in text
+    from workbench.reports.robustness import worst
+
+    # the erased concept's own attribute is left out: texture for 'striped', shape for a shape
+    assert worst(row("x", "", 0.0, 0.3)) == pytest.approx(0.3)
+    assert worst({**row("x", "", 0.0, 0.3), "concept": "circle"}) == pytest.approx(0.5)
