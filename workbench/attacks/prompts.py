@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..editing.erase import Examples
+from ..editing.erase import Examples, _batches
 from ..models.slots import encode, injecting, real_tokens, token_table, with_slots
 
 
@@ -71,12 +71,6 @@ def mean_loss(pipe, ex: Examples, texts, token_id=None, vectors=None, batch: int
         idx = chosen[lo : lo + batch]
         total += float(attack_loss(pipe, ex, texts, token_id, vectors, idx)) * len(idx)
     return total / len(chosen)
-
-
-def _batches(n: int, batch: int, iterations: int, seed: int):
-    g = torch.Generator().manual_seed(seed)
-    for _ in range(iterations):
-        yield torch.randint(0, n, (min(batch, n),), generator=g)
 
 
 def gradient_attack(pipe, ex: Examples, prompts: list[str], word: str, token_id: int, k: int = 3, discrete: bool = True,
