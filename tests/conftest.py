@@ -1,7 +1,19 @@
+import os
+from unittest import mock
+
 import pytest
 import torch
 
 torch.set_num_threads(2)
+
+
+@pytest.fixture(autouse=True)
+def _environment_is_restored():
+    """Each test gets the environment back as it found it. dask's Nanny sets OMP_NUM_THREADS=1 in *this*
+    process before spawning workers; left there, later test subprocesses ran torch on one thread and
+    their float sums no longer matched the in-process recording bit for bit."""
+    with mock.patch.dict(os.environ):
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -243,7 +243,8 @@ def test_two_writers_on_one_path_one_is_refused_and_the_store_stays_right(toy, t
     args = ["record", "--prompts", "texture:striped", "--steps", str(STEPS), "--batch-size", "4", "--quiet", "--out", str(path)]
     # the first writer is slowed (3 s a batch) so that it still holds the store when the second starts
     slow = textwrap.dedent(f"""
-        import time, workbench.recording.run as run
+        import time, torch, workbench.recording.run as run
+        torch.set_num_threads(2)  # as the test process: float sums depend on the thread count
         real = run.run_pipe
         run.run_pipe = lambda *a, **k: (time.sleep(3), real(*a, **k))[1]
         from workbench.cli import main
