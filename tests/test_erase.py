@@ -75,6 +75,35 @@ def test_a_learned_mask_has_the_budget_loads_with_pruned_restores_and_repeats_wi
         assert (r[site].numpy().sum(1) == n_keep(w.shape[1], 5.0)).all()
 
 
+def test_a_mask_trained_with_esd_x_weights_returns_both_and_leaves_the_model_untouched(toy, examples):
+    site = select(toy, "ffn2")[0].name
+    before_hash, start = weights_hash(toy.unet), loss(toy, examples)
+    tuned: dict = {}
+    masks = learn_masks(toy, examples, sites=site, k=5.0, iterations=8, lr=0.1, tune="esd-x", tune_lr=1e-3, tuned=tuned,
+                        progress=False)  # fmt: skip
+    assert weights_hash(toy.unet) == before_hash  # trained weights restored bit for bit
+    named = dict(toy.unet.named_parameters())
+    assert tuned and all(".attn2." in k for k in tuned)
+    assert sum(not torch.equal(v, named[k].detach()) for k, v in tuned.items()) == len(tuned)  # every one moved
+    edit = Edit("pesd", {"weights_hash": model_hashes(toy)}, masks={s: m.numpy() for s, m in masks.items()}, weights=tuned)
+    with applied(toy, edit):
+        assert loss(toy, examples) < 0.8 * start
+    assert weights_hash(toy.unet) == before_hash
+    with pytest.raises(ValueError, match="overlaps the masked sites"):  # esd-u holds the ff.net.2 weights
+        learn_masks(toy, examples, sites=site, k=5.0, iterations=1, tune="esd-u", progress=False)
+
+
+def test_a_mask_started_from_another_mask_without_training_is_that_mask(toy, examples):
+    site = select(toy, "ffn2")[0]
+    w = module_of(toy, site).weight
+    rng = np.random.default_rng(0)
+    start = np.zeros(tuple(w.shape), dtype=bool)
+    for row_ in start:
+        row_[rng.choice(w.shape[1], n_keep(w.shape[1], 5.0), replace=False)] = True
+    got = learn_masks(toy, examples, sites=site.name, k=5.0, init={site.name: start}, iterations=0, progress=False)
+    assert np.array_equal(got[site.name].numpy(), start)
+
+
 def test_an_edit_for_another_model_is_refused(toy, sd15, tmp_path):
     site = select(toy, "ffn2")[0]
     mask = np.zeros(tuple(module_of(toy, site).weight.shape), dtype=bool)
@@ -155,3 +184,18 @@ def test_robustness_markdown_picks_the_best_point_within_the_harm_budget(tmp_pat
     # the erased concept's own attribute is left out: texture for 'striped', shape for a shape
     assert worst(row("x", "", 0.0, 0.3)) == pytest.approx(0.3)
     assert worst({**row("x", "", 0.0, 0.3), "concept": "circle"}) == pytest.approx(0.5)
+
+
+def test_robustness_markdown_reads_each_variant_beside_its_bases(tmp_path):
+    from workbench.reports.robustness import write_markdown
+
+    rows = [row("esd", "lr=0.0001", 0.4, 0.35), row("esd+preserve", "lr=0.0001", 0.3, 0.03), row("pesd", "k=10%", 1.0, 0.0, 0.1),
+            row("pesd+esd-x", "k=10% lr=0.0001", 0.2, 0.1, 0.1)]  # fmt: skip
+    text = write_markdown(tmp_path / "robustness.md", rows, "striped", 1, 1, quick=True).read_text()
+    assert "## Variants (first seed)" in text
+    assert ("- esd+preserve lr=0.0001: 30.0% left, worst drop 3.0 points; against esd lr=0.0001: 40.0% left, "
+            "35.0 points (mean of 1)." in text)  # fmt: skip
+    assert ("- pesd+esd-x k=10% lr=0.0001: 20.0% left, worst drop 10.0 points; against esd lr=0.0001: 40.0% left, "
+            "35.0 points (mean of 1); pesd k=10%: 100.0% left, 0.0 points (mean of 1)." in text)  # fmt: skip
+    plain = write_markdown(tmp_path / "plain.md", rows[:1], "striped", 1, 1, quick=True).read_text()
+    assert "## Variants" not in plain

@@ -177,7 +177,7 @@ def cmd_erase(args) -> int:
     out = Path(args.out)
     edit = make_edit(pipe, args.method, args.concept, k=args.k, t_hat=args.t_hat, iterations=args.iterations, lr=args.lr,
                      group=args.group, relaxation=args.relaxation, init=args.init, eta=args.eta, preserve=args.preserve,
-                     seed=args.seed, workdir=out, progress=not (args.json or args.quiet))  # fmt: skip
+                     tune=args.tune, tune_lr=args.tune_lr, seed=args.seed, workdir=out, progress=not (args.json or args.quiet))  # fmt: skip
     edit.save(out)
     summary = {**erase_and_judge(pipe, load_oracle(), edit, n_per=args.n_per), "edit": str(out)}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
@@ -232,7 +232,8 @@ def cmd_robustness(args) -> int:
 
     t = __import__("time").time()
     run_robustness(args.out, args.work, concept=args.concept, seeds=tuple(int(x) for x in args.seeds.split(",")),
-                   n_per=args.n_per, quick=args.quick, progress=not args.quiet, core=args.core)  # fmt: skip
+                   n_per=args.n_per, quick=args.quick, progress=not args.quiet, core=args.core,
+                   variants=args.variants)  # fmt: skip
     print(f"results: {args.out} ({round(__import__('time').time() - t)} s)")
     return 0
 
@@ -401,7 +402,19 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument(
         "--relaxation", default="ste-topk", choices=["ste-topk", "hard-concrete", "sigmoid"], help="pesd/pac: the mask relaxation"
     )
-    e.add_argument("--init", default="uniform", choices=["uniform", "wanda"], help="pesd/pac: the mask logits' start")
+    e.add_argument(
+        "--init",
+        default="uniform",
+        choices=["uniform", "wanda", "conceptprune"],
+        help="pesd/pac: the mask logits' start (conceptprune: its mask at the same --k and --t-hat)",
+    )
+    e.add_argument(
+        "--tune",
+        default=None,
+        choices=["esd-x", "esd-x-kv", "esd-u"],
+        help="pesd/pac: also fine-tune this parameter group with the mask (the edit holds both)",
+    )
+    e.add_argument("--tune-lr", type=float, default=1e-4, help="pesd/pac with --tune: the weights' learning rate")
     e.add_argument("--eta", type=float, default=1.0, help="ESD's guidance strength eta")
     e.add_argument("--preserve", action="store_true", help="also hold the frozen prediction for the reference prompts")
     e.add_argument("--seed", type=int, default=0)
@@ -472,6 +485,11 @@ def build_parser() -> argparse.ArgumentParser:
     rb.add_argument("--n-per", type=int, default=2)
     rb.add_argument("--quick", action="store_true", help="a few cells at tiny budgets (a smoke run, not results)")
     rb.add_argument("--core", action="store_true", help="the main settings of each eraser only (11 cells a seed, ~15 min)")
+    rb.add_argument(
+        "--variants",
+        action="store_true",
+        help="also the first seed's variants: preservation term, ConceptPrune init, mask + ESD-x weights (6 cells)",
+    )
     rb.add_argument("--quiet", action="store_true")
     rb.set_defaults(func=cmd_robustness)
 

@@ -253,6 +253,9 @@ def learn_masks(
     sparsity_weight: float = 10.0,
     preserve: Examples | None = None,
     preserve_weight: float = 1.0,
+    tune: str | None = None,
+    tune_lr: float = 1e-4,
+    tuned: dict | None = None,
     progress: bool = True,
     log: list | None = None,
 ) -> dict[str, torch.Tensor]:
@@ -265,7 +268,9 @@ def learn_masks(
     1 to 0.05), 'hard-concrete' (stochastic gates with a penalty holding the expected pruned share
     at k). The last two are projected to the per-row top-k at the end. ``init``: 'uniform' (small
     random logits), 'wanda' (|W|, scaled), or a ConceptPrune mask dict (its entries start high).
-    ``log``, a list, receives the erasing loss of every iteration."""
+    ``log``, a list, receives the erasing loss of every iteration. ``tune``, a parameter group of
+    ``finetune`` ('esd-x', ...), trains those weights too (Adam at ``tune_lr``), with the mask: the
+    trained values go into the ``tuned`` dict and the pipeline's weights are restored bit for bit."""
     from tqdm.auto import tqdm
 
     from ..analysis.masks import n_keep
@@ -299,7 +304,16 @@ def learn_masks(
     flags = {id(p): p.requires_grad for p in pipe.unet.parameters()}
     for p in pipe.unet.parameters():
         p.requires_grad_(False)
-    opt = torch.optim.Adam([gt.logit for gt in gates.values()], lr=lr)
+    trained = group_params(pipe, tune) if tune is not None else {}
+    if set(trained) & set(weights):
+        raise ValueError(f"--tune {tune} overlaps the masked sites: mask one group and fine-tune another")
+    saved = {k: p.detach().clone() for k, p in trained.items()}
+    groups = [{"params": [gt.logit for gt in gates.values()], "lr": lr}]
+    if trained:
+        for p in trained.values():
+            p.requires_grad_(True)
+        groups.append({"params": list(trained.values()), "lr": tune_lr})
+    opt = torch.optim.Adam(groups)
     keep = _batches(len(preserve), batch, iterations, seed + 1) if preserve is not None else None
     torch.manual_seed(seed)
     try:
@@ -318,7 +332,13 @@ def learn_masks(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+        if tuned is not None:
+            tuned.update({k: p.detach().cpu().clone() for k, p in trained.items()})
     finally:
+        with torch.no_grad():
+            for k, p in trained.items():
+                p.copy_(saved[k])
+                p.grad = None
         for p in pipe.unet.parameters():
             p.requires_grad_(flags[id(p)])
     return {s: gt.hard().cpu() for s, gt in gates.items()}

@@ -54,11 +54,17 @@ def make_edit(
     sites: str = "ffn2",
     eta: float = 1.0,
     preserve: bool = False,
+    tune: str | None = None,
+    tune_lr: float = 1e-4,
     seed: int = 0,
     workdir: str | Path | None = None,
     progress: bool = True,
 ) -> Edit:
-    """One eraser's edit of ``concept`` on ``pipe`` (whose weights are left as they were)."""
+    """One eraser's edit of ``concept`` on ``pipe`` (whose weights are left as they were).
+
+    Learned masks (pesd, pac) take ``init='conceptprune'`` (start from ConceptPrune's mask at the same
+    k and t_hat) and ``tune=GROUP`` (fine-tune that parameter group at ``tune_lr`` with the mask: the
+    edit then holds masks and weights)."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}: use one of {METHODS}")
     target, reference = calibration(concept)
@@ -81,10 +87,16 @@ def make_edit(
             info.update(group=group, parameters=int(sum(v.numel() for v in weights.values())))
             edit = Edit(method, info, weights=weights)
         else:
-            m = learn_masks(pipe, ex, sites=sites, k=k, relaxation=relaxation, init=init, iterations=iterations, lr=lr,
-                            seed=seed, preserve=keep, progress=progress)  # fmt: skip
+            start = (
+                _conceptprune(pipe, target, reference, concept, k, t_hat, workdir, progress) if init == "conceptprune" else init
+            )
+            tuned: dict = {}
+            m = learn_masks(pipe, ex, sites=sites, k=k, relaxation=relaxation, init=start, iterations=iterations, lr=lr,
+                            seed=seed, preserve=keep, tune=tune, tune_lr=tune_lr, tuned=tuned, progress=progress)  # fmt: skip
             info.update(k=k, relaxation=relaxation, init=init, site_filter=sites)
-            edit = Edit(method, info, masks={s: v.numpy() for s, v in m.items()})
+            if tune is not None:
+                info.update(tune=tune, tune_lr=tune_lr, parameters=int(sum(v.numel() for v in tuned.values())))
+            edit = Edit(method, info, masks={s: v.numpy() for s, v in m.items()}, weights=tuned or None)
     if edit.masks is not None:
         edit.info["density"] = mask_density(edit.masks)
     edit.info["seconds"] = round(time.time() - t0, 2)

@@ -29,6 +29,7 @@ class Cell:
     options: dict = field(default_factory=dict, hash=False, compare=False)
     seed: int = 0
     label: str = ""
+    name: str = ""  # the row's method in the tables and figure when it is a variant ('esd+preserve')
 
     @property
     def key(self) -> str:
@@ -36,10 +37,13 @@ class Cell:
         return f"{self.method}-{opts}-s{self.seed}".replace(".", "p")
 
 
-def grid(concept: str = "striped", seeds: tuple[int, ...] = (0,), quick: bool = False, core: bool = False) -> list[Cell]:
+def grid(concept: str = "striped", seeds: tuple[int, ...] = (0,), quick: bool = False, core: bool = False,
+         variants: bool = False) -> list[Cell]:  # fmt: skip
     """The sweep: ConceptPrune over k (deterministic), ESD-x and AC over the learning rate, P-ESD and
     P-AC over k, and a random mask of each P-ESD mask's size. ``core`` keeps one or two settings of
-    each trained eraser (the other concepts' run); ``quick`` is a smoke run at tiny budgets."""
+    each trained eraser (the other concepts' run); ``quick`` is a smoke run at tiny budgets.
+    ``variants`` adds, for the first seed, the preservation term (ESD-x, P-ESD), ConceptPrune's mask
+    as P-ESD's start, and P-ESD's mask trained together with ESD-x weights."""
     ks = (2.0, 10.0) if quick else (1.0, 2.0, 5.0, 10.0, 20.0)
     lrs = (1e-4,) if quick else (1e-4, 3e-4) if core else (3e-5, 1e-4, 3e-4)
     pks = (10.0,) if quick or core else (2.0, 10.0, 20.0)
@@ -59,6 +63,16 @@ def grid(concept: str = "striped", seeds: tuple[int, ...] = (0,), quick: bool = 
             cells += [Cell("pesd", {"k": 10.0, "iterations": its, "init": "wanda"}, seed, "k=10% init wanda")]
             cells += [Cell("esd", {"lr": 3e-5, "iterations": its, "group": "esd-u"}, seed, "ESD-u lr=3e-05")]
         cells += [Cell("random", {"k": k, "iterations": its}, seed, f"k={k:g}%") for k in pks]
+    if variants:
+        seed, pk = seeds[0], pks[-1] if quick else 10.0
+        cells += [Cell("esd", {"lr": lr, "iterations": its, "preserve": True}, seed, f"lr={lr:g}", "esd+preserve")
+                  for lr in ((1e-4,) if quick else (1e-4, 3e-4))]  # fmt: skip
+        cells += [
+            Cell("pesd", {"k": pk, "iterations": its, "preserve": True}, seed, f"k={pk:g}%", "pesd+preserve"),
+            Cell("pesd", {"k": pk, "iterations": its, "init": "conceptprune"}, seed, f"k={pk:g}%", "pesd init conceptprune"),
+        ]
+        cells += [Cell("pesd", {"k": pk, "iterations": its, "tune": "esd-x", "tune_lr": lr}, seed, f"k={pk:g}% lr={lr:g}",
+                       "pesd+esd-x") for lr in ((1e-4,) if quick else (3e-5, 1e-4))]  # fmt: skip
     return cells
 
 
@@ -74,6 +88,7 @@ def run_cell(pipe, oracle, cell: Cell, concept: str, work: Path, n_per: int) -> 
         edit.save(work / "edits" / cell.key)
     return {
         **erase_and_judge(pipe, oracle, edit, n_per=n_per),
+        **({"method": cell.name} if cell.name else {}),
         "label": cell.label,
         "seed": cell.seed,
         "wall": round(time.time() - t0, 1),
@@ -82,7 +97,7 @@ def run_cell(pipe, oracle, cell: Cell, concept: str, work: Path, n_per: int) -> 
 
 def run_robustness(out: str | Path = "docs/robustness.md", work: str | Path = "stores/robustness", concept: str = "striped",
                    seeds: tuple[int, ...] = (0,), n_per: int = 2, quick: bool = False, progress: bool = True,
-                   core: bool = False) -> dict:  # fmt: skip
+                   core: bool = False, variants: bool = False) -> dict:  # fmt: skip
     """Run (or resume) the sweep and write the markdown and its figure; return the cells' results."""
     from tqdm.auto import tqdm
 
@@ -90,7 +105,7 @@ def run_robustness(out: str | Path = "docs/robustness.md", work: str | Path = "s
     (work / "cells").mkdir(parents=True, exist_ok=True)
     pipe, oracle = load_pipeline("toy"), load_oracle()
     t0 = time.time()
-    cells = grid(concept, seeds, quick, core)
+    cells = grid(concept, seeds, quick, core, variants)
     # the random controls read their P-ESD mask: run them last
     cells.sort(key=lambda c: c.method == "random")
     results = {}
@@ -177,6 +192,34 @@ def claims(rows: list[dict], best: dict, base: dict, concept: str) -> list[str]:
     return out
 
 
+#: each variant and the rows it is read against: (the variant's method, the base methods)
+VARIANT_BASES = {
+    "esd+preserve": ("esd",),
+    "pesd+preserve": ("pesd",),
+    "pesd init conceptprune": ("pesd", "conceptprune"),
+    "pesd+esd-x": ("esd", "pesd"),
+}
+
+
+def variant_notes(settings: list[dict]) -> list[str]:
+    """One sentence per variant setting: its concept rate and harm beside those of its bases at the
+    same setting (ESD at the same lr, P-ESD and ConceptPrune at the same k)."""
+    out = []
+    index = {(m["method"], m["label"]): m for m in settings}
+    for m in settings:
+        if m["method"] not in VARIANT_BASES:
+            continue
+        parts = []
+        for base in VARIANT_BASES[m["method"]]:
+            for label in m["label"].split(" "):
+                b = index.get((base, label))
+                if b is not None:
+                    parts.append(f"{base} {label}: {b['rate']:.1%} left, {100 * b['worst']:.1f} points (mean of {b['n']})")
+        out.append(f"- {m['method']} {m['label']}: {m['rate']:.1%} left, worst drop {100 * m['worst']:.1f} points"
+                   + (f"; against {'; '.join(parts)}" if parts else "") + ".")  # fmt: skip
+    return out
+
+
 def frontier_figure(rows: list[dict], concept: str):
     import plotly.graph_objects as go
 
@@ -245,6 +288,12 @@ def write_markdown(out: Path, rows: list[dict], concept: str, seconds: int, n_pe
     lines += ["", "A learned mask reaching >= 90 % cut with every other attribute within 5 points: "
               + (", ".join(f"{m['method']} {m['label']} (density {m['density']:.2%})" for m in strong) or "none in this sweep") + "."]  # fmt: skip
     lines += ["", "## Against the papers' claims", "", *claims(rows, best, base, concept)]
+    notes = variant_notes(settings)
+    if notes:
+        lines += ["", "## Variants (first seed)", "",
+                  "The preservation term (`--preserve`: the frozen model's prediction held on the reference prompts, "
+                  "weight 1), ConceptPrune's mask as the learned mask's start (`--init conceptprune`) and the mask "
+                  "trained together with the ESD-x weights (`--tune esd-x --tune-lr LR`), each beside its bases:", "", *notes]  # fmt: skip
     lines += [
         "",
         "## Mean and spread over seeds",
