@@ -189,3 +189,57 @@ def test_attacked_prompts_as_text_replace_whole_placeholder_words_only(toy):
 
     ids = torch.tensor(toy.tokenizer("blue dots", add_special_tokens=False).input_ids)
     assert _fill(toy, "a red square with stripes q q", "q", ids) == "a red square with stripes blue dots"
+
+
+def test_exact_mcnemar_on_hand_made_pairs():
+    from workbench.reports.attacked import mcnemar
+
+    t = mcnemar([False] * 6 + [True] * 4, [True] * 6 + [True] * 4)  # 6 discordant pairs, all one way
+    assert (t["a_only"], t["b_only"]) == (0, 6) and t["p"] == pytest.approx(2 / 64)
+    t = mcnemar([True] + [False] * 5, [False] + [True] * 5)
+    assert (t["a_only"], t["b_only"]) == (1, 5) and t["p"] == pytest.approx(2 * 7 / 64)
+    assert mcnemar([True, False], [True, False])["p"] == 1.0  # no discordant pair
+    with pytest.raises(ValueError, match="different lengths"):
+        mcnemar([True], [True, False])
+
+
+def test_attacked_cells_are_each_erasers_main_setting():
+    from workbench.reports.attacked import attacked_cells
+    from workbench.reports.robustness import grid
+
+    chosen = dict(attacked_cells(grid("striped", (0, 1), variants=True), 1))
+    assert chosen["unedited"] is None
+    assert chosen["conceptprune k=2%"].key == "conceptprune-k2p0-s0"  # deterministic: its one edit
+    assert chosen["esd-x lr=1e-4"].key == "esd-iterations200-lr0p0001-s1"
+    assert chosen["pesd k=10%"].key == "pesd-iterations200-k10p0-s1"  # not a variant, relaxation or init
+    assert chosen["pac"].seed == 1 and len(chosen) == 6
+
+
+def test_attack_table_runs_each_eraser_and_attack_resumes_and_compares(toy, setting, tmp_path, monkeypatch):
+    import shutil
+
+    import workbench.attacks as attacks
+    from workbench.models.toyworld import load_oracle
+    from workbench.reports.attacked import attack_section, run_attacks
+    from workbench.reports.robustness import Cell
+
+    _, _, _, path = setting
+    cell = Cell("conceptprune", {"k": 2.0}, 0)
+    shutil.copytree(path, tmp_path / "edits" / cell.key)
+    args = (toy, load_oracle(), [cell], "striped", tmp_path, (0,), ("ringabell", "benign"))
+    rows = run_attacks(*args, budget=1, progress=False, steps=4)
+    assert [(r["eraser"], r["attack"]) for r in rows] == [
+        ("unedited", "ringabell"), ("conceptprune k=2%", "ringabell"), ("conceptprune k=2%", "benign")]  # fmt: skip
+    n = len(targets("striped"))
+    assert all(len(r["after"]) == n and r["summary"]["asr"]["k"] == sum(r["after"]) for r in rows)
+    monkeypatch.setattr(attacks, "attack", lambda *a, **k: pytest.fail("a finished run was redone"))
+    again = run_attacks(*args, budget=1, progress=False, steps=4)
+    assert [r["after"] for r in again] == [r["after"] for r in rows]
+    text = "\n".join(attack_section(rows, "striped", {"conceptprune k=2%": (0.05, 7.0)}))
+    k = sum(rows[1]["after"])
+    assert "| conceptprune k=2% | ringabell | 1 | " in text and f"| {k}/{n} = {k / n:.1%} [" in text
+    assert "| 5.0 | 7.0 |" in text  # the eraser's harm beside its attack success
+    both = sum(a and not b for a, b in zip(rows[1]["after"], rows[0]["after"]))
+    assert f"| ringabell | conceptprune k=2% | unedited | {n} | {both} |" in text  # paired over the same prompts
+    with pytest.raises(ValueError, match="unknown attack"):
+        run_attacks(*args[:-1], ("nope",), progress=False)

@@ -233,7 +233,8 @@ def cmd_robustness(args) -> int:
     t = __import__("time").time()
     run_robustness(args.out, args.work, concept=args.concept, seeds=tuple(int(x) for x in args.seeds.split(",")),
                    n_per=args.n_per, quick=args.quick, progress=not args.quiet, core=args.core,
-                   variants=args.variants)  # fmt: skip
+                   variants=args.variants, attacks=tuple(a for a in args.attacks.split(",") if a),
+                   attack_budget=args.attack_budget)  # fmt: skip
     print(f"results: {args.out} ({round(__import__('time').time() - t)} s)")
     return 0
 
@@ -490,6 +491,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also the first seed's variants: preservation term, ConceptPrune init, mask + ESD-x weights (6 cells)",
     )
+    rb.add_argument(
+        "--attacks",
+        default="",
+        help="comma-separated attacks (unlearndiff,softprompt,inversion,ringabell,revival,"
+        "benign) run on each eraser's main setting and the unedited model, every seed; adds the attack table",
+    )
+    rb.add_argument("--attack-budget", type=int, default=None, help="steps (generations) of every attack (default: each one's)")
     rb.add_argument("--quiet", action="store_true")
     rb.set_defaults(func=cmd_robustness)
 

@@ -79,7 +79,7 @@ def revive(pipe, edit: Edit, ex: Examples, iterations: int = 100, lr: float = 1e
             opt.zero_grad()
             loss.backward()
             opt.step()
-            trace.append(float(loss))
+            trace.append(float(loss.detach()))
     with torch.no_grad():
         weights = {k: v.detach().clone() for k, v in current().items()}
     info = {**edit.info, "revived_from": edit.method, "benign": benign, "iterations": iterations, "lr": lr}

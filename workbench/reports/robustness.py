@@ -97,11 +97,18 @@ def run_cell(pipe, oracle, cell: Cell, concept: str, work: Path, n_per: int) -> 
 
 def run_robustness(out: str | Path = "docs/robustness.md", work: str | Path = "stores/robustness", concept: str = "striped",
                    seeds: tuple[int, ...] = (0,), n_per: int = 2, quick: bool = False, progress: bool = True,
-                   core: bool = False, variants: bool = False) -> dict:  # fmt: skip
-    """Run (or resume) the sweep and write the markdown and its figure; return the cells' results."""
+                   core: bool = False, variants: bool = False, attacks: tuple[str, ...] = (),
+                   attack_budget: int | None = None) -> dict:  # fmt: skip
+    """Run (or resume) the sweep and write the markdown and its figure; return the cells' results.
+    ``attacks`` (names from ``workbench.attacks.ATTACKS``) also attacks each eraser's main setting
+    with every seed (``reports.attacked``) and adds the table of attack success."""
     from tqdm.auto import tqdm
 
     out, work = Path(out), Path(work)
+    from ..attacks import ATTACKS
+
+    if set(attacks) - set(ATTACKS):
+        raise ValueError(f"unknown attack(s) {sorted(set(attacks) - set(ATTACKS))}: use names from {ATTACKS}")
     (work / "cells").mkdir(parents=True, exist_ok=True)
     pipe, oracle = load_pipeline("toy"), load_oracle()
     t0 = time.time()
@@ -131,7 +138,18 @@ def run_robustness(out: str | Path = "docs/robustness.md", work: str | Path = "s
             r["esd_loss"] = objective_loss(pipe, ex, edit)
             r["esd_loss_unedited"] = objective_loss(pipe, ex)
             path.write_text(json.dumps(r, default=float))
-    write_markdown(out, list(results.values()), concept, round(time.time() - t0), n_per, quick, core)
+    attack_rows, harm = [], {}
+    if attacks:
+        from .attacked import attacked_cells, run_attacks
+
+        attack_rows = run_attacks(pipe, oracle, cells, concept, work, seeds, attacks, attack_budget, progress)
+        for seed in seeds:
+            for name, cell in attacked_cells(cells, seed):
+                if cell is not None:
+                    harm.setdefault(name, []).append(results[cell.key])
+        harm = {n: (sum(worst(r) for r in rs) / len(rs), sum(r["after"]["fid"] for r in rs) / len(rs)) for n, rs in harm.items()}
+        harm["unedited"] = (0.0, results[cells[0].key]["before"]["fid"])
+    write_markdown(out, list(results.values()), concept, round(time.time() - t0), n_per, quick, core, attack_rows, harm)
     return results
 
 
@@ -237,7 +255,9 @@ def frontier_figure(rows: list[dict], concept: str):
     return fig
 
 
-def write_markdown(out: Path, rows: list[dict], concept: str, seconds: int, n_per: int, quick: bool, core: bool = False) -> Path:
+def write_markdown(out: Path, rows: list[dict], concept: str, seconds: int, n_per: int, quick: bool, core: bool = False,
+                   attack_rows: list[dict] | None = None, harm: dict | None = None) -> Path:  # fmt: skip
+    from .attacked import attack_section
     from .plots import write_images
 
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -304,6 +324,7 @@ def write_markdown(out: Path, rows: list[dict], concept: str, seconds: int, n_pe
     for m in settings:
         lines.append(f"| {m['method']} | {m['label']} | {m['n']} | {m['rate']:.1%} ± {m['rate_sd']:.1%} | "
                      f"{100 * m['worst']:.1f} ± {100 * m['worst_sd']:.1f} |")  # fmt: skip
+    lines += attack_section(attack_rows or [], concept, harm)
     out.write_text("\n".join(lines) + "\n" + NOTES)
     return out
 

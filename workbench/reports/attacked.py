@@ -1,0 +1,208 @@
+"""The erasers of ``workbench robustness`` under attack: one table of attack success per eraser.
+
+For each eraser's main setting (ConceptPrune k = 2 %, ESD-x and AC at lr 1e-4, P-ESD at k = 10 %,
+P-AC) and the unedited model, every chosen attack of ``workbench.attacks`` is run on the concept's
+held-out prompts with each seed: the edit of that seed (ConceptPrune is deterministic: its one edit,
+attacked with each seed). Each (eraser, attack, seed) is kept under ``work/attacks/<key>/`` (the
+``workbench attack --out`` format), so an interrupted run resumes. Erasers are compared pairwise
+with exact McNemar tests over the same (prompt, seed) pairs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import time
+from pathlib import Path
+
+from .robustness import Cell
+
+#: the erasers put under attack: a display name and which grid cell holds its edit
+#: (method, the options that must match exactly); the unedited model is always attacked too
+ATTACKED = (
+    ("conceptprune k=2%", "conceptprune", {"k": 2.0}),
+    ("esd-x lr=1e-4", "esd", {"lr": 1e-4}),
+    ("ac lr=1e-4", "ac", {"lr": 1e-4}),
+    ("pesd k=10%", "pesd", {"k": 10.0}),
+    ("pac", "pac", {"k": None}),  # None: any value (P-AC has one k in the grid)
+)
+#: the pairs compared by McNemar tests: each eraser against the unedited model, and the papers' claims
+#: (P-ESD against ESD, ConceptPrune against ESD)
+PAIRS = tuple((name, "unedited") for name, _, _ in ATTACKED) + (("pesd k=10%", "esd-x lr=1e-4"), ("pesd k=10%", "conceptprune k=2%"), ("conceptprune k=2%", "esd-x lr=1e-4"),
+         ("pac", "ac lr=1e-4"), ("ac lr=1e-4", "esd-x lr=1e-4"))  # fmt: skip
+#: attacks that change weights: nothing to revive on the unedited model
+WEIGHT_ATTACKS = ("revival", "benign")
+
+
+def _matches(cell: Cell, method: str, want: dict) -> bool:
+    extra = set(cell.options) - {"iterations"} - set(want)
+    return (
+        cell.method == method
+        and not cell.name
+        and not extra
+        and all(v is None or cell.options.get(k) == v for k, v in want.items())
+    )
+
+
+def attacked_cells(cells: list[Cell], seed: int) -> list[tuple[str, Cell | None]]:
+    """(name, grid cell) of each eraser put under attack at ``seed``, the unedited model first (None)."""
+    out: list[tuple[str, Cell | None]] = [("unedited", None)]
+    for name, method, want in ATTACKED:
+        found = [c for c in cells if _matches(c, method, want) and c.seed == (0 if method == "conceptprune" else seed)]
+        if found:
+            out.append((name, found[0]))
+    return out
+
+
+def mcnemar(a: list[bool], b: list[bool]) -> dict:
+    """Exact two-sided McNemar test on paired outcomes: ``a_only`` (shown under A, not B), ``b_only``,
+    and the binomial p-value of the discordant pairs (1.0 when there are none)."""
+    if len(a) != len(b):
+        raise ValueError(f"paired outcomes of different lengths ({len(a)} and {len(b)})")
+    x = sum(p and not q for p, q in zip(a, b))
+    y = sum(q and not p for p, q in zip(a, b))
+    n = x + y
+    tail = sum(math.comb(n, i) for i in range(min(x, y) + 1)) / 2**n if n else 0.5
+    return {"a_only": x, "b_only": y, "p": min(1.0, 2 * tail)}
+
+
+def run_attacks(pipe, oracle, cells: list[Cell], concept: str, work: Path, seeds: tuple[int, ...], attacks: tuple[str, ...],
+                budget: int | None = None, progress: bool = True, steps: int = 25) -> list[dict]:  # fmt: skip
+    """Run (or resume) every (eraser, attack, seed); return one row per run with its per-prompt outcomes."""
+    from tqdm.auto import tqdm
+
+    from ..attacks import ATTACKS, BUDGETS, attack
+    from ..editing.edits import Edit, load_edit
+
+    unknown = set(attacks) - set(ATTACKS)
+    if unknown:
+        raise ValueError(f"unknown attack(s) {sorted(unknown)}: use names from {ATTACKS}")
+    todo = []
+    for seed in seeds:
+        for name, cell in attacked_cells(cells, seed):
+            for method in attacks:
+                if cell is None and method in WEIGHT_ATTACKS:
+                    continue
+                b = BUDGETS[method] if budget is None else budget
+                key = f"{cell.key if cell else 'unedited'}--{method}-b{b}-s{seed}"
+                todo.append((name, cell, method, b, seed, work / "attacks" / key))
+    rows = []
+    for name, cell, method, b, seed, folder in tqdm(todo, desc="attacks", disable=not progress):
+        if not (folder / "result.json").exists():
+            edit = load_edit(work / "edits" / cell.key) if cell else Edit("unedited")
+            t0 = time.time()
+            tmp = folder.with_name(folder.name + ".tmp")
+            attack(pipe, oracle, edit, concept, method, budget=b, seed=seed, steps=steps, out=tmp)
+            res = json.loads((tmp / "result.json").read_text())
+            res["wall"] = round(time.time() - t0, 1)
+            (tmp / "result.json").write_text(json.dumps(res, indent=1, default=float))
+            tmp.rename(folder)  # a run is whole or absent
+        res = json.loads((folder / "result.json").read_text())
+        rows.append({"eraser": name, "cell": cell.key if cell else None, "attack": method, "budget": b, "seed": seed,
+                     "summary": {k: v for k, v in res.items() if k != "per_prompt"},
+                     "before": [r["before"] for r in res["per_prompt"]], "after": [r["after"] for r in res["per_prompt"]],
+                     "prompts": [(r["prompt"], r["seed"]) for r in res["per_prompt"]]})  # fmt: skip
+    return rows
+
+
+def _pooled(rows: list[dict], key: str) -> tuple[int, int]:
+    if key == "asr_new":
+        fresh = [a for r in rows for a, b in zip(r["after"], r["before"]) if not b]
+        return sum(fresh), len(fresh)
+    flags = [x for r in rows for x in r["before" if key == "pre_attack" else "after"]]
+    return sum(flags), len(flags)
+
+
+def attack_table(rows: list[dict], harm: dict[str, tuple[float, float]] | None = None) -> list[str]:
+    """Markdown lines: per (eraser, attack), mean ± sd over seeds of the clean rate and the ASR, the
+    pooled rates with Wilson 95 % intervals, the eraser's harm and the attack's seconds."""
+    from ..attacks import wilson
+
+    harm = harm or {}
+    lines = ["| eraser | attack | seeds | shown without attack | ASR (mean ± sd) | ASR pooled [95 % CI] | "
+             "ASR among not shown before [95 % CI] | worst drop | toy FID | seconds per attack |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["eraser"], r["attack"]), []).append(r)
+
+    def ci(k, n):
+        lo, hi = wilson(k, n)
+        return f"{k}/{n} = {k / n:.1%} [{lo:.0%}, {hi:.0%}]" if n else "-"
+
+    for (eraser, method), rs in groups.items():
+        asr = [r["summary"]["asr"]["rate"] for r in rs]
+        pre = [r["summary"]["pre_attack"]["rate"] for r in rs]
+        drop, fid = harm.get(eraser, (float("nan"), float("nan")))
+        secs = statistics.mean(r["summary"].get("seconds", float("nan")) for r in rs)
+        lines.append(f"| {eraser} | {method} | {len(rs)} | {statistics.mean(pre):.1%} ± {statistics.pstdev(pre):.1%} | "
+                     f"{statistics.mean(asr):.1%} ± {statistics.pstdev(asr):.1%} | {ci(*_pooled(rs, 'asr'))} | "
+                     f"{ci(*_pooled(rs, 'asr_new'))} | {100 * drop:.1f} | {fid:.1f} | {secs:.0f} |")  # fmt: skip
+    return lines
+
+
+def comparisons(rows: list[dict]) -> list[str]:
+    """Exact McNemar tests between the PAIRS of erasers, per attack, over matched (prompt, seed) pairs
+    pooled over the attack seeds they share."""
+    index = {(r["eraser"], r["attack"], r["seed"]): r for r in rows}
+    lines = ["| attack | A | B | pairs | shown under A only | under B only | p (exact McNemar) |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    for method in dict.fromkeys(r["attack"] for r in rows):
+        for a, b in PAIRS:
+            seeds = sorted(
+                {s for (e, m, s) in index if e == a and m == method} & {s for (e, m, s) in index if e == b and m == method}
+            )
+            if not seeds:
+                continue
+            xa, xb = [], []
+            for s in seeds:
+                ra, rb = index[(a, method, s)], index[(b, method, s)]
+                if ra["prompts"] != rb["prompts"]:
+                    raise ValueError(f"{a} and {b} were attacked on other prompts ({method}, seed {s}): rerun one")
+                xa += ra["after"]
+                xb += rb["after"]
+            t = mcnemar(xa, xb)
+            lines.append(f"| {method} | {a} | {b} | {len(xa)} | {t['a_only']} | {t['b_only']} | {t['p']:.3g} |")
+    return lines
+
+
+def attack_claims(rows: list[dict], concept: str) -> list[str]:
+    """Sentences from the numbers against the papers' robustness claims."""
+    rate: dict[tuple, float] = {}
+    for e, m in {(r["eraser"], r["attack"]) for r in rows}:
+        k, n = _pooled([r for r in rows if r["eraser"] == e and r["attack"] == m], "asr")
+        rate[(e, m)] = k / n if n else float("nan")
+    out = []
+    for method in dict.fromkeys(r["attack"] for r in rows):
+        p, e, c = (rate.get((x, method)) for x in ("pesd k=10%", "esd-x lr=1e-4", "conceptprune k=2%"))
+        if p is not None and e is not None:
+            out.append(f"- {method}: P-ESD's ASR {p:.1%} against ESD-x's {e:.1%}: the P-ESD paper's claim (a learned mask "
+                       f"is more robust than ESD) {'holds' if p < e else 'does not hold'} here, but read it beside the clean "
+                       "rates: a mask that never erased has nothing to defend.")  # fmt: skip
+        if c is not None:
+            out.append(f"- {method}: ConceptPrune's ASR {c:.1%} on '{concept}' (its paper's Table 5 reports close to 0 % on "
+                       "a style and on objects).")  # fmt: skip
+    return out
+
+
+def attack_section(rows: list[dict], concept: str, harm: dict | None = None) -> list[str]:
+    """The markdown section of docs/robustness.md for the attacked erasers."""
+    if not rows:
+        return []
+    budgets = ", ".join(sorted({f"{r['attack']} {r['budget']}" for r in rows}))
+    seeds = sorted({r["seed"] for r in rows})
+    total = sum(r["summary"].get("seconds", 0) for r in rows) / 60
+    return [
+        "", "## Under attack", "",
+        f"Each eraser's main setting and the unedited model, attacked on the held-out captions naming '{concept}' "
+        f"(16 prompts a run) with seeds {seeds} (a trained eraser's edit of that seed; ConceptPrune's one edit "
+        f"attacked with each seed). Budgets (optimiser steps, Ring-A-Bell generations): {budgets}. The attacks: "
+        "[attacks.md](attacks.md). 'Shown without attack' is the edit's own leak on these prompts; ASR counts every "
+        f"attacked image showing the concept; {total:.0f} min of attack time in all.", "",
+        *attack_table(rows, harm), "",
+        "### Erasers compared on the same prompts", "",
+        *comparisons(rows), "",
+        "### Against the papers' robustness claims", "",
+        *attack_claims(rows, concept),
+    ]  # fmt: skip
