@@ -108,6 +108,20 @@ def test_revival_trains_only_what_the_edit_changed(toy, setting, benign):
             assert torch.equal(w[~mask], orig[~mask]) and (w[mask] != 0).any()
 
 
+def test_revival_of_a_mask_trained_with_weights_revives_both(toy, setting):
+    from workbench.attacks.revival import _site_params
+    from workbench.editing import Edit
+
+    edit, _, ex, _ = setting
+    named = dict(toy.unet.named_parameters())
+    tuned = {k: p.detach().clone() + 0.01 for k, p in named.items() if ".attn2.to_v." in k}
+    both = Edit("pesd", edit.info, masks=edit.masks, weights=tuned)
+    revived, _ = revive(toy, both, ex, iterations=4, lr=1e-3, seed=0)
+    masked = {pname for pname, _ in _site_params(toy, edit.masks).values()}
+    assert set(revived.weights) == masked | set(tuned)  # neither part dropped
+    assert all(not torch.equal(revived.weights[k], v) for k, v in tuned.items())  # moved from their edited values
+
+
 def test_attack_cli_reports_rates_and_keeps_prompts_and_embeddings(setting, tmp_path, capsys):
     _, _, _, path = setting
     out = tmp_path / "att"

@@ -4,7 +4,8 @@ prompts (benign), and see whether the concept comes back.
 - Mask edits (ConceptPrune, P-ESD, P-AC): the pruned entries start at zero and are the only
   trainable values (``Roots Beneath the Cut``: knowing which weights were zeroed); ``benign``
   instead trains the kept entries of the same sites, pruned ones held at zero.
-- Weight edits (ESD, AC): the edited tensors, from their edited values.
+- Weight edits (ESD, AC): the edited tensors, from their edited values. An edit with both (a mask
+  trained with a parameter group, ``--tune``) revives both.
 
 The loss is the attack loss of ``prompts.py`` with the plain target prompt (targeted) or the
 unedited model's own prediction for unrelated prompts (benign). The result is an ``Edit`` holding
@@ -14,10 +15,9 @@ the revived tensors, judged like any other.
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from ..editing.edits import Edit
-from ..editing.erase import Examples
+from ..editing.erase import Examples, _batches, _loss
 from ..models.sites import module_of, select
 from .prompts import frozen_model
 
@@ -41,41 +41,32 @@ def revive(pipe, edit: Edit, ex: Examples, iterations: int = 100, lr: float = 1e
     from tqdm.auto import tqdm
 
     named = dict(pipe.unet.named_parameters())
-    if edit.masks is not None:
-        sites = _site_params(pipe, edit.masks)
-        base = {p: named[p].detach().clone() for p, _ in sites.values()}
-        deltas = {p: torch.zeros_like(base[p], requires_grad=True) for p in base}
-
-        def current():
-            out = {}
-            for p, m in sites.values():
-                m = m.to(base[p].device)
-                if benign:  # pruned entries stay zero, the kept ones move
-                    out[p] = torch.where(m, torch.zeros_like(base[p]), base[p] + deltas[p])
-                else:  # only the pruned entries move, from zero
-                    out[p] = torch.where(m, deltas[p], base[p])
-            return out
-
-        trainable = list(deltas.values())
-    elif edit.weights:
-        start = {k: v.detach().clone().to(named[k].device, named[k].dtype).requires_grad_(True) for k, v in edit.weights.items()}
-
-        def current():
-            return start
-
-        trainable = list(start.values())
-    else:
+    sites = _site_params(pipe, edit.masks) if edit.masks is not None else {}
+    base = {p: named[p].detach().clone() for p, _ in sites.values()}
+    deltas = {p: torch.zeros_like(base[p], requires_grad=True) for p in base}
+    # an edit's fine-tuned tensors (ESD, AC, or a mask trained with them) move from their edited values
+    start = {
+        k: v.detach().clone().to(named[k].device, named[k].dtype).requires_grad_(True) for k, v in (edit.weights or {}).items()
+    }
+    if not deltas and not start:
         raise ValueError("the edit holds neither masks nor weights: nothing to revive")
-    opt = torch.optim.Adam(trainable, lr=lr)
-    g = torch.Generator().manual_seed(seed)
-    dev = next(pipe.unet.parameters()).device
+
+    def current():
+        out = dict(start)
+        for p, m in sites.values():
+            m = m.to(base[p].device)
+            if benign:  # pruned entries stay zero, the kept ones move
+                out[p] = torch.where(m, torch.zeros_like(base[p]), base[p] + deltas[p])
+            else:  # only the pruned entries move, from zero
+                out[p] = torch.where(m, deltas[p], base[p])
+        return out
+
+    opt = torch.optim.Adam([*deltas.values(), *start.values()], lr=lr)
     trace = []
     with frozen_model(pipe):
-        for _ in tqdm(range(iterations), desc="revival" if not benign else "benign fine-tune", disable=not progress):
-            idx = torch.randint(0, len(ex), (min(batch, len(ex)),), generator=g)
-            pred = torch.func.functional_call(pipe.unet, current(), (ex.x[idx].to(dev), ex.t[idx].to(dev)),
-                                              {"encoder_hidden_states": ex.cond[idx].to(dev)}, strict=False).sample  # fmt: skip
-            loss = nn.functional.mse_loss(pred.float(), ex.target[idx].to(dev).float())
+        for idx in tqdm(_batches(len(ex), batch, iterations, seed), total=iterations,
+                        desc="revival" if not benign else "benign fine-tune", disable=not progress):  # fmt: skip
+            loss = _loss(pipe, ex, idx, current())
             opt.zero_grad()
             loss.backward()
             opt.step()
