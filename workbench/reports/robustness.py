@@ -341,6 +341,11 @@ NOTES = """
   temperature-annealed sigmoid and hard-concrete gates with a penalty holding the expected pruned
   share at k are options (`--relaxation`); both are projected to the per-row top-k at the end.
 - Mask logits start small and random (`--init uniform`), or at |W| standardised per row (`wanda`).
+- Variants (`--variants`, first seed): `--preserve` adds the frozen model's prediction on the
+  reference prompts (the same captions without the concept) as a second regression term, weight 1;
+  `--init conceptprune` starts the mask logits at +2 on ConceptPrune's mask at the same k and t_hat
+  (-2 elsewhere); `--tune esd-x --tune-lr LR` trains the cross-attention parameters with Adam at LR
+  in the same loop as the mask logits, so the edit holds both.
 - ESD-x trains every cross-attention (attn2) parameter; AC's anchor for a concept prompt is its paired
   reference prompt (the same caption without the concept), with the same seed.
 """
