@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import statistics
 import time
 from pathlib import Path
@@ -93,6 +94,7 @@ def run_attacks(pipe, oracle, cells: list[Cell], concept: str, work: Path, seeds
             edit = load_edit(work / "edits" / cell.key) if cell else Edit("unedited")
             t0 = time.time()
             tmp = folder.with_name(folder.name + ".tmp")
+            shutil.rmtree(tmp, ignore_errors=True)  # what an interrupted run left
             attack(pipe, oracle, edit, concept, method, budget=b, seed=seed, steps=steps, out=tmp)
             res = json.loads((tmp / "result.json").read_text())
             res["wall"] = round(time.time() - t0, 1)
