@@ -176,7 +176,7 @@ def cmd_erase(args) -> int:
     pipe = load_pipeline("toy")
     out = Path(args.out)
     edit = make_edit(pipe, args.method, args.concept, k=args.k, t_hat=args.t_hat, iterations=args.iterations, lr=args.lr,
-                     group=args.group, relaxation=args.relaxation, init=args.init, eta=args.eta, preserve=args.preserve,
+                     group=args.group, relaxation=args.relaxation, init=args.init, eta=args.eta, preserve=args.preserve, sites=args.sites,
                      tune=args.tune, tune_lr=args.tune_lr, seed=args.seed, workdir=out, progress=not (args.json or args.quiet))  # fmt: skip
     edit.save(out)
     summary = {**erase_and_judge(pipe, load_oracle(), edit, n_per=args.n_per), "edit": str(out)}

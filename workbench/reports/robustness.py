@@ -73,6 +73,10 @@ def grid(concept: str = "striped", seeds: tuple[int, ...] = (0,), quick: bool = 
         ]
         cells += [Cell("pesd", {"k": pk, "iterations": its, "tune": "esd-x", "tune_lr": lr}, seed, f"k={pk:g}% lr={lr:g}",
                        "pesd+esd-x") for lr in ((1e-4,) if quick else (3e-5, 1e-4))]  # fmt: skip
+        if not quick:  # other parameter groups for the mask, and preservation between ESD-x's two lrs
+            cells += [Cell("pesd", {"k": pk, "iterations": its, "sites": s}, seed, f"k={pk:g}%", f"pesd on {s}")
+                      for s in ("ffn1", "attn2.to_v")]  # fmt: skip
+            cells += [Cell("esd", {"lr": 2e-4, "iterations": its, "preserve": True}, seed, "lr=0.0002", "esd+preserve")]
     return cells
 
 
@@ -212,6 +216,8 @@ def claims(rows: list[dict], best: dict, base: dict, concept: str) -> list[str]:
 
 #: each variant and the rows it is read against: (the variant's method, the base methods)
 VARIANT_BASES = {
+    "pesd on ffn1": ("pesd",),
+    "pesd on attn2.to_v": ("pesd",),
     "esd+preserve": ("esd",),
     "pesd+preserve": ("pesd",),
     "pesd init conceptprune": ("pesd", "conceptprune"),
