@@ -132,6 +132,10 @@ def test_cli_erase_writes_an_edit_that_other_tools_read(tmp_path, capsys):
                 "2",
                 "--n-per",
                 "1",
+                "--sites",
+                "ffn1",
+                "--tune",
+                "esd-x-kv",
                 "--out",
                 str(out),
                 "--json",
@@ -140,9 +144,14 @@ def test_cli_erase_writes_an_edit_that_other_tools_read(tmp_path, capsys):
         == 0
     )
     summary = json.loads(capsys.readouterr().out)
+    from safetensors.torch import load_file
+
+    tuned = load_file(str(out / "weights.safetensors"))  # the mask's fine-tuned companion
+    assert tuned and all(".attn2.to_k." in k or ".attn2.to_v." in k for k in tuned)
     assert summary["method"] == "pesd" and summary["concept"] == "striped" and summary["seconds"] > 0
     assert set(summary["before"]) == set(summary["after"]) >= {"concept_rate", "degraded_rate", "other_accuracy", "fid"}
     masks = load_masks(out / "masks.safetensors")  # ConceptPrune's mask format
+    assert masks.attrs["sites"] and all(s.endswith(".ff.net.0.proj") for s in masks.attrs["sites"])
     share = sum(int(masks[s]["mask"].values.sum()) for s in masks.attrs["sites"]) / sum(
         masks[s]["mask"].size for s in masks.attrs["sites"]
     )

@@ -409,6 +409,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["uniform", "wanda", "conceptprune"],
         help="pesd/pac: the mask logits' start (conceptprune: its mask at the same --k and --t-hat)",
     )
+    e.add_argument("--sites", default="ffn2", help="pesd/pac: the sites whose weights are masked (a family: ffn2, ffn1, "
+                   "attn2.to_k, attn2.to_v, or a glob over module paths)")  # fmt: skip
     e.add_argument(
         "--tune",
         default=None,
