@@ -198,7 +198,7 @@ def attack_section(rows: list[dict], concept: str, harm: dict | None = None) -> 
     return [
         "", "## Under attack", "",
         f"Each eraser's main setting and the unedited model, attacked on the held-out captions naming '{concept}' "
-        f"(16 prompts a run) with seeds {seeds} (a trained eraser's edit of that seed; ConceptPrune's one edit "
+        f"({len(rows[0]['after'])} prompts a run) with seeds {seeds} (a trained eraser's edit of that seed; ConceptPrune's one edit "
         f"attacked with each seed). Budgets (optimiser steps, Ring-A-Bell generations): {budgets}. The attacks: "
         "[attacks.md](attacks.md). 'Shown without attack' is the edit's own leak on these prompts; ASR counts every "
         f"attacked image showing the concept; {total:.0f} min of attack time in all.", "",
