@@ -207,4 +207,24 @@ def test_robustness_markdown_reads_each_variant_beside_its_bases(tmp_path):
     assert ("- pesd+esd-x k=10% lr=0.0001: 20.0% left, worst drop 10.0 points; against esd lr=0.0001: 40.0% left, "
             "35.0 points (mean of 1); pesd k=10%: 100.0% left, 0.0 points (mean of 1)." in text)  # fmt: skip
     plain = write_markdown(tmp_path / "plain.md", rows[:1], "striped", 1, 1, quick=True).read_text()
-    assert "## Variants" not in plain
+    assert "## Variants" not in plain and "## The other concepts" not in plain
+
+
+def test_robustness_markdown_tabulates_the_other_concepts_sweeps_beside_its_work_folder(tmp_path):
+    from workbench.reports.robustness import write_markdown
+
+    cells = tmp_path / "robustness-circle" / "cells"
+    cells.mkdir(parents=True)
+    for i, (r, drop) in enumerate(
+        [(row("conceptprune", "k=2%", 0.25, 0.0, 0.02), 0.04), (row("ac", "lr=0.0001", 0.0, 0.0), 0.01)]
+    ):
+        # a shape erased: its own shape column falls and is left out; the colour drop is the harm
+        r["after"]["other_accuracy"] = {"shape": 0.0, "colour": 1.0 - drop, "texture": 1.0, "scene": 1.0}
+        (cells / f"{i}.json").write_text(json.dumps({**r, "concept": "circle"}))
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "robustness-circle.md").write_text("circle")
+    text = write_markdown(tmp_path / "docs" / "robustness.md", [row("esd", "lr=0.0001", 0.4, 0.35)], "striped", 1, 1,
+                          quick=True, work=tmp_path / "robustness").read_text()  # fmt: skip
+    line = next(x for x in text.splitlines() if x.startswith("| [circle](robustness-circle.md) |"))
+    cols = [c.strip() for c in line.strip("|").split("|")]
+    assert cols[1] == "100%" and cols[3] == "25% / 4" and cols[7] == "0% / 1" and cols[2] == "-"

@@ -153,7 +153,7 @@ def run_robustness(out: str | Path = "docs/robustness.md", work: str | Path = "s
                     harm.setdefault(name, []).append(results[cell.key])
         harm = {n: (sum(worst(r) for r in rs) / len(rs), sum(r["after"]["fid"] for r in rs) / len(rs)) for n, rs in harm.items()}
         harm["unedited"] = (0.0, results[cells[0].key]["before"]["fid"])
-    write_markdown(out, list(results.values()), concept, round(time.time() - t0), n_per, quick, core, attack_rows, harm)
+    write_markdown(out, list(results.values()), concept, round(time.time() - t0), n_per, quick, core, attack_rows, harm, work)
     return results
 
 
@@ -244,6 +244,38 @@ def variant_notes(settings: list[dict]) -> list[str]:
     return out
 
 
+#: the columns of the other concepts' table: (method, label), the core grid's settings
+CORE_COLUMNS = (("conceptprune", "k=1%"), ("conceptprune", "k=2%"), ("conceptprune", "k=5%"), ("esd", "lr=0.0001"),
+                ("esd", "lr=0.0003"), ("ac", "lr=0.0001"), ("pesd", "k=10%"), ("pac", "k=20%"), ("random", "k=10%"))  # fmt: skip
+
+
+def other_concepts(work: Path, docs: Path) -> list[str]:
+    """Markdown lines: the core settings on every other concept whose sweep sits beside ``work``
+    (``<work>-<concept>/cells``), concept rate / worst drop per eraser, linked to its own page."""
+    found: dict[str, list[dict]] = {}
+    for cells in sorted(work.parent.glob(f"{work.name}-*/cells")):
+        rows = [json.loads(p.read_text()) for p in sorted(cells.glob("*.json"))]
+        if rows:
+            found[rows[0]["concept"]] = rows
+    if not found:
+        return []
+    lines = ["", "## The other concepts (one seed)", "",
+             "Each concept's own sweep (`workbench robustness --concept C --work stores/robustness-C --out "
+             "docs/robustness-C.md`, `--core` for the main settings), one seed: share of target images still "
+             "showing the concept / worst drop of another attribute (points).", "",
+             "| concept | unedited | " + " | ".join(f"{m} {lb}" for m, lb in CORE_COLUMNS) + " |",
+             "| --- | --- | " + " | ".join("---" for _ in CORE_COLUMNS) + " |"]  # fmt: skip
+    for concept, rows in found.items():
+        settings = {(m["method"], m["label"]): m for m in mean_over_seeds([r for r in rows if r["seed"] == 0])}
+        page = docs / f"robustness-{concept}.md"
+        name = f"[{concept}]({page.name})" if page.exists() else concept
+        cols = [
+            f"{100 * settings[c]['rate']:.0f}% / {100 * settings[c]['worst']:.0f}" if c in settings else "-" for c in CORE_COLUMNS
+        ]
+        lines.append(f"| {name} | {rows[0]['before']['concept_rate']:.0%} | " + " | ".join(cols) + " |")
+    return lines
+
+
 def frontier_figure(rows: list[dict], concept: str):
     import plotly.graph_objects as go
 
@@ -262,7 +294,7 @@ def frontier_figure(rows: list[dict], concept: str):
 
 
 def write_markdown(out: Path, rows: list[dict], concept: str, seconds: int, n_per: int, quick: bool, core: bool = False,
-                   attack_rows: list[dict] | None = None, harm: dict | None = None) -> Path:  # fmt: skip
+                   attack_rows: list[dict] | None = None, harm: dict | None = None, work: Path | None = None) -> Path:  # fmt: skip
     from .attacked import attack_section
     from .plots import write_images
 
@@ -330,6 +362,7 @@ def write_markdown(out: Path, rows: list[dict], concept: str, seconds: int, n_pe
     for m in settings:
         lines.append(f"| {m['method']} | {m['label']} | {m['n']} | {m['rate']:.1%} ± {m['rate_sd']:.1%} | "
                      f"{100 * m['worst']:.1f} ± {100 * m['worst_sd']:.1f} |")  # fmt: skip
+    lines += other_concepts(work, out.parent) if work is not None else []
     lines += attack_section(attack_rows or [], concept, harm)
     out.write_text("\n".join(lines) + "\n" + NOTES)
     return out
