@@ -74,8 +74,14 @@ def grid(concept: str = "striped", seeds: tuple[int, ...] = (0,), quick: bool = 
         cells += [Cell("pesd", {"k": pk, "iterations": its, "tune": "esd-x", "tune_lr": lr}, seed, f"k={pk:g}% lr={lr:g}",
                        "pesd+esd-x") for lr in ((1e-4,) if quick else (3e-5, 1e-4))]  # fmt: skip
         if not quick:  # other parameter groups for the mask, and preservation between ESD-x's two lrs
-            cells += [Cell("pesd", {"k": pk, "iterations": its, "sites": s}, seed, f"k={pk:g}%", f"pesd on {s}")
-                      for s in ("ffn1", "attn2.to_v")]  # fmt: skip
+            cells += [Cell("pesd", {"k": pk, "iterations": its, "sites": "ffn1"}, seed, f"k={pk:g}%", "pesd on ffn1")]
+            # the mask over the cross-attention values erased most within the harm budget: every seed, and k = 20 %
+            cells += [Cell("pesd", {"k": pk, "iterations": its, "sites": "attn2.to_v"}, s, f"k={pk:g}%", "pesd on attn2.to_v")
+                      for s in seeds]  # fmt: skip
+            cells += [Cell("pesd", {"k": 20.0, "iterations": its, "sites": "attn2.to_v"}, seed, "k=20%", "pesd on attn2.to_v")]
+            cells += [
+                Cell("random", {"k": pk, "iterations": its, "sites": "attn2.to_v"}, seed, f"k={pk:g}%", "random on attn2.to_v")
+            ]
             cells += [Cell("esd", {"lr": 2e-4, "iterations": its, "preserve": True}, seed, "lr=0.0002", "esd+preserve")]
     return cells
 
@@ -218,6 +224,7 @@ def claims(rows: list[dict], best: dict, base: dict, concept: str) -> list[str]:
 VARIANT_BASES = {
     "pesd on ffn1": ("pesd",),
     "pesd on attn2.to_v": ("pesd",),
+    "random on attn2.to_v": ("pesd on attn2.to_v", "random"),
     "esd+preserve": ("esd",),
     "pesd+preserve": ("pesd",),
     "pesd init conceptprune": ("pesd", "conceptprune"),
