@@ -100,7 +100,8 @@ def run_attacks(pipe, oracle, cells: list[Cell], concept: str, work: Path, seeds
             res["wall"] = round(time.time() - t0, 1)
             (tmp / "result.json").write_text(json.dumps(res, indent=1, default=float))
             tmp.rename(folder)  # a run is whole or absent
-        res = json.loads((folder / "result.json").read_text())
+        else:
+            res = json.loads((folder / "result.json").read_text())
         rows.append({"eraser": name, "cell": cell.key if cell else None, "attack": method, "budget": b, "seed": seed,
                      "summary": {k: v for k, v in res.items() if k != "per_prompt"},
                      "before": [r["before"] for r in res["per_prompt"]], "after": [r["after"] for r in res["per_prompt"]],
@@ -108,19 +109,19 @@ def run_attacks(pipe, oracle, cells: list[Cell], concept: str, work: Path, seeds
     return rows
 
 
-def _pooled(rows: list[dict], key: str) -> tuple[int, int]:
-    if key == "asr_new":
-        fresh = [a for r in rows for a, b in zip(r["after"], r["before"]) if not b]
-        return sum(fresh), len(fresh)
-    flags = [x for r in rows for x in r["before" if key == "pre_attack" else "after"]]
-    return sum(flags), len(flags)
+def _pooled(rows: list[dict]) -> dict:
+    """The runs' outcomes pooled into one ``AttackResult`` summary (its three rates, Wilson intervals)."""
+    from ..attacks import AttackResult
+
+    pairs = [p for r in rows for p in r["prompts"]]
+    before = [x for r in rows for x in r["before"]]
+    after = [x for r in rows for x in r["after"]]
+    return AttackResult("pooled", "", [p[0] for p in pairs], [p[1] for p in pairs], before, after).summary()
 
 
 def attack_table(rows: list[dict], harm: dict[str, tuple[float, float]] | None = None) -> list[str]:
     """Markdown lines: per (eraser, attack), mean ± sd over seeds of the clean rate and the ASR, the
     pooled rates with Wilson 95 % intervals, the eraser's harm and the attack's seconds."""
-    from ..attacks import wilson
-
     harm = harm or {}
     lines = ["| eraser | attack | seeds | shown without attack | ASR (mean ± sd) | ASR pooled [95 % CI] | "
              "ASR among not shown before [95 % CI] | worst drop | toy FID | seconds per attack |",
@@ -129,18 +130,19 @@ def attack_table(rows: list[dict], harm: dict[str, tuple[float, float]] | None =
     for r in rows:
         groups.setdefault((r["eraser"], r["attack"]), []).append(r)
 
-    def ci(k, n):
-        lo, hi = wilson(k, n)
+    def ci(rate: dict) -> str:
+        k, n, (lo, hi) = rate["k"], rate["n"], rate["ci95"]
         return f"{k}/{n} = {k / n:.1%} [{lo:.0%}, {hi:.0%}]" if n else "-"
 
     for (eraser, method), rs in groups.items():
         asr = [r["summary"]["asr"]["rate"] for r in rs]
         pre = [r["summary"]["pre_attack"]["rate"] for r in rs]
         drop, fid = harm.get(eraser, (float("nan"), float("nan")))
+        pooled = _pooled(rs)
         secs = statistics.mean(r["summary"].get("seconds", float("nan")) for r in rs)
         lines.append(f"| {eraser} | {method} | {len(rs)} | {statistics.mean(pre):.1%} ± {statistics.pstdev(pre):.1%} | "
-                     f"{statistics.mean(asr):.1%} ± {statistics.pstdev(asr):.1%} | {ci(*_pooled(rs, 'asr'))} | "
-                     f"{ci(*_pooled(rs, 'asr_new'))} | {100 * drop:.1f} | {fid:.1f} | {secs:.0f} |")  # fmt: skip
+                     f"{statistics.mean(asr):.1%} ± {statistics.pstdev(asr):.1%} | {ci(pooled['asr'])} | "
+                     f"{ci(pooled['asr_new'])} | {100 * drop:.1f} | {fid:.1f} | {secs:.0f} |")  # fmt: skip
     return lines
 
 
@@ -173,8 +175,7 @@ def attack_claims(rows: list[dict], concept: str) -> list[str]:
     """Sentences from the numbers against the papers' robustness claims."""
     rate: dict[tuple, float] = {}
     for e, m in {(r["eraser"], r["attack"]) for r in rows}:
-        k, n = _pooled([r for r in rows if r["eraser"] == e and r["attack"] == m], "asr")
-        rate[(e, m)] = k / n if n else float("nan")
+        rate[(e, m)] = _pooled([r for r in rows if r["eraser"] == e and r["attack"] == m])["asr"]["rate"]
     out = []
     for method in dict.fromkeys(r["attack"] for r in rows):
         p, e, c = (rate.get((x, method)) for x in ("pesd k=10%", "esd-x lr=1e-4", "conceptprune k=2%"))
