@@ -3,6 +3,7 @@ below the plain target prompt's; placeholders carry real tokens exactly; ASR cou
 intervals on a hand-made case; the CLI keeps the attacked prompts and embeddings."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -198,6 +199,36 @@ def test_reactivation_records_three_runs_and_compares_concept_neurons(setting, t
     assert sorted(set(edited["set"].values)) == ["attacked", "clean"] and edited.sizes["prompt"] == 2 * len(targets("striped"))
 
 
+def test_reactivation_compares_erasers_on_one_unedited_reference(toy, setting, tmp_path):
+    from workbench.attacks import attack
+    from workbench.editing.edits import Edit, load_edit
+    from workbench.models.toyworld import load_oracle
+    from workbench.reports.reactivation import compare_reactivation, reactivation_claims
+
+    _, _, _, path = setting
+    oracle = load_oracle()
+    for name, edit in (("none", Edit("unedited")), ("cp", load_edit(path))):
+        attack(toy, oracle, edit, "striped", "softprompt", budget=1, steps=4, out=tmp_path / name)
+    runs = {"unedited": (None, tmp_path / "none"), "cp": (path, tmp_path / "cp")}
+    ds = compare_reactivation(toy, runs, "striped", tmp_path / "work", t_hat=2, steps=4)
+    assert list(ds["eraser"].values) == ["unedited", "cp"] and list(ds["group"].values) == ["concept", "other"]
+    mean = ds["activity"].mean("step")
+    # no edit: its plain run is the unedited reference, recorded twice
+    np.testing.assert_allclose(mean.sel(eraser="unedited", run="edited"), mean.sel(eraser="unedited", run="unedited"), rtol=1e-5)
+    # the mask changes the layers after the first pruned one, so the concept neurons' activity moves
+    assert abs(float(mean.sel(eraser="cp", run="edited")) - float(mean.sel(eraser="cp", run="unedited"))) > 1e-4
+    assert np.isfinite(ds["sensitivity"].values).all()
+    claims = reactivation_claims(ds)  # one sentence per edited model, from the numbers above
+    drop = 1 - float(mean.sel(eraser="cp", run="edited")) / float(mean.sel(eraser="cp", run="unedited"))
+    assert len(claims) == 1 and claims[0].startswith(f"- cp: the edit lowers the concept neurons' activity by {drop:.1%}")
+    other = shutil.copytree(tmp_path / "none", tmp_path / "other")
+    res = json.loads((other / "result.json").read_text())
+    res["per_prompt"][0]["seed"] += 1  # a run on another prompt set
+    (other / "result.json").write_text(json.dumps(res))
+    with pytest.raises(ValueError, match="other prompts"):
+        compare_reactivation(toy, {"a": (None, tmp_path / "none"), "b": (None, other)}, "striped", tmp_path / "w2", steps=4)
+
+
 def test_attacked_prompts_as_text_replace_whole_placeholder_words_only(toy):
     from workbench.attacks.run import _fill
 
@@ -226,7 +257,32 @@ def test_attacked_cells_are_each_erasers_main_setting():
     assert chosen["conceptprune k=2%"].key == "conceptprune-k2p0-s0"  # deterministic: its one edit
     assert chosen["esd-x lr=1e-4"].key == "esd-iterations200-lr0p0001-s1"
     assert chosen["pesd k=10%"].key == "pesd-iterations200-k10p0-s1"  # not a variant, relaxation or init
-    assert chosen["pac"].seed == 1 and len(chosen) == 6
+    assert chosen["pesd attn2.to_v k=10%"].options["sites"] == "attn2.to_v"  # the variant, by its name
+    assert chosen["pesd attn2.to_v k=10%"].seed == 1
+    assert chosen["pac"].seed == 1 and len(chosen) == 7
+    assert "pesd attn2.to_v k=10%" not in dict(attacked_cells(grid("striped", (0, 1)), 1))  # no variants, no cell
+
+
+def test_attack_claims_read_the_pooled_numbers_and_skip_attacks_that_fail_on_the_unedited_model():
+    from workbench.reports.attacked import attack_claims
+
+    prompts = [(f"p{i}", i) for i in range(8)]
+
+    def row(eraser, attack, before, after):
+        return {"eraser": eraser, "attack": attack, "seed": 0, "prompts": prompts, "before": before, "after": after}
+
+    rows = [row("unedited", "weak", [True] * 8, [False] * 8), row("esd-x lr=1e-4", "weak", [False] * 8, [False] * 8),
+            row("unedited", "strong", [True] * 8, [True] * 8),
+            row("esd-x lr=1e-4", "strong", [False] * 8, [True] * 2 + [False] * 6),
+            row("pesd k=10%", "strong", [False] * 8, [True] * 8),
+            row("unedited", "revive", [True] * 8, [True] * 8), row("pesd k=10%", "revive", [False] * 8, [True] * 8)]  # fmt: skip
+    claims = attack_claims(rows, "striped")
+    assert claims[0].startswith("- weak: the attack makes 'striped' on 0.0% of the unedited model's images")
+    assert claims[1] == (
+        "- strong: pesd k=10% 100.0% (without attack 0.0%) against esd-x lr=1e-4 25.0% (without attack 0.0%), "
+        "McNemar p = 0.0312: the P-ESD paper: a learned mask is more robust than ESD; does not hold here."
+    )
+    assert claims[2].startswith("- revive: every edit comes back") and len(claims) == 3
 
 
 def test_attack_table_runs_each_eraser_and_attack_resumes_and_compares(toy, setting, tmp_path, monkeypatch):

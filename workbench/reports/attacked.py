@@ -1,7 +1,8 @@
 """The erasers of ``workbench robustness`` under attack: one table of attack success per eraser.
 
 For each eraser's main setting (ConceptPrune k = 2 %, ESD-x and AC at lr 1e-4, P-ESD at k = 10 %,
-P-AC) and the unedited model, every chosen attack of ``workbench.attacks`` is run on the concept's
+P-AC; with ``--variants``, also P-ESD on the cross-attention values, the best within-5-points mask of
+the grid) and the unedited model, every chosen attack of ``workbench.attacks`` is run on the concept's
 held-out prompts with each seed: the edit of that seed (ConceptPrune is deterministic: its one edit,
 attacked with each seed). Each (eraser, attack, seed) is kept under ``work/attacks/<key>/`` (the
 ``workbench attack --out`` format), so an interrupted run resumes. Erasers are compared pairwise
@@ -20,27 +21,30 @@ from pathlib import Path
 from .robustness import Cell
 
 #: the erasers put under attack: a display name and which grid cell holds its edit
-#: (method, the options that must match exactly); the unedited model is always attacked too
+#: (method, the options that must match exactly, the variant's name or "" for a main cell);
+#: the unedited model is always attacked too
 ATTACKED = (
-    ("conceptprune k=2%", "conceptprune", {"k": 2.0}),
-    ("esd-x lr=1e-4", "esd", {"lr": 1e-4}),
-    ("ac lr=1e-4", "ac", {"lr": 1e-4}),
-    ("pesd k=10%", "pesd", {"k": 10.0}),
-    ("pac", "pac", {"k": None}),  # None: any value (P-AC has one k in the grid)
+    ("conceptprune k=2%", "conceptprune", {"k": 2.0}, ""),
+    ("esd-x lr=1e-4", "esd", {"lr": 1e-4}, ""),
+    ("ac lr=1e-4", "ac", {"lr": 1e-4}, ""),
+    ("pesd k=10%", "pesd", {"k": 10.0}, ""),
+    ("pac", "pac", {"k": None}, ""),  # None: any value (P-AC has one k in the grid)
+    ("pesd attn2.to_v k=10%", "pesd", {"k": 10.0, "sites": "attn2.to_v"}, "pesd on attn2.to_v"),
 )
 #: the pairs compared by McNemar tests: each eraser against the unedited model, and the papers' claims
 #: (P-ESD against ESD, ConceptPrune against ESD)
-PAIRS = tuple((name, "unedited") for name, _, _ in ATTACKED) + (("pesd k=10%", "esd-x lr=1e-4"), ("pesd k=10%", "conceptprune k=2%"), ("conceptprune k=2%", "esd-x lr=1e-4"),
-         ("pac", "ac lr=1e-4"), ("ac lr=1e-4", "esd-x lr=1e-4"))  # fmt: skip
+PAIRS = tuple((a[0], "unedited") for a in ATTACKED) + (("pesd k=10%", "esd-x lr=1e-4"), ("pesd k=10%", "conceptprune k=2%"), ("conceptprune k=2%", "esd-x lr=1e-4"),
+         ("pac", "ac lr=1e-4"), ("ac lr=1e-4", "esd-x lr=1e-4"), ("pesd attn2.to_v k=10%", "esd-x lr=1e-4"),
+         ("pesd attn2.to_v k=10%", "conceptprune k=2%"))  # fmt: skip
 #: attacks that change weights: nothing to revive on the unedited model
 WEIGHT_ATTACKS = ("revival", "benign")
 
 
-def _matches(cell: Cell, method: str, want: dict) -> bool:
+def _matches(cell: Cell, method: str, want: dict, name: str) -> bool:
     extra = set(cell.options) - {"iterations"} - set(want)
     return (
         cell.method == method
-        and not cell.name
+        and cell.name == name
         and not extra
         and all(v is None or cell.options.get(k) == v for k, v in want.items())
     )
@@ -49,8 +53,8 @@ def _matches(cell: Cell, method: str, want: dict) -> bool:
 def attacked_cells(cells: list[Cell], seed: int) -> list[tuple[str, Cell | None]]:
     """(name, grid cell) of each eraser put under attack at ``seed``, the unedited model first (None)."""
     out: list[tuple[str, Cell | None]] = [("unedited", None)]
-    for name, method, want in ATTACKED:
-        found = [c for c in cells if _matches(c, method, want) and c.seed == (0 if method == "conceptprune" else seed)]
+    for name, method, want, variant in ATTACKED:
+        found = [c for c in cells if _matches(c, method, want, variant) and c.seed == (0 if method == "conceptprune" else seed)]
         if found:
             out.append((name, found[0]))
     return out
@@ -103,10 +107,22 @@ def run_attacks(pipe, oracle, cells: list[Cell], concept: str, work: Path, seeds
         else:
             res = json.loads((folder / "result.json").read_text())
         rows.append({"eraser": name, "cell": cell.key if cell else None, "attack": method, "budget": b, "seed": seed,
+                     "folder": str(folder),
                      "summary": {k: v for k, v in res.items() if k != "per_prompt"},
                      "before": [r["before"] for r in res["per_prompt"]], "after": [r["after"] for r in res["per_prompt"]],
                      "prompts": [(r["prompt"], r["seed"]) for r in res["per_prompt"]]})  # fmt: skip
     return rows
+
+
+def reactivation_runs(rows: list[dict], work: Path, attack: str = "unlearndiff") -> dict[str, tuple[Path | None, Path]]:
+    """For ``reports.reactivation.compare_reactivation``: each eraser's (edit folder, attack folder)
+    of the first seed's ``attack`` runs, the unedited model first; empty when that attack was not run."""
+    chosen = [r for r in rows if r["attack"] == attack]
+    if not chosen:
+        return {}
+    first = min(r["seed"] for r in chosen)
+    return {r["eraser"]: (work / "edits" / r["cell"] if r["cell"] else None, Path(r["folder"]))
+            for r in chosen if r["seed"] == first}  # fmt: skip
 
 
 def _pooled(rows: list[dict]) -> dict:
@@ -172,20 +188,44 @@ def comparisons(rows: list[dict]) -> list[str]:
 
 
 def attack_claims(rows: list[dict], concept: str) -> list[str]:
-    """Sentences from the numbers against the papers' robustness claims."""
-    rate: dict[tuple, float] = {}
-    for e, m in {(r["eraser"], r["attack"]) for r in rows}:
-        rate[(e, m)] = _pooled([r for r in rows if r["eraser"] == e and r["attack"] == m])["asr"]["rate"]
+    """Sentences from the numbers against the papers' robustness claims: an attack that does not
+    make the concept on the unedited model says nothing about erasers; a mask that never erased has
+    nothing to defend (its leak without attack is given beside its ASR)."""
+    pooled = {
+        (e, m): _pooled([r for r in rows if r["eraser"] == e and r["attack"] == m])
+        for e, m in {(r["eraser"], r["attack"]) for r in rows}
+    }
+
+    def say(e: str, m: str) -> str:
+        s = pooled[(e, m)]
+        return f"{e} {s['asr']['rate']:.1%} (without attack {s['pre_attack']['rate']:.1%})"
+
+    tests = {(r[1], r[2], r[0]): r[-1] for r in (line.strip("| ").split(" | ") for line in comparisons(rows)[2:])}
     out = []
-    for method in dict.fromkeys(r["attack"] for r in rows):
-        p, e, c = (rate.get((x, method)) for x in ("pesd k=10%", "esd-x lr=1e-4", "conceptprune k=2%"))
-        if p is not None and e is not None:
-            out.append(f"- {method}: P-ESD's ASR {p:.1%} against ESD-x's {e:.1%}: the P-ESD paper's claim (a learned mask "
-                       f"is more robust than ESD) {'holds' if p < e else 'does not hold'} here, but read it beside the clean "
-                       "rates: a mask that never erased has nothing to defend.")  # fmt: skip
-        if c is not None:
-            out.append(f"- {method}: ConceptPrune's ASR {c:.1%} on '{concept}' (its paper's Table 5 reports close to 0 % on "
-                       "a style and on objects).")  # fmt: skip
+    for m in dict.fromkeys(r["attack"] for r in rows):
+        have = {e for (e, mm) in pooled if mm == m}
+        base = pooled.get(("unedited", m))
+        if base is not None and base["asr"]["rate"] < 0.5:
+            out.append(f"- {m}: the attack makes '{concept}' on {base['asr']['rate']:.1%} of the unedited model's images (which "
+                       f"show it on {base['pre_attack']['rate']:.1%} of the plain prompts): it is no attack on the toy world, and "
+                       "says nothing about the erasers.")  # fmt: skip
+            continue
+        rates = {e: pooled[(e, m)]["asr"]["rate"] for e in have if e != "unedited"}
+        if rates and min(rates.values()) >= 0.95:
+            out.append(f"- {m}: every edit comes back (lowest ASR {min(rates.values()):.0%}): no eraser here, pruning "
+                       "or fine-tuning, resists it.")  # fmt: skip
+            continue
+        for a, b, claim in (("pesd k=10%", "esd-x lr=1e-4", "the P-ESD paper: a learned mask is more robust than ESD"),
+                            ("pesd attn2.to_v k=10%", "esd-x lr=1e-4", "the same claim, for the mask on the cross-attention values"),
+                            ("conceptprune k=2%", "esd-x lr=1e-4", "ConceptPrune's Table 3: pruning resists better than ESD")):  # fmt: skip
+            if a in have and b in have:
+                holds = rates[a] < rates[b]
+                p = tests.get((a, b, m), "-")
+                out.append(f"- {m}: {say(a, m)} against {say(b, m)}, McNemar p = {p}: {claim}; "
+                           f"{'holds' if holds else 'does not hold'} here.")  # fmt: skip
+        if "conceptprune k=2%" in have:
+            out.append(f"- {m}: ConceptPrune on '{concept}': {say('conceptprune k=2%', m)}; its Table 5 reports close to 0 % on "
+                       "a style and on objects.")  # fmt: skip
     return out
 
 
@@ -201,7 +241,8 @@ def attack_section(rows: list[dict], concept: str, harm: dict | None = None) -> 
         f"Each eraser's main setting and the unedited model, attacked on the held-out captions naming '{concept}' "
         f"({len(rows[0]['after'])} prompts a run) with seeds {seeds} (a trained eraser's edit of that seed; ConceptPrune's one edit "
         f"attacked with each seed). Budgets (optimiser steps, Ring-A-Bell generations): {budgets}. The attacks: "
-        "[attacks.md](attacks.md). 'Shown without attack' is the edit's own leak on these prompts; ASR counts every "
+        "[attacks.md](attacks.md). 'Shown without attack' is the edit's own leak on these prompts (other captions and "
+        "seeds than the sweep's, so it can differ from the sweep's 'left' by the spread of small samples); ASR counts every "
         f"attacked image showing the concept; {total:.0f} min of attack time in all.", "",
         *attack_table(rows, harm), "",
         "### Erasers compared on the same prompts", "",

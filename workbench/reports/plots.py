@@ -205,6 +205,32 @@ def activity_curves(act: xr.DataArray, title: str = "Concept neurons per UNet ca
     return fig
 
 
+def sensitivity_compare(
+    ds: xr.Dataset, title: str = "Sensitivity to the attack, per eraser: concept neurons vs the others"
+) -> go.Figure:
+    """Pooled sensitivity of concept neurons beside the others, one group of bars per eraser
+    (the P-ESD paper's ESD-vs-P-ESD view)."""
+    fig = go.Figure()
+    for g in ds["group"].values:
+        fig.add_trace(go.Bar(x=list(ds["eraser"].values), y=ds["sensitivity"].sel(group=g).values, name=f"{g} neurons"))
+    fig.update_layout(title=title, yaxis_title="mean change of Wanda-scaled activation (site means)", barmode="group",
+                      template="plotly_white")  # fmt: skip
+    return fig
+
+
+def reactivation_bars(
+    ds: xr.Dataset, title: str = "Concept neurons: unedited, edited, attacked (mean over UNet calls)"
+) -> go.Figure:
+    """Mean activity of the concept neurons in the three runs, one group of bars per eraser:
+    deactivated by the edit (edited < unedited), woken by the attack (attacked > edited)."""
+    fig = go.Figure()
+    mean = ds["activity"].mean("step")
+    for run in mean["run"].values:
+        fig.add_trace(go.Bar(x=list(ds["eraser"].values), y=mean.sel(run=run).values, name=str(run)))
+    fig.update_layout(title=title, yaxis_title="mean Wanda-scaled activation", barmode="group", template="plotly_white")
+    return fig
+
+
 def slug(title: str) -> str:
     """A file name for a figure title: '(d) k and t-hat trade-off' -> 'd-k-and-t-hat-trade-off'."""
     import re

@@ -14,8 +14,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import xarray as xr
+
 from ..analysis import concept_activity, concept_masks, concept_neurons, sensitivity, sensitivity_summary
-from ..editing.edits import applied, load_edit
+from ..editing.edits import Edit, applied, load_edit
 from ..evaluation.erasers import calibration
 from ..models import load_pipeline, weights_of
 from ..models.slots import Slots
@@ -57,6 +59,106 @@ def run_reactivation(edit: str | Path, attack: str | Path, concept: str = "strip
     if out is not None:
         write_markdown(Path(out), result, concept, edit, attack, k, t_hat)
     return result
+
+
+def compare_reactivation(pipe, runs: dict[str, tuple[str | Path | None, str | Path]], concept: str = "striped",
+                         work: str | Path = "stores/reactivation-compare", k: float = 2.0, t_hat: int = 10, steps: int = 25,
+                         progress: bool = False) -> xr.Dataset:  # fmt: skip
+    """The reactivation view for several erasers attacked on the same prompts (the P-ESD paper's
+    ESD vs P-ESD comparison): ``runs`` maps a name to (edit folder, or None for the unedited model;
+    a prompt attack's ``--out`` folder on it). Records the unedited model once (calibration pairs
+    and the clean prompts) and each edited model on its clean and attacked prompts, under ``work``
+    (resumable). Returns ``sensitivity`` (eraser, group) pooled over sites and ``activity``
+    (eraser, run, step) of the concept neurons, which are found once on the unedited model."""
+    from safetensors.torch import load_file
+
+    from .plots import slug
+
+    if not runs:
+        raise ValueError("no attack runs to compare: give at least one (edit, attack folder)")
+    work = Path(work)
+    loaded, clean = {}, None
+    for name, (edit, folder) in runs.items():
+        res = json.loads((Path(folder) / "result.json").read_text())
+        if "slot_texts" not in res:
+            raise ValueError(f"{folder} holds a {res.get('attack')} result without prompt slots: give a prompt attack's folder")
+        prompts = [Prompt(r["prompt"], "clean", r["seed"]) for r in res["per_prompt"]]
+        if clean is not None and prompts != clean:
+            raise ValueError(f"{folder} attacked other prompts than the first run: compare runs of one attack seed and n_per")
+        clean = prompts
+        loaded[name] = (edit, res, load_file(str(Path(folder) / "adversarial.safetensors"))["embeddings"])
+    pos, neg = calibration(concept)
+    record(pipe, PromptSet(list(pos) + list(neg) + clean), work / "unedited.zarr", steps=steps, progress=progress)
+    unedited = open_store(work / "unedited.zarr")
+    weights = weights_of(pipe, unedited)
+    reference = next(p.set for p in neg)
+    concept_cols = concept_neurons(concept_masks(unedited, weights, concept, reference, k=k, t_hat=t_hat))
+    sites = [s for s in concept_cols.children]
+    sens, act = [], []
+    for i, (name, (edit, res, vectors)) in enumerate(loaded.items()):
+        attacked = [Prompt(t, "attacked", r["seed"]) for t, r in zip(res["slot_texts"], res["per_prompt"])]
+        path = work / f"run{i}-{slug(name)}.zarr"
+        with applied(pipe, load_edit(edit) if edit else Edit("unedited")):
+            record(pipe, PromptSet(clean + attacked), path, steps=steps, progress=progress,
+                   slots=Slots(int(res["token_id"]), res["slot_texts"], vectors))  # fmt: skip
+        edited = open_store(path)
+        summary = sensitivity_summary(sensitivity(edited, edited, weights, "clean", "attacked", sites=sites), concept_cols)
+        sens.append(summary.sel(site="all"))
+        runs3 = {"unedited": (unedited, "clean"), "edited": (edited, "clean"), "attacked": (edited, "attacked")}
+        act.append(concept_activity(runs3, weights, concept_cols))
+    names = list(loaded)
+    ds = xr.Dataset({"sensitivity": xr.concat(sens, "eraser").drop_vars("site"), "activity": xr.concat(act, "eraser")})
+    ds = ds.assign_coords(eraser=names)
+    ds["asr"] = ("eraser", [loaded[n][1]["asr"]["rate"] for n in names])
+    ds["pre_attack"] = ("eraser", [loaded[n][1]["pre_attack"]["rate"] for n in names])
+    ds.attrs.update(concept=concept, k=k, t_hat=t_hat, attack=next(iter(loaded.values()))[1]["attack"])
+    return ds
+
+
+def compare_section(ds: xr.Dataset, figures: Path) -> list[str]:
+    """Markdown lines (table and figures) of ``compare_reactivation``'s result."""
+    from .plots import reactivation_bars, sensitivity_compare, write_images
+
+    figs = write_images([(f"concept-neuron sensitivity by eraser {ds.attrs['concept']}", sensitivity_compare(ds)),
+                         (f"concept-neuron activity by eraser {ds.attrs['concept']}", reactivation_bars(ds))], figures)  # fmt: skip
+    mean = ds["activity"].mean("step")
+    lines = [
+        "| eraser | ASR | shown without attack | sensitivity: concept neurons | other neurons | activity unedited | "
+        "edited | attacked |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for e in ds["eraser"].values:
+        m = mean.sel(eraser=e)
+        lines.append(
+            f"| {e} | {float(ds['asr'].sel(eraser=e)):.1%} | {float(ds['pre_attack'].sel(eraser=e)):.1%} | "
+            f"{float(ds['sensitivity'].sel(eraser=e, group='concept')):+.3f} | "
+            f"{float(ds['sensitivity'].sel(eraser=e, group='other')):+.3f} | "
+            f"{float(m.sel(run='unedited')):.3f} | {float(m.sel(run='edited')):.3f} | {float(m.sel(run='attacked')):.3f} |"
+        )
+    return [*lines, "", *reactivation_claims(ds), "", *[f"![{t}](figures/{n})" for t, n in figs.items()]]
+
+
+def _compare(c: float, o: float, tol: float = 0.005) -> str:
+    """'more sensitive' / 'less sensitive' / 'about as sensitive' (within ``tol`` site means)."""
+    return "about as sensitive" if abs(c - o) < tol else "more sensitive" if c > o else "less sensitive"
+
+
+def reactivation_claims(ds: xr.Dataset) -> list[str]:
+    """Sentences from ``compare_reactivation``'s numbers against the P-ESD paper's story (its Figs.
+    2, 3, 5): an eraser deactivates the concept neurons (edited below unedited), an attack wakes them
+    (attacked above edited, concept neurons more sensitive than the others)."""
+    mean = ds["activity"].mean("step")
+    out = []
+    for e in ds["eraser"].values:
+        if e == "unedited":
+            continue
+        u, d, a = (float(mean.sel(eraser=e, run=r)) for r in ("unedited", "edited", "attacked"))
+        c, o = (float(ds["sensitivity"].sel(eraser=e, group=g)) for g in ("concept", "other"))
+        back = (a - d) / (u - d) if u - d > 1e-9 else float("nan")
+        out.append(f"- {e}: the edit lowers the concept neurons' activity by {1 - d / u:.1%}; the attack gives back "
+                   f"{back:.1%} of that; concept neurons {c:+.3f} against the others {o:+.3f} "
+                   f"({_compare(c, o)}); ASR {float(ds['asr'].sel(eraser=e)):.1%}.")  # fmt: skip
+    return out
 
 
 def write_markdown(out: Path, result: dict, concept: str, edit, attack, k: float, t_hat: int) -> Path:

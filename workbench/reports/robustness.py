@@ -159,7 +159,16 @@ def run_robustness(out: str | Path = "docs/robustness.md", work: str | Path = "s
                     harm.setdefault(name, []).append(results[cell.key])
         harm = {n: (sum(worst(r) for r in rs) / len(rs), sum(r["after"]["fid"] for r in rs) / len(rs)) for n, rs in harm.items()}
         harm["unedited"] = (0.0, results[cells[0].key]["before"]["fid"])
-    write_markdown(out, list(results.values()), concept, round(time.time() - t0), n_per, quick, core, attack_rows, harm, work)
+    reactivation = None
+    if "unlearndiff" in attacks:
+        from .attacked import reactivation_runs
+        from .reactivation import compare_reactivation
+
+        reactivation = compare_reactivation(pipe, reactivation_runs(attack_rows, work), concept, work / "reactivation",
+                                            progress=progress)  # fmt: skip
+        reactivation.to_zarr(work / "reactivation" / "summary.zarr", mode="w")
+    write_markdown(out, list(results.values()), concept, round(time.time() - t0), n_per, quick, core, attack_rows, harm, work,
+                   reactivation)  # fmt: skip
     return results
 
 
@@ -301,7 +310,8 @@ def frontier_figure(rows: list[dict], concept: str):
 
 
 def write_markdown(out: Path, rows: list[dict], concept: str, seconds: int, n_per: int, quick: bool, core: bool = False,
-                   attack_rows: list[dict] | None = None, harm: dict | None = None, work: Path | None = None) -> Path:  # fmt: skip
+                   attack_rows: list[dict] | None = None, harm: dict | None = None, work: Path | None = None,
+                   reactivation=None) -> Path:  # fmt: skip
     from .attacked import attack_section
     from .plots import write_images
 
@@ -371,6 +381,19 @@ def write_markdown(out: Path, rows: list[dict], concept: str, seconds: int, n_pe
                      f"{100 * m['worst']:.1f} ± {100 * m['worst_sd']:.1f} |")  # fmt: skip
     lines += other_concepts(work, out.parent) if work is not None else []
     lines += attack_section(attack_rows or [], concept, harm)
+    if reactivation is not None:
+        from .reactivation import compare_section
+
+        lines += ["", "### Which neurons wake up (first seed, unlearndiff)", "",
+                  "For each eraser's first-seed unlearndiff run: the concept neurons (columns of ConceptPrune's skilled masks, "
+                  f"k = {reactivation.attrs['k']:g} %, t-hat = {reactivation.attrs['t_hat']}, on the unedited model) and the others; "
+                  "sensitivity is the change of a neuron's Wanda-scaled activation from the plain to the attacked prompts on the "
+                  "edited model, in units of its site's mean, over every UNet call (workbench/analysis/sensitivity.py); activity is "
+                  "the concept neurons' mean Wanda-scaled activation on the unedited model, the edited one, and the edited one under "
+                  "attack. All scaled by the unedited weights, and measured at the FFN's second layer's input: a mask on "
+                  "ff.net.2 zeroes weights, not these activations, so a masked edit changes them only through the layers "
+                  "before; a neuron it pruned can be active and still silent.", "",
+                  *compare_section(reactivation, out.parent / "figures")]  # fmt: skip
     out.write_text("\n".join(lines) + "\n" + NOTES)
     return out
 
