@@ -229,6 +229,42 @@ def test_reactivation_compares_erasers_on_one_unedited_reference(toy, setting, t
         compare_reactivation(toy, {"a": (None, tmp_path / "none"), "b": (None, other)}, "striped", tmp_path / "w2", steps=4)
 
 
+def test_reactivation_section_over_seeds_gives_mean_and_sd(tmp_path):
+    import xarray as xr
+
+    from workbench.reports.reactivation import compare_section
+
+    act = np.zeros((2, 2, 3, 4))  # seed, eraser, run, step
+    act[:, :, 0] = 2.0  # unedited
+    act[:, 1, 1] = [[1.0] * 4, [1.5] * 4]  # the edit lowers them: 1.0 and 1.5 over the two seeds
+    act[:, 1, 2] = [[1.5] * 4, [1.5] * 4]  # the attack wakes them
+    act[:, 0, 1:] = 2.0
+    sens = np.array([[[0.0, 0.0], [0.3, -0.1]], [[0.0, 0.0], [0.1, -0.1]]])  # seed, eraser, group
+    ds = xr.Dataset(
+        {"activity": (("seed", "eraser", "run", "step"), act), "sensitivity": (("seed", "eraser", "group"), sens),
+         "asr": (("seed", "eraser"), [[1.0, 0.5], [1.0, 0.25]]), "pre_attack": (("seed", "eraser"), [[1.0, 0.25], [1.0, 0.25]])},
+        coords={"seed": [0, 1], "eraser": ["unedited", "x"], "run": ["unedited", "edited", "attacked"],
+                "group": ["concept", "other"], "step": range(4)},
+        attrs={"concept": "striped"},
+    )  # fmt: skip
+    lines = compare_section(ds, tmp_path)
+    assert lines[0].startswith("Mean ± sd over seeds [0, 1]")
+    row = next(line for line in lines if line.startswith("| x |"))
+    assert (
+        row
+        == "| x | 37.5% ± 12.5% | 25.0% ± 0.0% | +0.200 ± 0.100 | -0.100 ± 0.000 | 2.000 ± 0.000 | 1.250 ± 0.250 | 1.500 ± 0.000 |"
+    )
+    claim = next(line for line in lines if line.startswith("- x:"))
+    # means: unedited 2.0, edited 1.25, attacked 1.5 -> lowered by 37.5 %, a third of it given back
+    assert "lowers the concept neurons' activity by 37.5%; the attack gives back 33.3% of that" in claim
+    assert "(more sensitive); ASR 37.5%." in claim
+    ds = ds.assign_coords(eraser=["esd-x", "pesd"])  # the paper's comparison: concept neurons +0.200 (P-ESD) vs 0
+    assert next(line for line in compare_section(ds, tmp_path) if line.startswith("- The P-ESD")).startswith(
+        "- The P-ESD paper: a learned mask leaves the concept neurons less sensitive to the attack than ESD does. "
+        "pesd +0.200 against esd-x +0.000: does not hold here"
+    )
+
+
 def test_attacked_prompts_as_text_replace_whole_placeholder_words_only(toy):
     from workbench.attacks.run import _fill
 

@@ -114,15 +114,13 @@ def run_attacks(pipe, oracle, cells: list[Cell], concept: str, work: Path, seeds
     return rows
 
 
-def reactivation_runs(rows: list[dict], work: Path, attack: str = "unlearndiff") -> dict[str, tuple[Path | None, Path]]:
+def reactivation_runs(
+    rows: list[dict], work: Path, seed: int, attack: str = "unlearndiff"
+) -> dict[str, tuple[Path | None, Path]]:
     """For ``reports.reactivation.compare_reactivation``: each eraser's (edit folder, attack folder)
-    of the first seed's ``attack`` runs, the unedited model first; empty when that attack was not run."""
-    chosen = [r for r in rows if r["attack"] == attack]
-    if not chosen:
-        return {}
-    first = min(r["seed"] for r in chosen)
+    of ``seed``'s ``attack`` runs, the unedited model first; empty when that attack was not run."""
     return {r["eraser"]: (work / "edits" / r["cell"] if r["cell"] else None, Path(r["folder"]))
-            for r in chosen if r["seed"] == first}  # fmt: skip
+            for r in rows if r["attack"] == attack and r["seed"] == seed}  # fmt: skip
 
 
 def _pooled(rows: list[dict]) -> dict:

@@ -205,17 +205,26 @@ def activity_curves(act: xr.DataArray, title: str = "Concept neurons per UNet ca
     return fig
 
 
+def _grouped_bars(data: xr.DataArray, by: str, title: str, yaxis: str, name=str) -> go.Figure:
+    """Bars per eraser, one trace per value of ``by``; over a ``seed`` dimension, the mean with its
+    sd as error bars."""
+    fig = go.Figure()
+    for v in data[by].values:
+        y = data.sel({by: v})
+        err = dict(type="data", array=y.std("seed").values) if "seed" in y.dims else None
+        y = y.mean("seed") if "seed" in y.dims else y
+        fig.add_trace(go.Bar(x=list(data["eraser"].values), y=y.values, error_y=err, name=name(v)))
+    fig.update_layout(title=title, yaxis_title=yaxis, barmode="group", template="plotly_white")
+    return fig
+
+
 def sensitivity_compare(
     ds: xr.Dataset, title: str = "Sensitivity to the attack, per eraser: concept neurons vs the others"
 ) -> go.Figure:
     """Pooled sensitivity of concept neurons beside the others, one group of bars per eraser
-    (the P-ESD paper's ESD-vs-P-ESD view)."""
-    fig = go.Figure()
-    for g in ds["group"].values:
-        fig.add_trace(go.Bar(x=list(ds["eraser"].values), y=ds["sensitivity"].sel(group=g).values, name=f"{g} neurons"))
-    fig.update_layout(title=title, yaxis_title="mean change of Wanda-scaled activation (site means)", barmode="group",
-                      template="plotly_white")  # fmt: skip
-    return fig
+    (the P-ESD paper's ESD-vs-P-ESD view); with a ``seed`` dimension, the mean and its sd as bars."""
+    return _grouped_bars(ds["sensitivity"], "group", title, "mean change of Wanda-scaled activation (site means)",
+                         lambda g: f"{g} neurons")  # fmt: skip
 
 
 def reactivation_bars(
@@ -223,12 +232,7 @@ def reactivation_bars(
 ) -> go.Figure:
     """Mean activity of the concept neurons in the three runs, one group of bars per eraser:
     deactivated by the edit (edited < unedited), woken by the attack (attacked > edited)."""
-    fig = go.Figure()
-    mean = ds["activity"].mean("step")
-    for run in mean["run"].values:
-        fig.add_trace(go.Bar(x=list(ds["eraser"].values), y=mean.sel(run=run).values, name=str(run)))
-    fig.update_layout(title=title, yaxis_title="mean Wanda-scaled activation", barmode="group", template="plotly_white")
-    return fig
+    return _grouped_bars(ds["activity"].mean("step"), "run", title, "mean Wanda-scaled activation")
 
 
 def slug(title: str) -> str:

@@ -116,31 +116,45 @@ def compare_reactivation(pipe, runs: dict[str, tuple[str | Path | None, str | Pa
 
 
 def compare_section(ds: xr.Dataset, figures: Path) -> list[str]:
-    """Markdown lines (table and figures) of ``compare_reactivation``'s result."""
+    """Markdown lines (table, sentences, figures) of ``compare_reactivation``'s result, or of
+    several seeds' results concatenated along ``seed`` (then mean ± sd over seeds)."""
     from .plots import reactivation_bars, sensitivity_compare, write_images
 
     figs = write_images([(f"concept-neuron sensitivity by eraser {ds.attrs['concept']}", sensitivity_compare(ds)),
                          (f"concept-neuron activity by eraser {ds.attrs['concept']}", reactivation_bars(ds))], figures)  # fmt: skip
-    mean = ds["activity"].mean("step")
+    seeded = "seed" in ds.dims
+    mean = ds.mean("seed") if seeded else ds
+    sd = ds.std("seed") if seeded else xr.zeros_like(ds)
+    act, act_sd = mean["activity"].mean("step"), ds["activity"].mean("step").std("seed") if seeded else None
+
+    def v(x: xr.DataArray, dx: xr.DataArray | None, fmt: str) -> str:
+        return f"{float(x):{fmt}}" + (f" ± {float(dx):{fmt.lstrip('+')}}" if seeded and dx is not None else "")
+
     lines = [
         "| eraser | ASR | shown without attack | sensitivity: concept neurons | other neurons | activity unedited | "
         "edited | attacked |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for e in ds["eraser"].values:
-        m = mean.sel(eraser=e)
-        lines.append(
-            f"| {e} | {float(ds['asr'].sel(eraser=e)):.1%} | {float(ds['pre_attack'].sel(eraser=e)):.1%} | "
-            f"{float(ds['sensitivity'].sel(eraser=e, group='concept')):+.3f} | "
-            f"{float(ds['sensitivity'].sel(eraser=e, group='other')):+.3f} | "
-            f"{float(m.sel(run='unedited')):.3f} | {float(m.sel(run='edited')):.3f} | {float(m.sel(run='attacked')):.3f} |"
-        )
-    return [*lines, "", *reactivation_claims(ds), "", *[f"![{t}](figures/{n})" for t, n in figs.items()]]
+        cells = [v(mean["asr"].sel(eraser=e), sd["asr"].sel(eraser=e), ".1%"),
+                 v(mean["pre_attack"].sel(eraser=e), sd["pre_attack"].sel(eraser=e), ".1%"),
+                 *(v(mean["sensitivity"].sel(eraser=e, group=g), sd["sensitivity"].sel(eraser=e, group=g), "+.3f")
+                   for g in ("concept", "other")),
+                 *(v(act.sel(eraser=e, run=r), act_sd.sel(eraser=e, run=r) if seeded else None, ".3f")
+                   for r in ("unedited", "edited", "attacked"))]  # fmt: skip
+        lines.append(f"| {e} | " + " | ".join(cells) + " |")
+    note = [f"Mean ± sd over seeds {ds['seed'].values.tolist()}; the sentences read the means.", ""] if seeded else []
+    return [*note, *lines, "", *reactivation_claims(mean), "", *[f"![{t}](figures/{n})" for t, n in figs.items()]]
 
 
 def _compare(c: float, o: float, tol: float = 0.005) -> str:
     """'more sensitive' / 'less sensitive' / 'about as sensitive' (within ``tol`` site means)."""
     return "about as sensitive" if abs(c - o) < tol else "more sensitive" if c > o else "less sensitive"
+
+
+def _verdict(a: float, b: float, tol: float = 0.005) -> str:
+    """Does a < b hold, beyond ``tol`` site means?"""
+    return f"too close to call (within {tol:g})" if abs(a - b) < tol else "holds here" if a < b else "does not hold here"
 
 
 def reactivation_claims(ds: xr.Dataset) -> list[str]:
@@ -158,6 +172,15 @@ def reactivation_claims(ds: xr.Dataset) -> list[str]:
         out.append(f"- {e}: the edit lowers the concept neurons' activity by {1 - d / u:.1%}; the attack gives back "
                    f"{back:.1%} of that; concept neurons {c:+.3f} against the others {o:+.3f} "
                    f"({_compare(c, o)}); ASR {float(ds['asr'].sel(eraser=e)):.1%}.")  # fmt: skip
+    names = list(ds["eraser"].values)
+    esd = next((e for e in names if e.startswith("esd")), None)
+    for masked in (e for e in names if e.startswith("pesd")):
+        if esd is None:
+            break
+        sm, se = (float(ds["sensitivity"].sel(eraser=x, group="concept")) for x in (masked, esd))
+        out.append(f"- The P-ESD paper: a learned mask leaves the concept neurons less sensitive to the attack than ESD "
+                   f"does. {masked} {sm:+.3f} against {esd} {se:+.3f}: {_verdict(sm, se)} (the sds over seeds are "
+                   "in the table).")  # fmt: skip
     return out
 
 

@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import xarray as xr
+
 from ..editing.edits import Edit, load_edit
 from ..editing.prune import random_like
 from ..evaluation.erasers import erase_and_judge, esd_examples, make_edit, mask_density, objective_loss
@@ -164,9 +166,12 @@ def run_robustness(out: str | Path = "docs/robustness.md", work: str | Path = "s
         from .attacked import reactivation_runs
         from .reactivation import compare_reactivation
 
-        reactivation = compare_reactivation(pipe, reactivation_runs(attack_rows, work), concept, work / "reactivation",
-                                            progress=progress)  # fmt: skip
-        reactivation.to_zarr(work / "reactivation" / "summary.zarr", mode="w")
+        reactivation = xr.concat([compare_reactivation(pipe, reactivation_runs(attack_rows, work, s), concept,
+                                                       work / "reactivation" / f"s{s}", progress=progress) for s in seeds],
+                                 "seed").assign_coords(seed=list(seeds))  # fmt: skip
+        # strings as zarr v3's variable-length type (numpy's fixed-width one has no v3 spec yet)
+        labels = {d: reactivation[d].values.astype(object) for d in ("eraser", "group", "run")}
+        reactivation.assign_coords(labels).to_zarr(work / "reactivation" / "summary.zarr", mode="w", consolidated=False)
     write_markdown(out, list(results.values()), concept, round(time.time() - t0), n_per, quick, core, attack_rows, harm, work,
                    reactivation)  # fmt: skip
     return results
@@ -384,8 +389,8 @@ def write_markdown(out: Path, rows: list[dict], concept: str, seconds: int, n_pe
     if reactivation is not None:
         from .reactivation import compare_section
 
-        lines += ["", "### Which neurons wake up (first seed, unlearndiff)", "",
-                  "For each eraser's first-seed unlearndiff run: the concept neurons (columns of ConceptPrune's skilled masks, "
+        lines += ["", "### Which neurons wake up (unlearndiff)", "",
+                  "For each eraser's unlearndiff run of each seed: the concept neurons (columns of ConceptPrune's skilled masks, "
                   f"k = {reactivation.attrs['k']:g} %, t-hat = {reactivation.attrs['t_hat']}, on the unedited model) and the others; "
                   "sensitivity is the change of a neuron's Wanda-scaled activation from the plain to the attacked prompts on the "
                   "edited model, in units of its site's mean, over every UNet call (workbench/analysis/sensitivity.py); activity is "
