@@ -319,6 +319,9 @@ def test_attack_claims_read_the_pooled_numbers_and_skip_attacks_that_fail_on_the
         "McNemar p = 0.0312: the P-ESD paper: a learned mask is more robust than ESD; does not hold here."
     )
     assert claims[2].startswith("- revive: every edit comes back") and len(claims) == 3
+    rows[3]["after"] = [True] * 7 + [False]  # 7 of 8 against 8 of 8: one discordant pair, nothing decided
+    assert attack_claims(rows, "striped")[1].endswith("McNemar p = 1: the P-ESD paper: a learned mask is more robust "
+                                                      "than ESD; not decided at this size (p >= 0.05).")  # fmt: skip
 
 
 def test_attack_table_runs_each_eraser_and_attack_resumes_and_compares(toy, setting, tmp_path, monkeypatch):

@@ -188,7 +188,8 @@ def comparisons(rows: list[dict]) -> list[str]:
 def attack_claims(rows: list[dict], concept: str) -> list[str]:
     """Sentences from the numbers against the papers' robustness claims: an attack that does not
     make the concept on the unedited model says nothing about erasers; a mask that never erased has
-    nothing to defend (its leak without attack is given beside its ASR)."""
+    nothing to defend (its leak without attack is given beside its ASR); a claim is decided only
+    where the paired McNemar test gives p < 0.05."""
     pooled = {
         (e, m): _pooled([r for r in rows if r["eraser"] == e and r["attack"] == m])
         for e, m in {(r["eraser"], r["attack"]) for r in rows}
@@ -217,10 +218,10 @@ def attack_claims(rows: list[dict], concept: str) -> list[str]:
                             ("pesd attn2.to_v k=10%", "esd-x lr=1e-4", "the same claim, for the mask on the cross-attention values"),
                             ("conceptprune k=2%", "esd-x lr=1e-4", "ConceptPrune's Table 3: pruning resists better than ESD")):  # fmt: skip
             if a in have and b in have:
-                holds = rates[a] < rates[b]
-                p = tests.get((a, b, m), "-")
-                out.append(f"- {m}: {say(a, m)} against {say(b, m)}, McNemar p = {p}: {claim}; "
-                           f"{'holds' if holds else 'does not hold'} here.")  # fmt: skip
+                p = tests.get((a, b, m), "1")
+                verdict = ("not decided at this size (p >= 0.05)" if float(p) >= 0.05
+                           else "holds here" if rates[a] < rates[b] else "does not hold here")  # fmt: skip
+                out.append(f"- {m}: {say(a, m)} against {say(b, m)}, McNemar p = {p}: {claim}; {verdict}.")
         if "conceptprune k=2%" in have:
             out.append(f"- {m}: ConceptPrune on '{concept}': {say('conceptprune k=2%', m)}; its Table 5 reports close to 0 % on "
                        "a style and on objects.")  # fmt: skip

@@ -209,7 +209,8 @@ def claims(rows: list[dict], best: dict, base: dict, concept: str) -> list[str]:
     """Sentences computed from the numbers: does a learned mask beat ConceptPrune and ESD on clean
     erasure at matched harm, and does meeting ESD's objective erase the concept?"""
     out = ["The P-ESD paper claims that a mask learned with ESD's objective erases more robustly than ESD at "
-           "comparable FID; this table tests only the clean half (attacks: the attacks issue), at matched harm."]  # fmt: skip
+           "comparable FID; these sentences test the clean half, at matched harm (the attacked half: 'Under attack' "
+           "below, when the sweep ran with --attacks)."]  # fmt: skip
     rate = {m: best[m]["rate"] for m in best}
     for mine, rival in (("pesd", "conceptprune"), ("pesd", "esd"), ("pac", "ac"), ("pac", "conceptprune")):
         if mine in rate and rival in rate:
