@@ -39,7 +39,9 @@ def main() -> None:
     with applied(pipe, edit):
         generate(pipe, [p.text for p in tg], [p.seed for p in tg], a.steps, 1.5)
     gen = time.perf_counter() - t0
-    print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
+    )
     print(f"one generation of the {len(tg)} target images ({a.steps} steps): {gen:.1f} s")
     print(f"| attack | seconds at budget {a.budget} | seconds at budget 1 | seconds per step | run / one generation |")
     print("| --- | --- | --- | --- | --- |")

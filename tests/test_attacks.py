@@ -300,7 +300,7 @@ def test_attacked_cells_are_each_erasers_main_setting():
 
 
 def test_attack_claims_read_the_pooled_numbers_and_skip_attacks_that_fail_on_the_unedited_model():
-    from workbench.reports.attacked import attack_claims
+    from workbench.reports.attacked import asr_overview, attack_claims
 
     prompts = [(f"p{i}", i) for i in range(8)]
 
@@ -319,6 +319,10 @@ def test_attack_claims_read_the_pooled_numbers_and_skip_attacks_that_fail_on_the
         "McNemar p = 0.0312: the P-ESD paper: a learned mask is more robust than ESD; does not hold here."
     )
     assert claims[2].startswith("- revive: every edit comes back") and len(claims) == 3
+    overview = asr_overview(rows)  # pooled ASR per eraser and attack, '-' where one was not run
+    assert overview[0] == "| eraser | shown without attack | weak | strong | revive |"
+    assert overview[3] == "| esd-x lr=1e-4 | 0.0% | 0.0% | 25.0% | - |"
+    assert overview[4] == "| pesd k=10% | 0.0% | - | 100.0% | 100.0% |"
     rows[3]["after"] = [True] * 7 + [False]  # 7 of 8 against 8 of 8: one discordant pair, nothing decided
     assert attack_claims(rows, "striped")[1].endswith("McNemar p = 1: the P-ESD paper: a learned mask is more robust "
                                                       "than ESD; not decided at this size (p >= 0.05).")  # fmt: skip
@@ -344,7 +348,7 @@ def test_attack_table_runs_each_eraser_and_attack_resumes_and_compares(toy, sett
     monkeypatch.setattr(attacks, "attack", lambda *a, **k: pytest.fail("a finished run was redone"))
     again = run_attacks(*args, budget=1, progress=False, steps=4)
     assert [r["after"] for r in again] == [r["after"] for r in rows]
-    text = "\n".join(attack_section(rows, "striped", {"conceptprune k=2%": (0.05, 7.0)}))
+    text = "\n".join(attack_section(rows, "striped", {"conceptprune k=2%": (0.05, 7.0)}, tmp_path / "figures"))
     k = sum(rows[1]["after"])
     assert "| conceptprune k=2% | ringabell | 1 | " in text and f"| {k}/{n} = {k / n:.1%} [" in text
     assert "| 5.0 | 7.0 |" in text  # the eraser's harm beside its attack success

@@ -228,10 +228,41 @@ def attack_claims(rows: list[dict], concept: str) -> list[str]:
     return out
 
 
-def attack_section(rows: list[dict], concept: str, harm: dict | None = None) -> list[str]:
-    """The markdown section of docs/robustness.md for the attacked erasers."""
+def asr_grid(rows: list[dict]) -> tuple[list[str], list[str], list[list[float]], list[float]]:
+    """(erasers, attacks, pooled ASR [eraser][attack] with NaN where not run, each eraser's pooled
+    share shown without attack): the data of the overview table and heat map."""
+    erasers = list(dict.fromkeys(r["eraser"] for r in rows))
+    attacks = list(dict.fromkeys(r["attack"] for r in rows))
+    cell = {}
+    for e in erasers:
+        for m in attacks:
+            rs = [r for r in rows if r["eraser"] == e and r["attack"] == m]
+            cell[(e, m)] = _pooled(rs) if rs else None
+    asr = [[cell[(e, m)]["asr"]["rate"] if cell[(e, m)] else math.nan for m in attacks] for e in erasers]
+    pre = [next(c["pre_attack"]["rate"] for m in attacks if (c := cell[(e, m)])) for e in erasers]
+    return erasers, attacks, asr, pre
+
+
+def asr_overview(rows: list[dict]) -> list[str]:
+    """Markdown lines: one row per eraser, its share shown without attack and its pooled ASR under
+    each attack."""
+    erasers, attacks, asr, pre = asr_grid(rows)
+    lines = ["| eraser | shown without attack | " + " | ".join(attacks) + " |", "| --- " * (len(attacks) + 2) + "|"]
+    for e, row, p in zip(erasers, asr, pre):
+        lines.append(f"| {e} | {p:.1%} | " + " | ".join("-" if math.isnan(x) else f"{x:.1%}" for x in row) + " |")
+    return lines
+
+
+def attack_section(rows: list[dict], concept: str, harm: dict | None = None, figures: Path | None = None) -> list[str]:
+    """The markdown section of docs/robustness.md for the attacked erasers (with a heat map of the
+    pooled ASR written under ``figures`` when given)."""
     if not rows:
         return []
+    figs = {}
+    if figures is not None:
+        from .plots import asr_heatmap, write_images
+
+        figs = write_images([(f"attack success {concept}", asr_heatmap(*asr_grid(rows)))], figures)
     budgets = ", ".join(sorted({f"{r['attack']} {r['budget']}" for r in rows}))
     seeds = sorted({r["seed"] for r in rows})
     total = sum(r["summary"].get("seconds", 0) for r in rows) / 60
@@ -243,6 +274,9 @@ def attack_section(rows: list[dict], concept: str, harm: dict | None = None) -> 
         "[attacks.md](attacks.md). 'Shown without attack' is the edit's own leak on these prompts (other captions and "
         "seeds than the sweep's, so it can differ from the sweep's 'left' by the spread of small samples); ASR counts every "
         f"attacked image showing the concept; {total:.0f} min of attack time in all.", "",
+        "Pooled over seeds (the details, with intervals, below):", "",
+        *asr_overview(rows), "",
+        *[f"![{t}](figures/{n})" for t, n in figs.items()], "",
         *attack_table(rows, harm), "",
         "### Erasers compared on the same prompts", "",
         *comparisons(rows), "",

@@ -386,7 +386,7 @@ def write_markdown(out: Path, rows: list[dict], concept: str, seconds: int, n_pe
         lines.append(f"| {m['method']} | {m['label']} | {m['n']} | {m['rate']:.1%} ± {m['rate_sd']:.1%} | "
                      f"{100 * m['worst']:.1f} ± {100 * m['worst_sd']:.1f} |")  # fmt: skip
     lines += other_concepts(work, out.parent) if work is not None else []
-    lines += attack_section(attack_rows or [], concept, harm)
+    lines += attack_section(attack_rows or [], concept, harm, out.parent / "figures")
     if reactivation is not None:
         from .reactivation import compare_section
 
