@@ -481,23 +481,26 @@ def build_parser() -> argparse.ArgumentParser:
         "P-ESD's size: each edit judged by the oracle on the held-out prompts, one JSON per cell under --work (an "
         "interrupted run resumes), then the markdown with the table and the frontier figure.",
     )
-    rb.add_argument("--out", type=Path, default=Path("docs/robustness.md"))
-    rb.add_argument("--work", type=Path, default=Path("stores/robustness"), help="cells, edits and the calibration store")
-    rb.add_argument("--concept", default="striped")
+    rb.add_argument("--out", type=Path, default=Path("docs/robustness.md"), help="the markdown; figures go to figures/ beside it")
+    rb.add_argument("--work", type=Path, default=Path("stores/robustness"),
+                    help="cells, edits, the calibration store, attack runs and reactivation recordings")  # fmt: skip
+    rb.add_argument("--concept", default="striped", help="the toy concept to erase: a texture or a shape")
     rb.add_argument("--seeds", default="0", help="comma-separated seeds of the trained erasers")
-    rb.add_argument("--n-per", type=int, default=2)
+    rb.add_argument("--n-per", type=int, default=2, help="held-out captions per texture x colour x shape for judging")
     rb.add_argument("--quick", action="store_true", help="a few cells at tiny budgets (a smoke run, not results)")
     rb.add_argument("--core", action="store_true", help="the main settings of each eraser only (11 cells a seed, ~15 min)")
     rb.add_argument(
         "--variants",
         action="store_true",
-        help="also the first seed's variants: preservation term, ConceptPrune init, mask + ESD-x weights (6 cells)",
+        help="also the first seed's variants (preservation term, ConceptPrune init, mask + ESD-x weights, masks on "
+        "ff.net.0 and attn2.to_v at k=10 and 20 %%, a random attn2.to_v control) and the attn2.to_v mask on every seed",
     )
     rb.add_argument(
         "--attacks",
         default="",
         help="comma-separated attacks (unlearndiff,softprompt,inversion,ringabell,revival,"
-        "benign) run on each eraser's main setting and the unedited model, every seed; adds the attack table",
+        "benign) run on each eraser's main setting and the unedited model, every seed; adds the attack overview, "
+        "heat map, table and McNemar tests, and with unlearndiff the concept neurons' reactivation per eraser",
     )
     rb.add_argument("--attack-budget", type=int, default=None, help="steps (generations) of every attack (default: each one's)")
     rb.add_argument("--quiet", action="store_true")
