@@ -160,12 +160,11 @@ def attack_table(rows: list[dict], harm: dict[str, tuple[float, float]] | None =
     return lines
 
 
-def comparisons(rows: list[dict]) -> list[str]:
+def paired_tests(rows: list[dict]) -> list[dict]:
     """Exact McNemar tests between the PAIRS of erasers, per attack, over matched (prompt, seed) pairs
-    pooled over the attack seeds they share."""
+    pooled over the attack seeds they share: one dict per test (attack, a, b, pairs, a_only, b_only, p)."""
     index = {(r["eraser"], r["attack"], r["seed"]): r for r in rows}
-    lines = ["| attack | A | B | pairs | shown under A only | under B only | p (exact McNemar) |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    out = []
     for method in dict.fromkeys(r["attack"] for r in rows):
         for a, b in PAIRS:
             seeds = sorted(
@@ -180,9 +179,24 @@ def comparisons(rows: list[dict]) -> list[str]:
                     raise ValueError(f"{a} and {b} were attacked on other prompts ({method}, seed {s}): rerun one")
                 xa += ra["after"]
                 xb += rb["after"]
-            t = mcnemar(xa, xb)
-            lines.append(f"| {method} | {a} | {b} | {len(xa)} | {t['a_only']} | {t['b_only']} | {t['p']:.3g} |")
-    return lines
+            out.append({"attack": method, "a": a, "b": b, "pairs": len(xa), **mcnemar(xa, xb)})
+    return out
+
+
+def comparisons(rows: list[dict]) -> list[str]:
+    """Markdown lines of ``paired_tests``."""
+    return ["| attack | A | B | pairs | shown under A only | under B only | p (exact McNemar) |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+            *(f"| {t['attack']} | {t['a']} | {t['b']} | {t['pairs']} | {t['a_only']} | {t['b_only']} | {t['p']:.3g} |"
+              for t in paired_tests(rows))]  # fmt: skip
+
+
+def _pooled_cells(rows: list[dict]) -> dict[tuple[str, str], dict]:
+    """{(eraser, attack): its runs pooled by ``_pooled``}, in the rows' order."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["eraser"], r["attack"]), []).append(r)
+    return {key: _pooled(rs) for key, rs in groups.items()}
 
 
 def attack_claims(rows: list[dict], concept: str) -> list[str]:
@@ -190,16 +204,13 @@ def attack_claims(rows: list[dict], concept: str) -> list[str]:
     make the concept on the unedited model says nothing about erasers; a mask that never erased has
     nothing to defend (its leak without attack is given beside its ASR); a claim is decided only
     where the paired McNemar test gives p < 0.05."""
-    pooled = {
-        (e, m): _pooled([r for r in rows if r["eraser"] == e and r["attack"] == m])
-        for e, m in {(r["eraser"], r["attack"]) for r in rows}
-    }
+    pooled = _pooled_cells(rows)
 
     def say(e: str, m: str) -> str:
         s = pooled[(e, m)]
         return f"{e} {s['asr']['rate']:.1%} (without attack {s['pre_attack']['rate']:.1%})"
 
-    tests = {(r[1], r[2], r[0]): r[-1] for r in (line.strip("| ").split(" | ") for line in comparisons(rows)[2:])}
+    tests = {(t["a"], t["b"], t["attack"]): t["p"] for t in paired_tests(rows)}
     out = []
     for m in dict.fromkeys(r["attack"] for r in rows):
         have = {e for (e, mm) in pooled if mm == m}
@@ -218,10 +229,10 @@ def attack_claims(rows: list[dict], concept: str) -> list[str]:
                             ("pesd attn2.to_v k=10%", "esd-x lr=1e-4", "the same claim, for the mask on the cross-attention values"),
                             ("conceptprune k=2%", "esd-x lr=1e-4", "ConceptPrune's Table 3: pruning resists better than ESD")):  # fmt: skip
             if a in have and b in have:
-                p = tests.get((a, b, m), "1")
-                verdict = ("not decided at this size (p >= 0.05)" if float(p) >= 0.05
+                p = tests.get((a, b, m), 1.0)
+                verdict = ("not decided at this size (p >= 0.05)" if p >= 0.05
                            else "holds here" if rates[a] < rates[b] else "does not hold here")  # fmt: skip
-                out.append(f"- {m}: {say(a, m)} against {say(b, m)}, McNemar p = {p}: {claim}; {verdict}.")
+                out.append(f"- {m}: {say(a, m)} against {say(b, m)}, McNemar p = {p:.3g}: {claim}; {verdict}.")
         if "conceptprune k=2%" in have:
             out.append(f"- {m}: ConceptPrune on '{concept}': {say('conceptprune k=2%', m)}; its Table 5 reports close to 0 % on "
                        "a style and on objects.")  # fmt: skip
@@ -231,15 +242,11 @@ def attack_claims(rows: list[dict], concept: str) -> list[str]:
 def asr_grid(rows: list[dict]) -> tuple[list[str], list[str], list[list[float]], list[float]]:
     """(erasers, attacks, pooled ASR [eraser][attack] with NaN where not run, each eraser's pooled
     share shown without attack): the data of the overview table and heat map."""
-    erasers = list(dict.fromkeys(r["eraser"] for r in rows))
-    attacks = list(dict.fromkeys(r["attack"] for r in rows))
-    cell = {}
-    for e in erasers:
-        for m in attacks:
-            rs = [r for r in rows if r["eraser"] == e and r["attack"] == m]
-            cell[(e, m)] = _pooled(rs) if rs else None
-    asr = [[cell[(e, m)]["asr"]["rate"] if cell[(e, m)] else math.nan for m in attacks] for e in erasers]
-    pre = [next(c["pre_attack"]["rate"] for m in attacks if (c := cell[(e, m)])) for e in erasers]
+    cell = _pooled_cells(rows)
+    erasers = list(dict.fromkeys(e for e, _ in cell))
+    attacks = list(dict.fromkeys(m for _, m in cell))
+    asr = [[cell[(e, m)]["asr"]["rate"] if (e, m) in cell else math.nan for m in attacks] for e in erasers]
+    pre = [next(cell[(e, m)]["pre_attack"]["rate"] for m in attacks if (e, m) in cell) for e in erasers]
     return erasers, attacks, asr, pre
 
 

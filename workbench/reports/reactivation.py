@@ -26,35 +26,58 @@ from ..recording import record
 from ..store import open_store
 
 
+def _attack_run(folder: Path) -> tuple[dict, list[Prompt], list[Prompt], object]:
+    """A prompt attack's ``--out`` folder: (result, the plain prompts, the attacked prompts, the
+    slots' embeddings); refused for an attack without prompt slots."""
+    from safetensors.torch import load_file
+
+    res = json.loads((folder / "result.json").read_text())
+    if "slot_texts" not in res:
+        raise ValueError(f"{folder} holds a {res.get('attack')} result without prompt slots: give a prompt attack's --out folder")
+    clean = [Prompt(r["prompt"], "clean", r["seed"]) for r in res["per_prompt"]]
+    attacked = [Prompt(t, "attacked", r["seed"]) for t, r in zip(res["slot_texts"], res["per_prompt"])]
+    return res, clean, attacked, load_file(str(folder / "adversarial.safetensors"))["embeddings"]
+
+
+def _record_edited(pipe, edit, res: dict, clean: list[Prompt], attacked: list[Prompt], vectors, path: Path, steps: int,
+                   progress: bool):  # fmt: skip
+    """Record the plain and attacked prompts on the edited model (None: unedited); return the store."""
+    with applied(pipe, load_edit(edit) if edit else Edit("unedited")):
+        record(pipe, PromptSet(clean + attacked), path, steps=steps, progress=progress,
+               slots=Slots(int(res["token_id"]), res["slot_texts"], vectors))  # fmt: skip
+    return open_store(path)
+
+
+def _concept_columns(pipe, concept: str, clean: list[Prompt], path: Path, k: float, t_hat: int, steps: int, progress: bool):
+    """Record the unedited model on the concept's calibration pairs and the plain prompts; return
+    (its store, the unedited weights, which scale every run alike, the concept neurons)."""
+    pos, neg = calibration(concept)
+    record(pipe, PromptSet(list(pos) + list(neg) + clean), path, steps=steps, progress=progress)
+    unedited = open_store(path)
+    weights = weights_of(pipe, unedited)
+    masks = concept_masks(unedited, weights, concept, next(p.set for p in neg), k=k, t_hat=t_hat)
+    return unedited, weights, concept_neurons(masks)
+
+
+def _views(unedited, edited, weights, concept_cols):
+    """(sensitivity summary per site, concept-neuron activity per run) of one edited store."""
+    sites = list(concept_cols.children)
+    summary = sensitivity_summary(sensitivity(edited, edited, weights, "clean", "attacked", sites=sites), concept_cols)
+    runs = {"unedited": (unedited, "clean"), "edited": (edited, "clean"), "attacked": (edited, "attacked")}
+    return summary, concept_activity(runs, weights, concept_cols)
+
+
 def run_reactivation(edit: str | Path, attack: str | Path, concept: str = "striped", work: str | Path = "stores/reactivation",
                      out: str | Path | None = "docs/reactivation.md", k: float = 2.0, t_hat: int = 10, steps: int = 25,
                      progress: bool = False) -> dict:  # fmt: skip
     """Record the three runs under ``work`` (resumable: stores are extended, never redone), compute
     the sensitivity summary and the activity curves, write the markdown and figures; return them."""
-    from safetensors.torch import load_file
-
     attack, work = Path(attack), Path(work)
-    res = json.loads((attack / "result.json").read_text())
-    if "slot_texts" not in res:
-        raise ValueError(f"{attack} holds a {res.get('attack')} result without prompt slots: give a prompt attack's --out folder")
-    vectors = load_file(str(attack / "adversarial.safetensors"))["embeddings"]
+    res, clean, attacked, vectors = _attack_run(attack)
     pipe = load_pipeline("toy")
-    clean = [Prompt(r["prompt"], "clean", r["seed"]) for r in res["per_prompt"]]
-    attacked = [Prompt(t, "attacked", r["seed"]) for t, r in zip(res["slot_texts"], res["per_prompt"])]
-    pos, neg = calibration(concept)
-    record(pipe, PromptSet(list(pos) + list(neg) + clean), work / "unedited.zarr", steps=steps, progress=progress)
-    with applied(pipe, load_edit(edit)):
-        record(pipe, PromptSet(clean + attacked), work / "edited.zarr", steps=steps, progress=progress,
-               slots=Slots(int(res["token_id"]), res["slot_texts"], vectors))  # fmt: skip
-    unedited, edited = open_store(work / "unedited.zarr"), open_store(work / "edited.zarr")
-    weights = weights_of(pipe, unedited)  # the unedited weights scale every run alike
-    reference = next(p.set for p in neg)
-    masks = concept_masks(unedited, weights, concept, reference, k=k, t_hat=t_hat)
-    concept_cols = concept_neurons(masks)
-    sens = sensitivity(edited, edited, weights, "clean", "attacked", sites=list(masks.attrs["sites"]))
-    summary = sensitivity_summary(sens, concept_cols)
-    act = concept_activity({"unedited": (unedited, "clean"), "edited": (edited, "clean"), "attacked": (edited, "attacked")},
-                           weights, concept_cols)  # fmt: skip
+    unedited, weights, concept_cols = _concept_columns(pipe, concept, clean, work / "unedited.zarr", k, t_hat, steps, progress)
+    edited = _record_edited(pipe, edit, res, clean, attacked, vectors, work / "edited.zarr", steps, progress)
+    summary, act = _views(unedited, edited, weights, concept_cols)
     result = {"summary": summary, "activity": act, "attack": res}
     if out is not None:
         write_markdown(Path(out), result, concept, edit, attack, k, t_hat)
@@ -70,8 +93,6 @@ def compare_reactivation(pipe, runs: dict[str, tuple[str | Path | None, str | Pa
     and the clean prompts) and each edited model on its clean and attacked prompts, under ``work``
     (resumable). Returns ``sensitivity`` (eraser, group) pooled over sites and ``activity``
     (eraser, run, step) of the concept neurons, which are found once on the unedited model."""
-    from safetensors.torch import load_file
-
     from .plots import slug
 
     if not runs:
@@ -79,33 +100,18 @@ def compare_reactivation(pipe, runs: dict[str, tuple[str | Path | None, str | Pa
     work = Path(work)
     loaded, clean = {}, None
     for name, (edit, folder) in runs.items():
-        res = json.loads((Path(folder) / "result.json").read_text())
-        if "slot_texts" not in res:
-            raise ValueError(f"{folder} holds a {res.get('attack')} result without prompt slots: give a prompt attack's folder")
-        prompts = [Prompt(r["prompt"], "clean", r["seed"]) for r in res["per_prompt"]]
+        res, prompts, attacked, vectors = _attack_run(Path(folder))
         if clean is not None and prompts != clean:
             raise ValueError(f"{folder} attacked other prompts than the first run: compare runs of one attack seed and n_per")
         clean = prompts
-        loaded[name] = (edit, res, load_file(str(Path(folder) / "adversarial.safetensors"))["embeddings"])
-    pos, neg = calibration(concept)
-    record(pipe, PromptSet(list(pos) + list(neg) + clean), work / "unedited.zarr", steps=steps, progress=progress)
-    unedited = open_store(work / "unedited.zarr")
-    weights = weights_of(pipe, unedited)
-    reference = next(p.set for p in neg)
-    concept_cols = concept_neurons(concept_masks(unedited, weights, concept, reference, k=k, t_hat=t_hat))
-    sites = [s for s in concept_cols.children]
+        loaded[name] = (edit, res, attacked, vectors)
+    unedited, weights, concept_cols = _concept_columns(pipe, concept, clean, work / "unedited.zarr", k, t_hat, steps, progress)
     sens, act = [], []
-    for i, (name, (edit, res, vectors)) in enumerate(loaded.items()):
-        attacked = [Prompt(t, "attacked", r["seed"]) for t, r in zip(res["slot_texts"], res["per_prompt"])]
-        path = work / f"run{i}-{slug(name)}.zarr"
-        with applied(pipe, load_edit(edit) if edit else Edit("unedited")):
-            record(pipe, PromptSet(clean + attacked), path, steps=steps, progress=progress,
-                   slots=Slots(int(res["token_id"]), res["slot_texts"], vectors))  # fmt: skip
-        edited = open_store(path)
-        summary = sensitivity_summary(sensitivity(edited, edited, weights, "clean", "attacked", sites=sites), concept_cols)
+    for i, (name, (edit, res, attacked, vectors)) in enumerate(loaded.items()):
+        edited = _record_edited(pipe, edit, res, clean, attacked, vectors, work / f"run{i}-{slug(name)}.zarr", steps, progress)
+        summary, activity = _views(unedited, edited, weights, concept_cols)
         sens.append(summary.sel(site="all"))
-        runs3 = {"unedited": (unedited, "clean"), "edited": (edited, "clean"), "attacked": (edited, "attacked")}
-        act.append(concept_activity(runs3, weights, concept_cols))
+        act.append(activity)
     names = list(loaded)
     ds = xr.Dataset({"sensitivity": xr.concat(sens, "eraser").drop_vars("site"), "activity": xr.concat(act, "eraser")})
     ds = ds.assign_coords(eraser=names)
