@@ -70,3 +70,26 @@ def test_report_draws_in_chromium(demo, tmp_path):
         timeout=180,
     )
     assert shot.exists() and shot.stat().st_size > 20_000
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None and os.environ.get("CI") != "true", reason="chromium not installed (setup.sh --test installs it)"
+)
+def test_user_strings_in_a_report_are_text_not_markup(tmp_path):
+    """A concept and an attribute named with markup: Chromium shows them as text, runs no script."""
+    from workbench.reports.demo import write_report
+    from workbench.reports.plots import before_after
+
+    assert CHROMIUM, "chromium is missing: run `bash setup.sh --test`"
+    bad = "<img src=x onerror=\"document.title='pwned'\">"
+    side = {"concept_rate": 0.5, "degraded_rate": 0.0, "fid": 1.0, "other_accuracy": {"<b id=evil>shape</b>": 0.9}}
+    summary = {"concept": bad, "k": 2.0, "t_hat": 3, "density": 0.01, "density_of_unet": 0.001, "seconds": 1.0,
+               "before": side, "after": side, "random_control": side}  # fmt: skip
+    page = write_report(tmp_path / "r.html", summary, [(f"about {bad}", before_after(summary["before"], summary["after"], bad))],
+                        {"model_id": bad})  # fmt: skip
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000"]  # fmt: skip
+    dom = subprocess.run([CHROMIUM, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=180).stdout
+    assert "<title>ConceptPrune on the toy world" in dom and "<title>pwned</title>" not in dom  # the onerror never ran
+    assert "<img" not in dom and 'id="evil"' not in dom
+    assert "&lt;img src=x onerror=" in dom and "&lt;b id=evil&gt;shape&lt;/b&gt; accuracy on other prompts" in dom

@@ -116,6 +116,36 @@ def test_an_edit_for_another_model_is_refused(toy, sd15, tmp_path):
         pass
 
 
+def test_an_edit_folder_is_whole_or_refused(toy, tmp_path):
+    """Masks and weights round-trip with their checksums; a missing, changed or (for folders saved
+    before checksums) needed-but-absent tensor file is refused by name, never loaded as no edit."""
+    site = select(toy, "ffn2")[0]
+    shape = tuple(module_of(toy, site).weight.shape)
+    mask = np.random.default_rng(0).random(shape) < 0.1
+    name = f"{site.name}.weight"
+    weight = torch.randn(shape)
+    Edit("pesd", {"concept": "striped", "tune": "esd-x"}, masks={site.name: mask}, weights={name: weight}).save(tmp_path / "e")
+    edit = load_edit(tmp_path / "e")
+    assert np.array_equal(edit.masks[site.name], mask) and torch.equal(edit.weights[name], weight)
+    meta = json.loads((tmp_path / "e" / "edit.json").read_text())
+    assert set(meta["files"]) == {"masks.safetensors", "weights.safetensors"}
+    # one byte changed in the weights: same size, other checksum
+    raw = bytearray((tmp_path / "e" / "weights.safetensors").read_bytes())
+    raw[-1] ^= 1
+    (tmp_path / "e" / "weights.safetensors").write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match=r"e/weights.safetensors is damaged \(its checksum"):
+        load_edit(tmp_path / "e")
+    # an edit folder from before checksums: its method says which files it needs
+    del meta["files"]
+    (tmp_path / "e" / "edit.json").write_text(json.dumps(meta))
+    (tmp_path / "e" / "weights.safetensors").unlink()
+    with pytest.raises(ValueError, match=r"e/weights.safetensors is missing: this pesd edit needs it"):
+        load_edit(tmp_path / "e")
+    # saving a masks-only edit over it leaves no stale weights behind
+    Edit("conceptprune", {"concept": "striped"}, masks={site.name: mask}).save(tmp_path / "e")
+    assert load_edit(tmp_path / "e").weights is None and not (tmp_path / "e" / "weights.safetensors").exists()
+
+
 def test_cli_erase_writes_an_edit_that_other_tools_read(tmp_path, capsys):
     from workbench.analysis import load_masks
 

@@ -122,6 +122,68 @@ def test_reduce_refuses_a_half_written_store(toy, store, tmp_path, capsys):
     assert "reductions need a complete store (1 of 9 prompts not recorded)" in capsys.readouterr().err
 
 
+class Killed(BaseException):
+    """Stands for SIGKILL: nothing after the step runs, no handler of ours catches it."""
+
+
+def test_a_kill_at_any_step_of_replacing_reductions_leaves_a_store_that_reads_right(toy, tmp_path, monkeypatch):
+    """Every unlink, rmdir and file write of reduce_store (replacing current reductions) is a kill
+    point; after each: the store opens, analysis gives the raw store's numbers, `info --check`
+    passes and says truthfully whether reductions are present, and one `reduce` completes it."""
+    import zarr.storage._local as local
+
+    from workbench.store import check_store, reduce_store
+
+    path = tmp_path / "one.zarr"
+    record(toy, sets("striped", "plain", n=2), path, sites="down_blocks.1.*ff.net.2", steps=2, batch_size=2, progress=False)
+    site = zarr.open_group(str(path), mode="r").attrs["sites"][0]
+    want = open_store(path)["reductions"][site]["sumsq"].values.copy()
+    count = {"n": 0, "kill": 0}
+
+    def counted(fn):
+        def step(*a, **k):
+            out = fn(*a, **k)
+            count["n"] += 1
+            if count["n"] == count["kill"]:
+                raise Killed
+            return out
+
+        return step
+
+    for mod, name in ((os, "unlink"), (os, "rmdir"), (local, "_put")):
+        monkeypatch.setattr(mod, name, counted(getattr(mod, name)))
+    reduce_store(str(path))
+    total = count["n"]
+    assert total > 10  # the old group's files, then the new group's
+    for kill in range(1, total + 1):
+        copy = tmp_path / f"k{kill}.zarr"
+        shutil.copytree(path, copy)
+        count.update(n=0, kill=kill)
+        with pytest.raises(Killed):
+            reduce_store(str(copy))
+        count["kill"] = 0
+        tree = open_store(copy)
+        check_store(copy)  # info --check: nothing damaged that analysis would read
+        if "reductions" in tree.children:
+            np.testing.assert_array_equal(tree["reductions"][site]["sumsq"].values, want)
+        raw = tree[site]["sumsq"].values[np.asarray(tree["set"].values == "striped")].astype(np.float64).sum(0)
+        np.testing.assert_allclose(want[0], raw, rtol=1e-12)
+        reduce_store(str(copy))  # the next run completes it
+        np.testing.assert_array_equal(open_store(copy)["reductions"][site]["sumsq"].values, want)
+        shutil.rmtree(copy)
+
+
+def test_a_committed_group_missing_its_set_names_is_refused_not_read(toy, store, tmp_path, capsys):
+    path = tmp_path / "s.zarr"
+    shutil.copytree(store, path)
+    shutil.rmtree(path / "reductions" / "prompt_set")
+    with pytest.raises(StoreError, match="per-set reductions are incomplete .*reductions/prompt_set.*workbench reduce"):
+        open_store(path)
+    assert main(["info", str(path), "--check"]) == 2
+    assert main(["reduce", str(path), "--quiet"]) == 0
+    assert list(open_store(path)["reductions"]["prompt_set"].values) == ["striped", "dotted", "plain"]
+
+
 # -- object storage -----------------------------------------------------------------------------
 
 
@@ -206,6 +268,45 @@ def test_pushing_an_unfinished_store_is_refused(store, s3, tmp_path):
     zarr.open_group(str(path), mode="r+").attrs["complete"] = False
     with pytest.raises(StoreError, match="is not complete: finish the recording"):
         push(path, "s3://workbench-test/u.zarr")
+
+
+@pytest.mark.parametrize("form", ["folder", "file-url"])
+def test_push_to_a_folder_or_a_file_url_gives_the_same_store(toy, store, tmp_path, form):
+    dest = tmp_path / "copies" / "nested" / "s.zarr"
+    url = str(dest) if form == "folder" else dest.as_uri()
+    assert main(["push", str(store), url, "--quiet"]) == 0
+    assert not list(dest.rglob("*.partial"))
+    a, b = open_store(url), open_store(store)
+    w = weights_of(toy, b)
+    assert_same_analyses(all_analyses(a, w), all_analyses(b, w))
+    for site in b.attrs["sites"]:
+        np.testing.assert_array_equal(a[site]["sumsq"].values, b[site]["sumsq"].values)
+    files = sorted(p.relative_to(store) for p in store.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(dest) for p in dest.rglob("*") if p.is_file())
+
+
+def test_a_push_to_a_folder_killed_before_its_root_is_no_store_and_a_rerun_finishes_it(store, tmp_path, monkeypatch):
+    import fsspec.implementations.local as flocal
+
+    dest = tmp_path / "half.zarr"
+    real = flocal.LocalFileSystem.put_file
+
+    def dies_at_the_root(self, lpath, rpath, *a, **k):
+        if str(rpath).endswith("zarr.json.partial") and str(rpath).count("/") == str(dest).count("/") + 1:
+            raise Killed  # the body is copied, the root metadata not yet
+        return real(self, lpath, rpath, *a, **k)
+
+    monkeypatch.setattr(flocal.LocalFileSystem, "put_file", dies_at_the_root)
+    with pytest.raises(Killed):
+        push(store, str(dest), batch=16)
+    assert (dest / "reductions" / "zarr.json").exists() and not (dest / "zarr.json").exists()
+    with pytest.raises(StoreError, match="is not a recording store"):
+        open_store(dest)
+    monkeypatch.setattr(flocal.LocalFileSystem, "put_file", real)
+    push(store, str(dest))
+    assert open_store(dest).sizes["prompt"] == 9
+    with pytest.raises(StoreError, match="is the store itself"):
+        push(store, str(store))
 
 
 # -- dask.distributed -----------------------------------------------------------------------------

@@ -296,3 +296,76 @@ def test_a_kill_after_any_metadata_step_then_a_rerun_gives_the_uninterrupted_sto
         killed = subprocess.run([sys.executable, str(helper), str(path), str(n)], capture_output=True, text=True, timeout=300)
         assert killed.returncode == -9, f"step {n}: the helper was not killed ({killed.returncode}): {killed.stderr[-500:]}"
         assert_same(rerun(path), reference)
+
+
+def _disk_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def test_a_full_disk_names_the_path_and_the_same_command_then_completes_the_store(toy, tmp_path, capsys):
+    """A real full disk: a tmpfs smaller than the store, grown after the failure (root only)."""
+    from workbench.cli import main
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    prompts = tmp_path / "p.txt"
+    prompts.write_text(
+        "".join(f"striped\ta {c} circle with stripes\n" for c in ("red", "blue", "green", "yellow", "purple", "orange"))
+    )
+    argv = ["record", "--prompts", str(prompts), "--steps", "2", "--batch-size", "2", "--quiet", "--out"]
+    assert main([*argv, str(tmp_path / "ref.zarr")]) == 0
+    size = _disk_size(tmp_path / "ref.zarr")
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size // 2}", "tmpfs", str(mnt)], capture_output=True).returncode:
+        pytest.skip("this machine does not let us mount a tmpfs")
+    try:
+        out = mnt / "s.zarr"
+        capsys.readouterr()
+        assert main([*argv, str(out)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("workbench: error: no space left on the device while writing ") and str(mnt) in err, err
+        assert "run the same command again: it resumes" in err and len(err.splitlines()) == 1
+        subprocess.run(["mount", "-o", "remount,size=64m", str(mnt)], check=True)
+        assert main([*argv, str(out)]) == 0
+        assert_same(arrays(out), arrays(tmp_path / "ref.zarr"))
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def test_a_float16_store_is_analysed_with_the_model_it_was_recorded_from(tmp_path, capsys):
+    """Record in float16, then `workbench masks`: the float32 model's weights hash as the store's
+    once cast, and the masks use the weights as the recording ran them (float16-rounded)."""
+    import torch
+    from safetensors.numpy import load_file
+
+    from workbench.analysis import concept_masks
+    from workbench.cli import main
+    from workbench.models import check_weights, load_pipeline, weights_of
+
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text(
+        "striped\ta red circle with stripes\nstriped\ta blue cross with stripes\nplain\ta red circle\nplain\ta blue cross\n"
+    )
+    store = tmp_path / "h.zarr"
+    assert main(["record", "--prompts", str(pairs), "--steps", "2", "--dtype", "float16", "--out", str(store), "--quiet"]) == 0
+    tree = open_store(store)
+    assert tree.attrs["provenance"]["dtype"] == "float16"
+    out = tmp_path / "m.safetensors"
+    assert main(["masks", str(store), "--target", "striped", "--reference", "plain", "--t-hat", "2", "--out", str(out)]) == 0
+    half = load_pipeline("toy", dtype=torch.float16)
+    full = load_pipeline("toy")
+    assert check_weights(full, tree.attrs["provenance"]) and check_weights(half, tree.attrs["provenance"])
+    w16 = weights_of(half, tree)
+    assert all(np.array_equal(w16[s], weights_of(full, tree)[s]) for s in w16)  # rounded as recorded
+    want = concept_masks(tree, w16, "striped", "plain", k=2, t_hat=2)
+    got = load_file(str(out))
+    for s in tree.attrs["sites"]:
+        np.testing.assert_array_equal(got[s].astype(bool), want[s]["mask"].values, err_msg=s)
+    # weights that really differ are still refused, and the message says the store's dtype
+    with torch.no_grad():
+        next(full.unet.parameters()).add_(1.0)
+    with pytest.raises(
+        ValueError, match=r"other weights than this model's \(unet: store \w+, model \w+, compared in the store's float16\)"
+    ):
+        check_weights(full, tree.attrs["provenance"])

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -97,13 +99,19 @@ def cmd_sets(args) -> int:
 
 
 def cmd_info(args) -> int:
-    from .store import check_store, describe, open_store
+    from .store import StoreError, check_store, describe, open_store
+    from .store.reader import missing_chunks
 
     if args.check:
         check_store(args.store)
         print("check: every chunk of every recorded prompt is there and decodes", file=sys.stderr)
     tree = open_store(args.store, allow_partial=True)
     print(describe(tree))
+    if not args.check:  # the cheap part of the check: a listing of which chunks exist
+        lost = missing_chunks(args.store)
+        if lost:
+            raise StoreError(f"{args.store} is damaged: {len(lost)} chunk(s) of recorded prompts are missing (first: {lost[0]}); "
+                             f"run `workbench info --check {args.store}` for the list and what to do")  # fmt: skip
     if tree.attrs.get("complete") and "reductions" not in tree.children:
         print(f"no current per-set reductions: `workbench reduce {args.store}` lets masks read MBs, not the whole store",
               file=sys.stderr)  # fmt: skip
@@ -111,10 +119,11 @@ def cmd_info(args) -> int:
 
 
 def cmd_reduce(args) -> int:
-    from .store import WriterLock, reduce_store
+    from .store import WriterLock, consolidate, reduce_store
 
     with WriterLock(args.store, role="reduce"):
         reduce_store(str(args.store), progress=not args.quiet)
+        consolidate(args.store)  # the consolidated listing names the new arrays
     print(f"{args.store}: per-set reductions written; masks, sweeps and overlaps now read those", file=sys.stderr)
     return 0
 
@@ -617,20 +626,29 @@ def main(argv: list[str] | None = None) -> int:
         if _raised_in_storage(err):  # a codec's checksum or decode error, not a message of ours
             return _undecodable(args, err)
         return _fail(str(err))
-    except OSError as err:  # a path that cannot be written or read: permissions, a file where a folder goes
-        return _fail(
-            f"cannot use {err.filename or 'a path'} ({err.strerror or err}): choose another path, or fix its permissions"
-        )
+    except OSError as err:  # a path that cannot be written or read: permissions, a file where a folder goes, a full disk
+        return _fail(_os_message(args, err))
     except Exception as err:
         if not _raised_in_storage(err):
             raise  # a bug: keep its traceback
         return _undecodable(args, err)
 
 
+def _os_message(args, err: OSError) -> str:
+    """What to say of an OSError: the path (the error's, else the command's output) and the fix."""
+    path = err.filename or getattr(args, "out", None) or getattr(args, "store", None) or "the output path"
+    if err.errno == errno.ENOSPC:
+        return (f"no space left on the device while writing {path}: free some space (or choose another --out on a disk with room), "
+                "then run the same command again: it resumes where it stopped")  # fmt: skip
+    return f"cannot use {path} ({err.strerror or err}): choose another path, or fix its permissions"
+
+
 def _undecodable(args, err: BaseException) -> int:
     store = getattr(args, "store", None) or getattr(args, "out", None) or "STORE"
+    # the codec's first sentence only: what follows it (checksum bytes) depends on the data, not on the fault
+    what = re.sub(r"\W*\bb['\"].*", "", str(err).split(". ")[0])[:120]
     return _fail(
-        f"a chunk of the store could not be decoded ({type(err).__name__}: {str(err)[:120]}): "
+        f"a chunk of the store could not be decoded ({type(err).__name__}: {what}): "
         f"run `workbench info --check {store}` to find it and what to do"
     )
 

@@ -1,15 +1,18 @@
 """An edit on disk: what an eraser made, in a folder that any tool here can apply.
 
-    DIR/edit.json            method, concept, options, seconds, the model's weights hashes
+    DIR/edit.json            method, concept, options, seconds, the model's weights hashes, and
+                             ``files``: the sha256 of each tensor file (written last: it commits the edit)
     DIR/masks.safetensors    pruning masks (ConceptPrune, P-ESD, P-AC): {site: bool, True = pruned}
     DIR/weights.safetensors  fine-tuned parameters (ESD, AC): {parameter name: tensor}
 
 ``applied(pipe, edit)`` puts it on a pipeline and takes it off again bit for bit; an edit made for
-other weights is refused.
+other weights is refused. ``load_edit`` refuses a folder whose tensor files are missing, cut short
+or changed since they were saved, naming the file and the fix.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,6 +23,10 @@ import torch
 
 from ..models.loading import model_hashes
 from .prune import pruned
+
+MASKS, WEIGHTS = "masks.safetensors", "weights.safetensors"
+#: the tensor files each method's edit holds (for edit folders written before ``files`` was recorded)
+NEEDS = {"conceptprune": (MASKS,), "pesd": (MASKS,), "pac": (MASKS,), "esd": (WEIGHTS,), "ac": (WEIGHTS,), "unedited": ()}
 
 
 @dataclass
@@ -45,8 +52,16 @@ class Edit:
             save_file({s: torch.from_numpy(np.ascontiguousarray(m)) for s, m in self.masks.items()}, str(folder / "masks.safetensors"),
                       metadata={"workbench": json.dumps(meta, default=str)})  # fmt: skip
         if self.weights is not None:
-            save_file({k: v.contiguous() for k, v in self.weights.items()}, str(folder / "weights.safetensors"))
-        (folder / "edit.json").write_text(json.dumps({"method": self.method, **self.info}, indent=1, default=str))
+            save_file({k: v.contiguous() for k, v in self.weights.items()}, str(folder / WEIGHTS))
+        held = {MASKS: self.masks, WEIGHTS: self.weights}
+        files = {name: _sha256(folder / name) for name, tensors in held.items() if tensors is not None}
+        for name in {MASKS, WEIGHTS} - set(files):
+            (folder / name).unlink(missing_ok=True)  # a file of an earlier edit saved here is not this edit's
+        text = json.dumps({"method": self.method, **{k: v for k, v in self.info.items() if k != "files"}, "files": files},
+                          indent=1, default=str)  # fmt: skip
+        tmp = folder / "edit.json.tmp"
+        tmp.write_text(text)
+        tmp.replace(folder / "edit.json")  # last and atomic: a folder with edit.json holds a whole edit
         return folder
 
 
@@ -58,13 +73,38 @@ def load_edit(folder: str | Path) -> Edit:
     meta = folder / "edit.json"
     if not meta.exists():
         raise FileNotFoundError(f"{folder} holds no edit.json: make an edit with `workbench erase --out {folder}`")
-    info = json.loads(meta.read_text())
-    masks = weights = None
-    if (folder / "masks.safetensors").exists():
-        masks = {s: t.numpy().astype(bool) for s, t in load_file(str(folder / "masks.safetensors")).items()}
-    if (folder / "weights.safetensors").exists():
-        weights = load_file(str(folder / "weights.safetensors"))
-    return Edit(info.pop("method"), info, masks, weights)
+    remake = f"make the edit again with `workbench erase ... --out {folder}`"
+    try:
+        info = json.loads(meta.read_text())
+        method = info.pop("method")
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as err:
+        raise ValueError(f"{meta} is damaged (not an edit's JSON: {type(err).__name__}): {remake}") from err
+    files = info.pop("files", None)
+    if files is None:  # saved before its files were recorded: what is there, and what its method needs
+        needs = NEEDS.get(method, ()) + ((WEIGHTS,) if info.get("tune") else ())
+        files = {name: None for name in (MASKS, WEIGHTS) if name in needs or (folder / name).exists()}
+    for name, digest in files.items():
+        path = folder / name
+        if not path.exists():
+            raise ValueError(f"{path} is missing: this {method} edit needs it; {remake}")
+        if digest is not None and _sha256(path) != digest:
+            raise ValueError(f"{path} is damaged (its checksum is not the one {meta.name} records): {remake}")
+    tensors = {}
+    for name in files:
+        try:
+            tensors[name] = load_file(str(folder / name))
+        except Exception as err:  # safetensors' SafetensorError names no file
+            raise ValueError(f"{folder / name} could not be read ({type(err).__name__}: {err}): {remake}") from err
+    masks = {s: t.numpy().astype(bool) for s, t in tensors[MASKS].items()} if MASKS in tensors else None
+    return Edit(method, info, masks, tensors.get(WEIGHTS))
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def check_model(pipe, edit: Edit) -> None:

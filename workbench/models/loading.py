@@ -61,9 +61,12 @@ def generation_defaults(pipe) -> dict:
     return {**SD_DEFAULTS, **getattr(type(pipe), "generation_defaults", {})}
 
 
-def model_hashes(pipe) -> dict[str, str]:
-    """The weights hash of each component a store's sites can live in."""
-    return {c: weights_hash(m) for c in ("unet", "text_encoder", "text_encoder_2") if (m := getattr(pipe, c, None)) is not None}
+def model_hashes(pipe, dtype: torch.dtype | None = None) -> dict[str, str]:
+    """The weights hash of each component a store's sites can live in (in ``dtype`` when given:
+    the hashes a copy of these weights cast to it has)."""
+    return {
+        c: weights_hash(m, dtype) for c in ("unet", "text_encoder", "text_encoder_2") if (m := getattr(pipe, c, None)) is not None
+    }
 
 
 def model_id(pipe) -> str:
@@ -74,19 +77,25 @@ def model_id(pipe) -> str:
 _HASHES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def weights_hash(module: torch.nn.Module) -> str:
+def weights_hash(module: torch.nn.Module, dtype: torch.dtype | None = None) -> str:
     """blake2b over every parameter's name, shape, dtype and bytes: equal iff the weights are.
 
-    Cached per module until any tensor is modified in place (torch's version counters move)."""
+    With ``dtype``, floating tensors are hashed as cast to it (what ``module.to(dtype)`` would
+    hash), so a float32 model and the float16 copy a store was recorded with can be matched.
+    Cached per module and dtype until any tensor is modified in place (torch's version counters move)."""
     state = module.state_dict()
     versions = tuple((k, v._version, v.data_ptr()) for k, v in state.items())
-    cached = _HASHES.get(module)
+    cache = _HASHES.setdefault(module, {})
+    cached = cache.get(dtype)
     if cached and cached[0] == versions:
         return cached[1]
     h = hashlib.blake2b(digest_size=16)
     for name, p in state.items():
-        t = p.detach().contiguous().cpu()
+        t = p.detach()
+        if dtype is not None and t.is_floating_point():
+            t = t.to(dtype)
+        t = t.contiguous().cpu()
         h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
         h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    _HASHES[module] = (versions, h.hexdigest())
+    cache[dtype] = (versions, h.hexdigest())
     return h.hexdigest()

@@ -94,19 +94,35 @@ def select(pipe, sites: SiteFilter = DEFAULT) -> list[Site]:
     return chosen
 
 
+def recorded_dtype(provenance: dict):
+    """The torch dtype a store was recorded in (its provenance's ``dtype``; float32 if unstated)."""
+    import torch
+
+    name = str(provenance.get("dtype") or "float32")
+    dtype = getattr(torch, name, None)
+    if not isinstance(dtype, torch.dtype):
+        raise ValueError(f"the store's provenance names an unknown dtype {name!r}: was it written by this workbench?")
+    return dtype
+
+
 def check_weights(pipe, provenance: dict, allow_other_weights: bool = False) -> bool:
     """True if the pipeline's weights hash as a store's provenance records; a mismatch raises
-    (naming both hashes and the fix) unless ``allow_other_weights``, then returns False."""
+    (naming both hashes and the fix) unless ``allow_other_weights``, then returns False.
+
+    The hashes are compared in the dtype the store was recorded in: a float32 model matches the
+    float16 recording made from the same weights."""
     from .loading import model_hashes
 
     recorded = dict(provenance.get("weights_hash") or {})
-    now = model_hashes(pipe)
+    dtype = recorded_dtype(provenance)
+    now = model_hashes(pipe, dtype=None if pipe.unet.dtype == dtype else dtype)
     differ = [c for c in recorded if recorded[c] != now.get(c)]
     if differ and not allow_other_weights:
         c = differ[0]
+        cast = "" if pipe.unet.dtype == dtype else f", compared in the store's {str(dtype).removeprefix('torch.')}"
         raise ValueError(
             f"the store was recorded with other weights than this model's ({c}: store {str(recorded[c])[:12]}, "
-            f"model {str(now.get(c))[:12]}): pass the model it was recorded with ({provenance.get('model_id')!r}), "
+            f"model {str(now.get(c))[:12]}{cast}): pass the model it was recorded with ({provenance.get('model_id')!r}), "
             "or allow_other_weights=True (--allow-other-weights) to combine them on purpose"
         )
     return not differ
@@ -124,11 +140,17 @@ def weights_of(pipe, sites, allow_other_weights: bool = False) -> dict:
     pipeline's weights must be those the store was recorded with (its weights hash): masks from
     one model's activations and another's weights are silently wrong, so a mismatch is refused
     unless ``allow_other_weights``."""
+    dtype = None
     if hasattr(sites, "attrs"):
         check_weights(pipe, sites.attrs["provenance"], allow_other_weights)
+        dtype = recorded_dtype(sites.attrs["provenance"])  # the weights as the recording ran them
     names = list(sites.attrs["sites"]) if hasattr(sites, "attrs") else [getattr(s, "name", s) for s in sites]
     by_name = {s.name: s for s in catalogue(pipe)}
     missing = [n for n in names if n not in by_name]
     if missing:
         raise ValueError(f"the model has no site {missing[0]}: was the store recorded with another model?")
-    return {n: module_of(pipe, by_name[n]).weight.detach().float().cpu().numpy() for n in names}
+    out = {}
+    for n in names:
+        w = module_of(pipe, by_name[n]).weight.detach()
+        out[n] = (w if dtype is None else w.to(dtype)).float().cpu().numpy()
+    return out

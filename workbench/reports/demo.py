@@ -76,27 +76,23 @@ def run_demo(concept: str = "striped", k: float = 2.0, t_hat: int = 10, out: str
 def write_report(path: Path, summary: dict, figs: list, provenance: dict) -> Path:
     """The demo's report: the numbers table, figures and provenance in one self-contained file."""
     b, a, r = summary["before"], summary["after"], summary.get("random_control")
+    esc = html.escape  # every string from the summary (concept, attribute names) is the user's
 
-    def row(name, key):
-        cells = [b[key], a[key]] + ([r[key]] if r else [])
-        return f"<tr><td>{name}</td>" + "".join(f"<td>{c:.1%}</td>" for c in cells) + "</tr>"
+    def row(name: str, cells: list[float], fmt: str = ".1%") -> str:
+        return f"<tr><td>{esc(name)}</td>" + "".join(f"<td>{c:{fmt}}</td>" for c in cells) + "</tr>"
+
+    def cells(get) -> list[float]:
+        return [get(b), get(a)] + ([get(r)] if r else [])
 
     table = "<table><tr><th></th><th>unpruned</th><th>pruned</th>" + ("<th>random control</th>" if r else "") + "</tr>"
-    table += row(f"'{html.escape(summary['concept'])}' rate on target prompts", "concept_rate") + row(
-        "degraded images", "degraded_rate"
-    )
+    table += row(f"'{summary['concept']}' rate on target prompts", cells(lambda s: s["concept_rate"]))
+    table += row("degraded images", cells(lambda s: s["degraded_rate"]))
     for attr in b["other_accuracy"]:
-        cells = [b["other_accuracy"][attr], a["other_accuracy"][attr]] + ([r["other_accuracy"][attr]] if r else [])
-        table += f"<tr><td>{attr} accuracy on other prompts</td>" + "".join(f"<td>{c:.1%}</td>" for c in cells) + "</tr>"
-    cells = [b["fid"], a["fid"]] + ([r["fid"]] if r else [])
-    table += (
-        "<tr><td>toy FID on other prompts (oracle features; lower is better)</td>"
-        + "".join(f"<td>{c:.2f}</td>" for c in cells)
-        + "</tr>"
-    )
+        table += row(f"{attr} accuracy on other prompts", cells(lambda s, attr=attr: s["other_accuracy"][attr]))
+    table += row("toy FID on other prompts (oracle features; lower is better)", cells(lambda s: s["fid"]), ".2f")
     table += "</table>"
-    intro = f"""<p>k = {summary["k"]:g}% of each weight row, first t&#770; = {summary["t_hat"]} UNet calls; pruned {summary["density"]:.3%} of the
-FFN-2 weights ({summary["density_of_unet"]:.3%} of all UNet parameters). Ran in {summary["seconds"]} s.</p>
+    intro = f"""<p>k = {float(summary["k"]):g}% of each weight row, first t&#770; = {int(summary["t_hat"])} UNet calls; pruned {float(summary["density"]):.3%} of the
+FFN-2 weights ({float(summary["density_of_unet"]):.3%} of all UNet parameters). Ran in {esc(str(summary["seconds"]))} s.</p>
 {table}"""
     provenance_text = json.dumps({k: v for k, v in summary.items() if k not in ("before", "after", "random_control")}, indent=1)
     provenance_text += "\n" + json.dumps(provenance, indent=1)

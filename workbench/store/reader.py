@@ -11,7 +11,7 @@ import xarray as xr
 import zarr
 
 from .core import SCHEMA, StoreError, short, zarr_store
-from .reductions import GROUP, fresh
+from .reductions import GROUP, fresh, incomplete
 
 
 def open_store(path: str | Path, allow_partial: bool = False, storage_options: dict | None = None) -> xr.DataTree:
@@ -40,6 +40,7 @@ def open_store(path: str | Path, allow_partial: bool = False, storage_options: d
     if GROUP in tree.children:
         tree = tree.drop_nodes(GROUP)
         if fresh(group):
+            _check_reductions(group, path)
             tree[GROUP] = xr.open_datatree(store, engine="zarr", group=GROUP, chunks=None, consolidated=False)
     attrs = tree.attrs
     if attrs.get("workbench_schema") != SCHEMA:
@@ -67,6 +68,15 @@ def open_store(path: str | Path, allow_partial: bool = False, storage_options: d
     root = root.assign_coords({c: root[c].astype(object).load() for c in ("text", "set", "branch") if c in root})
     tree.dataset = root
     return tree
+
+
+def _check_reductions(group: zarr.Group, path) -> None:
+    lacking = incomplete(group)
+    if lacking:
+        raise StoreError(
+            f"{path}: its per-set reductions are incomplete ({len(lacking)} array(s) missing, first: reductions/{lacking[0]}): "
+            f"rebuild them with `workbench reduce {path}`"
+        )
 
 
 def _unreadable(path: Path, err: Exception) -> StoreError:
@@ -142,6 +152,7 @@ def check_store(path: str | Path, storage_options: dict | None = None) -> None:
             f"{path} is damaged: {len(lost)} chunk(s) of recorded prompts are missing: {listing}. "
             "Record those prompts into a new store (their values are lost)"
         )
+    _check_reductions(group, path)
     _check_arrays(group, "", path)
 
 
@@ -150,7 +161,8 @@ def _check_arrays(group: zarr.Group, prefix: str, path) -> None:
     for name, arr in group.arrays():
         _read_all(arr, prefix + name, path)
     for gname, sub in group.groups():
-        _check_arrays(sub, f"{prefix}{gname}/", path)
+        if prefix or gname != GROUP or fresh(group):  # stale reductions are never read: nothing to verify
+            _check_arrays(sub, f"{prefix}{gname}/", path)
 
 
 def _read_all(arr, name, path) -> None:

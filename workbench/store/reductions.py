@@ -15,11 +15,19 @@ Sums are float64, so the norms equal those computed from the raw store (which al
 The fingerprint names the prompts the sums cover (their count and a hash of their set labels);
 a store extended after its reductions were written has another fingerprint, and ``open_store``
 then leaves the stale reductions out (analysis reads the raw store) until ``reduce_store`` runs.
+
+Replacing them is safe against a kill at any moment: the old group's ``zarr.json`` goes first (one
+atomic unlink, after which zarr no longer lists the group and its fingerprint is gone), then the
+rest of its files whether or not their metadata is left; the new group is written in place and its
+fingerprint comes last. In between the store has no reductions and analysis reads the raw store;
+the next ``reduce`` (or ``record``) writes them again.
 """
 
 from __future__ import annotations
 
 import hashlib
+import shutil
+from pathlib import Path
 
 import numpy as np
 import zarr
@@ -47,6 +55,34 @@ def fresh(group: zarr.Group) -> bool:
     return red.attrs.get("fingerprint") == fingerprint(group)
 
 
+def incomplete(group: zarr.Group) -> list[str]:
+    """What a committed reductions group lacks: every site's group and statistic of the raw store,
+    and ``prompt_set``; empty when whole (or when there are no current reductions to check)."""
+    if not fresh(group):
+        return []
+    red = group[GROUP]
+    have = set(red.keys())
+    out = [] if "prompt_set" in have else ["prompt_set"]
+    for site in group.attrs["sites"]:
+        if site not in group:
+            continue
+        stats = set(red[site].keys()) if site in have else set()
+        out += [f"{site}/{stat}" for stat, _ in group[site].arrays() if stat not in stats]
+    return out
+
+
+def remove(group: zarr.Group, name: str = GROUP) -> None:
+    """Delete a child group of a local store whole, its own ``zarr.json`` first: from that first
+    (atomic) step on zarr no longer lists it, and leftovers without metadata are deleted too."""
+    root = getattr(group.store, "root", None)
+    if root is None:
+        raise StoreError(f"{group.store}: reductions are written to a local store folder")
+    folder = Path(root) / group.path / name
+    (folder / "zarr.json").unlink(missing_ok=True)
+    if folder.exists():
+        shutil.rmtree(folder)
+
+
 def reduce_store(store: str | zarr.Group, progress: bool = False) -> zarr.Group:
     """Write (or rewrite) the per-set sums of a complete store; returns the reductions group.
 
@@ -65,8 +101,7 @@ def reduce_store(store: str | zarr.Group, progress: bool = False) -> zarr.Group:
     names = list(dict.fromkeys(labels))
     pos = {s: i for i, s in enumerate(names)}
     codes = np.array([pos[s] for s in labels])
-    if GROUP in group:
-        del group[GROUP]  # stale or half-written: rebuilt whole
+    remove(group, GROUP)  # stale, half-written or half-deleted: rebuilt whole
     red = group.create_group(GROUP)
     red.create_array("prompt_set", shape=(len(names),), dtype=str, dimension_names=["prompt_set"], fill_value="")[:] = np.array(
         names, dtype=object
