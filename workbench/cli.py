@@ -599,7 +599,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     pu = sub.add_parser(
         "push",
-        help="copy a complete store to object storage (s3://, gs://, any fsspec URL)",
+        help="copy a complete store to object storage (s3://, gs://, any fsspec URL), a file:// URL or a folder",
         description="Upload every file, the root metadata last, so an interrupted copy is never opened as a store; "
         "run it again to finish. Credentials and endpoints come from the usual environment (AWS_* variables, "
         "AWS_ENDPOINT_URL for an S3-compatible server).",
