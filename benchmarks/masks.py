@@ -25,7 +25,8 @@ import torch
 from workbench.analysis import concept_masks, density, sweep, sweep_density
 from workbench.models.sites import Site
 from workbench.prompts import Prompt, PromptSet
-from workbench.store import Recording, StoreWriter, open_store, reduce_store
+from workbench.recording import Recording
+from workbench.store import StoreWriter, open_store, reduce_store
 
 WIDTHS = [(1280, 320)] * 5 + [(2560, 640)] * 5 + [(5120, 1280)] * 6
 STEPS = 51
@@ -42,10 +43,7 @@ def build(path: Path, n: int = 8, chunk: int = 8):
     rng = np.random.default_rng(0)
     for lo in range(0, 2 * n, chunk):
         stats = {
-            s.name: {
-                k: torch.from_numpy(rng.gamma(2.0, 50.0, (chunk, 2, STEPS, s.width)).astype(np.float32))
-                for k in ("sumsq", "sumsq_unit")
-            }
+            s.name: {k: rng.gamma(2.0, 50.0, (chunk, 2, STEPS, s.width)).astype(np.float32) for k in ("sumsq", "sumsq_unit")}
             for s in sites
         }
         w.write(idx[lo : lo + chunk], Recording(stats, list(range(STEPS)), {}, ("uncond", "cond")))

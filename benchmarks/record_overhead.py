@@ -96,7 +96,8 @@ def store_size() -> dict:
     """Bytes per prompt on disk for SD1.5's 16 FFN-2 sites, 51 calls, 2 branches, 2 stats, with
     positive float32 values drawn like real sums of squares (incompressible mantissas)."""
     from workbench.models.sites import Site
-    from workbench.store import Recording, StoreWriter
+    from workbench.recording import Recording
+    from workbench.store import StoreWriter
 
     widths = [1280] * 5 + [2560] * 5 + [5120] * 6
     sites = [Site(f"s{i}.ff.net.2", "ffn2", "unet", f"s{i}.ff.net.2", w) for i, w in enumerate(widths)]
@@ -106,10 +107,7 @@ def store_size() -> dict:
     idx = w.add_prompts(PromptSet([Prompt(f"p{i}", "x", i) for i in range(n)]))
     rng = np.random.default_rng(0)
     stats = {
-        s.name: {
-            k: torch.from_numpy(rng.gamma(2.0, 50.0, (n, 2, 51, s.width)).astype(np.float32)) for k in ("sumsq", "sumsq_unit")
-        }
-        for s in sites
+        s.name: {k: rng.gamma(2.0, 50.0, (n, 2, 51, s.width)).astype(np.float32) for k in ("sumsq", "sumsq_unit")} for s in sites
     }
     w.write(idx, Recording(stats, list(range(51)), {}, ("uncond", "cond")))
     w.finish()

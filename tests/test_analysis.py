@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import torch
 
 from workbench.analysis import (
     concept_masks,
@@ -21,7 +20,8 @@ from workbench.analysis import (
 )
 from workbench.models.sites import Site
 from workbench.prompts import Prompt, PromptSet
-from workbench.store import Recording, StoreWriter, open_store
+from workbench.recording import Recording
+from workbench.store import StoreWriter, open_store
 
 STEPS = 6
 SITES = [Site("a.ff.net.2", "ffn2", "unet", "a.ff.net.2", 40), Site("b.ff.net.2", "ffn2", "unet", "b.ff.net.2", 24)]
@@ -40,10 +40,7 @@ def random_store(tmp_path_factory, request):
     for lo in range(0, len(idx), 4):
         run = idx[lo : lo + 4]
         stats = {
-            s.name: {
-                k: torch.from_numpy(rng.gamma(2.0, 1.0, (len(run), 2, STEPS, s.width)).astype(np.float32))
-                for k in ("sumsq", "sumsq_unit")
-            }
+            s.name: {k: rng.gamma(2.0, 1.0, (len(run), 2, STEPS, s.width)).astype(np.float32) for k in ("sumsq", "sumsq_unit")}
             for s in SITES
         }
         w.write(run, Recording(stats, list(np.linspace(999, 0, STEPS)), {s.name: 9 for s in SITES}, ("uncond", "cond")))
@@ -167,7 +164,7 @@ def test_missing_statistic_is_named(tmp_path):
     path = tmp_path / "s.zarr"
     w = StoreWriter.open(path, {"model_id": "random"}, SITES[:1], ("sumsq",), chunk=2)
     idx = w.add_prompts(PromptSet([Prompt("x", "star", 0), Prompt("y", "ref", 0)]))
-    stats = {SITES[0].name: {"sumsq": torch.ones(2, 1, 2, 40)}}
+    stats = {SITES[0].name: {"sumsq": np.ones((2, 1, 2, 40), np.float32)}}
     w.write(idx, Recording(stats, [1.0, 0.0], {}, ("cond",)))
     w.finish()
     with pytest.raises(ValueError, match="no 'sumsq_unit' statistic"):
@@ -243,3 +240,30 @@ def test_sensitivity_against_a_hand_computation(random_store):
     per_site = [(dense_norm(tree, s.name, ["star"], "sumsq", ["cond"]) * np.abs(W[s.name]).mean(0))[:, masks[s.name]["mask"].values.any(0)].mean(1)
                 for s in SITES if masks[s.name]["mask"].values.any()]  # fmt: skip
     np.testing.assert_allclose(act.sel(run="star").values, np.mean(per_site, 0), rtol=1e-5)
+
+
+def test_top_entries_rank_as_float64_even_where_float32_blurs_the_boundary():
+    """Rows built with near-ties at the n-th place (scores 1e-9 apart in float64, equal in float32):
+    the fast float32 partition must hand those rows to float64 and pick what a full sort picks."""
+    from workbench.analysis.masks import top_entries
+
+    rng = np.random.default_rng(3)
+    rows, width, keeps = 64, 300, [1, 6, 30, 299]
+    w = np.abs(rng.standard_normal((rows, width))).astype(np.float32)
+    n = rng.random(width) + 0.5
+    for i in range(0, rows, 2):  # in every other row, the n-th and (n+1)-th scores nearly tie
+        order = np.argsort(-(w[i] * n))
+        for m in keeps[:-1]:
+            a, b = order[m - 1], order[m]
+            n[b] = n[a] * float(w[i, a]) / float(w[i, b]) * (1 - 1e-12 * (1 + i))
+    got = top_entries(w, n, keeps)
+    exact = w.astype(np.float64) * n[None, :]
+    blurred = 0
+    for m, top in zip(keeps, got):
+        order = np.argsort(-exact, axis=1, kind="stable")[:, :m]
+        want = np.zeros_like(top)
+        np.put_along_axis(want, order, True, axis=1)
+        np.testing.assert_array_equal(top, want, err_msg=f"n={m}")
+        s32 = w * n.astype(np.float32)[None, :]
+        blurred += int(np.sum(np.sort(s32, axis=1)[:, width - m] == np.sort(s32, axis=1)[:, width - m - 1]))
+    assert blurred > 0  # float32 alone could not have told these rows apart

@@ -81,12 +81,35 @@ def _fresh(code: str) -> str:
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300).stdout
 
 
-def test_analysis_imports_no_model_libraries():
+def test_analysis_and_store_import_no_torch_or_model_libraries():
     out = _fresh(
         "import sys, workbench.analysis, workbench.store\n"
-        "print(sorted(m for m in ('diffusers', 'transformers', 'plotly') if m in sys.modules))"
+        "print(sorted(m for m in ('torch', 'diffusers', 'transformers', 'plotly') if m in sys.modules))"
     )
     assert out.strip() == "[]"
+
+
+def test_no_analysis_or_store_module_imports_torch_at_any_depth():
+    """The rule above by reading the files: a function-level torch import would pass the fresh
+    import but still load torch when that function runs."""
+    wrong = []
+    for path in files():
+        if layer_of(module_name(path)) not in ("store", "analysis"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            wrong += [
+                f"{path.relative_to(ROOT)}:{node.lineno} imports {n}"
+                for n in names
+                if n.split(".")[0] == "torch" or n == "safetensors.torch"
+            ]
+    assert not wrong, "\n".join(wrong)
 
 
 def test_top_level_names_load_lazily_and_all_resolve():

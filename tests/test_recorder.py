@@ -53,7 +53,7 @@ def test_recorded_equals_direct(request, model, guidance):
     for site in rec.sites:
         ref = direct(raw[site.name], len(texts), nb, site.is_text)
         for stat in stats:
-            got = res.stats[site.name][stat].double()
+            got = torch.from_numpy(res.stats[site.name][stat]).double()
             want = ref[stat]
             assert got.shape == want.shape, (site.name, stat)
             both = ~torch.isnan(want)

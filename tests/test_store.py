@@ -88,7 +88,7 @@ KILLER = textwrap.dedent(
             site = next(iter(rec.stats))
             self._ensure_arrays(rec)
             for stat, data in rec.stats[site].items():
-                self.group[site][stat][indices[0]:indices[-1] + 1] = data.numpy()
+                self.group[site][stat][indices[0]:indices[-1] + 1] = data
             os.kill(os.getpid(), signal.SIGKILL)
         original(self, indices, rec)
 

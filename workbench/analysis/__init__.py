@@ -1,6 +1,6 @@
 """Analysis: pure functions from a recording store (+ the model's weights as data) to xarray
-objects. Nothing here runs or loads a model: importing it costs numpy, xarray, zarr and torch's
-tensor ops, never diffusers, transformers or plotly."""
+objects. Nothing here runs or loads a model: importing it costs numpy, xarray and zarr, never
+torch, diffusers, transformers or plotly (tests/test_layers.py checks it)."""
 
 from .density import density, density_per_step, norm_distribution
 from .io import load_masks, save_masks

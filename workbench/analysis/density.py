@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 import xarray as xr
 
-from .masks import step_mask
+from .masks import per_site, step_mask
 from .norms import norms, site_names
 from .weights import abs_weight
 
@@ -34,13 +33,17 @@ def density_per_step(tree: xr.DataTree, weights: dict, target, reference, k: flo
     sites = [s for s in (sites or unet) if s in unet]
     nt = norms(tree, target, normalisation, branch, sites)
     nr = norms(tree, reference, normalisation, branch, sites)
-    out = np.zeros((len(sites), tree.sizes["step"]))
-    for i, s in enumerate(sites):
-        a = torch.from_numpy(nt[s]["norm"].values)
-        b = torch.from_numpy(nr[s]["norm"].values)
+
+    def one(s: str) -> np.ndarray:
+        a, b = nt[s]["norm"].values, nr[s]["norm"].values
         w = abs_weight(weights, s, a.shape[1])
-        for t in range(a.shape[0]):
-            out[i, t] = float(step_mask(w, a[t], b[t], k, kind, at_least_one=normalisation != "authors").float().mean())
+        nonzero = w > 0
+        return np.array(
+            [step_mask(w, a[t], b[t], k, kind, normalisation != "authors", nonzero).mean() for t in range(a.shape[0])]
+        )
+
+    by_site = per_site(one, sites)
+    out = np.stack([by_site[s] for s in sites]) if sites else np.zeros((0, tree.sizes["step"]))
     return xr.DataArray(out, dims=("site", "step"), coords={"site": sites, "step": tree["step"].values}, name="density",
                         attrs={"target": str(target), "reference": str(reference), "k": k, "kind": kind})  # fmt: skip
 

@@ -6,9 +6,8 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
 import xarray as xr
-from safetensors.torch import load_file, save_file
+from safetensors.numpy import load_file, save_file
 
 
 def save_masks(masks: xr.DataTree, path: str | Path) -> Path:
@@ -17,7 +16,7 @@ def save_masks(masks: xr.DataTree, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     attrs = {k: (v if isinstance(v, (str, int, float, list, bool)) else str(v)) for k, v in masks.attrs.items()}
     if path.suffix == ".safetensors":
-        tensors = {s: torch.from_numpy(np.ascontiguousarray(masks[s]["mask"].values)) for s in masks.attrs["sites"]}
+        tensors = {s: np.ascontiguousarray(masks[s]["mask"].values, dtype=bool) for s in masks.attrs["sites"]}
         save_file(tensors, str(path), metadata={"workbench": json.dumps(attrs)})
     else:
         out = masks.copy()
@@ -34,10 +33,10 @@ def load_masks(path: str | Path) -> xr.DataTree:
     if path.suffix == ".safetensors":
         from safetensors import safe_open
 
-        with safe_open(str(path), "pt") as f:
+        with safe_open(str(path), "np") as f:
             meta = json.loads((f.metadata() or {}).get("workbench", "{}"))
         tensors = load_file(str(path))
-        tree = xr.DataTree.from_dict({s: xr.Dataset({"mask": (("row", "neuron"), t.numpy())}) for s, t in tensors.items()})
+        tree = xr.DataTree.from_dict({s: xr.Dataset({"mask": (("row", "neuron"), t.astype(bool))}) for s, t in tensors.items()})
         tree.attrs.update(meta)
         tree.attrs["sites"] = meta.get("sites", list(tensors))
         return tree

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 import xarray as xr
 
 from .masks import step_mask
@@ -49,14 +48,15 @@ def overlap_per_step(tree: xr.DataTree, weights: dict, concepts: dict[str, tuple
     for s in sites:
         w = abs_weight(weights, s, tree[s].sizes["neuron"])
         # read each concept's norms from the store once per site, not once per step
-        tgt = {c: torch.from_numpy(nrm[c][0][s]["norm"].values) for c in names}
-        ref = {c: torch.from_numpy(nrm[c][1][s]["norm"].values) for c in names}
+        tgt = {c: nrm[c][0][s]["norm"].values for c in names}
+        ref = {c: nrm[c][1][s]["norm"].values for c in names}
+        nonzero = w > 0
         for t in range(n_steps):
-            ms = [step_mask(w, tgt[c][t], ref[c][t], k, at_least_one=normalisation != "authors") for c in names]
+            ms = [step_mask(w, tgt[c][t], ref[c][t], k, at_least_one=normalisation != "authors", nonzero=nonzero) for c in names]
             for i in range(len(names)):
                 for j in range(len(names)):
-                    inter[t, i, j] += int((ms[i] & ms[j]).sum())
-                    uni[t, i, j] += int((ms[i] | ms[j]).sum())
+                    inter[t, i, j] += np.count_nonzero(ms[i] & ms[j])
+                    uni[t, i, j] += np.count_nonzero(ms[i] | ms[j])
     with np.errstate(invalid="ignore", divide="ignore"):
         jac = np.where(uni > 0, inter / np.maximum(uni, 1), np.nan)
     return xr.DataArray(

@@ -34,7 +34,7 @@ def wanda_activation(tree: xr.DataTree, weights: dict, prompt_set, sites: list[s
     out = {}
     for s in sites:
         norm = n[s]["norm"]
-        col = abs_weight(weights, s, norm.sizes["neuron"]).mean(0).numpy()
+        col = abs_weight(weights, s, norm.sizes["neuron"]).mean(0)
         out[s] = xr.Dataset({"activation": norm * xr.DataArray(col, dims="neuron")})
     return xr.DataTree.from_dict(out)
 

@@ -9,18 +9,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 
 #: where diffusers' save_pretrained puts each component's weights, in the order tried
 _FILES = ("diffusion_pytorch_model.safetensors", "model.safetensors")
 
 
-def abs_weight(weights: dict, site: str, width: int) -> torch.Tensor:
-    """|W| of one site as float32, checked against the store's neuron count."""
+def abs_weight(weights: dict, site: str, width: int) -> np.ndarray:
+    """|W| of one site as float32 numpy, checked against the store's neuron count."""
     if site not in weights:
         raise ValueError(f"no weight given for site {site}: pass weights_of(pipe, store) or load_weights(model_folder, store)")
-    w = torch.as_tensor(np.asarray(weights[site])).float().abs()
-    if w.dim() != 2 or w.shape[1] != width:
+    w = np.abs(np.asarray(weights[site], dtype=np.float32))
+    if w.ndim != 2 or w.shape[1] != width:
         raise ValueError(f"weight of {site} has shape {tuple(w.shape)}, the store has {width} neurons: is it the same model?")
     return w
 
@@ -48,11 +47,28 @@ def load_weights(folder: str | Path, sites) -> dict[str, np.ndarray]:
             raise FileNotFoundError(
                 f"no safetensors weights in {folder / comp}: give the folder the model was saved to (save_pretrained)"
             )
-        with safe_open(str(files[0]), framework="pt") as f:
+        with safe_open(str(files[0]), framework="np") as f:
             keys = set(f.keys())
             for n in members:
                 key = (n if comp == "unet" else n.partition(".")[2]) + ".weight"
                 if key not in keys:
                     raise ValueError(f"{files[0]} has no tensor {key}: was the store recorded with another model?")
-                out[n] = f.get_tensor(key).float().numpy()
+                out[n] = _float32(files[0], f, key)
     return out
+
+
+def _float32(path: Path, f, key: str) -> np.ndarray:
+    """A tensor of an open safetensors file as float32 numpy. bfloat16, which numpy lacks, is read
+    as its raw 16 bits from the file (the header names where) and widened: they are the upper half
+    of a float32."""
+    if f.get_slice(key).get_dtype() != "BF16":
+        return np.asarray(f.get_tensor(key), dtype=np.float32)
+    import json
+
+    with open(path, "rb") as fh:
+        size = int.from_bytes(fh.read(8), "little")
+        info = json.loads(fh.read(size))[key]
+        lo, hi = info["data_offsets"]
+        fh.seek(8 + size + lo)
+        bits = np.frombuffer(fh.read(hi - lo), dtype="<u2").reshape(info["shape"])
+    return (bits.astype(np.uint32) << 16).view(np.float32)

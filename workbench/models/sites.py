@@ -11,8 +11,10 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from torch import nn
+if TYPE_CHECKING:  # torch loads with the model, not with the store that names sites
+    from torch import nn
 
 #: family -> (component, glob over that component's module paths)
 FAMILIES: dict[str, tuple[str, str]] = {
@@ -42,6 +44,8 @@ class Site:
 
 
 def _components(pipe) -> dict[str, nn.Module]:
+    from torch import nn
+
     out = {}
     for name in ("unet", *TEXT_COMPONENTS):
         mod = getattr(pipe, name, None)
@@ -52,6 +56,8 @@ def _components(pipe) -> dict[str, nn.Module]:
 
 def catalogue(pipe) -> list[Site]:
     """Every Linear of every family in this pipeline, in module order."""
+    from torch import nn
+
     sites = []
     for comp, module in _components(pipe).items():
         for path, m in module.named_modules():

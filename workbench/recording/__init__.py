@@ -1,7 +1,7 @@
 """Recording: hooks that reduce activations during generation (hooks.py), and record(), which
 runs a pipeline over a prompt set and fills a store (run.py)."""
 
-from ..store.batch import Recording
+from .batch import Recording
 from .hooks import DEFAULT_STATS, STATS, Recorder, reduce_tokens, run_pipe
 from .run import DEFAULT_STORES, finalise, parse_shard, provenance, record, shard_from_env
 

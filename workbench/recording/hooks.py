@@ -18,11 +18,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
 from ..models.sites import Site, SiteFilter, module_of, select
-from ..store.batch import Recording
+from .batch import Recording
 
 STATS = ("sumsq", "sumsq_unit", "sum", "absmax")
 DEFAULT_STATS = ("sumsq", "sumsq_unit")
@@ -114,7 +115,7 @@ class Recorder:
         branches = ("uncond", "cond") if cfg else ("cond",)
         nb = len(branches)
         steps = len(self._timesteps)
-        out: dict[str, dict[str, torch.Tensor]] = {}
+        out: dict[str, dict[str, np.ndarray]] = {}
         for site in self.sites:
             calls = self._calls[site.name]
             if not calls:
@@ -126,7 +127,7 @@ class Recorder:
                     full = torch.full((nb, n_prompts, site.width), float("nan"))
                     for k, c in enumerate(calls[:nb]):
                         full[nb - 1 - k] = c[stat].cpu()
-                    per_stat[stat] = full.permute(1, 0, 2).contiguous()
+                    per_stat[stat] = full.permute(1, 0, 2).contiguous().numpy()
                 else:
                     if len(calls) != steps:
                         raise RuntimeError(f"site {site.name} ran {len(calls)} times in {steps} UNet calls")
@@ -134,7 +135,7 @@ class Recorder:
                     if x.shape[1] != nb * n_prompts:
                         raise RuntimeError(f"site {site.name} saw {x.shape[1]} rows, expected {nb} x {n_prompts}")
                     x = x.view(steps, nb, n_prompts, -1).permute(2, 1, 0, 3)
-                    per_stat[stat] = x.cpu().contiguous()
+                    per_stat[stat] = x.float().cpu().contiguous().numpy()
             out[site.name] = per_stat
         ts = torch.cat(self._timesteps).double().cpu().tolist() if self._timesteps else []
         return Recording(out, ts, dict(self._tokens), branches)

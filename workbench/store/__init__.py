@@ -14,27 +14,30 @@ Writers fill one prompt chunk at a time (region writes) and mark those prompts `
 a killed recording resumes where it stopped, and the ``done`` flags tell a half-written store.
 """
 
-from .batch import Recording
-from .core import SCHEMA, StoreError, consolidate, jsonable
-from .lock import WriterLock, lock_path
-from .reader import check_store, describe, open_store, provenance_of
-from .reductions import reduce_store
-from .transfer import push
-from .writer import StoreWriter
+from __future__ import annotations
 
-__all__ = [
-    "SCHEMA",
-    "Recording",
-    "StoreError",
-    "StoreWriter",
-    "WriterLock",
-    "lock_path",
-    "check_store",
-    "consolidate",
-    "describe",
-    "jsonable",
-    "open_store",
-    "provenance_of",
-    "push",
-    "reduce_store",
-]
+import importlib
+
+#: public name -> submodule; loaded on first use (PEP 562), so the analysis, which needs only
+#: ``StoreError``, does not pay for zarr until it opens a store
+_EXPORTS = {
+    **dict.fromkeys(("SCHEMA", "StoreError", "consolidate", "jsonable"), "core"),
+    **dict.fromkeys(("WriterLock", "lock_path"), "lock"),
+    **dict.fromkeys(("check_store", "describe", "open_store", "provenance_of"), "reader"),
+    "reduce_store": "reductions",
+    "push": "transfer",
+    "StoreWriter": "writer",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'workbench.store' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

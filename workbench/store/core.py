@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-import zarr
-
 SCHEMA = 1
 NEURON_BLOCK = 2048
 #: provenance keys that must match for a recording to be continued in the same store
@@ -42,6 +40,8 @@ def consolidate(path: str | Path) -> None:
     """Write consolidated metadata (fast opens); zarr warns that v3 has no spec for it yet, which
     is known and harmless here: readers that ignore it still open the store."""
     import warnings
+
+    import zarr
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")

@@ -12,7 +12,6 @@ import zarr
 
 from ..models.sites import Site
 from ..prompts import Prompt, PromptSet
-from .batch import Recording
 from .core import MUST_MATCH, NEURON_BLOCK, SCHEMA, StoreError, consolidate, now, short
 from .reductions import fresh, reduce_store
 
@@ -165,7 +164,7 @@ class StoreWriter:
             )
 
     # -- data ------------------------------------------------------------------------------------
-    def _ensure_arrays(self, rec: Recording) -> None:
+    def _ensure_arrays(self, rec) -> None:
         if self._ready:
             return
         # each array is created if missing and its values (re)written, so a kill between any two of
@@ -198,7 +197,7 @@ class StoreWriter:
                 if stat in g:
                     continue
                 width = data.shape[-1]
-                if data.dim() == 4:
+                if data.ndim == 4:
                     dims, shape = ["prompt", "branch", "step", "neuron"], (n, len(rec.branches), steps, width)
                 else:
                     dims, shape = ["prompt", "branch", "neuron"], (n, len(rec.branches), width)
@@ -210,15 +209,17 @@ class StoreWriter:
                                fill_value=float("nan"))  # fmt: skip
         self._ready = True
 
-    def write(self, indices: list[int], rec: Recording) -> None:
-        """Write one batch (contiguous store indices), then mark it done."""
+    def write(self, indices: list[int], rec) -> None:
+        """Write one batch (contiguous store indices), then mark it done. ``rec`` is a
+        ``workbench.recording.Recording``: ``stats[site][stat]`` numpy arrays, ``timesteps``,
+        ``tokens``, ``branches``."""
         self._ensure_arrays(rec)
         lo, hi = indices[0], indices[-1] + 1
         if list(indices) != list(range(lo, hi)):
             raise ValueError("a batch must cover contiguous store indices")
         for site, stats in rec.stats.items():
             for stat, data in stats.items():
-                self.group[site][stat][lo:hi] = data.numpy()
+                self.group[site][stat][lo:hi] = np.asarray(data)
         self.group["done"][lo:hi] = True
 
     def finish(self) -> bool:

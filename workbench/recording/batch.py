@@ -1,21 +1,24 @@
-"""What a writer hands the store: one pipeline call's reduced statistics (made by the recorder)."""
+"""What the recorder hands the store's writer: one pipeline call's reduced statistics, as numpy.
+
+``StoreWriter.write`` takes any object with these four attributes; the store layer does not import
+this module (it sits above the store)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
+import numpy as np
 
 
 @dataclass
 class Recording:
-    """Reduced statistics of one pipeline call, on the CPU.
+    """Reduced statistics of one pipeline call, float32 numpy on the CPU.
 
     ``stats[site][stat]`` has shape (prompts, branches, steps, neurons) for UNet sites and
     (prompts, branches, neurons) for text sites; ``timesteps`` has one value per UNet call.
     """
 
-    stats: dict[str, dict[str, torch.Tensor]]
+    stats: dict[str, dict[str, np.ndarray]]
     timesteps: list[float]
     tokens: dict[str, int]
     branches: tuple[str, ...]
