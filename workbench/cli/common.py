@@ -1,0 +1,58 @@
+"""What several subcommands share: parent parsers for the common options, and loading the model."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Parents:
+    """Parent parsers (``add_parser(..., parents=[...])``) for options several commands take alike."""
+
+    model: argparse.ArgumentParser  # --model, --device, --dtype, --allow-download
+    quiet: argparse.ArgumentParser  # --quiet
+    mask: argparse.ArgumentParser  # --k, --t-hat: ConceptPrune's mask parameters
+
+
+def parents() -> Parents:
+    model = argparse.ArgumentParser(add_help=False)
+    model.add_argument(
+        "--model",
+        default="toy",
+        help="'toy' (the embedded toy world, default), a folder saved with save_pretrained, or a cached hub id",
+    )
+    model.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    model.add_argument(
+        "--dtype",
+        default="float32",
+        choices=["float32", "float16", "bfloat16"],
+        help="weights dtype (float16 on GPU for real SD)",
+    )
+    model.add_argument(
+        "--allow-download", action="store_true", help="let diffusers fetch weights from a hub (off: no downloads at run time)"
+    )
+    quiet = argparse.ArgumentParser(add_help=False)
+    quiet.add_argument("--quiet", action="store_true", help="no progress bars")
+    mask = argparse.ArgumentParser(add_help=False)
+    mask.add_argument("--k", type=float, default=2.0, help="percent of each weight row (ConceptPrune's k; the paper: 1-5)")
+    mask.add_argument("--t-hat", type=int, default=10, help="aggregate the first t-hat UNet calls (the paper: 9-20)")
+    return Parents(model, quiet, mask)
+
+
+def load(args):
+    import torch
+
+    from ..models import load_pipeline
+
+    if getattr(args, "quiet", False):  # diffusers' and transformers' loading bars too
+        import diffusers
+        import transformers
+
+        diffusers.utils.logging.disable_progress_bar()
+        transformers.utils.logging.disable_progress_bar()
+
+    # under torchrun / accelerate each process takes its own GPU (LOCAL_RANK)
+    device = args.device or (f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if torch.cuda.is_available() else "cpu")
+    return load_pipeline(args.model, device=device, dtype=getattr(torch, args.dtype), allow_download=args.allow_download)

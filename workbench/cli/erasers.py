@@ -1,0 +1,201 @@
+"""`workbench erase | attack | reactivation | robustness`: erasers, attacks on their edits, and the protocol's pages."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .common import Parents
+
+
+def cmd_erase(args) -> int:
+    from ..evaluation.erasers import erase_and_judge, make_edit
+    from ..models import load_pipeline
+    from ..models.toyworld import load_oracle
+
+    pipe = load_pipeline("toy")
+    out = Path(args.out)
+    edit = make_edit(pipe, args.method, args.concept, k=args.k, t_hat=args.t_hat, iterations=args.iterations, lr=args.lr,
+                     group=args.group, relaxation=args.relaxation, init=args.init, eta=args.eta, preserve=args.preserve, sites=args.sites,
+                     tune=args.tune, tune_lr=args.tune_lr, seed=args.seed, workdir=out, progress=not (args.json or args.quiet))  # fmt: skip
+    edit.save(out)
+    summary = {**erase_and_judge(pipe, load_oracle(), edit, n_per=args.n_per), "edit": str(out)}
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        b, a = summary["before"], summary["after"]
+        worst = max(b["other_accuracy"][k] - a["other_accuracy"][k] for k in b["other_accuracy"])
+        print(f"{args.method}: '{args.concept}' on target prompts {b['concept_rate']:.1%} -> {a['concept_rate']:.1%}; "
+              f"worst drop of another attribute {worst:.1%}; degraded {a['degraded_rate']:.1%}; "
+              f"{summary['seconds']} s to erase; edit in {out}")  # fmt: skip
+    return 0
+
+
+def cmd_attack(args) -> int:
+    import json
+
+    from ..attacks import attack
+    from ..editing.edits import Edit, load_edit
+    from ..models import load_pipeline
+    from ..models.toyworld import load_oracle
+
+    pipe, oracle = load_pipeline("toy"), load_oracle()
+    out = args.out or Path("stores/attacks") / f"{args.attack}-{Path(args.edit).name}-{args.concept}-s{args.seed}"
+    edit = Edit("unedited") if str(args.edit) == "none" else load_edit(args.edit)  # the reference: the model as it is
+    result = attack(pipe, oracle, edit, args.concept, args.attack, budget=args.budget, seed=args.seed,
+                    n_per=args.n_per, k=args.tokens, steps=args.steps, out=out, progress=not args.quiet)  # fmt: skip
+    s = result.summary()
+    if args.json:
+        print(json.dumps({**s, "out": str(out)}, default=float))
+    else:
+        lo, hi = s["asr"]["ci95"]
+        print(f"{args.attack} on {Path(args.edit).name}: '{args.concept}' shown on {s['asr']['k']}/{s['prompts']} attacked images "
+              f"(ASR {s['asr']['rate']:.1%}, 95% CI {lo:.1%}-{hi:.1%}); {s['pre_attack']['k']} of them without attack; "
+              f"{s.get('seconds')} s; prompts and embeddings in {out}")  # fmt: skip
+    return 0
+
+
+def cmd_reactivation(args) -> int:
+    from ..reports.reactivation import run_reactivation
+
+    r = run_reactivation(args.edit, args.attack, args.concept, work=args.work, out=args.out, k=args.k, t_hat=args.t_hat,
+                         steps=args.steps, progress=not args.quiet)  # fmt: skip
+    s = r["summary"]
+    print(f"mean sensitivity: concept neurons {float(s.sel(site='all', group='concept')):+.3f}, others "
+          f"{float(s.sel(site='all', group='other')):+.3f}; {args.out}")  # fmt: skip
+    return 0
+
+
+def cmd_robustness(args) -> int:
+    from ..reports.robustness import run_robustness
+
+    t = __import__("time").time()
+    run_robustness(args.out, args.work, concept=args.concept, seeds=tuple(int(x) for x in args.seeds.split(",")),
+                   n_per=args.n_per, quick=args.quick, progress=not args.quiet, core=args.core,
+                   variants=args.variants, attacks=tuple(a for a in args.attacks.split(",") if a),
+                   attack_budget=args.attack_budget)  # fmt: skip
+    print(f"results: {args.out} ({round(__import__('time').time() - t)} s)")
+    return 0
+
+
+def add(sub, parents: Parents) -> None:
+    """Declare this group's subcommands."""
+    e = sub.add_parser(
+        "erase",
+        parents=[parents.quiet, parents.mask],
+        help="erase a toy-world concept with ConceptPrune, ESD, AC, P-ESD or P-AC and judge it with the oracle",
+        description="Make an edit that erases a concept (a texture or a shape of the toy world) and write it to --out: "
+        "masks.safetensors (conceptprune, pesd, pac: weights untouched, the masks are the whole edit) or "
+        "weights.safetensors (esd, ac: the fine-tuned parameter group), with edit.json (method, options, seconds, the "
+        "model's weights hashes) and summary.json (the oracle's readings of the held-out prompts before and after). "
+        "P-ESD and P-AC are our reading of a paper whose code is not public: docs/robustness.md.",
+    )
+    e.add_argument("--method", required=True, choices=["conceptprune", "esd", "ac", "pesd", "pac"])
+    e.add_argument("--concept", required=True, help="striped, dotted, checkered, circle, square, triangle or cross")
+    e.add_argument("--out", type=Path, required=True, help="folder for the edit")
+    e.add_argument("--iterations", type=int, default=None, help="training iterations (default 200)")
+    e.add_argument("--lr", type=float, default=None, help="learning rate (default 1e-4 fine-tuning, 0.05 mask logits)")
+    e.add_argument("--group", default="esd-x", choices=["esd-x", "esd-x-kv", "esd-u"], help="esd/ac: the parameters trained")
+    e.add_argument(
+        "--relaxation", default="ste-topk", choices=["ste-topk", "hard-concrete", "sigmoid"], help="pesd/pac: the mask relaxation"
+    )
+    e.add_argument(
+        "--init",
+        default="uniform",
+        choices=["uniform", "wanda", "conceptprune"],
+        help="pesd/pac: the mask logits' start (conceptprune: its mask at the same --k and --t-hat)",
+    )
+    e.add_argument("--sites", default="ffn2", help="pesd/pac: the sites whose weights are masked (a family: ffn2, ffn1, "
+                   "attn2.to_k, attn2.to_v, or a glob over module paths)")  # fmt: skip
+    e.add_argument(
+        "--tune",
+        default=None,
+        choices=["esd-x", "esd-x-kv", "esd-u"],
+        help="pesd/pac: also fine-tune this parameter group with the mask (the edit holds both)",
+    )
+    e.add_argument("--tune-lr", type=float, default=1e-4, help="pesd/pac with --tune: the weights' learning rate")
+    e.add_argument("--eta", type=float, default=1.0, help="ESD's guidance strength eta")
+    e.add_argument("--preserve", action="store_true", help="also hold the frozen prediction for the reference prompts")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--n-per", type=int, default=2, help="evaluation images per texture x colour x shape")
+    e.add_argument("--json", action="store_true", help="print one JSON object (the keys of `workbench demo --json`)")
+    e.set_defaults(func=cmd_erase)
+
+    at = sub.add_parser(
+        "attack",
+        parents=[parents.quiet],
+        help="attack an edit (adversarial prompts or weight revival) and report the attack success rate",
+        description="Attack an edited toy-world model on the held-out captions that name the concept, and judge each "
+        "image with the oracle. unlearndiff: k adversarial prefix tokens, a softmax relaxation over the vocabulary "
+        "projected to real tokens; softprompt: k free prefix embeddings; inversion: one learned word in place of the "
+        "concept's words; ringabell: a genetic search over k real tokens towards the concept's text direction, no "
+        "gradients; revival: fine-tune only the weights the edit changed (pruned entries from zero) on the concept; "
+        "benign: fine-tune the same on unrelated prompts. ASR = attacked images showing the concept, with the share "
+        "shown without attack (pre-attack) and Wilson 95%% intervals. Prompts and embeddings are kept under --out.",
+    )
+    at.add_argument(
+        "--attack", required=True, choices=["unlearndiff", "softprompt", "inversion", "ringabell", "revival", "benign"]
+    )
+    at.add_argument(
+        "--edit", required=True, type=Path, help="an edit folder written by `workbench erase`, or 'none' (the unedited model)"
+    )
+    at.add_argument("--concept", required=True, help="the erased concept (a texture or a shape)")
+    at.add_argument("--budget", type=int, default=None, help="optimiser steps (Ring-A-Bell: generations); default per attack")
+    at.add_argument("--seed", type=int, default=0)
+    at.add_argument("--tokens", type=int, default=3, help="adversarial tokens per prompt (k)")
+    at.add_argument("--n-per", type=int, default=1, help="held-out captions per colour x shape (x texture)")
+    at.add_argument("--steps", type=int, default=25, help="denoising steps of every generation (the toy default: 25)")
+    at.add_argument("--out", type=Path, default=None, help="default: stores/attacks/<attack>-<edit>-<concept>-s<seed>")
+    at.add_argument("--json", action="store_true", help="print one JSON object")
+    at.set_defaults(func=cmd_attack)
+
+    ra = sub.add_parser(
+        "reactivation",
+        parents=[parents.quiet, parents.mask],
+        help="do an edit's concept neurons wake up under an attack? sensitivity and activity figures",
+        description="Record the attack's target prompts on the unedited model, on the edited model, and on the edited "
+        "model with the attacked prompts (from the attack's slot embeddings); then the sensitivity of ConceptPrune's "
+        "concept neurons (unedited model) against the others, and their activity per UNet call in the three runs.",
+    )
+    ra.add_argument("--edit", required=True, type=Path, help="the edit the attack ran on")
+    ra.add_argument(
+        "--attack", required=True, type=Path, help="a prompt attack's --out folder (result.json, adversarial.safetensors)"
+    )
+    ra.add_argument("--concept", default="striped")
+    ra.add_argument("--work", type=Path, default=Path("stores/reactivation"), help="where the three recordings go")
+    ra.add_argument("--out", type=Path, default=Path("docs/reactivation.md"))
+    ra.add_argument("--steps", type=int, default=25, help="denoising steps of the recordings (the attack's own)")
+    ra.set_defaults(func=cmd_reactivation)
+
+    rb = sub.add_parser(
+        "robustness",
+        parents=[parents.quiet],
+        help="sweep every eraser's strength on a toy concept and write docs/robustness.md (resumable)",
+        description="ConceptPrune over k, ESD-x and AC over the learning rate, P-ESD and P-AC over k, random masks of "
+        "P-ESD's size: each edit judged by the oracle on the held-out prompts, one JSON per cell under --work (an "
+        "interrupted run resumes), then the markdown with the table and the frontier figure.",
+    )
+    rb.add_argument("--out", type=Path, default=Path("docs/robustness.md"), help="the markdown; figures go to figures/ beside it")
+    rb.add_argument("--work", type=Path, default=Path("stores/robustness"),
+                    help="cells, edits, the calibration store, attack runs and reactivation recordings")  # fmt: skip
+    rb.add_argument("--concept", default="striped", help="the toy concept to erase: a texture or a shape")
+    rb.add_argument("--seeds", default="0", help="comma-separated seeds of the trained erasers")
+    rb.add_argument("--n-per", type=int, default=2, help="held-out captions per texture x colour x shape for judging")
+    rb.add_argument("--quick", action="store_true", help="a few cells at tiny budgets (a smoke run, not results)")
+    rb.add_argument("--core", action="store_true", help="the main settings of each eraser only (11 cells a seed, ~15 min)")
+    rb.add_argument(
+        "--variants",
+        action="store_true",
+        help="also the first seed's variants (preservation term, ConceptPrune init, mask + ESD-x weights, masks on "
+        "ff.net.0 and attn2.to_v at k=10 and 20 %%, a random attn2.to_v control) and the attn2.to_v mask on every seed",
+    )
+    rb.add_argument(
+        "--attacks",
+        default="",
+        help="comma-separated attacks (unlearndiff,softprompt,inversion,ringabell,revival,"
+        "benign) run on each eraser's main setting and the unedited model, every seed; adds the attack overview, "
+        "heat map, table and McNemar tests, and with unlearndiff the concept neurons' reactivation per eraser",
+    )
+    rb.add_argument("--attack-budget", type=int, default=None, help="steps (generations) of every attack (default: each one's)")
+    rb.set_defaults(func=cmd_robustness)

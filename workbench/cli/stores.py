@@ -1,0 +1,253 @@
+"""`workbench record | sites | sets | info | reduce | push | masks`: recording stores and the masks read from them."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from .common import Parents, load
+
+
+def cmd_record(args) -> int:
+    from ..prompts import PromptSet, get
+    from ..recording import finalise, record, shard_from_env
+
+    if args.finalise is not None:
+        print(finalise(args.finalise))
+        return 0
+    if not args.prompts:
+        raise ValueError("give --prompts SET ... to record (or --finalise STORE to complete a sharded store)")
+    shard = args.shard if args.shard is not None else shard_from_env()
+    prompts = PromptSet()
+    for name in args.prompts:
+        prompts = prompts + get(name, seed=args.seed)
+    pipe = load(args)
+    sites = args.sites.split(",")
+    out = record(pipe, prompts, args.out, sites=sites, steps=args.steps, guidance=args.guidance, batch_size=args.batch_size,
+                 stats=args.stats.split(","), size=args.size, progress=not args.quiet, shard=shard)  # fmt: skip
+    print(out)
+    return 0
+
+
+def cmd_sites(args) -> int:
+    from ..models import FAMILIES, catalogue, select
+
+    pipe = load(args)
+    chosen = select(pipe, args.sites.split(",")) if args.sites else catalogue(pipe)
+    for s in chosen:
+        print(f"{s.family:11s} {s.width:6d}  {s.name}")
+    print(f"# {len(chosen)} sites; families: {', '.join(FAMILIES)}", file=sys.stderr)
+    return 0
+
+
+def cmd_sets(args) -> int:
+    from ..prompts import get, named_sets
+
+    if args.name:
+        for p in get(args.name, seed=args.seed):
+            print(f"{p.set}\t{p.seed}\t{p.text}")
+        return 0
+    for name, what in named_sets().items():
+        print(f"{name:28s} {what}")
+    return 0
+
+
+def cmd_info(args) -> int:
+    from ..store import StoreError, check_store, describe, open_store
+    from ..store.reader import missing_chunks
+
+    if args.check:
+        check_store(args.store)
+        print("check: every chunk of every recorded prompt is there and decodes", file=sys.stderr)
+    tree = open_store(args.store, allow_partial=True)
+    print(describe(tree))
+    if not args.check:  # the cheap part of the check: a listing of which chunks exist
+        lost = missing_chunks(args.store)
+        if lost:
+            raise StoreError(f"{args.store} is damaged: {len(lost)} chunk(s) of recorded prompts are missing (first: {lost[0]}); "
+                             f"run `workbench info --check {args.store}` for the list and what to do")  # fmt: skip
+    if tree.attrs.get("complete") and "reductions" not in tree.children:
+        print(f"no current per-set reductions: `workbench reduce {args.store}` lets masks read MBs, not the whole store",
+              file=sys.stderr)  # fmt: skip
+    return 0
+
+
+def cmd_reduce(args) -> int:
+    from ..store import WriterLock, consolidate, reduce_store
+
+    with WriterLock(args.store, role="reduce"):
+        reduce_store(str(args.store), progress=not args.quiet)
+        consolidate(args.store)  # the consolidated listing names the new arrays
+    print(f"{args.store}: per-set reductions written; masks, sweeps and overlaps now read those", file=sys.stderr)
+    return 0
+
+
+def cmd_push(args) -> int:
+    from ..store import push
+
+    push(args.store, args.url, progress=not args.quiet)
+    print(f"{args.store} -> {args.url}", file=sys.stderr)
+    return 0
+
+
+def cmd_masks(args) -> int:
+    from ..analysis import concept_masks, density, parse_window, save_masks
+    from ..models import check_weights, load_pipeline, weights_of
+    from ..store import open_store
+
+    tree = open_store(args.store)
+    model = tree.attrs["provenance"]["model_id"] if args.model is None else args.model
+    pipe = load_pipeline(model, device="cpu")
+    t_hat, window = parse_window(f"first:{args.t_hat}" if args.window == "first" else args.window)
+    weights = weights_of(pipe, tree, allow_other_weights=args.allow_other_weights)
+    masks = concept_masks(tree, weights, args.target, args.reference, k=args.k, t_hat=t_hat, window=window,
+                          kind=args.kind, normalisation=args.normalisation)  # fmt: skip
+    masks.attrs["store"] = str(args.store)
+    masks.attrs["weights_model"] = model
+    masks.attrs["weights_match_store"] = check_weights(pipe, tree.attrs["provenance"], allow_other_weights=True)
+    when = f"t{args.t_hat}" if args.window == "first" else args.window.replace(":", "")
+    out = args.out or Path(str(args.store).removesuffix(".zarr") + f"-{args.target}-k{args.k:g}-{when}.safetensors")
+    save_masks(masks, out)
+    d = density(masks, total_params=sum(p.numel() for p in pipe.unet.parameters()))
+    for site, frac in zip(d["site"].values, d["density"].values):
+        print(f"{frac:8.4%}  {site}")
+    print(f"{float(d['overall']):8.4%}  of the masked sites' weights; {float(d['of_model']):.4%} of all UNet parameters")
+    print(out)
+    return 0
+
+
+def add(sub, parents: Parents) -> None:
+    """Declare this group's subcommands."""
+    r = sub.add_parser(
+        "record",
+        parents=[parents.model, parents.quiet],
+        help="run the model over prompt sets and store per-site, per-step activation statistics",
+        description="Generate images for prompt sets with hooks on the chosen sites, and write per prompt, "
+        "CFG branch, UNet call and neuron the token-reduced statistics into a Zarr store. Started again "
+        "with the same arguments it records only what is missing; new prompt sets extend the store.",
+    )
+    r.add_argument(
+        "--prompts",
+        nargs="+",
+        metavar="SET",
+        help="named sets (see `workbench sets`) or text files, one prompt a line",
+    )
+    r.add_argument("--out", default=None, help="the store, a local folder (default: stores/<first set>.zarr)")
+    r.add_argument(
+        "--sites",
+        default="ffn2",
+        help="comma-separated families (ffn2, ffn1, attn2.to_k, attn2.to_v, text.fc2) or globs over module paths",
+    )
+    r.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="denoising steps (default: the model's own, 25 for the toy world, 50 for SD; the paper: 50)",
+    )
+    r.add_argument(
+        "--guidance",
+        type=float,
+        default=None,
+        help="classifier-free guidance scale (default: the model's own, 1.5 for the toy world and its saved copies, 7.5 for SD; "
+        "<= 1 records the cond branch only)",
+    )
+    r.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the first prompt pair: the i-th prompt of every set gets seed+i, so target and reference "
+        "prompts pair up line by line (within one file of set<TAB>prompt lines, or across named sets)",
+    )
+    r.add_argument("--batch-size", type=int, default=8, help="prompts per pipeline call (also the store's prompt chunk)")
+    r.add_argument("--stats", default="sumsq,sumsq_unit", help="comma-separated: sumsq, sumsq_unit, sum, absmax")
+    r.add_argument("--size", type=int, default=None, help="image size in pixels (default: the model's)")
+    r.add_argument(
+        "--shard",
+        default=None,
+        metavar="I/N",
+        help="record only shard I of N (prompt chunks c with c %% N == I) so N processes fill one store together; "
+        "default: RANK/WORLD_SIZE when started by torchrun or accelerate launch. Every shard takes the same arguments; "
+        "the last to finish marks the store complete, and a killed shard run again resumes",
+    )
+    r.add_argument(
+        "--finalise",
+        type=Path,
+        default=None,
+        metavar="STORE",
+        help="check that every prompt of a sharded store is recorded and mark it complete (or say which shards to rerun)",
+    )
+    r.set_defaults(func=cmd_record)
+
+    s = sub.add_parser(
+        "sites",
+        parents=[parents.model],
+        help="list the hookable sites of a model",
+        description="List hookable layers: family, width (neurons) and module path.",
+    )
+    s.add_argument("--sites", default=None, help="only those a filter selects (families or globs, comma-separated)")
+    s.set_defaults(func=cmd_sites)
+
+    c = sub.add_parser(
+        "sets",
+        help="list named prompt sets, or print one",
+        description="Named calibration sets: the paper's Table 9 and the toy world's.",
+    )
+    c.add_argument("name", nargs="?", help="print this set's prompts (set, seed, text)")
+    c.add_argument("--seed", type=int, default=0)
+    c.set_defaults(func=cmd_sets)
+
+    i = sub.add_parser("info", help="summarise a store", description="Print a store's model, steps, sites and prompt sets.")
+    i.add_argument("store", help="a folder or a URL (s3://, gs://, file://)")
+    i.add_argument("--check", action="store_true", help="read every chunk once and report a corrupt one")
+    i.set_defaults(func=cmd_info)
+
+    rd = sub.add_parser(
+        "reduce",
+        parents=[parents.quiet],
+        help="write a store's per-set reductions (stores from before they were automatic)",
+        description="Sum every statistic over the prompts of each set, per branch, step and neuron, and keep the sums "
+        "in the store (a few MB a set): masks, sweeps and overlaps then read those, not the raw store. Recording does "
+        "this when a store is complete; run it on older stores, or after extending one that was read while partial.",
+    )
+    rd.add_argument("store", type=Path)
+    rd.set_defaults(func=cmd_reduce)
+
+    pu = sub.add_parser(
+        "push",
+        parents=[parents.quiet],
+        help="copy a complete store to object storage (s3://, gs://, any fsspec URL), a file:// URL or a folder",
+        description="Upload every file, the root metadata last, so an interrupted copy is never opened as a store; "
+        "run it again to finish. Credentials and endpoints come from the usual environment (AWS_* variables, "
+        "AWS_ENDPOINT_URL for an S3-compatible server).",
+    )
+    pu.add_argument("store", type=Path)
+    pu.add_argument("url")
+    pu.set_defaults(func=cmd_push)
+
+    m = sub.add_parser(
+        "masks",
+        parents=[parents.mask],
+        help="compute skilled/unskilled neuron masks from a store",
+        description="ConceptPrune masks: top-k% of each row of the target's Wanda scores, kept where the target "
+        "scores above (skilled) or below (unskilled) the reference, OR-ed over the first t-hat UNet calls. "
+        "Needs the weights of the model the store was recorded with (read from its provenance, or --model).",
+    )
+    m.add_argument("store", help="a recording store: a folder or a URL (s3://, gs://, file://)")
+    m.add_argument("--target", required=True, help="the target prompt set's name (P*)")
+    m.add_argument("--reference", required=True, help="the reference prompt set's name (P)")
+    m.add_argument("--window", default="first", help="'first' (t-hat), 'all', or 'last:N'")
+    m.add_argument("--kind", default="skilled", choices=["skilled", "unskilled"])
+    m.add_argument(
+        "--normalisation",
+        default="wanda",
+        choices=["wanda", "authors"],
+        help="plain Wanda (cond branch) or the authors' per-token normalised, branch-pooled norms",
+    )
+    m.add_argument("--model", default=None, help="the model (default: the store's model id)")
+    m.add_argument(
+        "--allow-other-weights",
+        action="store_true",
+        help="use --model even though its weights differ from those the store was recorded with (refused by default)",
+    )
+    m.add_argument("--out", type=Path, default=None, help=".safetensors or .zarr (default: beside the store)")
+    m.set_defaults(func=cmd_masks)
