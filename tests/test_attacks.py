@@ -286,7 +286,7 @@ def test_exact_mcnemar_on_hand_made_pairs():
 
 def test_attacked_cells_are_each_erasers_main_setting():
     from workbench.reports.attacked import attacked_cells
-    from workbench.reports.robustness import grid
+    from workbench.reports.cells import grid
 
     chosen = dict(attacked_cells(grid("striped", (0, 1), variants=True), 1))
     assert chosen["unedited"] is None
@@ -334,7 +334,7 @@ def test_attack_table_runs_each_eraser_and_attack_resumes_and_compares(toy, sett
     import workbench.attacks as attacks
     from workbench.models.toyworld import load_oracle
     from workbench.reports.attacked import attack_section, run_attacks
-    from workbench.reports.robustness import Cell
+    from workbench.reports.cells import Cell
 
     _, _, _, path = setting
     cell = Cell("conceptprune", {"k": 2.0}, 0)

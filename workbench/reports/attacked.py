@@ -18,7 +18,7 @@ import statistics
 import time
 from pathlib import Path
 
-from .robustness import Cell
+from .cells import Cell
 
 #: the erasers put under attack: a display name and which grid cell holds its edit
 #: (method, the options that must match exactly, the variant's name or "" for a main cell);

@@ -10,101 +10,17 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import xarray as xr
 
 from ..editing.edits import Edit, load_edit
 from ..editing.prune import random_like
-from ..evaluation.erasers import erase_and_judge, esd_examples, make_edit, mask_density, objective_loss
+from ..evaluation.erasers import esd_examples, objective_loss
 from ..evaluation.toy import attribute_of
 from ..models import load_pipeline
 from ..models.toyworld import load_oracle
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One eraser at one strength and seed."""
-
-    method: str
-    options: dict = field(default_factory=dict, hash=False, compare=False)
-    seed: int = 0
-    label: str = ""
-    name: str = ""  # the row's method in the tables and figure when it is a variant ('esd+preserve')
-
-    @property
-    def key(self) -> str:
-        opts = "-".join(f"{k}{v}" for k, v in sorted(self.options.items()))
-        return f"{self.method}-{opts}-s{self.seed}".replace(".", "p")
-
-
-def grid(concept: str = "striped", seeds: tuple[int, ...] = (0,), quick: bool = False, core: bool = False,
-         variants: bool = False) -> list[Cell]:  # fmt: skip
-    """The sweep: ConceptPrune over k (deterministic), ESD-x and AC over the learning rate, P-ESD and
-    P-AC over k, and a random mask of each P-ESD mask's size. ``core`` keeps one or two settings of
-    each trained eraser (the other concepts' run); ``quick`` is a smoke run at tiny budgets.
-    ``variants`` adds, for the first seed, the preservation term (ESD-x, P-ESD), ConceptPrune's mask
-    as P-ESD's start, and P-ESD's mask trained together with ESD-x weights."""
-    ks = (2.0, 10.0) if quick else (1.0, 2.0, 5.0, 10.0, 20.0)
-    lrs = (1e-4,) if quick else (1e-4, 3e-4) if core else (3e-5, 1e-4, 3e-4)
-    pks = (10.0,) if quick or core else (2.0, 10.0, 20.0)
-    its = 20 if quick else 200
-    cells = [Cell("conceptprune", {"k": k}, 0, f"k={k:g}%") for k in ks]
-    for seed in seeds:
-        cells += [Cell("esd", {"lr": lr, "iterations": its}, seed, f"lr={lr:g}") for lr in lrs]
-        cells += [Cell("ac", {"lr": lr, "iterations": its}, seed, f"lr={lr:g}") for lr in (lrs[:1] if core else lrs)]
-        cells += [Cell("pesd", {"k": k, "iterations": its}, seed, f"k={k:g}%") for k in pks]
-        pac_k = pks[-1] if quick else 20.0
-        cells += [Cell("pac", {"k": pac_k, "iterations": its}, seed, f"k={pac_k:g}%")]
-        if not (quick or core):  # the other relaxations, an init, ESD-u
-            cells += [
-                Cell("pesd", {"k": 10.0, "iterations": its, "relaxation": r}, seed, f"k=10% {r}")
-                for r in ("hard-concrete", "sigmoid")
-            ]
-            cells += [Cell("pesd", {"k": 10.0, "iterations": its, "init": "wanda"}, seed, "k=10% init wanda")]
-            cells += [Cell("esd", {"lr": 3e-5, "iterations": its, "group": "esd-u"}, seed, "ESD-u lr=3e-05")]
-        cells += [Cell("random", {"k": k, "iterations": its}, seed, f"k={k:g}%") for k in pks]
-    if variants:
-        seed, pk = seeds[0], pks[-1] if quick else 10.0
-        cells += [Cell("esd", {"lr": lr, "iterations": its, "preserve": True}, seed, f"lr={lr:g}", "esd+preserve")
-                  for lr in ((1e-4,) if quick else (1e-4, 3e-4))]  # fmt: skip
-        cells += [
-            Cell("pesd", {"k": pk, "iterations": its, "preserve": True}, seed, f"k={pk:g}%", "pesd+preserve"),
-            Cell("pesd", {"k": pk, "iterations": its, "init": "conceptprune"}, seed, f"k={pk:g}%", "pesd init conceptprune"),
-        ]
-        cells += [Cell("pesd", {"k": pk, "iterations": its, "tune": "esd-x", "tune_lr": lr}, seed, f"k={pk:g}% lr={lr:g}",
-                       "pesd+esd-x") for lr in ((1e-4,) if quick else (3e-5, 1e-4))]  # fmt: skip
-        if not quick:  # other parameter groups for the mask, and preservation between ESD-x's two lrs
-            cells += [Cell("pesd", {"k": pk, "iterations": its, "sites": "ffn1"}, seed, f"k={pk:g}%", "pesd on ffn1")]
-            # the mask over the cross-attention values erased most within the harm budget: every seed, and k = 20 %
-            cells += [Cell("pesd", {"k": pk, "iterations": its, "sites": "attn2.to_v"}, s, f"k={pk:g}%", "pesd on attn2.to_v")
-                      for s in seeds]  # fmt: skip
-            cells += [Cell("pesd", {"k": 20.0, "iterations": its, "sites": "attn2.to_v"}, seed, "k=20%", "pesd on attn2.to_v")]
-            cells += [
-                Cell("random", {"k": pk, "iterations": its, "sites": "attn2.to_v"}, seed, f"k={pk:g}%", "random on attn2.to_v")
-            ]
-            cells += [Cell("esd", {"lr": 2e-4, "iterations": its, "preserve": True}, seed, "lr=0.0002", "esd+preserve")]
-    return cells
-
-
-def run_cell(pipe, oracle, cell: Cell, concept: str, work: Path, n_per: int) -> dict:
-    """Make the cell's edit (saved under work/edits), judge it; ``wall`` is the seconds of both."""
-    t0 = time.time()
-    if cell.method == "random":  # the control: per row as many entries as P-ESD's mask, at random
-        base = load_edit(work / "edits" / Cell("pesd", cell.options, cell.seed).key)
-        edit = Edit("random", {**base.info, "seconds": 0.0}, masks=random_like(base.masks, seed=cell.seed))
-        edit.info["density"] = mask_density(edit.masks)
-    else:
-        edit = make_edit(pipe, cell.method, concept, seed=cell.seed, workdir=work / "calibration", progress=False, **cell.options)
-        edit.save(work / "edits" / cell.key)
-    return {
-        **erase_and_judge(pipe, oracle, edit, n_per=n_per),
-        **({"method": cell.name} if cell.name else {}),
-        "label": cell.label,
-        "seed": cell.seed,
-        "wall": round(time.time() - t0, 1),
-    }
+from .cells import Cell, grid, mean_over_seeds, run_cell, worst
 
 
 def run_robustness(out: str | Path = "docs/robustness.md", work: str | Path = "stores/robustness", concept: str = "striped",
@@ -175,28 +91,6 @@ def run_robustness(out: str | Path = "docs/robustness.md", work: str | Path = "s
     write_markdown(out, list(results.values()), concept, round(time.time() - t0), n_per, quick, core, attack_rows, harm, work,
                    reactivation)  # fmt: skip
     return results
-
-
-def worst(r: dict) -> float:
-    """The largest drop in accuracy of another attribute than the erased concept's own."""
-    own = attribute_of(r["concept"])
-    b, a = r["before"]["other_accuracy"], r["after"]["other_accuracy"]
-    return max(b[k] - a[k] for k in b if k != own)
-
-
-def mean_over_seeds(rows: list[dict]) -> list[dict]:
-    """One entry per (method, setting): mean and standard deviation over its seeds."""
-    import statistics
-
-    groups: dict[tuple, list[dict]] = {}
-    for r in rows:
-        groups.setdefault((r["method"], r["label"]), []).append(r)
-    out = []
-    for (method, label), rs in groups.items():
-        rates, drops = [r["after"]["concept_rate"] for r in rs], [worst(r) for r in rs]
-        out.append({"method": method, "label": label, "n": len(rs), "rate": statistics.mean(rates), "worst": statistics.mean(drops),
-                    "rate_sd": statistics.pstdev(rates), "worst_sd": statistics.pstdev(drops), "density": rs[0].get("density")})  # fmt: skip
-    return out
 
 
 def _walls(rows: list[dict]) -> str:
@@ -318,11 +212,26 @@ def frontier_figure(rows: list[dict], concept: str):
 def write_markdown(out: Path, rows: list[dict], concept: str, seconds: int, n_per: int, quick: bool, core: bool = False,
                    attack_rows: list[dict] | None = None, harm: dict | None = None, work: Path | None = None,
                    reactivation=None) -> Path:  # fmt: skip
+    """docs/robustness.md from the judged cells: one section function after another."""
     from .attacked import attack_section
     from .plots import write_images
 
     out.parent.mkdir(parents=True, exist_ok=True)
     figs = write_images([(f"robustness frontier {concept}", frontier_figure(rows, concept))], out.parent / "figures")
+    settings = mean_over_seeds(rows)
+    lines = table_section(rows, concept, seconds, n_per, quick, core, figs)
+    lines += best_section(rows, settings, concept)
+    lines += seeds_section(settings)
+    lines += other_concepts(work, out.parent) if work is not None else []
+    lines += attack_section(attack_rows or [], concept, harm, out.parent / "figures")
+    if reactivation is not None:
+        lines += reactivation_section(reactivation, out.parent / "figures")
+    out.write_text("\n".join(lines) + "\n" + NOTES)
+    return out
+
+
+def table_section(rows: list[dict], concept: str, seconds: int, n_per: int, quick: bool, core: bool, figs: dict) -> list[str]:
+    """The heading, what the run was, every cell's row and the frontier figure."""
     base = rows[0]["before"]
     lines = [
         "# Robust erasing on the toy world: ConceptPrune, ESD, AC, P-ESD, P-AC",
@@ -348,10 +257,14 @@ def write_markdown(out: Path, rows: list[dict], concept: str, seconds: int, n_pe
         "",
         *[f"![{t}](figures/{name})" for t, name in figs.items()],
         "",
-        "## Best point of each eraser within 5 points of harm",
-        "",
     ]
-    settings = mean_over_seeds(rows)
+    return lines
+
+
+def best_section(rows: list[dict], settings: list[dict], concept: str) -> list[str]:
+    """Each eraser's best point within 5 points of harm, the strong learned masks, the claims and the variants."""
+    base = rows[0]["before"]
+    lines = ["## Best point of each eraser within 5 points of harm", ""]
     best = {}
     for m in settings:
         if m["worst"] <= 0.05 and (m["method"] not in best or m["rate"] < best[m["method"]]["rate"]):
@@ -375,7 +288,12 @@ def write_markdown(out: Path, rows: list[dict], concept: str, seconds: int, n_pe
                   "The preservation term (`--preserve`: the frozen model's prediction held on the reference prompts, "
                   "weight 1), ConceptPrune's mask as the learned mask's start (`--init conceptprune`) and the mask "
                   "trained together with the ESD-x weights (`--tune esd-x --tune-lr LR`), each beside its bases:", "", *notes]  # fmt: skip
-    lines += [
+    return lines
+
+
+def seeds_section(settings: list[dict]) -> list[str]:
+    """Mean and spread over seeds of every setting."""
+    lines = [
         "",
         "## Mean and spread over seeds",
         "",
@@ -385,23 +303,23 @@ def write_markdown(out: Path, rows: list[dict], concept: str, seconds: int, n_pe
     for m in settings:
         lines.append(f"| {m['method']} | {m['label']} | {m['n']} | {m['rate']:.1%} ± {m['rate_sd']:.1%} | "
                      f"{100 * m['worst']:.1f} ± {100 * m['worst_sd']:.1f} |")  # fmt: skip
-    lines += other_concepts(work, out.parent) if work is not None else []
-    lines += attack_section(attack_rows or [], concept, harm, out.parent / "figures")
-    if reactivation is not None:
-        from .reactivation import compare_section
+    return lines
 
-        lines += ["", "### Which neurons wake up (unlearndiff)", "",
-                  "For each eraser's unlearndiff run of each seed: the concept neurons (columns of ConceptPrune's skilled masks, "
-                  f"k = {reactivation.attrs['k']:g} %, t-hat = {reactivation.attrs['t_hat']}, on the unedited model) and the others; "
-                  "sensitivity is the change of a neuron's Wanda-scaled activation from the plain to the attacked prompts on the "
-                  "edited model, in units of its site's mean, over every UNet call (workbench/analysis/sensitivity.py); activity is "
-                  "the concept neurons' mean Wanda-scaled activation on the unedited model, the edited one, and the edited one under "
-                  "attack. All scaled by the unedited weights, and measured at the FFN's second layer's input: a mask on "
-                  "ff.net.2 zeroes weights, not these activations, so a masked edit changes them only through the layers "
-                  "before; a neuron it pruned can be active and still silent.", "",
-                  *compare_section(reactivation, out.parent / "figures")]  # fmt: skip
-    out.write_text("\n".join(lines) + "\n" + NOTES)
-    return out
+
+def reactivation_section(reactivation, figures: Path) -> list[str]:
+    """Which neurons wake up under unlearndiff, across erasers."""
+    from .reactivation import compare_section
+
+    return ["", "### Which neurons wake up (unlearndiff)", "",
+            "For each eraser's unlearndiff run of each seed: the concept neurons (columns of ConceptPrune's skilled masks, "
+            f"k = {reactivation.attrs['k']:g} %, t-hat = {reactivation.attrs['t_hat']}, on the unedited model) and the others; "
+            "sensitivity is the change of a neuron's Wanda-scaled activation from the plain to the attacked prompts on the "
+            "edited model, in units of its site's mean, over every UNet call (workbench/analysis/sensitivity.py); activity is "
+            "the concept neurons' mean Wanda-scaled activation on the unedited model, the edited one, and the edited one under "
+            "attack. All scaled by the unedited weights, and measured at the FFN's second layer's input: a mask on "
+            "ff.net.2 zeroes weights, not these activations, so a masked edit changes them only through the layers "
+            "before; a neuron it pruned can be active and still silent.", "",
+            *compare_section(reactivation, figures)]  # fmt: skip
 
 
 NOTES = """

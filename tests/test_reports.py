@@ -1,0 +1,77 @@
+"""The report pages' writers on hand-made judged cells: docs/robustness.md's best points, variants
+and the other concepts' table (the attack and reactivation sections: tests/test_attacks.py)."""
+
+import json
+
+import pytest
+
+
+def row(method, label, rate, drop, density=None):
+    before = {
+        "concept_rate": 1.0,
+        "degraded_rate": 0.0,
+        "fid": 3.0,
+        "other_accuracy": {"shape": 1.0, "colour": 1.0, "texture": 1.0, "scene": 1.0},
+    }
+    after = {"concept_rate": rate, "degraded_rate": 0.0, "fid": 5.0,
+             "other_accuracy": {"shape": 1.0 - drop, "colour": 1.0, "texture": 0.5, "scene": 1.0}}  # fmt: skip
+    return {"method": method, "label": label, "seed": 0, "seconds": 1.0, "before": before, "after": after, "density": density,
+            "esd_loss": 0.01, "esd_loss_unedited": 0.04, "concept": "striped"}  # fmt: skip
+
+
+def test_robustness_markdown_picks_the_best_point_within_the_harm_budget(tmp_path):
+    """A hand-made sweep: the best point per eraser is the lowest concept rate with <= 5 points of
+    harm (a 6-point drop does not count; the texture column, the erased attribute, is ignored)."""
+    from workbench.reports.robustness import write_markdown
+
+    rows = [row("conceptprune", "k=2%", 0.5, 0.02, 0.02), row("conceptprune", "k=10%", 0.1, 0.06, 0.1),
+            row("pesd", "k=10%", 0.05, 0.04, 0.1), row("esd", "lr=0.0003", 0.0, 0.30)]  # fmt: skip
+    text = write_markdown(tmp_path / "robustness.md", rows, "striped", 1, 1, quick=True).read_text()
+    assert (
+        "- conceptprune: 50.0% of target images still show 'striped' at k=2% (worst drop 2.0 points; mean of 1 seed(s))" in text
+    )
+    assert "- pesd: 5.0% of target images still show 'striped' at k=10% (worst drop 4.0 points; mean of 1 seed(s))" in text
+    assert "- esd: no setting stays within 5 points of harm" in text
+    assert "within 5 points: pesd k=10% (density 10.00%)." in text
+    assert "- Within 5 points of harm, pesd (5.0% left) erases more than conceptprune (50.0% left)." in text
+    assert (tmp_path / "figures").is_dir() and "![" in text
+    from workbench.reports.cells import worst
+
+    # the erased concept's own attribute is left out: texture for 'striped', shape for a shape
+    assert worst(row("x", "", 0.0, 0.3)) == pytest.approx(0.3)
+    assert worst({**row("x", "", 0.0, 0.3), "concept": "circle"}) == pytest.approx(0.5)
+
+
+def test_robustness_markdown_reads_each_variant_beside_its_bases(tmp_path):
+    from workbench.reports.robustness import write_markdown
+
+    rows = [row("esd", "lr=0.0001", 0.4, 0.35), row("esd+preserve", "lr=0.0001", 0.3, 0.03), row("pesd", "k=10%", 1.0, 0.0, 0.1),
+            row("pesd+esd-x", "k=10% lr=0.0001", 0.2, 0.1, 0.1)]  # fmt: skip
+    text = write_markdown(tmp_path / "robustness.md", rows, "striped", 1, 1, quick=True).read_text()
+    assert "## Variants (first seed)" in text
+    assert ("- esd+preserve lr=0.0001: 30.0% left, worst drop 3.0 points; against esd lr=0.0001: 40.0% left, "
+            "35.0 points (mean of 1)." in text)  # fmt: skip
+    assert ("- pesd+esd-x k=10% lr=0.0001: 20.0% left, worst drop 10.0 points; against esd lr=0.0001: 40.0% left, "
+            "35.0 points (mean of 1); pesd k=10%: 100.0% left, 0.0 points (mean of 1)." in text)  # fmt: skip
+    plain = write_markdown(tmp_path / "plain.md", rows[:1], "striped", 1, 1, quick=True).read_text()
+    assert "## Variants" not in plain and "## The other concepts" not in plain
+
+
+def test_robustness_markdown_tabulates_the_other_concepts_sweeps_beside_its_work_folder(tmp_path):
+    from workbench.reports.robustness import write_markdown
+
+    cells = tmp_path / "robustness-circle" / "cells"
+    cells.mkdir(parents=True)
+    for i, (r, drop) in enumerate(
+        [(row("conceptprune", "k=2%", 0.25, 0.0, 0.02), 0.04), (row("ac", "lr=0.0001", 0.0, 0.0), 0.01)]
+    ):
+        # a shape erased: its own shape column falls and is left out; the colour drop is the harm
+        r["after"]["other_accuracy"] = {"shape": 0.0, "colour": 1.0 - drop, "texture": 1.0, "scene": 1.0}
+        (cells / f"{i}.json").write_text(json.dumps({**r, "concept": "circle"}))
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "robustness-circle.md").write_text("circle")
+    text = write_markdown(tmp_path / "docs" / "robustness.md", [row("esd", "lr=0.0001", 0.4, 0.35)], "striped", 1, 1,
+                          quick=True, work=tmp_path / "robustness").read_text()  # fmt: skip
+    line = next(x for x in text.splitlines() if x.startswith("| [circle](robustness-circle.md) |"))
+    cols = [c.strip() for c in line.strip("|").split("|")]
+    assert cols[1] == "100%" and cols[3] == "25% / 4" and cols[7] == "0% / 1" and cols[2] == "-"

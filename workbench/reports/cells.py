@@ -1,0 +1,120 @@
+"""The sweep's cells: one eraser at one strength and seed (``Cell``), the grid of them, making and
+judging one (``run_cell``), and the numbers read from a judged cell (``worst``, ``mean_over_seeds``).
+The robustness page, the attack table and the reactivation view all build on these."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..editing.edits import Edit, load_edit
+from ..editing.prune import random_like
+from ..evaluation.erasers import erase_and_judge, make_edit, mask_density
+from ..evaluation.toy import attribute_of
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One eraser at one strength and seed."""
+
+    method: str
+    options: dict = field(default_factory=dict, hash=False, compare=False)
+    seed: int = 0
+    label: str = ""
+    name: str = ""  # the row's method in the tables and figure when it is a variant ('esd+preserve')
+
+    @property
+    def key(self) -> str:
+        opts = "-".join(f"{k}{v}" for k, v in sorted(self.options.items()))
+        return f"{self.method}-{opts}-s{self.seed}".replace(".", "p")
+
+
+def grid(concept: str = "striped", seeds: tuple[int, ...] = (0,), quick: bool = False, core: bool = False,
+         variants: bool = False) -> list[Cell]:  # fmt: skip
+    """The sweep: ConceptPrune over k (deterministic), ESD-x and AC over the learning rate, P-ESD and
+    P-AC over k, and a random mask of each P-ESD mask's size. ``core`` keeps one or two settings of
+    each trained eraser (the other concepts' run); ``quick`` is a smoke run at tiny budgets.
+    ``variants`` adds, for the first seed, the preservation term (ESD-x, P-ESD), ConceptPrune's mask
+    as P-ESD's start, and P-ESD's mask trained together with ESD-x weights."""
+    ks = (2.0, 10.0) if quick else (1.0, 2.0, 5.0, 10.0, 20.0)
+    lrs = (1e-4,) if quick else (1e-4, 3e-4) if core else (3e-5, 1e-4, 3e-4)
+    pks = (10.0,) if quick or core else (2.0, 10.0, 20.0)
+    its = 20 if quick else 200
+    cells = [Cell("conceptprune", {"k": k}, 0, f"k={k:g}%") for k in ks]
+    for seed in seeds:
+        cells += [Cell("esd", {"lr": lr, "iterations": its}, seed, f"lr={lr:g}") for lr in lrs]
+        cells += [Cell("ac", {"lr": lr, "iterations": its}, seed, f"lr={lr:g}") for lr in (lrs[:1] if core else lrs)]
+        cells += [Cell("pesd", {"k": k, "iterations": its}, seed, f"k={k:g}%") for k in pks]
+        pac_k = pks[-1] if quick else 20.0
+        cells += [Cell("pac", {"k": pac_k, "iterations": its}, seed, f"k={pac_k:g}%")]
+        if not (quick or core):  # the other relaxations, an init, ESD-u
+            cells += [
+                Cell("pesd", {"k": 10.0, "iterations": its, "relaxation": r}, seed, f"k=10% {r}")
+                for r in ("hard-concrete", "sigmoid")
+            ]
+            cells += [Cell("pesd", {"k": 10.0, "iterations": its, "init": "wanda"}, seed, "k=10% init wanda")]
+            cells += [Cell("esd", {"lr": 3e-5, "iterations": its, "group": "esd-u"}, seed, "ESD-u lr=3e-05")]
+        cells += [Cell("random", {"k": k, "iterations": its}, seed, f"k={k:g}%") for k in pks]
+    if variants:
+        seed, pk = seeds[0], pks[-1] if quick else 10.0
+        cells += [Cell("esd", {"lr": lr, "iterations": its, "preserve": True}, seed, f"lr={lr:g}", "esd+preserve")
+                  for lr in ((1e-4,) if quick else (1e-4, 3e-4))]  # fmt: skip
+        cells += [
+            Cell("pesd", {"k": pk, "iterations": its, "preserve": True}, seed, f"k={pk:g}%", "pesd+preserve"),
+            Cell("pesd", {"k": pk, "iterations": its, "init": "conceptprune"}, seed, f"k={pk:g}%", "pesd init conceptprune"),
+        ]
+        cells += [Cell("pesd", {"k": pk, "iterations": its, "tune": "esd-x", "tune_lr": lr}, seed, f"k={pk:g}% lr={lr:g}",
+                       "pesd+esd-x") for lr in ((1e-4,) if quick else (3e-5, 1e-4))]  # fmt: skip
+        if not quick:  # other parameter groups for the mask, and preservation between ESD-x's two lrs
+            cells += [Cell("pesd", {"k": pk, "iterations": its, "sites": "ffn1"}, seed, f"k={pk:g}%", "pesd on ffn1")]
+            # the mask over the cross-attention values erased most within the harm budget: every seed, and k = 20 %
+            cells += [Cell("pesd", {"k": pk, "iterations": its, "sites": "attn2.to_v"}, s, f"k={pk:g}%", "pesd on attn2.to_v")
+                      for s in seeds]  # fmt: skip
+            cells += [Cell("pesd", {"k": 20.0, "iterations": its, "sites": "attn2.to_v"}, seed, "k=20%", "pesd on attn2.to_v")]
+            cells += [
+                Cell("random", {"k": pk, "iterations": its, "sites": "attn2.to_v"}, seed, f"k={pk:g}%", "random on attn2.to_v")
+            ]
+            cells += [Cell("esd", {"lr": 2e-4, "iterations": its, "preserve": True}, seed, "lr=0.0002", "esd+preserve")]
+    return cells
+
+
+def run_cell(pipe, oracle, cell: Cell, concept: str, work: Path, n_per: int) -> dict:
+    """Make the cell's edit (saved under work/edits), judge it; ``wall`` is the seconds of both."""
+    t0 = time.time()
+    if cell.method == "random":  # the control: per row as many entries as P-ESD's mask, at random
+        base = load_edit(work / "edits" / Cell("pesd", cell.options, cell.seed).key)
+        edit = Edit("random", {**base.info, "seconds": 0.0}, masks=random_like(base.masks, seed=cell.seed))
+        edit.info["density"] = mask_density(edit.masks)
+    else:
+        edit = make_edit(pipe, cell.method, concept, seed=cell.seed, workdir=work / "calibration", progress=False, **cell.options)
+        edit.save(work / "edits" / cell.key)
+    return {
+        **erase_and_judge(pipe, oracle, edit, n_per=n_per),
+        **({"method": cell.name} if cell.name else {}),
+        "label": cell.label,
+        "seed": cell.seed,
+        "wall": round(time.time() - t0, 1),
+    }
+
+
+def worst(r: dict) -> float:
+    """The largest drop in accuracy of another attribute than the erased concept's own."""
+    own = attribute_of(r["concept"])
+    b, a = r["before"]["other_accuracy"], r["after"]["other_accuracy"]
+    return max(b[k] - a[k] for k in b if k != own)
+
+
+def mean_over_seeds(rows: list[dict]) -> list[dict]:
+    """One entry per (method, setting): mean and standard deviation over its seeds."""
+    import statistics
+
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["method"], r["label"]), []).append(r)
+    out = []
+    for (method, label), rs in groups.items():
+        rates, drops = [r["after"]["concept_rate"] for r in rs], [worst(r) for r in rs]
+        out.append({"method": method, "label": label, "n": len(rs), "rate": statistics.mean(rates), "worst": statistics.mean(drops),
+                    "rate_sd": statistics.pstdev(rates), "worst_sd": statistics.pstdev(drops), "density": rs[0].get("density")})  # fmt: skip
+    return out
