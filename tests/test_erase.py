@@ -8,7 +8,7 @@ import torch
 
 from workbench.analysis.masks import n_keep
 from workbench.cli import main
-from workbench.editing import Edit, applied, finetune, frozen_examples, learn_masks, load_edit, pruned
+from workbench.editing import Edit, applied, finetune, frozen_examples, group_params, learn_masks, load_edit, pruned
 from workbench.models import module_of, select
 from workbench.models.loading import model_hashes, weights_hash
 
@@ -58,7 +58,9 @@ def test_esd_moves_the_prediction_towards_its_target_and_leaves_the_model_untouc
 
 def test_a_learned_mask_has_the_budget_loads_with_pruned_restores_and_repeats_with_its_seed(toy, examples):
     site = select(toy, "ffn2")[0].name
-    masks = learn_masks(toy, examples, sites=site, k=5.0, iterations=4, lr=0.1, progress=False)
+    learned = learn_masks(toy, examples, sites=site, k=5.0, iterations=4, lr=0.1, progress=False)
+    masks = learned.masks
+    assert learned.weights is None and len(learned.losses) == 4 and all(np.isfinite(learned.losses))
     w = module_of(toy, select(toy, site)[0]).weight
     m = masks[site].numpy()
     assert m.shape == tuple(w.shape) and (m.sum(1) == n_keep(w.shape[1], 5.0)).all()  # k% of every row
@@ -66,21 +68,20 @@ def test_a_learned_mask_has_the_budget_loads_with_pruned_restores_and_repeats_wi
     with pruned(toy, {site: m}):
         assert (w[torch.from_numpy(m)] == 0).all()
     assert torch.equal(w, original)  # back bit for bit
-    again = learn_masks(toy, examples, sites=site, k=5.0, iterations=4, lr=0.1, progress=False)
+    again = learn_masks(toy, examples, sites=site, k=5.0, iterations=4, lr=0.1, progress=False).masks
     assert np.array_equal(again[site].numpy(), m)
-    other = learn_masks(toy, examples, sites=site, k=5.0, iterations=4, lr=0.1, seed=1, progress=False)
+    other = learn_masks(toy, examples, sites=site, k=5.0, iterations=4, lr=0.1, seed=1, progress=False).masks
     assert not np.array_equal(other[site].numpy(), m)
     for relaxation in ("hard-concrete", "sigmoid"):
-        r = learn_masks(toy, examples, sites=site, k=5.0, relaxation=relaxation, iterations=3, progress=False)
+        r = learn_masks(toy, examples, sites=site, k=5.0, relaxation=relaxation, iterations=3, progress=False).masks
         assert (r[site].numpy().sum(1) == n_keep(w.shape[1], 5.0)).all()
 
 
 def test_a_mask_trained_with_esd_x_weights_returns_both_and_leaves_the_model_untouched(toy, examples):
     site = select(toy, "ffn2")[0].name
     before_hash, start = weights_hash(toy.unet), loss(toy, examples)
-    tuned: dict = {}
-    masks = learn_masks(toy, examples, sites=site, k=5.0, iterations=8, lr=0.1, tune="esd-x", tune_lr=1e-3, tuned=tuned,
-                        progress=False)  # fmt: skip
+    learned = learn_masks(toy, examples, sites=site, k=5.0, iterations=8, lr=0.1, tune="esd-x", tune_lr=1e-3, progress=False)
+    masks, tuned = learned.masks, learned.weights
     assert weights_hash(toy.unet) == before_hash  # trained weights restored bit for bit
     named = dict(toy.unet.named_parameters())
     assert tuned and all(".attn2." in k for k in tuned)
@@ -100,7 +101,7 @@ def test_a_mask_started_from_another_mask_without_training_is_that_mask(toy, exa
     start = np.zeros(tuple(w.shape), dtype=bool)
     for row_ in start:
         row_[rng.choice(w.shape[1], n_keep(w.shape[1], 5.0), replace=False)] = True
-    got = learn_masks(toy, examples, sites=site.name, k=5.0, init={site.name: start}, iterations=0, progress=False)
+    got = learn_masks(toy, examples, sites=site.name, k=5.0, init={site.name: start}, iterations=0, progress=False).masks
     assert np.array_equal(got[site.name].numpy(), start)
 
 
@@ -187,3 +188,30 @@ def test_cli_erase_writes_an_edit_that_other_tools_read(tmp_path, capsys):
     )
     assert summary["density"] == pytest.approx(share)
     assert json.loads((out / "summary.json").read_text()) == {**summary}
+
+
+def test_trainable_lets_exactly_the_given_tensors_learn_and_restores_everything(toy):
+    """Inside: only the given parameters require grad; after (also after an error): their values
+    bit for bit, no gradient, and every requires_grad flag as before, including odd ones."""
+    from workbench.editing import trainable
+
+    params = group_params(toy, "esd-x-kv")
+    odd = next(p for n, p in toy.unet.named_parameters() if ".attn2." not in n)
+    odd.requires_grad_(False)  # a flag that differs from the default must come back too
+    flags = {n: p.requires_grad for n, p in toy.unet.named_parameters()}
+    before = weights_hash(toy.unet)
+    with pytest.raises(RuntimeError, match="boom"):
+        with trainable(toy, params):
+            assert all(p.requires_grad for p in params.values())
+            ids = {id(p) for p in params.values()}
+            assert not any(p.requires_grad for p in toy.unet.parameters() if id(p) not in ids)
+            assert not any(p.requires_grad for p in toy.text_encoder.parameters())
+            with torch.no_grad():
+                for p in params.values():
+                    p.add_(1.0)
+                    p.grad = torch.ones_like(p)
+            raise RuntimeError("boom")
+    assert weights_hash(toy.unet) == before
+    assert all(p.grad is None for p in params.values())
+    assert {n: p.requires_grad for n, p in toy.unet.named_parameters()} == flags
+    odd.requires_grad_(True)

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..editing.erase import Examples, _batches
+from ..editing.erase import Examples
+from ..editing.training import batches, prediction_loss, trainable
 from ..models.slots import encode, injecting, real_tokens, token_table, with_slots
 
 
@@ -34,20 +35,6 @@ class AttackOutcome:
     loss_start: float = float("nan")  # the attack's own starting prompt's (its initial slots)
 
 
-@contextlib.contextmanager
-def frozen_model(pipe):
-    """Model parameters need no gradients while an attack trains its own tensors."""
-    params = [p for m in (pipe.unet, pipe.text_encoder) for p in m.parameters()]
-    flags = [p.requires_grad for p in params]
-    for p in params:
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p, f in zip(params, flags):
-            p.requires_grad_(f)
-
-
 def attack_loss(pipe, ex: Examples, texts: list[str], token_id: int | None, vectors: torch.Tensor | None,
                 idx: torch.Tensor) -> torch.Tensor:  # fmt: skip
     """Mean squared error of the edited model's prediction for the (attacked) prompts of examples
@@ -57,9 +44,7 @@ def attack_loss(pipe, ex: Examples, texts: list[str], token_id: int | None, vect
     ctx = injecting(pipe, token_id, vectors[p]) if vectors is not None else contextlib.nullcontext()
     with ctx:
         cond = encode(pipe, [texts[i] for i in p])
-    dev = next(pipe.unet.parameters()).device
-    pred = pipe.unet(ex.x[idx].to(dev), ex.t[idx].to(dev), encoder_hidden_states=cond).sample
-    return nn.functional.mse_loss(pred.float(), ex.frozen[idx].to(dev).float())
+    return prediction_loss(pipe, ex, idx, target="frozen", cond=cond)
 
 
 @torch.no_grad()
@@ -112,8 +97,8 @@ def gradient_attack(pipe, ex: Examples, prompts: list[str], word: str, token_id:
         start_loss = mean_loss(pipe, ex, texts, token_id, vectors().detach())
     opt = torch.optim.Adam(params, lr=lr)
     trace = []
-    with frozen_model(pipe):
-        for idx in tqdm(list(_batches(len(ex), batch, iterations, seed)), desc="attack", disable=not progress):
+    with trainable(pipe):  # the slots learn, the model does not
+        for idx in tqdm(list(batches(len(ex), batch, iterations, seed)), desc="attack", disable=not progress):
             loss = attack_loss(pipe, ex, texts, token_id, vectors(), idx)
             opt.zero_grad()
             loss.backward()

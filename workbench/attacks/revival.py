@@ -17,9 +17,9 @@ from __future__ import annotations
 import torch
 
 from ..editing.edits import Edit
-from ..editing.erase import Examples, _batches, _loss
+from ..editing.erase import Examples
+from ..editing.training import batches, prediction_loss, trainable
 from ..models.sites import module_of, select
-from .prompts import frozen_model
 
 
 def _site_params(pipe, masks: dict) -> dict[str, tuple[str, torch.Tensor]]:
@@ -63,10 +63,10 @@ def revive(pipe, edit: Edit, ex: Examples, iterations: int = 100, lr: float = 1e
 
     opt = torch.optim.Adam([*deltas.values(), *start.values()], lr=lr)
     trace = []
-    with frozen_model(pipe):
-        for idx in tqdm(_batches(len(ex), batch, iterations, seed), total=iterations,
+    with trainable(pipe):  # the model's own parameters learn nothing: the deltas do
+        for idx in tqdm(batches(len(ex), batch, iterations, seed), total=iterations,
                         desc="revival" if not benign else "benign fine-tune", disable=not progress):  # fmt: skip
-            loss = _loss(pipe, ex, idx, current())
+            loss = prediction_loss(pipe, ex, idx, current())
             opt.zero_grad()
             loss.backward()
             opt.step()

@@ -1,6 +1,6 @@
 """Editing: changes to a model that remove a concept: reversible pruning masks (prune.py), the
-erasing objectives and the erasers that fine-tune or learn masks with them (erase.py), and edits on
-disk (edits.py)."""
+erasing objectives and the erasers that fine-tune or learn masks with them (erase.py), the training
+toolkit every eraser and attack shares (training.py), and edits on disk (edits.py)."""
 
 from .edits import Edit, applied, check_model, load_edit
 from .erase import (
@@ -8,6 +8,7 @@ from .erase import (
     OBJECTIVES,
     RELAXATIONS,
     Examples,
+    LearnedMasks,
     finetune,
     frozen_examples,
     group_params,
@@ -15,6 +16,7 @@ from .erase import (
     preservation_examples,
 )
 from .prune import Pruner, export_pruned, pruned, random_like
+from .training import batches, prediction_loss, trainable
 
 __all__ = [
     "GROUPS",
@@ -22,8 +24,10 @@ __all__ = [
     "RELAXATIONS",
     "Edit",
     "Examples",
+    "LearnedMasks",
     "Pruner",
     "applied",
+    "batches",
     "check_model",
     "export_pruned",
     "finetune",
@@ -31,7 +35,9 @@ __all__ = [
     "group_params",
     "learn_masks",
     "load_edit",
+    "prediction_loss",
     "preservation_examples",
     "pruned",
     "random_like",
+    "trainable",
 ]

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
+from ..models.hooks import Hook, hooks
 from ..models.sites import SiteFilter, module_of, select
+from .training import batches, prediction_loss, trainable
 
 OBJECTIVES = ("esd", "ac")
 #: parameter groups for fine-tuning: ESD-x (cross-attention), its key/value matrices only, ESD-u (the rest)
@@ -57,12 +59,8 @@ def _unet_calls(pipe, texts: list[str], seeds: list[int], steps: int, guidance: 
         pred = out[0] if isinstance(out, tuple) else out.sample
         calls.append((sample.detach(), torch.as_tensor(t).detach(), ehs.detach(), pred.detach()))
 
-    handle = pipe.unet.register_forward_hook(hook, with_kwargs=True)
-    try:
-        with torch.no_grad():
-            run_pipe(pipe, texts, seeds, steps, guidance)
-    finally:
-        handle.remove()
+    with hooks(Hook(pipe.unet, hook, with_kwargs=True)), torch.no_grad():
+        run_pipe(pipe, texts, seeds, steps, guidance)
     return calls
 
 
@@ -121,23 +119,6 @@ def preservation_examples(pipe, prompts: Sequence[str], seeds: Sequence[int], st
     return ex
 
 
-def _loss(pipe, ex: Examples, idx: torch.Tensor, params: dict | None = None) -> torch.Tensor:
-    dev = next(pipe.unet.parameters()).device
-    args = (ex.x[idx].to(dev), ex.t[idx].to(dev))
-    kwargs = {"encoder_hidden_states": ex.cond[idx].to(dev)}
-    if params:
-        pred = torch.func.functional_call(pipe.unet, params, args, kwargs, strict=False).sample
-    else:
-        pred = pipe.unet(*args, **kwargs).sample
-    return nn.functional.mse_loss(pred.float(), ex.target[idx].to(dev).float())
-
-
-def _batches(n: int, batch: int, iterations: int, seed: int):
-    g = torch.Generator().manual_seed(seed)
-    for _ in range(iterations):
-        yield torch.randint(0, n, (min(batch, n),), generator=g)
-
-
 # -- fine-tuning (ESD-x, ESD-u, AC) ---------------------------------------------------------------
 def group_params(pipe, group: str) -> dict[str, nn.Parameter]:
     """The UNet parameters a fine-tuning eraser trains: 'esd-x' every cross-attention (attn2)
@@ -170,33 +151,22 @@ def finetune(
     from tqdm.auto import tqdm
 
     params = group_params(pipe, group)
-    saved = {k: p.detach().clone() for k, p in params.items()}
-    flags = {id(p): p.requires_grad for p in pipe.unet.parameters()}
-    for p in pipe.unet.parameters():
-        p.requires_grad_(id(p) in {id(q) for q in params.values()})
     torch.manual_seed(seed)
-    opt = torch.optim.Adam(list(params.values()), lr=lr)
-    keep = _batches(len(preserve), batch, iterations, seed + 1) if preserve is not None else None
-    try:
+    keep = batches(len(preserve), batch, iterations, seed + 1) if preserve is not None else None
+    with trainable(pipe, params):
+        opt = torch.optim.Adam(list(params.values()), lr=lr)
         for idx in tqdm(
-            _batches(len(ex), batch, iterations, seed), total=iterations, desc=f"{group} fine-tune", disable=not progress
+            batches(len(ex), batch, iterations, seed), total=iterations, desc=f"{group} fine-tune", disable=not progress
         ):
-            loss = _loss(pipe, ex, idx)
+            loss = prediction_loss(pipe, ex, idx)
             if log is not None:
                 log.append(loss.item())
             if keep is not None:
-                loss = loss + preserve_weight * _loss(pipe, preserve, next(keep))
+                loss = loss + preserve_weight * prediction_loss(pipe, preserve, next(keep))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
         return {k: p.detach().cpu().clone() for k, p in params.items()}
-    finally:
-        with torch.no_grad():
-            for k, p in params.items():
-                p.copy_(saved[k])
-                p.grad = None
-        for p in pipe.unet.parameters():
-            p.requires_grad_(flags[id(p)])
 
 
 # -- learned pruning masks (P-ESD, P-AC) -----------------------------------------------------------
@@ -239,6 +209,22 @@ class _Gate:
         return _row_topk(self.logit.detach(), self.n)
 
 
+@dataclass
+class LearnedMasks:
+    """What ``learn_masks`` returns: a mask per site (True = pruned, CPU bool tensors), the
+    parameter group trained with it (``tune``; None without), and the erasing loss per iteration."""
+
+    masks: dict[str, torch.Tensor]
+    weights: dict[str, torch.Tensor] | None = None
+    losses: list[float] = field(default_factory=list)
+
+    def edit(self, method: str = "pesd", info: dict | None = None):
+        """These masks (and weights) as an ``Edit`` to save or apply."""
+        from .edits import Edit
+
+        return Edit(method, dict(info or {}), masks={s: m.numpy() for s, m in self.masks.items()}, weights=self.weights)
+
+
 def learn_masks(
     pipe,
     ex: Examples,
@@ -255,10 +241,8 @@ def learn_masks(
     preserve_weight: float = 1.0,
     tune: str | None = None,
     tune_lr: float = 1e-4,
-    tuned: dict | None = None,
     progress: bool = True,
-    log: list | None = None,
-) -> dict[str, torch.Tensor]:
+) -> LearnedMasks:
     """Learn a pruning mask per site (True = pruned) with the erasing objective, weights frozen.
 
     Every output row of a site's weight loses ``floor(k% of its inputs)`` entries (at least one),
@@ -268,9 +252,9 @@ def learn_masks(
     1 to 0.05), 'hard-concrete' (stochastic gates with a penalty holding the expected pruned share
     at k). The last two are projected to the per-row top-k at the end. ``init``: 'uniform' (small
     random logits), 'wanda' (|W|, scaled), or a ConceptPrune mask dict (its entries start high).
-    ``log``, a list, receives the erasing loss of every iteration. ``tune``, a parameter group of
-    ``finetune`` ('esd-x', ...), trains those weights too (Adam at ``tune_lr``), with the mask: the
-    trained values go into the ``tuned`` dict and the pipeline's weights are restored bit for bit."""
+    ``tune``, a parameter group of ``finetune`` ('esd-x', ...), trains those weights too (Adam at
+    ``tune_lr``), with the mask: the trained values come back in the result's ``weights`` and the
+    pipeline's weights are restored bit for bit."""
     from tqdm.auto import tqdm
 
     from ..analysis.masks import n_keep
@@ -301,44 +285,30 @@ def learn_masks(
         weights[names[id(w)]] = w
     site_of = dict(zip(weights, gates))
     target_share = {s: gt.n / gt.logit.shape[1] for s, gt in gates.items()}
-    flags = {id(p): p.requires_grad for p in pipe.unet.parameters()}
-    for p in pipe.unet.parameters():
-        p.requires_grad_(False)
     trained = group_params(pipe, tune) if tune is not None else {}
     if set(trained) & set(weights):
         raise ValueError(f"--tune {tune} overlaps the masked sites: mask one group and fine-tune another")
-    saved = {k: p.detach().clone() for k, p in trained.items()}
     groups = [{"params": [gt.logit for gt in gates.values()], "lr": lr}]
     if trained:
-        for p in trained.values():
-            p.requires_grad_(True)
         groups.append({"params": list(trained.values()), "lr": tune_lr})
-    opt = torch.optim.Adam(groups)
-    keep = _batches(len(preserve), batch, iterations, seed + 1) if preserve is not None else None
+    keep = batches(len(preserve), batch, iterations, seed + 1) if preserve is not None else None
     torch.manual_seed(seed)
-    try:
-        for it, idx in enumerate(tqdm(_batches(len(ex), batch, iterations, seed), total=iterations,
+    losses: list[float] = []
+    with trainable(pipe, trained):
+        opt = torch.optim.Adam(groups)
+        for it, idx in enumerate(tqdm(batches(len(ex), batch, iterations, seed), total=iterations,
                                       desc=f"{relaxation} mask", disable=not progress)):  # fmt: skip
             for gt in gates.values():
                 gt.temperature = max(0.05, 1.0 * (0.05 ** (it / max(1, iterations - 1))))
             params = {pn: w * (1 - gates[site_of[pn]].prune()) for pn, w in weights.items()}
-            loss = _loss(pipe, ex, idx, params)
-            if log is not None:
-                log.append(loss.item())  # the erasing loss alone, per iteration
+            loss = prediction_loss(pipe, ex, idx, params)
+            losses.append(loss.item())  # the erasing loss alone, per iteration
             if keep is not None:
-                loss = loss + preserve_weight * _loss(pipe, preserve, next(keep), params)
+                loss = loss + preserve_weight * prediction_loss(pipe, preserve, next(keep), params)
             if relaxation != "ste-topk":  # hold the (soft) pruned share at the budget
                 loss = loss + sparsity_weight * sum((gates[s].expected() - target_share[s]) ** 2 for s in gates)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-        if tuned is not None:
-            tuned.update({k: p.detach().cpu().clone() for k, p in trained.items()})
-    finally:
-        with torch.no_grad():
-            for k, p in trained.items():
-                p.copy_(saved[k])
-                p.grad = None
-        for p in pipe.unet.parameters():
-            p.requires_grad_(flags[id(p)])
-    return {s: gt.hard().cpu() for s, gt in gates.items()}
+        tuned = {k: p.detach().cpu().clone() for k, p in trained.items()} or None
+    return LearnedMasks({s: gt.hard().cpu() for s, gt in gates.items()}, tuned, losses)

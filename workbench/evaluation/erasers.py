@@ -90,13 +90,12 @@ def make_edit(
             start = (
                 _conceptprune(pipe, target, reference, concept, k, t_hat, workdir, progress) if init == "conceptprune" else init
             )
-            tuned: dict = {}
-            m = learn_masks(pipe, ex, sites=sites, k=k, relaxation=relaxation, init=start, iterations=iterations, lr=lr,
-                            seed=seed, preserve=keep, tune=tune, tune_lr=tune_lr, tuned=tuned, progress=progress)  # fmt: skip
+            learned = learn_masks(pipe, ex, sites=sites, k=k, relaxation=relaxation, init=start, iterations=iterations, lr=lr,
+                                  seed=seed, preserve=keep, tune=tune, tune_lr=tune_lr, progress=progress)  # fmt: skip
             info.update(k=k, relaxation=relaxation, init=init, site_filter=sites)
             if tune is not None:
-                info.update(tune=tune, tune_lr=tune_lr, parameters=int(sum(v.numel() for v in tuned.values())))
-            edit = Edit(method, info, masks={s: v.numpy() for s, v in m.items()}, weights=tuned or None)
+                info.update(tune=tune, tune_lr=tune_lr, parameters=int(sum(v.numel() for v in learned.weights.values())))
+            edit = learned.edit(method, info)
     if edit.masks is not None:
         edit.info["density"] = mask_density(edit.masks)
     edit.info["seconds"] = round(time.time() - t0, 2)

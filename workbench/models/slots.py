@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .hooks import Hook, hooks
+
 #: one-token words tried as the placeholder, in order (the first the tokenizer keeps whole wins)
 CANDIDATES = ("q", "sks", "zq", "xj")
 
@@ -95,11 +97,8 @@ def injecting(pipe, token_id: int, vectors, texts: list[str] | None = None):
             out[r, pos] = v[: len(pos)].to(out.dtype)
         return out
 
-    handle = layer.register_forward_hook(hook)
-    try:
+    with hooks(Hook(layer, hook)):
         yield
-    finally:
-        handle.remove()
 
 
 def encode(pipe, texts: list[str]) -> torch.Tensor:

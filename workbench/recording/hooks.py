@@ -16,12 +16,14 @@ per prompt encoding, cond first, then uncond; they have no step dimension.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
+from ..models.hooks import Hook, hooks
 from ..models.sites import Site, SiteFilter, module_of, select
 from .batch import Recording
 
@@ -64,7 +66,7 @@ class Recorder:
         self.pipe = pipe
         self.sites: list[Site] = select(pipe, sites)
         self.stats = tuple(s for s in STATS if s in stats)
-        self._handles: list[torch.utils.hooks.RemovableHandle] = []
+        self._stack = contextlib.ExitStack()  # the registered hooks (models.hooks), closed by remove()
         self.reset()
 
     def reset(self) -> None:
@@ -92,22 +94,16 @@ class Recorder:
 
     def __enter__(self) -> Recorder:
         self.reset()
-        try:
-            self._handles.append(self.pipe.unet.register_forward_pre_hook(self._unet_hook, with_kwargs=True))
-            for site in self.sites:
-                self._handles.append(module_of(self.pipe, site).register_forward_pre_hook(self._site_hook(site)))
-        except BaseException:
-            self.remove()
-            raise
+        spec = [Hook(self.pipe.unet, self._unet_hook, pre=True, with_kwargs=True)]
+        spec += [Hook(module_of(self.pipe, site), self._site_hook(site), pre=True) for site in self.sites]
+        self._stack.enter_context(hooks(*spec))  # a failed registration removes the ones before it
         return self
 
     def __exit__(self, *exc) -> None:
         self.remove()
 
     def remove(self) -> None:
-        for h in self._handles:
-            h.remove()
-        self._handles.clear()
+        self._stack.close()
 
     # -- results -------------------------------------------------------------------------------
     def result(self, n_prompts: int, cfg: bool) -> Recording:
@@ -153,7 +149,6 @@ def run_pipe(pipe, texts: list[str], seeds: list[int], steps: int, guidance: flo
 def capture_inputs(pipe, sites: SiteFilter, fn) -> dict[str, list[torch.Tensor]]:
     """Raw inputs of the chosen sites during ``fn()`` (for tests and activation maps: memory-hungry)."""
     raw: dict[str, list[torch.Tensor]] = {}
-    handles = []
 
     def make(name):
         def hook(module: nn.Module, args):
@@ -161,11 +156,6 @@ def capture_inputs(pipe, sites: SiteFilter, fn) -> dict[str, list[torch.Tensor]]
 
         return hook
 
-    try:
-        for s in select(pipe, sites):
-            handles.append(module_of(pipe, s).register_forward_pre_hook(make(s.name)))
+    with hooks(*(Hook(module_of(pipe, s), make(s.name), pre=True) for s in select(pipe, sites))):
         fn()
-    finally:
-        for h in handles:
-            h.remove()
     return raw
