@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import load_file
 
 from workbench.attacks import AttackResult, encode, injecting, placeholder, revive, targets, wilson, with_slots
-from workbench.attacks.prompts import concept_direction, gradient_attack, ringabell
+from workbench.attacks.prompt_search import concept_direction, gradient_attack, ringabell
 from workbench.attacks.run import strip
 from workbench.cli import main
 from workbench.editing.erase import frozen_examples

@@ -369,3 +369,19 @@ def test_a_float16_store_is_analysed_with_the_model_it_was_recorded_from(tmp_pat
         ValueError, match=r"other weights than this model's \(unet: store \w+, model \w+, compared in the store's float16\)"
     ):
         check_weights(full, tree.attrs["provenance"])
+
+
+def test_the_chunk_listing_of_the_integrity_check_matches_the_files_on_disk(toy, tmp_path):
+    """store.reader._stored_keys leans on zarr's private _shards_initialized and _async_array: on
+    a zarr upgrade that changes them this fails loudly, here, rather than the check missing chunks."""
+    import zarr
+
+    from workbench.store.reader import _stored_keys
+
+    path = record(toy, small_set(2), tmp_path / "s.zarr", sites="down_blocks.0.*ff.net.2", steps=2, batch_size=1, progress=False)
+    group = zarr.open_group(str(path), mode="r")
+    site = group.attrs["sites"][0]
+    arr = group[site]["sumsq"]
+    on_disk = {p.relative_to(Path(path) / site / "sumsq").as_posix() for p in (Path(path) / site / "sumsq").rglob("*")
+               if p.is_file() and p.name != "zarr.json"}  # fmt: skip
+    assert _stored_keys(arr) == on_disk and len(on_disk) == 2  # one file per prompt chunk

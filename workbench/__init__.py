@@ -6,7 +6,8 @@ notebook that only reads stores never imports diffusers, transformers or plotly.
 
 Layers, bottom to top (imports point down only; tests/test_layers.py checks it):
 prompts -> models (toyworld inside) -> store -> recording -> analysis -> editing -> evaluation
--> reports -> cli.
+-> attacks -> reports -> cli. The store sits below recording: it knows sites and prompts, not
+the recorder (``StoreWriter.write`` takes the recorder's ``Recording`` by its attributes).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 revival, each judged by the oracle as attack success rates with Wilson intervals."""
 
 from ..models.slots import encode, injecting, placeholder, with_slots
-from .prompts import AttackOutcome, attack_loss, concept_direction, gradient_attack, ringabell
+from .prompt_search import AttackOutcome, attack_loss, concept_direction, gradient_attack, ringabell
 from .revival import revive
 from .run import ATTACKS, BUDGETS, attack, save, strip, targets
 from .score import AttackResult, Rate, shown, wilson

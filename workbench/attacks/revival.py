@@ -7,7 +7,7 @@ prompts (benign), and see whether the concept comes back.
 - Weight edits (ESD, AC): the edited tensors, from their edited values. An edit with both (a mask
   trained with a parameter group, ``--tune``) revives both.
 
-The loss is the attack loss of ``prompts.py`` with the plain target prompt (targeted) or the
+The loss is the attack loss of ``prompt_search.py`` with the plain target prompt (targeted) or the
 unedited model's own prediction for unrelated prompts (benign). The result is an ``Edit`` holding
 the revived tensors, judged like any other.
 """

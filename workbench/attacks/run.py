@@ -20,7 +20,7 @@ from ..evaluation.toy import attribute_of, generate
 from ..models.slots import injecting, placeholder
 from ..models.toyworld.grammar import TEXTURE_PHRASE, parse
 from ..models.toyworld.prompts import toy_eval
-from .prompts import concept_direction, gradient_attack, ringabell
+from .prompt_search import concept_direction, gradient_attack, ringabell
 from .revival import revive
 from .score import AttackResult, shown
 
@@ -98,7 +98,7 @@ def attack(pipe, oracle, edit: Edit, concept: str, method: str, budget: int | No
         info.update(loss_before=res.loss_before, loss_start=res.loss_start, loss_after=res.loss_after, slot_texts=res.texts,
                     token_id=tid)  # fmt: skip
         if res.token_ids is not None:
-            adversarial = [_fill(pipe, t, word, ids) for t, ids in zip(res.texts, res.token_ids)]
+            adversarial = [_with_tokens(pipe, t, word, ids) for t, ids in zip(res.texts, res.token_ids)]
             saved["token_ids"] = res.token_ids.contiguous()
         else:
             adversarial = [t.replace(word, "<emb>") for t in res.texts]
@@ -110,7 +110,7 @@ def attack(pipe, oracle, edit: Edit, concept: str, method: str, budget: int | No
     return result
 
 
-def _fill(pipe, text: str, word: str, ids: torch.Tensor) -> str:
+def _with_tokens(pipe, text: str, word: str, ids: torch.Tensor) -> str:
     """The attacked prompt as text: each placeholder word (a whole word, never part of another)
     replaced by its chosen token."""
     chosen = iter(pipe.tokenizer.convert_ids_to_tokens(i).replace("</w>", "") for i in ids.tolist())

@@ -242,7 +242,9 @@ class _Run:
         if shard is not None:
             i, n = shard
             only = lambda c: c % n == i  # noqa: E731
-        _fill(self.pipe, self.prompts, writer, self.rec, self.steps, self.guidance, self.size, self.progress, only, label)
+        _record_prompts(
+            self.pipe, self.prompts, writer, self.rec, self.steps, self.guidance, self.size, self.progress, only, label
+        )
 
 
 def _remove_if_empty(out: Path, fresh: bool) -> None:
@@ -257,7 +259,7 @@ def _remove_if_empty(out: Path, fresh: bool) -> None:
         shutil.rmtree(out, ignore_errors=True)
 
 
-def _fill(
+def _record_prompts(
     pipe,
     prompts: PromptSet,
     writer: StoreWriter,

@@ -79,7 +79,9 @@ class StoreWriter:
         for name, dtype in (("prompt", "int64"), ("seed", "int64"), ("done", "bool"), ("text", str), ("set", str)):
             # the done flags are chunked like the data, so writers of different chunks share no file
             rows = chunk if name == "done" else 4096
-            group.create_array(name, shape=(0,), chunks=(rows,), dtype=dtype, dimension_names=["prompt"], fill_value=_fill(dtype))
+            group.create_array(
+                name, shape=(0,), chunks=(rows,), dtype=dtype, dimension_names=["prompt"], fill_value=_fill_value(dtype)
+            )
         group["text"].attrs["_workbench_coord"] = True
         if path.exists():
             path.rmdir()  # an empty folder the user made: rename replaces it
@@ -239,5 +241,5 @@ class StoreWriter:
 PROMPT_ARRAYS = ("prompt", "seed", "done", "text", "set")
 
 
-def _fill(dtype):
+def _fill_value(dtype):
     return {"int64": 0, "bool": False}.get(dtype, "" if dtype is str else 0)
