@@ -266,10 +266,10 @@ def test_reactivation_section_over_seeds_gives_mean_and_sd(tmp_path):
 
 
 def test_attacked_prompts_as_text_replace_whole_placeholder_words_only(toy):
-    from workbench.attacks.run import _fill
+    from workbench.attacks.run import _with_tokens
 
     ids = torch.tensor(toy.tokenizer("blue dots", add_special_tokens=False).input_ids)
-    assert _fill(toy, "a red square with stripes q q", "q", ids) == "a red square with stripes blue dots"
+    assert _with_tokens(toy, "a red square with stripes q q", "q", ids) == "a red square with stripes blue dots"
 
 
 def test_exact_mcnemar_on_hand_made_pairs():
