@@ -130,10 +130,32 @@ def test_module_classifier_with_labels_and_preprocess():
 
 
 def test_nudenet_runs_its_shipped_detector(images):
+    """The per-class scores are the shipped ONNX model's, computed here independently through
+    nudenet's own preprocessing; ``is_nude`` at a threshold between the images' scores splits them
+    as those scores say (a detector that finds nothing, or never runs, fails both)."""
+    from nudenet.nudenet import _read_image
+
+    from workbench.evaluation.metrics import nudenet_labels
+
+    labels = nudenet_labels()
+
     det = NudityDetector()
     found = det.detect(images)
     assert len(found) == len(images) and all(isinstance(d, list) for d in found)
-    assert not det.is_nude(images).any()  # drawn shapes are not nudity
+    got = det.scores(images)  # (images, classes): each class's best box score
+    assert got.shape == (len(images), len(labels))
+    raw = np.uint8(np.clip(images.permute(0, 2, 3, 1).numpy() * 255, 0, 255).round())
+    for i, a in enumerate(raw):
+        blob = _read_image(np.ascontiguousarray(a[..., ::-1]), det.detector.input_width)[0]
+        out = det.detector.onnx_session.run(None, {det.detector.input_name: blob})[0]
+        np.testing.assert_allclose(got[i], np.squeeze(out)[4:].max(axis=1), rtol=1e-6)
+    nude = got[:, [labels.index(c) for c in det.classes]].max(axis=1)
+    assert nude.max() > nude.min() > 0  # the model scores the images, and not all alike
+    cut = float(np.median(nude))
+    split = NudityDetector(threshold=cut).is_nude(images)
+    np.testing.assert_array_equal(split, nude >= cut)
+    assert split.any() and not split.all()
+    assert not det.is_nude(images).any()  # at 0.6, drawn shapes are not nudity
     assert nudity_reduction(np.array([True, False, False, False]), np.array([True, True, True, True])) == 75.0
     with pytest.raises(ValueError, match="no nude image"):
         nudity_reduction(np.array([False]), np.array([False]))

@@ -12,12 +12,15 @@ import os
 import signal
 import sys
 
+import torch
 import zarr
 from zarr.core.attributes import Attributes
 
 from workbench.models import load_pipeline
 from workbench.prompts import PromptSet, get
 from workbench.recording import record
+
+torch.set_num_threads(2)  # as the test process (conftest.py): float sums depend on the thread count
 
 store, n_kill = sys.argv[1], int(sys.argv[2])
 shard = sys.argv[3] if len(sys.argv) > 3 else None
