@@ -92,8 +92,26 @@ def test_ablate_cli(store_path, tmp_path, capsys):
     )
     text = capsys.readouterr().out
     assert "concept_rate" in text and str(out) in text
-    base = open_results(out).attrs["baseline"]["striped"]
+    ds = open_results(out)
+    base = ds.attrs["baseline"]["striped"]
     assert f"striped: concept rate {base['concept_rate']:.1%}; other prompts: shape {base['other_accuracy']['shape']:.1%}" in text
+    # the cell and the baseline, recomputed here from the API: the same masks, pruned, the same oracle
+    from workbench.analysis import concept_masks, density
+    from workbench.editing import pruned
+    from workbench.evaluation.toy import toy_evaluate
+    from workbench.models import load_pipeline, weights_of
+
+    toy, oracle, tree = load_pipeline("toy"), load_oracle(), open_store(store_path)
+    masks = concept_masks(tree, weights_of(toy, tree), "striped", "plain", k=5, t_hat=None, window="all")
+    unpruned = toy_evaluate(toy, oracle, None, ["striped"], n_per=1, steps=STEPS)
+    with pruned(toy, masks):
+        after = toy_evaluate(toy, oracle, None, ["striped"], n_per=1, steps=STEPS)
+    cell = ds.sel(concept="striped", family="ffn2", k=5.0, window="all", kind="skilled")
+    assert base["concept_rate"] == pytest.approx(unpruned.concept_rate)
+    assert float(cell["concept_rate"]) == pytest.approx(after.concept_rate)
+    assert float(cell["shape"]) == pytest.approx(after.other_accuracy["shape"])
+    assert float(cell["density"]) == pytest.approx(float(density(masks)["overall"]))
+    assert after.concept_rate < unpruned.concept_rate  # the cell measured a pruned model, not the baseline again
 
 
 def test_union_cell_prunes_the_or_of_member_masks_and_judges_each_member(toy, tmp_path):
