@@ -86,10 +86,15 @@ def top_entries(w_abs: np.ndarray, n_target: np.ndarray, keeps: list[int]) -> li
     return out
 
 
-def columns(n_target: np.ndarray, n_ref: np.ndarray, kind: str) -> np.ndarray:
-    """The columns where S*_t > S_t (skilled) or S*_t < S_t (unskilled), for W != 0."""
+def check_kind(kind: str) -> str:
     if kind not in KINDS:
         raise ValueError(f"unknown mask kind {kind!r}: use {KINDS}")
+    return kind
+
+
+def columns(n_target: np.ndarray, n_ref: np.ndarray, kind: str) -> np.ndarray:
+    """The columns where S*_t > S_t (skilled) or S*_t < S_t (unskilled), for W != 0."""
+    check_kind(kind)
     return (n_target > n_ref) if kind == "skilled" else (n_target < n_ref)
 
 
@@ -133,7 +138,7 @@ def concept_masks(
     steps = step_window(tree.sizes["step"], t_hat, window)
     nt = norms(tree, target, normalisation, branch, sites, steps=steps)  # reads only the window's steps
     nr = norms(tree, reference, normalisation, branch, sites, steps=steps)
-    columns(np.zeros(1), np.zeros(1), kind)  # an unknown kind is named before any work
+    check_kind(kind)  # named before any work
 
     def one(site: str) -> xr.Dataset:
         a, b = stepped(nt[site]["norm"]), stepped(nr[site]["norm"])

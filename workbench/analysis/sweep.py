@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from .masks import check_k, columns, n_keep, per_site, stepped, top_entries
+from .masks import check_k, check_kind, columns, n_keep, per_site, stepped, top_entries
 from .norms import norms, site_names
 from .weights import abs_weight
 from .windows import step_window
@@ -27,7 +27,7 @@ def sweep(
 ) -> xr.DataTree:
     """Per site: ``packed`` (k, t_hat, row, byte) uint8 masks (np.packbits over neurons) and
     ``count`` (k, t_hat) of pruned entries; ``unpack(result, site, k, t_hat)`` gives one mask."""
-    columns(np.zeros(1), np.zeros(1), kind)  # an unknown kind is named before any work
+    check_kind(kind)  # named before any work
     ks = sorted(check_k(k) for k in ks)
     t_hats = sorted(int(t) for t in t_hats)
     n_steps = tree.sizes["step"]

@@ -39,22 +39,24 @@ class Edit:
     weights: dict[str, torch.Tensor] | None = None
 
     def save(self, folder: str | Path) -> Path:
-        from safetensors.torch import save_file
+        from safetensors.torch import save
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
+        blobs = {}
         if self.masks is not None:  # the format of analysis.save_masks: load_masks and `workbench ablate` read it
             meta = {
                 "sites": list(self.masks),
                 "method": self.method,
                 **{k: v for k, v in self.info.items() if k != "weights_hash"},
             }
-            save_file({s: torch.from_numpy(np.ascontiguousarray(m)) for s, m in self.masks.items()}, str(folder / "masks.safetensors"),
-                      metadata={"workbench": json.dumps(meta, default=str)})  # fmt: skip
+            blobs[MASKS] = save({s: torch.from_numpy(np.ascontiguousarray(m)) for s, m in self.masks.items()},
+                                metadata={"workbench": json.dumps(meta, default=str)})  # fmt: skip
         if self.weights is not None:
-            save_file({k: v.contiguous() for k, v in self.weights.items()}, str(folder / WEIGHTS))
-        held = {MASKS: self.masks, WEIGHTS: self.weights}
-        files = {name: _sha256(folder / name) for name, tensors in held.items() if tensors is not None}
+            blobs[WEIGHTS] = save({k: v.contiguous() for k, v in self.weights.items()})
+        for name, data in blobs.items():
+            (folder / name).write_bytes(data)
+        files = {name: hashlib.sha256(data).hexdigest() for name, data in blobs.items()}
         for name in {MASKS, WEIGHTS} - set(files):
             (folder / name).unlink(missing_ok=True)  # a file of an earlier edit saved here is not this edit's
         text = json.dumps({"method": self.method, **{k: v for k, v in self.info.items() if k != "files"}, "files": files},
@@ -66,8 +68,9 @@ class Edit:
 
 
 def load_edit(folder: str | Path) -> Edit:
-    """Read an edit folder written by ``Edit.save`` (``workbench erase --out``)."""
-    from safetensors.torch import load_file
+    """Read an edit folder written by ``Edit.save`` (``workbench erase --out``); each tensor file is
+    read once, checked against its recorded checksum, then decoded."""
+    from safetensors.torch import load
 
     folder = Path(folder)
     meta = folder / "edit.json"
@@ -83,28 +86,20 @@ def load_edit(folder: str | Path) -> Edit:
     if files is None:  # saved before its files were recorded: what is there, and what its method needs
         needs = NEEDS.get(method, ()) + ((WEIGHTS,) if info.get("tune") else ())
         files = {name: None for name in (MASKS, WEIGHTS) if name in needs or (folder / name).exists()}
+    tensors = {}
     for name, digest in files.items():
         path = folder / name
         if not path.exists():
             raise ValueError(f"{path} is missing: this {method} edit needs it; {remake}")
-        if digest is not None and _sha256(path) != digest:
+        data = path.read_bytes()
+        if digest is not None and hashlib.sha256(data).hexdigest() != digest:
             raise ValueError(f"{path} is damaged (its checksum is not the one {meta.name} records): {remake}")
-    tensors = {}
-    for name in files:
         try:
-            tensors[name] = load_file(str(folder / name))
+            tensors[name] = load(data)
         except Exception as err:  # safetensors' SafetensorError names no file
-            raise ValueError(f"{folder / name} could not be read ({type(err).__name__}: {err}): {remake}") from err
+            raise ValueError(f"{path} could not be read ({type(err).__name__}: {err}): {remake}") from err
     masks = {s: t.numpy().astype(bool) for s, t in tensors[MASKS].items()} if MASKS in tensors else None
     return Edit(method, info, masks, tensors.get(WEIGHTS))
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def check_model(pipe, edit: Edit) -> None:
