@@ -174,14 +174,15 @@ def test_eval_images_are_generated_once_per_model_state(toy, monkeypatch):
     """The memo behind shared baselines: a hit only for the same weights and settings."""
     import torch
 
+    import workbench.evaluation.generation as gen_mod
     import workbench.evaluation.toy as toy_mod
     from workbench.editing import pruned
     from workbench.models import module_of, select
 
     calls = []
-    real = toy_mod.generate
-    monkeypatch.setattr(toy_mod, "generate", lambda *a, **k: calls.append(1) or real(*a, **k))
-    monkeypatch.setattr(toy_mod, "_EVAL_CACHE", type(toy_mod._EVAL_CACHE)())
+    real = gen_mod.generate
+    monkeypatch.setattr(gen_mod, "generate", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(gen_mod, "_EVAL_CACHE", type(gen_mod._EVAL_CACHE)())
     a = toy_mod.eval_images(toy, n_per=1, steps=2)
     b = toy_mod.eval_images(toy, n_per=1, steps=2)
     assert len(calls) == 1 and torch.equal(a, b)

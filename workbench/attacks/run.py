@@ -1,8 +1,10 @@
-"""One attack on one edit, judged by the oracle: ``attack(pipe, oracle, edit, "striped", "unlearndiff")``.
+"""One attack on one edit, judged by the concept's judge: ``attack(pipe, judge, edit, "striped", "unlearndiff")``.
 
-Target prompts are the held-out captions that name the concept (``toy:eval``); each is judged on
-the edited model without attack (``before``) and after (``after``), with its own seed. Budgets
-count optimiser steps (white-box, revival) or generations (Ring-A-Bell).
+Target prompts are the concept's held-out prompts that carry it (``Concept.eval_target``; the
+toy world's: the held-out captions that name it); each is judged on the edited model without
+attack (``before``) and after (``after``), with its own seed. Budgets count optimiser steps
+(white-box, revival) or generations (Ring-A-Bell). Any SD-family model with one text encoder
+(SD 1.x, 2.x, the toy world) takes prompt attacks; weight revival works on SDXL too.
 """
 
 from __future__ import annotations
@@ -15,67 +17,76 @@ import torch
 
 from ..editing.edits import Edit, applied
 from ..editing.erase import frozen_examples
-from ..evaluation.erasers import calibration
-from ..evaluation.toy import attribute_of, generate
+from ..evaluation.generation import generate
+from ..evaluation.judges import judge_of
+from ..evaluation.judging import settings
 from ..models.slots import injecting, placeholder
-from ..models.toyworld.grammar import TEXTURE_PHRASE, parse
-from ..models.toyworld.prompts import toy_eval
+from ..prompts.concepts import get_concept
 from .prompt_search import concept_direction, gradient_attack, ringabell
 from .revival import revive
-from .score import AttackResult, shown
+from .score import AttackResult
 
 ATTACKS = ("unlearndiff", "softprompt", "inversion", "ringabell", "revival", "benign")
 #: default budget per attack: optimiser steps, or Ring-A-Bell generations
 BUDGETS = {"unlearndiff": 100, "softprompt": 100, "inversion": 100, "ringabell": 50, "revival": 100, "benign": 100}
 
 
-def targets(concept: str, n_per: int = 1) -> list:
-    """Held-out captions naming the concept (texture or shape), with their seeds."""
-    attr = attribute_of(concept)
-    return [p for p in toy_eval(n_per=n_per) if parse(p.text)[attr] == concept]
+def targets(concept, n_per: int = 1) -> list:
+    """The concept's held-out prompts that carry it, with their seeds."""
+    return get_concept(concept, n_per=n_per).eval_target
 
 
-def strip(text: str, concept: str) -> str:
-    """The caption without the concept's words (Ring-A-Bell's and inversion's starting prompt)."""
-    words = f" {TEXTURE_PHRASE[concept]}" if concept in TEXTURE_PHRASE else f" {concept}"
-    return " ".join(text.replace(words, "").split())
+def strip(text: str, concept) -> str:
+    """The held-out prompt without the concept's words (Ring-A-Bell's and inversion's starting prompt)."""
+    return get_concept(concept).base_of(text) if isinstance(concept, str) else concept.base_of(text)
 
 
-def _unrelated(concept: str, n: int) -> list:
-    attr = attribute_of(concept)
-    return [p for p in toy_eval(n_per=1) if parse(p.text)[attr] != concept][:n]
-
-
-def attack(pipe, oracle, edit: Edit, concept: str, method: str, budget: int | None = None, seed: int = 0, n_per: int = 1,
-           k: int = 3, steps: int = 25, guidance: float = 1.5, out: str | Path | None = None,
+def attack(pipe, judge, edit: Edit, concept, method: str, budget: int | None = None, seed: int = 0, n_per: int = 1,
+           k: int = 3, steps: int | None = None, guidance: float | None = None, out: str | Path | None = None,
            progress: bool = False) -> AttackResult:  # fmt: skip
-    """Run ``method`` against ``edit`` on the concept's held-out prompts and judge every image."""
+    """Run ``method`` against ``edit`` on the concept's held-out prompts and judge every image.
+
+    ``concept``: a name or a ``Concept``; ``judge``: a Judge, a spec ('toy', 'nudenet',
+    'clip:FOLDER', ...), the toy oracle, or None for the concept's own; ``steps`` and ``guidance``
+    default to the model's own."""
     if method not in ATTACKS:
         raise ValueError(f"unknown attack {method!r}: use one of {ATTACKS}")
     budget = BUDGETS[method] if budget is None else int(budget)
     if budget < 1:
         raise ValueError(f"budget={budget}: give at least 1 step")
+    c = get_concept(concept, n_per=n_per)
+    if method not in ("revival", "benign") and getattr(pipe, "text_encoder_2", None) is not None:
+        raise ValueError(
+            f"prompt attacks ({method}) cover models with one text encoder (SD 1.x, 2.x, the toy world); this model has two "
+            "(SDXL): attack its weights with --attack revival or benign"
+        )
+    steps, guidance = settings(pipe, steps, guidance)
+    j = judge_of(judge, c, device=str(pipe.unet.device))
+
+    def shown(images, prompts) -> list[bool]:
+        return [bool(x) for x in j(images, prompts).shown]
+
     torch.manual_seed(seed)
     t0 = time.time()
-    attr = attribute_of(concept)
-    tg = targets(concept, n_per)
+    tg = c.eval_target
     texts, seeds = [p.text for p in tg], [p.seed for p in tg]
     with applied(pipe, edit):
-        before = shown(oracle, generate(pipe, texts, seeds, steps, guidance), attr, concept)
+        before = shown(generate(pipe, texts, seeds, steps, guidance), tg)
     # the unedited model's trajectories for the target prompts: the attack loss's examples
     ex = frozen_examples(pipe, texts, seeds, "esd", steps=steps, guidance=guidance)
     ex.target = ex.frozen.clone()
-    info: dict = {"method": method, "edit": edit.method, "budget": budget, "seed": seed, "k": k}
+    info: dict = {"method": method, "edit": edit.method, "budget": budget, "seed": seed, "k": k, "judge": j.name,
+                  "steps": steps, "guidance": guidance}  # fmt: skip
     adversarial: list[str]
     saved: dict[str, torch.Tensor] = {}
     if method in ("revival", "benign"):
         if method == "benign":
-            others = _unrelated(concept, len(tg))
+            others = c.eval_other[: len(tg)]
             ex = frozen_examples(pipe, [p.text for p in others], [p.seed for p in others], "esd", steps=steps, guidance=guidance)
             ex.target = ex.frozen.clone()
         revived, trace = revive(pipe, edit, ex, iterations=budget, seed=seed, benign=method == "benign", progress=progress)
         with applied(pipe, revived, check=False):
-            after = shown(oracle, generate(pipe, texts, seeds, steps, guidance), attr, concept)
+            after = shown(generate(pipe, texts, seeds, steps, guidance), tg)
         info.update(loss_first=trace[0], loss_last=trace[-1])
         adversarial = texts
         if out is not None:
@@ -84,17 +95,16 @@ def attack(pipe, oracle, edit: Edit, concept: str, method: str, budget: int | No
         word, tid = placeholder(pipe, texts)
         with applied(pipe, edit):
             if method == "ringabell":
-                pos, neg = calibration(concept)
-                direction = concept_direction(pipe, [p.text for p in pos], [p.text for p in neg])
-                res = ringabell(pipe, texts, [strip(t, concept) for t in texts], direction, word, tid, k=k, generations=budget,
+                direction = concept_direction(pipe, [p.text for p in c.target], [p.text for p in c.anchor])
+                res = ringabell(pipe, texts, list(c.bases), direction, word, tid, k=k, generations=budget,
                                 seed=seed, ex=ex, progress=progress)  # fmt: skip
             else:
                 res = gradient_attack(pipe, ex, texts, word, tid, k=1 if method == "inversion" else k,
                                       discrete=method == "unlearndiff", iterations=budget, seed=seed, progress=progress,
-                                      bases=[strip(t, concept) for t in texts] if method == "inversion" else None,
+                                      bases=list(c.bases) if method == "inversion" else None,
                                       shared=method == "inversion")  # fmt: skip
             with injecting(pipe, tid, res.vectors):
-                after = shown(oracle, generate(pipe, res.texts, seeds, steps, guidance), attr, concept)
+                after = shown(generate(pipe, res.texts, seeds, steps, guidance), tg)
         info.update(loss_before=res.loss_before, loss_start=res.loss_start, loss_after=res.loss_after, slot_texts=res.texts,
                     token_id=tid)  # fmt: skip
         if res.token_ids is not None:
@@ -104,7 +114,7 @@ def attack(pipe, oracle, edit: Edit, concept: str, method: str, budget: int | No
             adversarial = [t.replace(word, "<emb>") for t in res.texts]
         saved["embeddings"] = res.vectors.contiguous()
     info["seconds"] = round(time.time() - t0, 1)
-    result = AttackResult(method, concept, texts, seeds, before, after, adversarial, info)
+    result = AttackResult(method, c.name, texts, seeds, before, after, adversarial, info)
     if out is not None:
         save(result, out, saved)
     return result

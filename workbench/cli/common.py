@@ -14,6 +14,7 @@ class Parents:
     model: argparse.ArgumentParser  # --model, --device, --dtype, --allow-download
     quiet: argparse.ArgumentParser  # --quiet
     mask: argparse.ArgumentParser  # --k, --t-hat: ConceptPrune's mask parameters
+    concept: argparse.ArgumentParser  # --concept, --judge, --steps, --guidance: what is erased and how it is judged
 
 
 def parents() -> Parents:
@@ -38,7 +39,22 @@ def parents() -> Parents:
     mask = argparse.ArgumentParser(add_help=False)
     mask.add_argument("--k", type=float, default=2.0, help="percent of each weight row (ConceptPrune's k; the paper: 1-5)")
     mask.add_argument("--t-hat", type=int, default=10, help="aggregate the first t-hat UNet calls (the paper: 9-20)")
-    return Parents(model, quiet, mask)
+    concept = argparse.ArgumentParser(add_help=False)
+    concept.add_argument(
+        "--concept",
+        required=True,
+        help="a toy concept (striped, dotted, checkered, circle, square, triangle, cross), a paper set (nudity, van_gogh, "
+        "monet, church, parachute, ...: `workbench concepts`) or a concept file SPEC.toml (docs/concepts.md)",
+    )
+    concept.add_argument("--judge", default=None, help="override the concept's judge: toy, nudenet[:THRESHOLD], "
+                         "clip[:FOLDER], classifier:FOLDER (docs/concepts.md)")  # fmt: skip
+    concept.add_argument(
+        "--steps", type=int, default=None, help="denoising steps of every generation (default: the model's own; toy 25, SD 50)"
+    )
+    concept.add_argument(
+        "--guidance", type=float, default=None, help="classifier-free guidance (default: the model's own; toy 1.5, SD 7.5)"
+    )
+    return Parents(model, quiet, mask, concept)
 
 
 def load(args):

@@ -3,56 +3,75 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from .common import Parents
 
 
+def _json(obj):
+    """``obj`` with NaN as null, so that what --json prints is strict JSON."""
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json(v) for v in obj]
+    return obj
+
+
+def _pct(x) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.1%}"
+
+
 def cmd_erase(args) -> int:
     from ..evaluation.erasers import erase_and_judge, make_edit
-    from ..models import load_pipeline
-    from ..models.toyworld import load_oracle
+    from ..prompts.concepts import get_concept
+    from .common import load
 
-    pipe = load_pipeline("toy")
+    concept = get_concept(args.concept, n_per=args.n_per, judge=args.judge)
+    pipe = load(args)
     out = Path(args.out)
-    edit = make_edit(pipe, args.method, args.concept, k=args.k, t_hat=args.t_hat, iterations=args.iterations, lr=args.lr,
+    edit = make_edit(pipe, args.method, concept, k=args.k, t_hat=args.t_hat, iterations=args.iterations, lr=args.lr,
                      group=args.group, relaxation=args.relaxation, init=args.init, eta=args.eta, preserve=args.preserve, sites=args.sites,
-                     tune=args.tune, tune_lr=args.tune_lr, seed=args.seed, workdir=out, progress=not (args.json or args.quiet))  # fmt: skip
+                     tune=args.tune, tune_lr=args.tune_lr, seed=args.seed, steps=args.steps, guidance=args.guidance, batch=args.batch,
+                     workdir=out, progress=not (args.json or args.quiet))  # fmt: skip
+    edit.info["judge"] = concept.judge
     edit.save(out)
-    summary = {**erase_and_judge(pipe, load_oracle(), edit, n_per=args.n_per), "edit": str(out)}
+    summary = erase_and_judge(pipe, None, edit, n_per=args.n_per, steps=args.steps, guidance=args.guidance, concept=concept)
+    summary = _json({**summary, "judge": concept.judge, "edit": str(out)})
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     if args.json:
         print(json.dumps(summary))
     else:
-        b, a = summary["before"], summary["after"]
-        worst = max(b["other_accuracy"][k] - a["other_accuracy"][k] for k in b["other_accuracy"])
-        print(f"{args.method}: '{args.concept}' on target prompts {b['concept_rate']:.1%} -> {a['concept_rate']:.1%}; "
-              f"worst drop of another attribute {worst:.1%}; degraded {a['degraded_rate']:.1%}; "
+        b, a, h = summary["before"], summary["after"], summary["harm"]
+        worst = f"{_pct(h['worst'])} ({h['attribute']})" if h["attribute"] else "n/a (this judge reads no attribute)"
+        print(f"{args.method}: '{concept.name}' on target prompts {_pct(b['concept_rate'])} -> {_pct(a['concept_rate'])} "
+              f"(judge {concept.judge}); worst drop of an attribute on other prompts {worst}; degraded {_pct(a['degraded_rate'])}; "
               f"{summary['seconds']} s to erase; edit in {out}")  # fmt: skip
     return 0
 
 
 def cmd_attack(args) -> int:
-    import json
-
     from ..attacks import attack
     from ..editing.edits import Edit, load_edit
-    from ..models import load_pipeline
-    from ..models.toyworld import load_oracle
+    from ..prompts.concepts import get_concept
+    from .common import load
 
-    pipe, oracle = load_pipeline("toy"), load_oracle()
-    out = args.out or Path("stores/attacks") / f"{args.attack}-{Path(args.edit).name}-{args.concept}-s{args.seed}"
+    concept = get_concept(args.concept, n_per=args.n_per, judge=args.judge)
     edit = Edit("unedited") if str(args.edit) == "none" else load_edit(args.edit)  # the reference: the model as it is
-    result = attack(pipe, oracle, edit, args.concept, args.attack, budget=args.budget, seed=args.seed,
-                    n_per=args.n_per, k=args.tokens, steps=args.steps, out=out, progress=not args.quiet)  # fmt: skip
+    pipe = load(args)
+    out = args.out or Path("stores/attacks") / f"{args.attack}-{Path(args.edit).name}-{concept.name}-s{args.seed}"
+    result = attack(pipe, None, edit, concept, args.attack, budget=args.budget, seed=args.seed, n_per=args.n_per, k=args.tokens,
+                    steps=args.steps, guidance=args.guidance, out=out, progress=not (args.quiet or args.json))  # fmt: skip
     s = result.summary()
     if args.json:
-        print(json.dumps({**s, "out": str(out)}, default=float))
+        print(json.dumps(_json({**s, "out": str(out)}), default=float))
     else:
         lo, hi = s["asr"]["ci95"]
-        print(f"{args.attack} on {Path(args.edit).name}: '{args.concept}' shown on {s['asr']['k']}/{s['prompts']} attacked images "
-              f"(ASR {s['asr']['rate']:.1%}, 95% CI {lo:.1%}-{hi:.1%}); {s['pre_attack']['k']} of them without attack; "
-              f"{s.get('seconds')} s; prompts and embeddings in {out}")  # fmt: skip
+        print(f"{args.attack} on {Path(args.edit).name}: '{concept.name}' shown on {s['asr']['k']}/{s['prompts']} attacked images "
+              f"(ASR {s['asr']['rate']:.1%}, 95% CI {lo:.1%}-{hi:.1%}, judge {concept.judge}); {s['pre_attack']['k']} of them without "
+              f"attack; {s.get('seconds')} s; prompts and embeddings in {out}")  # fmt: skip
     return 0
 
 
@@ -83,16 +102,17 @@ def add(sub, parents: Parents) -> None:
     """Declare this group's subcommands."""
     e = sub.add_parser(
         "erase",
-        parents=[parents.quiet, parents.mask],
-        help="erase a toy-world concept with ConceptPrune, ESD, AC, P-ESD or P-AC and judge it with the oracle",
-        description="Make an edit that erases a concept (a texture or a shape of the toy world) and write it to --out: "
+        parents=[parents.quiet, parents.mask, parents.model, parents.concept],
+        help="erase a concept with ConceptPrune, ESD, AC, P-ESD or P-AC on any SD-family model and judge it",
+        description="Make an edit that erases a concept (a toy texture or shape, a paper set such as nudity or van_gogh, or "
+        "a concept file: docs/concepts.md) from --model and write it to --out: "
         "masks.safetensors (conceptprune, pesd, pac: weights untouched, the masks are the whole edit) or "
         "weights.safetensors (esd, ac: the fine-tuned parameter group), with edit.json (method, options, seconds, the "
-        "model's weights hashes) and summary.json (the oracle's readings of the held-out prompts before and after). "
+        "model's weights hashes) and summary.json (the judge's readings of the concept's held-out prompts before and after, "
+        "and the harm: the worst accuracy drop on the other prompts, degraded images). "
         "P-ESD and P-AC are our reading of a paper whose code is not public: docs/robustness.md.",
     )
     e.add_argument("--method", required=True, choices=["conceptprune", "esd", "ac", "pesd", "pac"])
-    e.add_argument("--concept", required=True, help="striped, dotted, checkered, circle, square, triangle or cross")
     e.add_argument("--out", type=Path, required=True, help="folder for the edit")
     e.add_argument("--iterations", type=int, default=None, help="training iterations (default 200)")
     e.add_argument("--lr", type=float, default=None, help="learning rate (default 1e-4 fine-tuning, 0.05 mask logits)")
@@ -118,16 +138,19 @@ def add(sub, parents: Parents) -> None:
     e.add_argument("--eta", type=float, default=1.0, help="ESD's guidance strength eta")
     e.add_argument("--preserve", action="store_true", help="also hold the frozen prediction for the reference prompts")
     e.add_argument("--seed", type=int, default=0)
-    e.add_argument("--n-per", type=int, default=2, help="evaluation images per texture x colour x shape")
+    e.add_argument("--batch", type=int, default=8, help="training examples per iteration")
+    e.add_argument(
+        "--n-per", type=int, default=2, help="evaluation images per held-out prompt pattern (toy: per texture x colour x shape)"
+    )
     e.add_argument("--json", action="store_true", help="print one JSON object (the keys of `workbench demo --json`)")
     e.set_defaults(func=cmd_erase)
 
     at = sub.add_parser(
         "attack",
-        parents=[parents.quiet],
+        parents=[parents.quiet, parents.model, parents.concept],
         help="attack an edit (adversarial prompts or weight revival) and report the attack success rate",
-        description="Attack an edited toy-world model on the held-out captions that name the concept, and judge each "
-        "image with the oracle. unlearndiff: k adversarial prefix tokens, a softmax relaxation over the vocabulary "
+        description="Attack an edited model on the concept's held-out prompts that carry it, and judge each image with "
+        "the concept's judge (or --judge). unlearndiff: k adversarial prefix tokens, a softmax relaxation over the vocabulary "
         "projected to real tokens; softprompt: k free prefix embeddings; inversion: one learned word in place of the "
         "concept's words; ringabell: a genetic search over k real tokens towards the concept's text direction, no "
         "gradients; revival: fine-tune only the weights the edit changed (pruned entries from zero) on the concept; "
@@ -140,12 +163,10 @@ def add(sub, parents: Parents) -> None:
     at.add_argument(
         "--edit", required=True, type=Path, help="an edit folder written by `workbench erase`, or 'none' (the unedited model)"
     )
-    at.add_argument("--concept", required=True, help="the erased concept (a texture or a shape)")
     at.add_argument("--budget", type=int, default=None, help="optimiser steps (Ring-A-Bell: generations); default per attack")
     at.add_argument("--seed", type=int, default=0)
     at.add_argument("--tokens", type=int, default=3, help="adversarial tokens per prompt (k)")
     at.add_argument("--n-per", type=int, default=1, help="held-out captions per colour x shape (x texture)")
-    at.add_argument("--steps", type=int, default=25, help="denoising steps of every generation (the toy default: 25)")
     at.add_argument("--out", type=Path, default=None, help="default: stores/attacks/<attack>-<edit>-<concept>-s<seed>")
     at.add_argument("--json", action="store_true", help="print one JSON object")
     at.set_defaults(func=cmd_attack)

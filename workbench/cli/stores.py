@@ -52,6 +52,26 @@ def cmd_sets(args) -> int:
     return 0
 
 
+def cmd_concepts(args) -> int:
+    from ..prompts.concepts import get_concept, named_concepts
+
+    if args.name:
+        c = get_concept(args.name, n_per=args.n_per)
+        print(f"# {c.name}: judge {c.judge}{'; labels ' + ' | '.join(c.labels) if c.labels else ''} ({c.source})")
+        for role, ps in (
+            ("target", c.target),
+            ("anchor", c.anchor),
+            ("eval.target", c.eval_target),
+            ("eval.other", c.eval_other),
+        ):
+            for p in ps:
+                print(f"{role}\t{p.seed}\t{p.text}")
+        return 0
+    for name, what in named_concepts().items():
+        print(f"{name:20s} {what}")
+    return 0
+
+
 def cmd_info(args) -> int:
     from ..store import StoreError, check_store, describe, open_store
     from ..store.reader import missing_chunks
@@ -195,6 +215,16 @@ def add(sub, parents: Parents) -> None:
     c.add_argument("name", nargs="?", help="print this set's prompts (set, seed, text)")
     c.add_argument("--seed", type=int, default=0)
     c.set_defaults(func=cmd_sets)
+
+    cc = sub.add_parser(
+        "concepts",
+        help="list the concepts erase, attack and robustness take by name, or print one",
+        description="Concepts: what to erase (target prompts), what towards (anchor prompts), the held-out prompts it is "
+        "judged on, and its judge. Toy textures and shapes, the paper's sets, or your own file (docs/concepts.md).",
+    )
+    cc.add_argument("name", nargs="?", help="print this concept's prompts (role, seed, text): a name or a .toml file")
+    cc.add_argument("--n-per", type=int, default=2, help="held-out images per prompt pattern")
+    cc.set_defaults(func=cmd_concepts)
 
     i = sub.add_parser("info", help="summarise a store", description="Print a store's model, steps, sites and prompt sets.")
     i.add_argument("store", help="a folder or a URL (s3://, gs://, file://)")

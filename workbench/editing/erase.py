@@ -41,13 +41,22 @@ class Examples:
     cond: torch.Tensor  # (E, L, D) the concept prompt's embeddings
     target: torch.Tensor  # (E, C, H, W) what the edited model should predict
     frozen: torch.Tensor  # (E, C, H, W) the frozen model's own prediction for the concept prompt
+    #: the UNet's extra conditioning per example (SDXL: pooled text_embeds and time_ids), or None
+    added: dict[str, torch.Tensor] | None = None
 
     def __len__(self) -> int:
         return self.x.shape[0]
 
+    def added_at(self, idx, device=None) -> dict | None:
+        """``added_cond_kwargs`` for the examples ``idx`` (None for models without)."""
+        if not self.added:
+            return None
+        return {k: v[idx].to(device) if device is not None else v[idx] for k, v in self.added.items()}
+
 
 def _unet_calls(pipe, texts: list[str], seeds: list[int], steps: int, guidance: float) -> list[tuple]:
-    """(sample, timestep, encoder_hidden_states, prediction) of every UNet call of one generation."""
+    """(sample, timestep, encoder_hidden_states, prediction, added_cond_kwargs) of every UNet call of
+    one generation (the last None for models without extra conditioning)."""
     from ..recording.hooks import run_pipe
 
     calls = []
@@ -57,7 +66,9 @@ def _unet_calls(pipe, texts: list[str], seeds: list[int], steps: int, guidance: 
         t = args[1] if len(args) > 1 else kwargs["timestep"]
         ehs = kwargs.get("encoder_hidden_states", args[2] if len(args) > 2 else None)
         pred = out[0] if isinstance(out, tuple) else out.sample
-        calls.append((sample.detach(), torch.as_tensor(t).detach(), ehs.detach(), pred.detach()))
+        added = kwargs.get("added_cond_kwargs")
+        added = {k: v.detach() for k, v in added.items()} if added else None
+        calls.append((sample.detach(), torch.as_tensor(t).detach(), ehs.detach(), pred.detach(), added))
 
     with hooks(Hook(pipe.unet, hook, with_kwargs=True)), torch.no_grad():
         run_pipe(pipe, texts, seeds, steps, guidance)
@@ -91,23 +102,28 @@ def frozen_examples(
     if guidance <= 1.0:
         raise ValueError(f"guidance={guidance}: ESD and AC need the empty prompt's prediction, so sample with guidance > 1")
     n = len(prompts)
-    xs, ts, conds, targets, frozen = [], [], [], [], []
-    for sample, t, ehs, pred in _unet_calls(pipe, list(prompts), list(seeds), steps, guidance):
+    xs, ts, conds, targets, frozen, added = [], [], [], [], [], []
+    for sample, t, ehs, pred, extra in _unet_calls(pipe, list(prompts), list(seeds), steps, guidance):
         uncond, cond = pred[:n], pred[n:]
         xs.append(sample[n:])
         ts.append(t.expand(n) if t.dim() == 0 else t[n:])
         conds.append(ehs[n:])
         frozen.append(cond)
         targets.append(uncond - eta * (cond - uncond))
-    ex = Examples(torch.cat(xs), torch.cat(ts), torch.cat(conds), torch.cat(targets), torch.cat(frozen))
+        added.append({k: v[n:] for k, v in extra.items()} if extra else None)
+    extra = {k: torch.cat([a[k] for a in added]) for k in added[0]} if added[0] else None
+    ex = Examples(torch.cat(xs), torch.cat(ts), torch.cat(conds), torch.cat(targets), torch.cat(frozen), extra)
     if objective == "ac":
         if anchors is None or len(anchors) != n:
             raise ValueError(
                 "AC needs one anchor prompt per concept prompt (e.g. 'a red circle' for 'a red circle with stripes')"
             )
-        anchor = _unet_calls(pipe, list(anchors), list(seeds), 1, guidance)[0][2][n:]  # cond embeddings
-        a = anchor.repeat(len(ex) // n, 1, 1)  # the examples are ordered call by call, prompt by prompt
-        ex.target = torch.cat([pipe.unet(ex.x[i : i + 32], ex.t[i : i + 32], encoder_hidden_states=a[i : i + 32]).sample
+        first = _unet_calls(pipe, list(anchors), list(seeds), 1, guidance)[0]
+        reps = len(ex) // n  # the examples are ordered call by call, prompt by prompt
+        a = first[2][n:].repeat(reps, 1, 1)  # the anchors' cond embeddings
+        extra = {k: v[n:].repeat(reps, *([1] * (v.dim() - 1))) for k, v in first[4].items()} if first[4] else None
+        ex.target = torch.cat([pipe.unet(ex.x[i : i + 32], ex.t[i : i + 32], encoder_hidden_states=a[i : i + 32],
+                                         added_cond_kwargs=None if extra is None else {k: v[i : i + 32] for k, v in extra.items()}).sample
                                for i in range(0, len(ex), 32)])  # fmt: skip
     return ex
 

@@ -30,6 +30,8 @@ def prediction_loss(pipe, ex, idx: torch.Tensor, params: dict | None = None, tar
     dev = next(pipe.unet.parameters()).device
     args = (ex.x[idx].to(dev), ex.t[idx].to(dev))
     kwargs = {"encoder_hidden_states": (ex.cond[idx] if cond is None else cond).to(dev)}
+    if getattr(ex, "added", None):
+        kwargs["added_cond_kwargs"] = ex.added_at(idx, dev)
     if params:
         pred = torch.func.functional_call(pipe.unet, params, args, kwargs, strict=False).sample
     else:

@@ -180,6 +180,9 @@ class NudityDetector:
             ) from None
         self.detector = NudeDetector()
         self.threshold, self.classes = float(threshold), tuple(classes)
+        unknown = [c for c in self.classes if c not in nudenet_labels()]
+        if unknown or not self.classes:
+            raise ValueError(f"NudeNet has no class {unknown or '(none given)'}: choose among {nudenet_labels()}")
 
     def detect(self, images) -> list[list[dict]]:
         """NudeNet detections per image: dicts with class, score and box."""
@@ -197,11 +200,14 @@ class NudityDetector:
             out.append(np.squeeze(raw)[4:].max(axis=1))  # rows: 4 box coordinates, then one score per class
         return np.stack(out)
 
+    def class_scores(self, images) -> np.ndarray:
+        """(images,) the best score of any of ``classes`` on some box."""
+        labels = nudenet_labels()
+        return self.scores(images)[:, [labels.index(c) for c in self.classes]].max(axis=1)
+
     def is_nude(self, images) -> np.ndarray:
         """An image is nude when any of ``classes`` scores at least ``threshold`` on some box."""
-        labels = nudenet_labels()
-        cols = [labels.index(c) for c in self.classes]
-        return self.scores(images)[:, cols].max(axis=1) >= self.threshold
+        return self.class_scores(images) >= self.threshold
 
 
 def nudity_reduction(pruned_nude: np.ndarray, original_nude: np.ndarray) -> float:

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import json
-from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import torch
 
-from ..models.loading import weights_hash
 from ..models.toyworld.draw import draw, indices_of
 from ..models.toyworld.grammar import ATTRIBUTES, COLOURS, SCENES, SHAPES, TEXTURES, Spec, parse
 from ..models.toyworld.prompts import toy_eval
+from .generation import generate, images_of
 from .metrics import fid_kid
+
+__all__ = ["ToyEval", "attribute_of", "eval_images", "generate", "reference_images", "toy_evaluate", "toy_fid"]
 
 
 @dataclass
@@ -44,20 +44,6 @@ class ToyEval:
         return out
 
 
-@torch.no_grad()
-def generate(pipe, texts: list[str], seeds: list[int], steps: int = 25, guidance: float = 1.5, batch: int = 32) -> torch.Tensor:
-    """Images (N, 3, H, W) in [0, 1], one CPU generator per prompt."""
-    out = []
-    for i in range(0, len(texts), batch):
-        gens = [torch.Generator().manual_seed(int(s)) for s in seeds[i : i + batch]]
-        out.append(
-            pipe(
-                texts[i : i + batch], num_inference_steps=steps, guidance_scale=guidance, generator=gens, output_type="pt"
-            ).images.cpu()
-        )
-    return torch.cat(out)
-
-
 def attribute_of(value: str) -> str:
     """The toy-world attribute a concept name belongs to ('striped' -> 'texture')."""
     for attr, values in ATTRIBUTES.items():
@@ -68,27 +54,10 @@ def attribute_of(value: str) -> str:
     )
 
 
-#: eval_images memo: (weights, scheduler, settings) -> images; a few entries of ~1.5 MB each
-_EVAL_CACHE: OrderedDict[tuple, torch.Tensor] = OrderedDict()
-_EVAL_CACHE_SIZE = 8
-
-
 def eval_images(pipe, n_per: int = 2, steps: int = 25, guidance: float = 1.5) -> torch.Tensor:
-    """The held-out evaluation images (``toy:eval`` order), to judge several concepts on one generation.
-
-    Memoised by content: the key holds the hash of the UNet's and text encoder's weights (it moves
-    whenever a weight is changed in place, pruning included), the scheduler's config, dtype,
-    device and the settings, so a table of ablations, or a test session, generates the unpruned
-    model's images once."""
-    key = (weights_hash(pipe.unet), weights_hash(pipe.text_encoder), json.dumps(dict(pipe.scheduler.config), sort_keys=True, default=str),
-           str(pipe.unet.dtype), str(pipe.unet.device), n_per, steps, float(guidance))  # fmt: skip
-    if key not in _EVAL_CACHE:
-        prompts = list(toy_eval(n_per=n_per))
-        _EVAL_CACHE[key] = generate(pipe, [p.text for p in prompts], [p.seed for p in prompts], steps, guidance)
-        while len(_EVAL_CACHE) > _EVAL_CACHE_SIZE:
-            _EVAL_CACHE.popitem(last=False)
-    _EVAL_CACHE.move_to_end(key)
-    return _EVAL_CACHE[key].clone()
+    """The held-out evaluation images (``toy:eval`` order), to judge several concepts on one
+    generation; memoised by the weights (``generation.images_of``)."""
+    return images_of(pipe, list(toy_eval(n_per=n_per)), steps, guidance)
 
 
 def toy_evaluate(pipe, oracle, attribute: str | None, value: str | list[str], n_per: int = 2, steps: int = 25, guidance: float = 1.5,

@@ -1,5 +1,10 @@
-"""Offline builders: tiny random SD1.5- and SDXL-shaped pipelines (tests) and a full-size SD1.5
-UNet with random weights (benchmarks: same compute as the real one)."""
+"""Offline builders: tiny random SD 1.x-, SD 2.x- and SDXL-shaped pipelines, a tiny CLIP and a
+tiny image classifier (tests: the real loading code runs on them), and a full-size SD1.5 UNet with
+random weights (benchmarks: same compute as the real one).
+
+``tokenizer="clip"`` gives a CLIP tokenizer in CLIP's own format: the 512 byte-level symbols
+(with and without ``</w>``), the merges of a few hundred common words, 77 positions, so prompts
+split into several tokens as in Stable Diffusion; the default is the toy world's whole-word one."""
 
 from __future__ import annotations
 
@@ -19,17 +24,69 @@ from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProject
 
 from .toyworld.tokenizer import build_files
 
+#: words the tiny CLIP tokenizer merges whole (the rest split into pieces and bytes)
+CLIP_WORDS = (
+    "a photo of the in and with on style painting by naked nude person man woman cat dog house car church parachute "
+    "van gogh monet picture portrait street city tree garden beach forest room red blue green circle stripes"
+).split()
 
-def _tokenizer(max_length: int = 16) -> CLIPTokenizer:
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's and CLIP's map from bytes to printable characters (the byte-level alphabet)."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, map(chr, cs)))
+
+
+def clip_tokenizer_files(folder: str | Path, words=CLIP_WORDS, max_length: int = 77) -> Path:
+    """vocab.json, merges.txt and tokenizer_config.json of a CLIP tokenizer in CLIP's format: the
+    byte alphabet, each symbol also with ``</w>``, merges building ``words``, then the specials."""
+    import json
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    alphabet = list(_bytes_to_unicode().values())
+    tokens = alphabet + [c + "</w>" for c in alphabet]
+    merges: list[str] = []
+    for word in words:
+        parts = list(word[:-1]) + [word[-1] + "</w>"]
+        left = parts[0]
+        for right in parts[1:]:
+            merge, left = f"{left} {right}", left + right
+            if merge not in merges:
+                merges.append(merge)
+                tokens.append(left)
+    tokens += ["<|startoftext|>", "<|endoftext|>"]
+    (folder / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(dict.fromkeys(tokens))}, ensure_ascii=False))
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
+    config = {"tokenizer_class": "CLIPTokenizer", "model_max_length": max_length, "bos_token": "<|startoftext|>",
+              "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>", "pad_token": "<|endoftext|>", "do_lower_case": True}  # fmt: skip
+    (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=1))
+    return folder
+
+
+def _tokenizer(max_length: int = 16, kind: str = "toy") -> CLIPTokenizer:
     folder = Path(tempfile.mkdtemp(prefix="wb-tok-"))
+    if kind == "clip":
+        return CLIPTokenizer.from_pretrained(clip_tokenizer_files(folder))
+    if kind != "toy":
+        raise ValueError(f"unknown tokenizer {kind!r}: 'toy' (whole toy-world words) or 'clip' (CLIP's byte-level format)")
     return CLIPTokenizer.from_pretrained(build_files(folder, max_length))
 
 
-def _text_config(vocab: int, hidden: int = 32, proj: int = 32) -> CLIPTextConfig:
+def _text_config(vocab: int, hidden: int = 32, proj: int = 32, positions: int = 16, tok=None) -> CLIPTextConfig:
+    bos = tok.bos_token_id if tok is not None else vocab - 2
+    eos = tok.eos_token_id if tok is not None else vocab - 1
     return CLIPTextConfig(
         vocab_size=vocab, hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=2, num_attention_heads=4,
-        max_position_embeddings=16, bos_token_id=vocab - 2, eos_token_id=vocab - 1, pad_token_id=vocab - 1, projection_dim=proj,
-        hidden_act="gelu",
+        max_position_embeddings=max(positions, tok.model_max_length if tok is not None else positions), bos_token_id=bos,
+        eos_token_id=eos, pad_token_id=eos, projection_dim=proj, hidden_act="gelu",
     )  # fmt: skip
 
 
@@ -41,7 +98,7 @@ def _vae(levels: int = 2) -> AutoencoderKL:
     )  # fmt: skip
 
 
-def tiny_sd15(seed: int = 0) -> StableDiffusionPipeline:
+def tiny_sd15(seed: int = 0, tokenizer: str = "toy") -> StableDiffusionPipeline:
     """SD1.5's block structure (3 cross-attention levels + a plain one) at widths 32/64, PNDM."""
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(
@@ -50,8 +107,8 @@ def tiny_sd15(seed: int = 0) -> StableDiffusionPipeline:
         up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
         cross_attention_dim=32, attention_head_dim=4, norm_num_groups=16,
     )  # fmt: skip
-    tok = _tokenizer()
-    text = CLIPTextModel(_text_config(len(tok)))
+    tok = _tokenizer(kind=tokenizer)
+    text = CLIPTextModel(_text_config(len(tok), tok=tok))
     sched = PNDMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", skip_prk_steps=True, steps_offset=1)
     pipe = StableDiffusionPipeline(
         vae=_vae(), text_encoder=text, tokenizer=tok, unet=unet, scheduler=sched, safety_checker=None,
@@ -61,7 +118,29 @@ def tiny_sd15(seed: int = 0) -> StableDiffusionPipeline:
     return pipe
 
 
-def tiny_sdxl(seed: int = 0) -> StableDiffusionXLPipeline:
+def tiny_sd2(seed: int = 0, tokenizer: str = "clip") -> StableDiffusionPipeline:
+    """SD 2.x's differences from 1.x: linear projections in the transformers, heads per level,
+    v-prediction with an Euler scheduler, a wider text encoder."""
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(32, 32, 64, 64),
+        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=48, attention_head_dim=(2, 4, 8, 8), use_linear_projection=True, norm_num_groups=16,
+    )  # fmt: skip
+    tok = _tokenizer(kind=tokenizer)
+    text = CLIPTextModel(_text_config(len(tok), hidden=48, proj=48, tok=tok))
+    sched = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=1,
+                                   prediction_type="v_prediction")  # fmt: skip
+    pipe = StableDiffusionPipeline(
+        vae=_vae(), text_encoder=text, tokenizer=tok, unet=unet, scheduler=sched, safety_checker=None,
+        feature_extractor=None, requires_safety_checker=False,
+    )  # fmt: skip
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def tiny_sdxl(seed: int = 0, tokenizer: str = "toy") -> StableDiffusionXLPipeline:
     """SDXL's structure (two text encoders, text_time conditioning, 2-layer transformer stacks)."""
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(
@@ -70,9 +149,9 @@ def tiny_sdxl(seed: int = 0) -> StableDiffusionXLPipeline:
         attention_head_dim=(2, 4), use_linear_projection=True, addition_embed_type="text_time", addition_time_embed_dim=8,
         transformer_layers_per_block=(1, 2), projection_class_embeddings_input_dim=80, cross_attention_dim=64, norm_num_groups=16,
     )  # fmt: skip
-    tok = _tokenizer()
-    text = CLIPTextModel(_text_config(len(tok)))
-    text2 = CLIPTextModelWithProjection(_text_config(len(tok)))
+    tok = _tokenizer(kind=tokenizer)
+    text = CLIPTextModel(_text_config(len(tok), tok=tok))
+    text2 = CLIPTextModelWithProjection(_text_config(len(tok), tok=tok))
     sched = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=1)
     pipe = StableDiffusionXLPipeline(
         vae=_vae(), text_encoder=text, text_encoder_2=text2, tokenizer=tok, tokenizer_2=tok, unet=unet, scheduler=sched,
@@ -99,3 +178,43 @@ def sd15_random(seed: int = 0, dtype: torch.dtype = torch.float32) -> StableDiff
     )  # fmt: skip
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+def save_tiny(kind: str, folder: str | Path, seed: int = 0, tokenizer: str = "clip") -> Path:
+    """A tiny random pipeline saved with save_pretrained: ``kind`` 'sd1', 'sd2' or 'sdxl'."""
+    makers = {"sd1": tiny_sd15, "sd2": tiny_sd2, "sdxl": tiny_sdxl}
+    if kind not in makers:
+        raise ValueError(f"unknown tiny model {kind!r}: use one of {list(makers)}")
+    makers[kind](seed, tokenizer=tokenizer).save_pretrained(str(folder))
+    return Path(folder)
+
+
+def save_tiny_clip(folder: str | Path, seed: int = 0) -> Path:
+    """A tiny random CLIP (text and vision towers, 32-px images) with its processor, saved where
+    ``clip:FOLDER`` and ``ClipScorer(FOLDER)`` load it."""
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
+
+    torch.manual_seed(seed)
+    tok = _tokenizer(kind="clip")
+    text = _text_config(len(tok), tok=tok).to_dict()
+    vision = {"image_size": 32, "patch_size": 8, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+              "num_attention_heads": 4, "projection_dim": 32}  # fmt: skip
+    model = CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=32))
+    proc = CLIPProcessor(image_processor=CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}),
+                         tokenizer=tok)  # fmt: skip
+    model.save_pretrained(str(folder))
+    proc.save_pretrained(str(folder))
+    return Path(folder)
+
+
+def save_tiny_classifier(folder: str | Path, labels=("church", "parachute", "tench"), seed: int = 0) -> Path:
+    """A tiny random ResNet image classifier over ``labels`` with its processor, saved where
+    ``classifier:FOLDER`` and ``Classifier(FOLDER)`` load it."""
+    from transformers import ResNetConfig, ResNetForImageClassification, ViTImageProcessor
+
+    torch.manual_seed(seed)
+    config = ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], num_labels=len(labels),
+                          id2label=dict(enumerate(labels)), label2id={x: i for i, x in enumerate(labels)})  # fmt: skip
+    ResNetForImageClassification(config).save_pretrained(str(folder))
+    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(str(folder))
+    return Path(folder)

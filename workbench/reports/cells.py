@@ -11,7 +11,7 @@ from pathlib import Path
 from ..editing.edits import Edit, load_edit
 from ..editing.prune import random_like
 from ..evaluation.erasers import erase_and_judge, make_edit, mask_density
-from ..evaluation.toy import attribute_of
+from ..evaluation.harm import harm
 
 
 @dataclass(frozen=True)
@@ -99,10 +99,9 @@ def run_cell(pipe, oracle, cell: Cell, concept: str, work: Path, n_per: int) -> 
 
 
 def worst(r: dict) -> float:
-    """The largest drop in accuracy of another attribute than the erased concept's own."""
-    own = attribute_of(r["concept"])
-    b, a = r["before"]["other_accuracy"], r["after"]["other_accuracy"]
-    return max(b[k] - a[k] for k in b if k != own)
+    """The harm protocol's worst drop (``evaluation.harm``): every attribute on the prompts without the
+    concept, the erased concept's own attribute on its siblings included."""
+    return harm(r["before"], r["after"]).worst
 
 
 def mean_over_seeds(rows: list[dict]) -> list[dict]:

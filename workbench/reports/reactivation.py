@@ -55,7 +55,7 @@ def _concept_columns(pipe, concept: str, clean: list[Prompt], path: Path, k: flo
     record(pipe, PromptSet(list(pos) + list(neg) + clean), path, steps=steps, progress=progress)
     unedited = open_store(path)
     weights = weights_of(pipe, unedited)
-    masks = concept_masks(unedited, weights, concept, next(p.set for p in neg), k=k, t_hat=t_hat)
+    masks = concept_masks(unedited, weights, pos[0].set, neg[0].set, k=k, t_hat=t_hat)
     return unedited, weights, concept_neurons(masks)
 
 

@@ -23,6 +23,7 @@ import xarray as xr
 from ..analysis import concept_masks, density_per_step, norm_distribution, parse_window, union
 from ..editing import pruned, random_like
 from ..evaluation.ablate import Ablation, ablate, members, reference_for
+from ..evaluation.harm import harm
 from ..evaluation.toy import generate
 from ..models import load_pipeline, weights_of
 from ..models.toyworld import ATTRIBUTES, load_oracle
@@ -167,8 +168,8 @@ def relative_cut(before: float, after: float) -> float:
 
 
 def worst_drop(baseline: dict, cell: xr.Dataset) -> float:
-    """The largest fall of any attribute's accuracy on the other prompts, baseline minus cell."""
-    return max(baseline["other_accuracy"][a] - float(cell[a]) for a in OTHER)
+    """The harm protocol's worst drop (``evaluation.harm``) of a cell against its baseline."""
+    return harm(baseline, {"other_accuracy": {a: float(cell[a]) for a in OTHER}}).worst
 
 
 def cells(ds: xr.Dataset):

@@ -17,7 +17,6 @@ import xarray as xr
 from ..editing.edits import Edit, load_edit
 from ..editing.prune import random_like
 from ..evaluation.erasers import esd_examples, objective_loss
-from ..evaluation.toy import attribute_of
 from ..models import load_pipeline
 from ..models.toyworld import load_oracle
 from .cells import Cell, grid, mean_over_seeds, run_cell, worst
@@ -239,8 +238,9 @@ def table_section(rows: list[dict], concept: str, seconds: int, n_per: int, quic
         f"Written by `workbench robustness` ({'quick smoke run, not results' if quick else 'core grid: the main settings of each eraser' if core else 'full run'}); this run took {seconds} s, "
         f"reusing the cells already under its --work folder; making and judging the cells took {_walls(rows)}. "
         f"Held-out captions: `toy:eval`, {n_per} per texture x colour x shape; concept '{concept}'. Each row is one edit, "
-        f"judged by the oracle; 'worst drop' is the largest fall of the {', '.join(sorted(k for k in base['other_accuracy'] if k != attribute_of(concept)))} accuracy on the "
-        f"non-target prompts (points). Unedited: '{concept}' shown on {base['concept_rate']:.1%} of target prompts. "
+        f"judged by the oracle; 'worst drop' is the harm protocol's (`evaluation/harm.py`): the largest fall of the "
+        f"{', '.join(sorted(base['other_accuracy']))} accuracy on the non-target prompts (points), the erased concept's own "
+        "attribute on its siblings included; degraded images are their own column. Unedited: '{concept}' shown on {base['concept_rate']:.1%} of target prompts. "
         "'ESD loss' is the mean squared error of the edited model's prediction against ESD's target over ESD's own "
         f"training examples (every UNet call of the frozen model sampling the {concept} calibration prompts); "
         f"unedited: {rows[0].get('esd_loss_unedited', float('nan')):.4f}.",

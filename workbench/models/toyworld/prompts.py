@@ -5,7 +5,7 @@ evaluation captions. Registered as a provider of named sets (entry point ``toy``
 from __future__ import annotations
 
 from ...prompts import Prompt, PromptSet, paired
-from .grammar import COLOURS, SCENES, SHAPES, TEXTURE_PHRASE, TEXTURES
+from .grammar import COLOURS, SCENES, SHAPES, TEXTURE_PHRASE, TEXTURES, parse
 
 
 def toy_texture(texture: str, seed: int = 0) -> PromptSet:
@@ -96,3 +96,31 @@ def get(name: str, seed: int = 0) -> PromptSet | None:
     if name == "toy:eval":
         return toy_eval(seed=seed + 10_000)
     return None
+
+
+# -- concepts: what the erasers, attacks and the robustness pages erase ------------------------------
+def named_concepts() -> dict[str, str]:
+    out = {t: f"toy world, a texture (style analogue): {t} (judge: the oracle)" for t in TEXTURE_PHRASE}
+    out.update({s: f"toy world, a shape (object analogue): {s} (judge: the oracle)" for s in SHAPES})
+    return out
+
+
+def get_concept(name: str, n_per: int = 2):
+    """A toy concept: its calibration pairs (``texture:NAME`` against plain, ``shape:NAME`` against the
+    scene alone), the held-out captions ``toy:eval`` in their order (``n_per`` each), the target
+    captions without the concept's words as bases, and the oracle as judge."""
+    from ...prompts.concepts import Concept
+
+    if name in TEXTURE_PHRASE:
+        attr, cal = "texture", toy_texture(name)
+    elif name in SHAPES:
+        attr, cal = "shape", toy_shape(name)
+    else:
+        return None
+    ref = [p for p in cal if p.set != name]
+    ev = list(toy_eval(n_per=n_per))
+    shows = tuple(parse(p.text)[attr] == name for p in ev)
+    words = f" {TEXTURE_PHRASE[name]}" if attr == "texture" else f" {name}"
+    bases = tuple(" ".join(p.text.replace(words, "").split()) for p, s in zip(ev, shows) if s)
+    return Concept(name, tuple(cal.only(name)), tuple(ref), tuple(ev), shows, bases, "toy", source="toy world",
+                   extra={"attribute": attr, "n_per": n_per})  # fmt: skip
