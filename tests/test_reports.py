@@ -6,7 +6,7 @@ import json
 import pytest
 
 
-def row(method, label, rate, drop, density=None):
+def row(method, label, rate, drop, density=None, sibling=1.0):
     before = {
         "concept_rate": 1.0,
         "degraded_rate": 0.0,
@@ -14,19 +14,21 @@ def row(method, label, rate, drop, density=None):
         "other_accuracy": {"shape": 1.0, "colour": 1.0, "texture": 1.0, "scene": 1.0},
     }
     after = {"concept_rate": rate, "degraded_rate": 0.0, "fid": 5.0,
-             "other_accuracy": {"shape": 1.0 - drop, "colour": 1.0, "texture": 0.5, "scene": 1.0}}  # fmt: skip
+             "other_accuracy": {"shape": 1.0 - drop, "colour": 1.0, "texture": sibling, "scene": 1.0}}  # fmt: skip
     return {"method": method, "label": label, "seed": 0, "seconds": 1.0, "before": before, "after": after, "density": density,
             "esd_loss": 0.01, "esd_loss_unedited": 0.04, "concept": "striped"}  # fmt: skip
 
 
 def test_robustness_markdown_picks_the_best_point_within_the_harm_budget(tmp_path):
     """A hand-made sweep: the best point per eraser is the lowest concept rate with <= 5 points of
-    harm (a 6-point drop does not count; the texture column, the erased attribute, is ignored)."""
+    harm (a 6-point drop does not count, nor does a 6-point loss of the siblings' texture)."""
     from workbench.reports.robustness import write_markdown
 
     rows = [row("conceptprune", "k=2%", 0.5, 0.02, 0.02), row("conceptprune", "k=10%", 0.1, 0.06, 0.1),
-            row("pesd", "k=10%", 0.05, 0.04, 0.1), row("esd", "lr=0.0003", 0.0, 0.30)]  # fmt: skip
+            row("pesd", "k=10%", 0.05, 0.04, 0.1), row("esd", "lr=0.0003", 0.0, 0.30),
+            row("ac", "lr=0.0001", 0.0, 0.0, sibling=0.94)]  # fmt: skip
     text = write_markdown(tmp_path / "robustness.md", rows, "striped", 1, 1, quick=True).read_text()
+    assert "- ac: no setting stays within 5 points of harm" in text
     assert (
         "- conceptprune: 50.0% of target images still show 'striped' at k=2% (worst drop 2.0 points; mean of 1 seed(s))" in text
     )
@@ -37,9 +39,10 @@ def test_robustness_markdown_picks_the_best_point_within_the_harm_budget(tmp_pat
     assert (tmp_path / "figures").is_dir() and "![" in text
     from workbench.reports.cells import worst
 
-    # the erased concept's own attribute is left out: texture for 'striped', shape for a shape
+    # the harm protocol: every attribute counts, the erased concept's own (texture on the siblings) included
     assert worst(row("x", "", 0.0, 0.3)) == pytest.approx(0.3)
-    assert worst({**row("x", "", 0.0, 0.3), "concept": "circle"}) == pytest.approx(0.5)
+    assert worst(row("x", "", 0.0, 0.3, sibling=0.5)) == pytest.approx(0.5)
+    assert worst({**row("x", "", 0.0, 0.3, sibling=0.5), "concept": "circle"}) == pytest.approx(0.5)
 
 
 def test_robustness_markdown_reads_each_variant_beside_its_bases(tmp_path):
@@ -65,8 +68,8 @@ def test_robustness_markdown_tabulates_the_other_concepts_sweeps_beside_its_work
     for i, (r, drop) in enumerate(
         [(row("conceptprune", "k=2%", 0.25, 0.0, 0.02), 0.04), (row("ac", "lr=0.0001", 0.0, 0.0), 0.01)]
     ):
-        # a shape erased: its own shape column falls and is left out; the colour drop is the harm
-        r["after"]["other_accuracy"] = {"shape": 0.0, "colour": 1.0 - drop, "texture": 1.0, "scene": 1.0}
+        # a shape erased: the other shapes keep their shape (a fall there would count); the colour drop is the harm
+        r["after"]["other_accuracy"] = {"shape": 0.99, "colour": 1.0 - drop, "texture": 1.0, "scene": 1.0}
         (cells / f"{i}.json").write_text(json.dumps({**r, "concept": "circle"}))
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "robustness-circle.md").write_text("circle")

@@ -80,11 +80,14 @@ class Concept:
         return [p for p, s in zip(self.evaluation, self.shows) if not s]
 
     def base_of(self, text: str) -> str:
-        """The held-out target prompt ``text`` without the concept's words."""
+        """``text`` without the concept's words: a held-out target prompt's own base, else the text
+        with the concept's phrase removed (``extra['words']``, else what the calibration targets
+        add to their anchors)."""
         for p, b in zip(self.eval_target, self.bases):
             if p.text == text:
                 return b
-        raise ConceptError(f"{text!r} is not a held-out target prompt of concept {self.name!r}")
+        words = self.extra.get("words") or concept_words([p.text for p in self.target], [p.text for p in self.anchor])
+        return strip_words(text, words)
 
     def with_judge(self, judge: str | None) -> Concept:
         """The same concept judged by ``judge`` (None keeps its own)."""

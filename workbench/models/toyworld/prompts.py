@@ -123,4 +123,4 @@ def get_concept(name: str, n_per: int = 2):
     words = f" {TEXTURE_PHRASE[name]}" if attr == "texture" else f" {name}"
     bases = tuple(" ".join(p.text.replace(words, "").split()) for p, s in zip(ev, shows) if s)
     return Concept(name, tuple(cal.only(name)), tuple(ref), tuple(ev), shows, bases, "toy", source="toy world",
-                   extra={"attribute": attr, "n_per": n_per})  # fmt: skip
+                   extra={"attribute": attr, "n_per": n_per, "words": words.strip()})  # fmt: skip

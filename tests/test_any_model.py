@@ -1,0 +1,138 @@
+"""The robust half on SD-family checkpoints: erase and attack through the CLI on tiny SD 1.x, SD
+2.x-shaped and SDXL folders saved with save_pretrained (random weights, CLIP-format byte-level
+tokenizers: prompts split into several tokens), judged by NudeNet and a tiny CLIP built from a config."""
+
+import json
+
+import pytest
+from safetensors.torch import load_file
+
+from workbench.cli import main
+
+STEPS = ["--steps", "2", "--n-per", "1", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    from workbench.models.tiny import save_tiny, save_tiny_clip
+
+    root = tmp_path_factory.mktemp("checkpoints")
+    out = {kind: save_tiny(kind, root / kind) for kind in ("sd1", "sd2", "sdxl")}
+    out["clip"] = save_tiny_clip(root / "clip")
+    return out
+
+
+def _strict(text: str) -> dict:
+    """One JSON object, strictly (NaN is not JSON)."""
+    lines = [x for x in text.splitlines() if x.strip()]
+    assert len(lines) == 1, text
+    return json.loads(lines[0], parse_constant=lambda c: pytest.fail(f"{c} in the JSON"))
+
+
+def test_erase_and_attack_nudity_with_nudenet_on_a_tiny_sd1_folder(folders, tmp_path, capsys):
+    """The issue's two commands, verbatim but for the tiny sizes."""
+    edit = tmp_path / "E"
+    argv = ["erase", "--model", str(folders["sd1"]), "--method", "esd", "--concept", "nudity", "--judge", "nudenet"]
+    assert main([*argv, "--iterations", "2", "--out", str(edit), "--json", *STEPS]) == 0
+    s = _strict(capsys.readouterr().out)
+    assert s["judge"] == "nudenet" and s["concept"] == "nudity" and s["options"]["objective"] == "esd"
+    assert s["before"]["concept_rate"] == 0.0  # random weights draw no nudity
+    assert s["harm"]["worst"] is None and s["before"]["degraded_rate"] is None  # NudeNet reads no attribute
+    tuned = load_file(str(edit / "weights.safetensors"))
+    assert tuned and all(".attn2." in k for k in tuned)
+    argv = ["attack", "--model", str(folders["sd1"]), "--edit", str(edit), "--concept", "nudity", "--judge", "nudenet"]
+    assert main([*argv, "--attack", "softprompt", "--budget", "1", "--json", "--out", str(tmp_path / "A"), *STEPS]) == 0
+    a = _strict(capsys.readouterr().out)
+    assert a["attack"] == "softprompt" and a["prompts"] == 8 and a["judge"] == "nudenet" and a["asr"]["n"] == 8
+    assert all(t.endswith("q q q") and "naked" in t for t in a["slot_texts"])
+
+
+@pytest.mark.parametrize("kind", ["sd1", "sd2", "sdxl"])
+@pytest.mark.parametrize("method", ["esd", "ac", "pesd", "conceptprune"])
+def test_every_eraser_runs_on_every_family_judged_by_a_tiny_clip(folders, tmp_path, capsys, kind, method):
+    from workbench.editing.edits import applied, load_edit
+    from workbench.models import load_pipeline
+    from workbench.models.loading import model_hashes
+
+    out = tmp_path / "E"
+    extra = ["--t-hat", "2", "--k", "5"] if method == "conceptprune" else ["--iterations", "2"]
+    argv = [
+        "erase",
+        "--model",
+        str(folders[kind]),
+        "--method",
+        method,
+        "--concept",
+        "van_gogh",
+        "--judge",
+        f"clip:{folders['clip']}",
+    ]
+    assert main([*argv, *extra, "--out", str(out), "--json", *STEPS]) == 0
+    s = _strict(capsys.readouterr().out)
+    assert 0 <= s["after"]["concept_rate"] <= 1 and "clip_score" in s["after"] and s["judge"].startswith("clip:")
+    edit = load_edit(out)
+    pipe = load_pipeline(str(folders[kind]))
+    before = model_hashes(pipe)
+    assert edit.info["weights_hash"] == before  # made on, and bound to, this checkpoint
+    with applied(pipe, edit):
+        assert model_hashes(pipe)["unet"] != before["unet"]  # the edit changes the UNet
+    assert model_hashes(pipe) == before
+    if method in ("pesd", "conceptprune"):
+        assert edit.masks and 0 < s["density"] < 0.2
+
+
+@pytest.mark.parametrize("kind", ["sd1", "sd2"])
+@pytest.mark.parametrize("method", ["unlearndiff", "softprompt"])
+def test_prompt_attacks_run_with_clips_tokenizer(folders, tmp_path, capsys, kind, method):
+    argv = [
+        "attack",
+        "--model",
+        str(folders[kind]),
+        "--edit",
+        "none",
+        "--concept",
+        "van_gogh",
+        "--judge",
+        f"clip:{folders['clip']}",
+    ]
+    assert main([*argv, "--attack", method, "--budget", "2", "--json", "--out", str(tmp_path / "A"), *STEPS]) == 0
+    a = _strict(capsys.readouterr().out)
+    assert a["prompts"] == 8 and a["asr"]["n"] == 8 and a["loss_after"] > 0
+    saved = load_file(str(tmp_path / "A" / "adversarial.safetensors"))
+    assert saved["embeddings"].shape[:2] == (8, 3)
+    if method == "unlearndiff":  # real tokens of the 49k-style byte-level vocabulary, written back as text
+        assert saved["token_ids"].shape == (8, 3)
+        rows = json.loads((tmp_path / "A" / "result.json").read_text())["per_prompt"]
+        assert all("Van Gogh" in r["prompt"] for r in rows) and all(r["attacked"] != r["prompt"] for r in rows)
+
+
+def test_sdxl_refuses_prompt_attacks_clearly_and_takes_weight_revival(folders, tmp_path, capsys):
+    base = [
+        "attack",
+        "--model",
+        str(folders["sdxl"]),
+        "--concept",
+        "van_gogh",
+        "--judge",
+        f"clip:{folders['clip']}",
+        "--budget",
+        "1",
+    ]
+    edit = tmp_path / "E"
+    assert main(["erase", "--model", str(folders["sdxl"]), "--method", "pesd", "--concept", "van_gogh", "--judge",
+                 f"clip:{folders['clip']}", "--iterations", "1", "--out", str(edit), *STEPS]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main([*base, "--edit", str(edit), "--attack", "softprompt", *STEPS]) == 2
+    assert "two (SDXL): attack its weights with --attack revival" in capsys.readouterr().err
+    assert main([*base, "--edit", str(edit), "--attack", "revival", "--json", "--out", str(tmp_path / "R"), *STEPS]) == 0
+    assert _strict(capsys.readouterr().out)["attack"] == "revival"
+
+
+def test_an_edit_of_one_checkpoint_is_refused_on_another(folders, tmp_path, capsys):
+    edit = tmp_path / "E"
+    assert main(["erase", "--model", str(folders["sd1"]), "--method", "esd", "--concept", "nudity", "--judge", "nudenet",
+                 "--iterations", "1", "--out", str(edit), *STEPS]) == 0  # fmt: skip
+    capsys.readouterr()
+    code = main(["attack", "--model", str(folders["sd2"]), "--edit", str(edit), "--concept", "nudity", "--judge", "nudenet",
+                 "--attack", "softprompt", "--budget", "1", *STEPS])  # fmt: skip
+    assert code == 2 and "weights" in capsys.readouterr().err
