@@ -17,3 +17,31 @@ def test_readme_python_blocks_run(tmp_path, monkeypatch):
     assert (tmp_path / "stores" / "striped-masks.safetensors").exists()
     assert (tmp_path / "pruned-model" / "masks.safetensors").exists()
     assert namespace["images"].shape == (1, 3, 32, 32)
+
+
+def test_readme_commands_on_your_own_checkpoint_run_on_a_tiny_sd1_folder(tmp_path, monkeypatch, capsys):
+    """The section's shell lines, as written, with $MODEL and $CLIP pointing at tiny folders and
+    the sizes made tiny (2 steps, 2 iterations, 1 attack step, 1 image per prompt pattern)."""
+    import shlex
+
+    from workbench.cli import main
+    from workbench.models.tiny import save_tiny, save_tiny_clip
+
+    text = README.read_text()
+    section = text[text.index("## The papers' experiments on your own checkpoint") :]
+    block = re.search(r"```bash\n(.*?)```", section, flags=re.S).group(1)
+    lines = [x for x in block.splitlines() if x.startswith("workbench ")]
+    assert len(lines) == 6 and {shlex.split(x)[1] for x in lines} == {"erase", "attack"}
+    paths = {"$MODEL": str(save_tiny("sd1", tmp_path / "sd1")), "$CLIP": str(save_tiny_clip(tmp_path / "clip"))}
+    monkeypatch.chdir(tmp_path)
+    tiny = {"erase": ["--iterations", "2", "--t-hat", "2"], "attack": ["--budget", "1"]}
+    for line in lines:
+        for var, path in paths.items():
+            line = line.replace(var, path)
+        argv = shlex.split(line)[1:]
+        assert main([*argv, *tiny[argv[0]], "--steps", "2", "--n-per", "1", "--quiet"]) == 0, line
+        said = capsys.readouterr().out
+        assert ("on target prompts" in said) if argv[0] == "erase" else ("attacked images" in said)
+    for out in ("edits/vangogh-cp", "edits/vangogh-esd", "edits/vangogh-pesd", "edits/nudity-esd"):
+        assert (tmp_path / out / "edit.json").exists() and (tmp_path / out / "summary.json").exists()
+    assert (tmp_path / "attacks" / "nudity-esd" / "result.json").exists()

@@ -76,8 +76,16 @@ CASES = [
     Case("noprompts", "record without prompts", ["record", "--out", "{tmp}/f.zarr"], r"give --prompts SET .*--finalise STORE", absent="{tmp}/f.zarr"),
     Case("finalise", "finalising a store with prompts missing", ["record", "--finalise", "{damaged}"],
          r"1 of 4 prompts are not recorded yet \(first: row 1\): run the same record command again", setup=["undone"]),
-    Case("erase", "erasing something that is not a toy concept", ["erase", "--method", "esd", "--concept", "plain", "--out", "{tmp}/g"],
-         r"'plain': erase a texture \(striped, dotted, checkered\) or a shape", absent="{tmp}/g"),
+    Case("erase", "erasing a concept that is neither a name nor a file", ["erase", "--method", "esd", "--concept", "plain", "--out", "{tmp}/g"],
+         r"unknown concept 'plain': give a concept file \(.toml, docs/concepts.md\) or one of: van_gogh, .*striped", absent="{tmp}/g"),
+    Case("concept-file", "a concept file without a judge", ["erase", "--method", "esd", "--concept", "{tmp}/nojudge.toml", "--out", "{tmp}/h"],
+         r"concept file .*nojudge.toml lacks judge: a concept needs name, target, anchor and judge", absent="{tmp}/h"),
+    Case("judge", "an unknown judge", ["erase", "--method", "esd", "--concept", "striped", "--judge", "oracle", "--iterations", "1", "--steps", "2", "--n-per", "1", "--out", "{tmp}/i", "--quiet"],
+         r"unknown judge 'oracle': use one of toy, nudenet, clip, classifier"),
+    Case("toy-judge", "the toy judge on a concept of another world", ["erase", "--method", "esd", "--concept", "nudity", "--judge", "toy", "--iterations", "1", "--steps", "2", "--n-per", "1", "--out", "{tmp}/j", "--quiet"],
+         r"the toy judge reads toy concepts only, not 'nudity'"),
+    Case("clip-weights", "a CLIP judge whose weights are not on the machine", ["erase", "--method", "esd", "--concept", "van_gogh", "--judge", "clip:{tmp}/no-clip", "--iterations", "1", "--steps", "2", "--n-per", "1", "--out", "{tmp}/k", "--quiet"],
+         r"CLIP model .*no-clip' is neither a local folder nor in the Hugging Face cache: download it once"),
     Case("edit-masks", "an edit folder whose masks file was deleted", ATTACK,
          r"edit/masks.safetensors is missing: this conceptprune edit needs it; make the edit again", absent="{tmp}/attack", setup=["edit-delete"]),
     Case("edit-cut", "an edit folder whose masks file was cut short", ATTACK,
@@ -147,6 +155,7 @@ def run_case(case: Case, world: dict, tmp: Path) -> tuple[int, str]:
     from workbench.cli import main
 
     (tmp / "empty.txt").write_text("# nothing here\n")
+    (tmp / "nojudge.toml").write_text('name = "x"\ntarget = ["a red circle with stripes"]\nanchor = ["a red circle"]\n')
     fill = {k: str(world[k]) for k in ("store", "pairs", "other_model", "edit")} | {"tmp": str(tmp)}
     for how in case.setup:
         fill["edit" if how.startswith("edit-") else "damaged"] = str(damaged(world, how, tmp))

@@ -26,11 +26,13 @@ def _pct(x) -> str:
 
 def cmd_erase(args) -> int:
     from ..evaluation.erasers import erase_and_judge, make_edit
+    from ..evaluation.judges import judge_of
     from ..prompts.concepts import get_concept
     from .common import load
 
     concept = get_concept(args.concept, n_per=args.n_per, judge=args.judge)
     pipe = load(args)
+    judge = judge_of(None, concept, device=str(pipe.unet.device))  # before training: a judge that cannot load fails now
     out = Path(args.out)
     edit = make_edit(pipe, args.method, concept, k=args.k, t_hat=args.t_hat, iterations=args.iterations, lr=args.lr,
                      group=args.group, relaxation=args.relaxation, init=args.init, eta=args.eta, preserve=args.preserve, sites=args.sites,
@@ -38,7 +40,7 @@ def cmd_erase(args) -> int:
                      workdir=out, progress=not (args.json or args.quiet))  # fmt: skip
     edit.info["judge"] = concept.judge
     edit.save(out)
-    summary = erase_and_judge(pipe, None, edit, n_per=args.n_per, steps=args.steps, guidance=args.guidance, concept=concept)
+    summary = erase_and_judge(pipe, judge, edit, n_per=args.n_per, steps=args.steps, guidance=args.guidance, concept=concept)
     summary = _json({**summary, "judge": concept.judge, "edit": str(out)})
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     if args.json:
@@ -55,14 +57,16 @@ def cmd_erase(args) -> int:
 def cmd_attack(args) -> int:
     from ..attacks import attack
     from ..editing.edits import Edit, load_edit
+    from ..evaluation.judges import judge_of
     from ..prompts.concepts import get_concept
     from .common import load
 
     concept = get_concept(args.concept, n_per=args.n_per, judge=args.judge)
     edit = Edit("unedited") if str(args.edit) == "none" else load_edit(args.edit)  # the reference: the model as it is
     pipe = load(args)
+    judge = judge_of(None, concept, device=str(pipe.unet.device))
     out = args.out or Path("stores/attacks") / f"{args.attack}-{Path(args.edit).name}-{concept.name}-s{args.seed}"
-    result = attack(pipe, None, edit, concept, args.attack, budget=args.budget, seed=args.seed, n_per=args.n_per, k=args.tokens,
+    result = attack(pipe, judge, edit, concept, args.attack, budget=args.budget, seed=args.seed, n_per=args.n_per, k=args.tokens,
                     steps=args.steps, guidance=args.guidance, out=out, progress=not (args.quiet or args.json))  # fmt: skip
     s = result.summary()
     if args.json:
