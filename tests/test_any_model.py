@@ -136,3 +136,24 @@ def test_an_edit_of_one_checkpoint_is_refused_on_another(folders, tmp_path, caps
     code = main(["attack", "--model", str(folders["sd2"]), "--edit", str(edit), "--concept", "nudity", "--judge", "nudenet",
                  "--attack", "softprompt", "--budget", "1", *STEPS])  # fmt: skip
     assert code == 2 and "weights" in capsys.readouterr().err
+
+
+def test_the_robustness_grid_and_its_attacks_run_on_a_checkpoint(folders, tmp_path, capsys):
+    """`workbench robustness --model FOLDER`: every eraser, the random controls (drawn several times)
+    and two attacks on a tiny SD 1.x folder, judged by a tiny CLIP; the page names the checkpoint."""
+    from workbench.reports.cells import DRAWS
+
+    out = tmp_path / "robustness.md"
+    argv = ["robustness", "--model", str(folders["sd1"]), "--concept", "van_gogh", "--judge", f"clip:{folders['clip']}",
+            "--quick", "--steps", "2", "--t-hat", "2", "--iterations", "2", "--n-per", "1", "--work", str(tmp_path / "w"),
+            "--out", str(out), "--quiet", "--attacks", "unlearndiff,revival", "--attack-budget", "1"]  # fmt: skip
+    assert main(argv) == 0
+    text = out.read_text()
+    assert text.startswith(f"# Robust erasing on `{folders['sd1']}`") and "| CLIP score |" in text
+    cells = [json.loads(p.read_text()) for p in (tmp_path / "w" / "cells").glob("*.json")]
+    assert {c["method"] for c in cells} == {"conceptprune", "esd", "ac", "pesd", "pac", "random"}
+    assert sum(c["method"] == "random" for c in cells) == DRAWS and all(c["concept"] == "van_gogh" for c in cells)
+    drawn = {c["options"]["draw"] for c in cells if c["method"] == "random"}
+    assert drawn == set(range(DRAWS))  # each draw a mask of its own seed
+    runs = list((tmp_path / "w" / "attacks").glob("*/result.json"))
+    assert runs and all(json.loads(p.read_text())["judge"] == "clip" for p in runs)

@@ -90,6 +90,12 @@ def cmd_reactivation(args) -> int:
     return 0
 
 
+def _device(args) -> str:
+    import torch
+
+    return args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def cmd_robustness(args) -> int:
     from ..reports.robustness import run_robustness
 
@@ -97,7 +103,9 @@ def cmd_robustness(args) -> int:
     run_robustness(args.out, args.work, concept=args.concept, seeds=tuple(int(x) for x in args.seeds.split(",")),
                    n_per=args.n_per, quick=args.quick, progress=not args.quiet, core=args.core,
                    variants=args.variants, attacks=tuple(a for a in args.attacks.split(",") if a),
-                   attack_budget=args.attack_budget)  # fmt: skip
+                   attack_budget=args.attack_budget, model=args.model, judge=args.judge, device=_device(args),
+                   dtype=getattr(__import__("torch"), args.dtype), steps=args.steps, guidance=args.guidance, t_hat=args.t_hat,
+                   iterations=args.iterations)  # fmt: skip
     print(f"results: {args.out} ({round(__import__('time').time() - t)} s)")
     return 0
 
@@ -195,8 +203,8 @@ def add(sub, parents: Parents) -> None:
 
     rb = sub.add_parser(
         "robustness",
-        parents=[parents.quiet],
-        help="sweep every eraser's strength on a toy concept and write docs/robustness.md (resumable)",
+        parents=[parents.quiet, parents.model],
+        help="sweep every eraser's strength on a concept and write docs/robustness.md (resumable)",
         description="ConceptPrune over k, ESD-x and AC over the learning rate, P-ESD and P-AC over k, random masks of "
         "P-ESD's size: each edit judged by the oracle on the held-out prompts, one JSON per cell under --work (an "
         "interrupted run resumes), then the markdown with the table and the frontier figure.",
@@ -204,7 +212,14 @@ def add(sub, parents: Parents) -> None:
     rb.add_argument("--out", type=Path, default=Path("docs/robustness.md"), help="the markdown; figures go to figures/ beside it")
     rb.add_argument("--work", type=Path, default=Path("stores/robustness"),
                     help="cells, edits, the calibration store, attack runs and reactivation recordings")  # fmt: skip
-    rb.add_argument("--concept", default="striped", help="the toy concept to erase: a texture or a shape")
+    rb.add_argument("--concept", default="striped", help="the concept to erase: a name (`workbench concepts`) or a concept file")
+    rb.add_argument(
+        "--judge", default=None, help="override the concept's judge (toy, nudenet[:T], clip[:FOLDER], classifier:FOLDER)"
+    )
+    rb.add_argument("--steps", type=int, default=None, help="denoising steps of every generation (default: the model's own)")
+    rb.add_argument("--guidance", type=float, default=None, help="classifier-free guidance (default: the model's own)")
+    rb.add_argument("--t-hat", type=int, default=None, help="ConceptPrune's t-hat (default 10; at most the UNet calls per image)")
+    rb.add_argument("--iterations", type=int, default=None, help="every trained cell's iterations (default 200; --quick 20)")
     rb.add_argument("--seeds", default="0", help="comma-separated seeds of the trained erasers")
     rb.add_argument("--n-per", type=int, default=2, help="held-out captions per texture x colour x shape for judging")
     rb.add_argument("--quick", action="store_true", help="a few cells at tiny budgets (a smoke run, not results)")

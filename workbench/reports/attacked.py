@@ -73,7 +73,8 @@ def mcnemar(a: list[bool], b: list[bool]) -> dict:
 
 
 def run_attacks(pipe, oracle, cells: list[Cell], concept: str, work: Path, seeds: tuple[int, ...], attacks: tuple[str, ...],
-                budget: int | None = None, progress: bool = True, steps: int = 25) -> list[dict]:  # fmt: skip
+                budget: int | None = None, progress: bool = True, steps: int | None = None,
+                guidance: float | None = None) -> list[dict]:  # fmt: skip
     """Run (or resume) every (eraser, attack, seed); return one row per run with its per-prompt outcomes."""
     from tqdm.auto import tqdm
 
@@ -99,7 +100,7 @@ def run_attacks(pipe, oracle, cells: list[Cell], concept: str, work: Path, seeds
             t0 = time.time()
             tmp = folder.with_name(folder.name + ".tmp")
             shutil.rmtree(tmp, ignore_errors=True)  # what an interrupted run left
-            attack(pipe, oracle, edit, concept, method, budget=b, seed=seed, steps=steps, out=tmp)
+            attack(pipe, oracle, edit, concept, method, budget=b, seed=seed, steps=steps, guidance=guidance, out=tmp)
             res = json.loads((tmp / "result.json").read_text())
             res["wall"] = round(time.time() - t0, 1)
             (tmp / "result.json").write_text(json.dumps(res, indent=1, default=float))
@@ -151,7 +152,7 @@ def attack_table(rows: list[dict], harm: dict[str, tuple[float, float]] | None =
     for (eraser, method), rs in groups.items():
         asr = [r["summary"]["asr"]["rate"] for r in rs]
         pre = [r["summary"]["pre_attack"]["rate"] for r in rs]
-        drop, fid = harm.get(eraser, (float("nan"), float("nan")))
+        drop, fid = harm.get(eraser, (float("nan"), float("nan")))  # fid: nan where the judge has no toy FID
         pooled = _pooled(rs)
         secs = statistics.mean(r["summary"].get("seconds", float("nan")) for r in rs)
         lines.append(f"| {eraser} | {method} | {len(rs)} | {statistics.mean(pre):.1%} ± {statistics.pstdev(pre):.1%} | "

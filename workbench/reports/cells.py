@@ -4,6 +4,7 @@ The robustness page, the attack table and the reactivation view all build on the
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,13 +26,37 @@ class Cell:
     name: str = ""  # the row's method in the tables and figure when it is a variant ('esd+preserve')
 
     @property
+    def draw(self) -> int:
+        """Which draw of a random control (0 for every other cell)."""
+        return int(self.options.get("draw", 0))
+
+    @property
+    def draw_seed(self) -> int:
+        """The seed of a random control's mask: the cell's seed for the first draw (the cells made
+        before controls were drawn several times stay valid), then one apart by 1000 per draw."""
+        return self.seed + 1000 * self.draw
+
+    @property
+    def base_key(self) -> str:
+        """A random control's P-ESD cell, whose mask sizes it copies."""
+        return Cell("pesd", {k: v for k, v in self.options.items() if k != "draw"}, self.seed).key
+
+    @property
     def key(self) -> str:
         opts = "-".join(f"{k}{v}" for k, v in sorted(self.options.items()))
         return f"{self.method}-{opts}-s{self.seed}".replace(".", "p")
 
 
+#: random controls drawn per (setting, seed): the table reads their mean and spread
+DRAWS = 5
+
+
+def _controls(options: dict, seed: int, label: str, name: str = "") -> list[Cell]:
+    return [Cell("random", {**options, **({"draw": d} if d else {})}, seed, label, name) for d in range(DRAWS)]
+
+
 def grid(concept: str = "striped", seeds: tuple[int, ...] = (0,), quick: bool = False, core: bool = False,
-         variants: bool = False) -> list[Cell]:  # fmt: skip
+         variants: bool = False, iterations: int | None = None) -> list[Cell]:  # fmt: skip
     """The sweep: ConceptPrune over k (deterministic), ESD-x and AC over the learning rate, P-ESD and
     P-AC over k, and a random mask of each P-ESD mask's size. ``core`` keeps one or two settings of
     each trained eraser (the other concepts' run); ``quick`` is a smoke run at tiny budgets.
@@ -40,7 +65,7 @@ def grid(concept: str = "striped", seeds: tuple[int, ...] = (0,), quick: bool = 
     ks = (2.0, 10.0) if quick else (1.0, 2.0, 5.0, 10.0, 20.0)
     lrs = (1e-4,) if quick else (1e-4, 3e-4) if core else (3e-5, 1e-4, 3e-4)
     pks = (10.0,) if quick or core else (2.0, 10.0, 20.0)
-    its = 20 if quick else 200
+    its = iterations or (20 if quick else 200)
     cells = [Cell("conceptprune", {"k": k}, 0, f"k={k:g}%") for k in ks]
     for seed in seeds:
         cells += [Cell("esd", {"lr": lr, "iterations": its}, seed, f"lr={lr:g}") for lr in lrs]
@@ -55,7 +80,7 @@ def grid(concept: str = "striped", seeds: tuple[int, ...] = (0,), quick: bool = 
             ]
             cells += [Cell("pesd", {"k": 10.0, "iterations": its, "init": "wanda"}, seed, "k=10% init wanda")]
             cells += [Cell("esd", {"lr": 3e-5, "iterations": its, "group": "esd-u"}, seed, "ESD-u lr=3e-05")]
-        cells += [Cell("random", {"k": k, "iterations": its}, seed, f"k={k:g}%") for k in pks]
+        cells += [c for k in pks for c in _controls({"k": k, "iterations": its}, seed, f"k={k:g}%")]
     if variants:
         seed, pk = seeds[0], pks[-1] if quick else 10.0
         cells += [Cell("esd", {"lr": lr, "iterations": its, "preserve": True}, seed, f"lr={lr:g}", "esd+preserve")
@@ -72,28 +97,36 @@ def grid(concept: str = "striped", seeds: tuple[int, ...] = (0,), quick: bool = 
             cells += [Cell("pesd", {"k": pk, "iterations": its, "sites": "attn2.to_v"}, s, f"k={pk:g}%", "pesd on attn2.to_v")
                       for s in seeds]  # fmt: skip
             cells += [Cell("pesd", {"k": 20.0, "iterations": its, "sites": "attn2.to_v"}, seed, "k=20%", "pesd on attn2.to_v")]
-            cells += [
-                Cell("random", {"k": pk, "iterations": its, "sites": "attn2.to_v"}, seed, f"k={pk:g}%", "random on attn2.to_v")
-            ]
+            cells += _controls({"k": pk, "iterations": its, "sites": "attn2.to_v"}, seed, f"k={pk:g}%", "random on attn2.to_v")
             cells += [Cell("esd", {"lr": 2e-4, "iterations": its, "preserve": True}, seed, "lr=0.0002", "esd+preserve")]
     return cells
 
 
-def run_cell(pipe, oracle, cell: Cell, concept: str, work: Path, n_per: int) -> dict:
-    """Make the cell's edit (saved under work/edits), judge it; ``wall`` is the seconds of both."""
+def run_cell(pipe, oracle, cell: Cell, concept, work: Path, n_per: int, setting: dict | None = None) -> dict:
+    """Make the cell's edit (saved under work/edits), judge it; ``wall`` is the seconds of both.
+    ``oracle``: the judge (any ``judge_of`` accepts); ``setting``: steps, guidance, t_hat for every edit."""
+    setting = dict(setting or {})
     t0 = time.time()
     if cell.method == "random":  # the control: per row as many entries as P-ESD's mask, at random
-        base = load_edit(work / "edits" / Cell("pesd", cell.options, cell.seed).key)
-        edit = Edit("random", {**base.info, "seconds": 0.0}, masks=random_like(base.masks, seed=cell.seed))
+        base = load_edit(work / "edits" / cell.base_key)
+        edit = Edit(
+            "random", {**base.info, "seconds": 0.0, "draw": cell.draw}, masks=random_like(base.masks, seed=cell.draw_seed)
+        )
         edit.info["density"] = mask_density(edit.masks)
     else:
-        edit = make_edit(pipe, cell.method, concept, seed=cell.seed, workdir=work / "calibration", progress=False, **cell.options)
+        options = {k: v for k, v in cell.options.items() if k != "draw"}
+        edit = make_edit(pipe, cell.method, concept, seed=cell.seed, workdir=work / "calibration", progress=False,
+                         **{**setting, **options})  # fmt: skip
         edit.save(work / "edits" / cell.key)
+    judged = {"steps": setting["steps"]} if "steps" in setting else {}
+    if "guidance" in setting:
+        judged["guidance"] = setting["guidance"]
     return {
-        **erase_and_judge(pipe, oracle, edit, n_per=n_per),
+        **erase_and_judge(pipe, oracle, edit, n_per=n_per, concept=concept if not isinstance(concept, str) else None, **judged),
         **({"method": cell.name} if cell.name else {}),
         "label": cell.label,
         "seed": cell.seed,
+        "judge": getattr(oracle, "name", "toy"),
         "wall": round(time.time() - t0, 1),
     }
 
@@ -108,6 +141,9 @@ def mean_over_seeds(rows: list[dict]) -> list[dict]:
     """One entry per (method, setting): mean and standard deviation over its seeds."""
     import statistics
 
+    def sd(xs: list[float]) -> float:
+        return float("nan") if any(math.isnan(x) for x in xs) else statistics.pstdev(xs)
+
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
         groups.setdefault((r["method"], r["label"]), []).append(r)
@@ -115,5 +151,5 @@ def mean_over_seeds(rows: list[dict]) -> list[dict]:
     for (method, label), rs in groups.items():
         rates, drops = [r["after"]["concept_rate"] for r in rs], [worst(r) for r in rs]
         out.append({"method": method, "label": label, "n": len(rs), "rate": statistics.mean(rates), "worst": statistics.mean(drops),
-                    "rate_sd": statistics.pstdev(rates), "worst_sd": statistics.pstdev(drops), "density": rs[0].get("density")})  # fmt: skip
+                    "rate_sd": statistics.pstdev(rates), "worst_sd": sd(drops), "density": rs[0].get("density")})  # fmt: skip
     return out

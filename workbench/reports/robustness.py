@@ -18,17 +18,21 @@ from ..editing.edits import Edit, load_edit
 from ..editing.prune import random_like
 from ..evaluation.erasers import esd_examples, objective_loss
 from ..models import load_pipeline
-from ..models.toyworld import load_oracle
-from .cells import Cell, grid, mean_over_seeds, run_cell, worst
+from .cells import grid, mean_over_seeds, run_cell, worst
 
 
 def run_robustness(out: str | Path = "docs/robustness.md", work: str | Path = "stores/robustness", concept: str = "striped",
                    seeds: tuple[int, ...] = (0,), n_per: int = 2, quick: bool = False, progress: bool = True,
                    core: bool = False, variants: bool = False, attacks: tuple[str, ...] = (),
-                   attack_budget: int | None = None) -> dict:  # fmt: skip
+                   attack_budget: int | None = None, model: str = "toy", judge: str | None = None, device: str = "cpu",
+                   dtype=None, steps: int | None = None, guidance: float | None = None, t_hat: int | None = None,
+                   iterations: int | None = None) -> dict:  # fmt: skip
     """Run (or resume) the sweep and write the markdown and its figure; return the cells' results.
     ``attacks`` (names from ``workbench.attacks.ATTACKS``) also attacks each eraser's main setting
-    with every seed (``reports.attacked``) and adds the table of attack success."""
+    with every seed (``reports.attacked``) and adds the table of attack success. ``model`` is any
+    SD-family model (``load_pipeline``), ``concept`` a name or concept file, ``judge`` overrides its
+    judge; ``steps``, ``guidance`` (sampling, default the model's own), ``t_hat`` (ConceptPrune's)
+    and ``iterations`` (every trained cell's) are for small smoke runs on real checkpoints."""
     from tqdm.auto import tqdm
 
     out, work = Path(out), Path(work)
@@ -37,9 +41,18 @@ def run_robustness(out: str | Path = "docs/robustness.md", work: str | Path = "s
     if set(attacks) - set(ATTACKS):
         raise ValueError(f"unknown attack(s) {sorted(set(attacks) - set(ATTACKS))}: use names from {ATTACKS}")
     (work / "cells").mkdir(parents=True, exist_ok=True)
-    pipe, oracle = load_pipeline("toy"), load_oracle()
+    import torch
+
+    from ..evaluation.judges import judge_of
+    from ..prompts.concepts import get_concept
+
+    c = get_concept(concept, n_per=n_per, judge=judge)
+    pipe = load_pipeline(model, device=device, dtype=dtype or torch.float32)
+    oracle = judge_of(None, c, device=device)
+    concept = c.name if model == "toy" and not str(c.source).endswith(".toml") else c
+    setting = {k: v for k, v in {"steps": steps, "guidance": guidance, "t_hat": t_hat}.items() if v is not None}
     t0 = time.time()
-    cells = grid(concept, seeds, quick, core, variants)
+    cells = grid(c.name, seeds, quick, core, variants, iterations)
     # the random controls read their P-ESD mask: run them last
     cells.sort(key=lambda c: c.method == "random")
     results = {}
@@ -47,7 +60,7 @@ def run_robustness(out: str | Path = "docs/robustness.md", work: str | Path = "s
         path = work / "cells" / f"{cell.key}.json"
         if not path.exists():
             tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(run_cell(pipe, oracle, cell, concept, work, n_per), default=float))
+            tmp.write_text(json.dumps(run_cell(pipe, oracle, cell, concept, work, n_per, setting), default=float))
             tmp.rename(path)  # a cell is whole or absent
         results[cell.key] = json.loads(path.read_text())
     # how far each edit meets ESD's objective: the loss over ESD's own training examples (computed once per cell)
@@ -56,12 +69,12 @@ def run_robustness(out: str | Path = "docs/robustness.md", work: str | Path = "s
         path = work / "cells" / f"{cell.key}.json"
         r = results[cell.key]
         if "esd_loss" not in r:
-            ex = esd_examples(pipe, concept) if ex is None else ex
-            edit = load_edit(
-                work / "edits" / (Cell("pesd", cell.options, cell.seed).key if cell.method == "random" else cell.key)
-            )
+            ex = esd_examples(pipe, concept, setting.get("steps"), setting.get("guidance")) if ex is None else ex
             if cell.method == "random":
-                edit = Edit("random", {}, masks=random_like(edit.masks, seed=cell.seed))
+                base = load_edit(work / "edits" / cell.base_key)
+                edit = Edit("random", {}, masks=random_like(base.masks, seed=cell.draw_seed))
+            else:
+                edit = load_edit(work / "edits" / cell.key)
             r["esd_loss"] = objective_loss(pipe, ex, edit)
             r["esd_loss_unedited"] = objective_loss(pipe, ex)
             path.write_text(json.dumps(r, default=float))
@@ -69,27 +82,36 @@ def run_robustness(out: str | Path = "docs/robustness.md", work: str | Path = "s
     if attacks:
         from .attacked import attacked_cells, run_attacks
 
-        attack_rows = run_attacks(pipe, oracle, cells, concept, work, seeds, attacks, attack_budget, progress)
+        attack_rows = run_attacks(pipe, oracle, cells, concept, work, seeds, attacks, attack_budget, progress,
+                                  setting.get("steps"), setting.get("guidance"))  # fmt: skip
         for seed in seeds:
             for name, cell in attacked_cells(cells, seed):
                 if cell is not None:
                     harm.setdefault(name, []).append(results[cell.key])
-        harm = {n: (sum(worst(r) for r in rs) / len(rs), sum(r["after"]["fid"] for r in rs) / len(rs)) for n, rs in harm.items()}
-        harm["unedited"] = (0.0, results[cells[0].key]["before"]["fid"])
+        harm = {n: (sum(worst(r) for r in rs) / len(rs), sum(r["after"].get("fid", float("nan")) for r in rs) / len(rs))
+                for n, rs in harm.items()}  # fmt: skip
+        harm["unedited"] = (0.0, results[cells[0].key]["before"].get("fid", float("nan")))
     reactivation = None
     if "unlearndiff" in attacks:
         from .attacked import reactivation_runs
         from .reactivation import compare_reactivation
 
         reactivation = xr.concat([compare_reactivation(pipe, reactivation_runs(attack_rows, work, s), concept,
-                                                       work / "reactivation" / f"s{s}", progress=progress) for s in seeds],
+                                                       work / "reactivation" / f"s{s}", progress=progress,
+                                                       steps=setting.get("steps", 25), t_hat=setting.get("t_hat", 10))
+                                  for s in seeds],
                                  "seed").assign_coords(seed=list(seeds))  # fmt: skip
         # strings as zarr v3's variable-length type (numpy's fixed-width one has no v3 spec yet)
         labels = {d: reactivation[d].values.astype(object) for d in ("eraser", "group", "run")}
         reactivation.assign_coords(labels).to_zarr(work / "reactivation" / "summary.zarr", mode="w", consolidated=False)
-    write_markdown(out, list(results.values()), concept, round(time.time() - t0), n_per, quick, core, attack_rows, harm, work,
-                   reactivation)  # fmt: skip
+    write_markdown(out, list(results.values()), c.name, round(time.time() - t0), n_per, quick, core, attack_rows, harm, work,
+                   reactivation, world="the toy world" if model == "toy" else f"`{model}`")  # fmt: skip
     return results
+
+
+def _num(x, fmt: str) -> str:
+    """A number in a table cell; '-' where the judge gives none."""
+    return "-" if x is None or x != x else format(x, fmt)
 
 
 def _walls(rows: list[dict]) -> str:
@@ -210,7 +232,7 @@ def frontier_figure(rows: list[dict], concept: str):
 
 def write_markdown(out: Path, rows: list[dict], concept: str, seconds: int, n_per: int, quick: bool, core: bool = False,
                    attack_rows: list[dict] | None = None, harm: dict | None = None, work: Path | None = None,
-                   reactivation=None) -> Path:  # fmt: skip
+                   reactivation=None, world: str = "the toy world") -> Path:  # fmt: skip
     """docs/robustness.md from the judged cells: one section function after another."""
     from .attacked import attack_section
     from .plots import write_images
@@ -218,7 +240,7 @@ def write_markdown(out: Path, rows: list[dict], concept: str, seconds: int, n_pe
     out.parent.mkdir(parents=True, exist_ok=True)
     figs = write_images([(f"robustness frontier {concept}", frontier_figure(rows, concept))], out.parent / "figures")
     settings = mean_over_seeds(rows)
-    lines = table_section(rows, concept, seconds, n_per, quick, core, figs)
+    lines = table_section(rows, concept, seconds, n_per, quick, core, figs, world)
     lines += best_section(rows, settings, concept)
     lines += seeds_section(settings)
     lines += other_concepts(work, out.parent) if work is not None else []
@@ -229,29 +251,36 @@ def write_markdown(out: Path, rows: list[dict], concept: str, seconds: int, n_pe
     return out
 
 
-def table_section(rows: list[dict], concept: str, seconds: int, n_per: int, quick: bool, core: bool, figs: dict) -> list[str]:
+def table_section(rows: list[dict], concept: str, seconds: int, n_per: int, quick: bool, core: bool, figs: dict,
+                  world: str = "the toy world") -> list[str]:  # fmt: skip
     """The heading, what the run was, every cell's row and the frontier figure."""
     base = rows[0]["before"]
+    utility = "fid" if "fid" in base else "clip_score" if "clip_score" in base else None
+    toy = world == "the toy world"
+    held = (f"Held-out captions: `toy:eval`, {n_per} per texture x colour x shape" if toy else
+            f"Held-out prompts: the concept's (`workbench concepts {concept}`), {n_per} seed(s) each")  # fmt: skip
+    judge = "the oracle" if toy else f"the judge `{rows[0].get('judge', 'of the concept')}`"
     lines = [
-        "# Robust erasing on the toy world: ConceptPrune, ESD, AC, P-ESD, P-AC",
+        f"# Robust erasing on {world}: ConceptPrune, ESD, AC, P-ESD, P-AC",
         "",
         f"Written by `workbench robustness` ({'quick smoke run, not results' if quick else 'core grid: the main settings of each eraser' if core else 'full run'}); this run took {seconds} s, "
         f"reusing the cells already under its --work folder; making and judging the cells took {_walls(rows)}. "
-        f"Held-out captions: `toy:eval`, {n_per} per texture x colour x shape; concept '{concept}'. Each row is one edit, "
-        f"judged by the oracle; 'worst drop' is the harm protocol's (`evaluation/harm.py`): the largest fall of the "
+        f"{held}; concept '{concept}'. Each row is one edit, "
+        f"judged by {judge}; 'worst drop' is the harm protocol's (`evaluation/harm.py`): the largest fall of the "
         f"{', '.join(sorted(base['other_accuracy']))} accuracy on the non-target prompts (points), the erased concept's own "
-        "attribute on its siblings included; degraded images are their own column. Unedited: '{concept}' shown on {base['concept_rate']:.1%} of target prompts. "
+        f"attribute on its siblings included; degraded images are their own column. Unedited: '{concept}' shown on {base['concept_rate']:.1%} of target prompts. "
         "'ESD loss' is the mean squared error of the edited model's prediction against ESD's target over ESD's own "
         f"training examples (every UNet call of the frozen model sampling the {concept} calibration prompts); "
         f"unedited: {rows[0].get('esd_loss_unedited', float('nan')):.4f}.",
         "",
-        "| method | setting | seed | concept rate | worst drop | degraded | toy FID | density | ESD loss | seconds |",
+        f"| method | setting | seed | concept rate | worst drop | degraded | {'toy FID' if utility == 'fid' else 'CLIP score' if utility else 'utility'} | density | ESD loss | seconds |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         d = f"{r['density']:.2%}" if r.get("density") is not None else "-"
-        lines.append(f"| {r['method']} | {r['label']} | {r['seed']} | {r['after']['concept_rate']:.1%} | {100 * worst(r):.1f} | "
-                     f"{r['after']['degraded_rate']:.1%} | {r['after']['fid']:.1f} | {d} | {r.get('esd_loss', float('nan')):.4f} | "
+        lines.append(f"| {r['method']} | {r['label']} | {r['seed']} | {r['after']['concept_rate']:.1%} | {_num(100 * worst(r), '.1f')} | "
+                     f"{_num(r['after'].get('degraded_rate'), '.1%')} | {_num(r['after'].get(utility), '.1f')} | {d} | "
+                     f"{r.get('esd_loss', float('nan')):.4f} | "
                      f"{r['seconds']} |")  # fmt: skip
     lines += [
         "",
