@@ -157,3 +157,18 @@ def test_the_robustness_grid_and_its_attacks_run_on_a_checkpoint(folders, tmp_pa
     assert drawn == set(range(DRAWS))  # each draw a mask of its own seed
     runs = list((tmp_path / "w" / "attacks").glob("*/result.json"))
     assert runs and all(json.loads(p.read_text())["judge"] == "clip" for p in runs)
+
+
+def test_reactivation_runs_on_a_checkpoint(folders, tmp_path, capsys):
+    clip = f"clip:{folders['clip']}"
+    edit, att = tmp_path / "E", tmp_path / "A"
+    model = ["--model", str(folders["sd1"]), "--concept", "van_gogh"]
+    assert main(["erase", *model, "--method", "esd", "--judge", clip, "--iterations", "1", "--out", str(edit), *STEPS]) == 0
+    assert main(["attack", *model, "--edit", str(edit), "--judge", clip, "--attack", "unlearndiff", "--budget", "1",
+                 "--out", str(att), *STEPS]) == 0  # fmt: skip
+    capsys.readouterr()
+    out = tmp_path / "reactivation.md"
+    assert main(["reactivation", *model, "--edit", str(edit), "--attack", str(att), "--t-hat", "2", "--steps", "2",
+                 "--work", str(tmp_path / "w"), "--out", str(out), "--quiet"]) == 0  # fmt: skip
+    assert "mean sensitivity: concept neurons" in capsys.readouterr().out and out.exists()
+    assert {p.name for p in (tmp_path / "w").glob("*.zarr")} == {"unedited.zarr", "edited.zarr"}

@@ -83,7 +83,8 @@ def cmd_reactivation(args) -> int:
     from ..reports.reactivation import run_reactivation
 
     r = run_reactivation(args.edit, args.attack, args.concept, work=args.work, out=args.out, k=args.k, t_hat=args.t_hat,
-                         steps=args.steps, progress=not args.quiet)  # fmt: skip
+                         steps=args.steps, progress=not args.quiet, model=args.model, device=_device(args),
+                         dtype=getattr(__import__("torch"), args.dtype))  # fmt: skip
     s = r["summary"]
     print(f"mean sensitivity: concept neurons {float(s.sel(site='all', group='concept')):+.3f}, others "
           f"{float(s.sel(site='all', group='other')):+.3f}; {args.out}")  # fmt: skip
@@ -185,7 +186,7 @@ def add(sub, parents: Parents) -> None:
 
     ra = sub.add_parser(
         "reactivation",
-        parents=[parents.quiet, parents.mask],
+        parents=[parents.quiet, parents.mask, parents.model],
         help="do an edit's concept neurons wake up under an attack? sensitivity and activity figures",
         description="Record the attack's target prompts on the unedited model, on the edited model, and on the edited "
         "model with the attacked prompts (from the attack's slot embeddings); then the sensitivity of ConceptPrune's "

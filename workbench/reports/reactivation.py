@@ -69,12 +69,15 @@ def _views(unedited, edited, weights, concept_cols):
 
 def run_reactivation(edit: str | Path, attack: str | Path, concept: str = "striped", work: str | Path = "stores/reactivation",
                      out: str | Path | None = "docs/reactivation.md", k: float = 2.0, t_hat: int = 10, steps: int = 25,
-                     progress: bool = False) -> dict:  # fmt: skip
+                     progress: bool = False, model: str = "toy", device: str = "cpu", dtype=None) -> dict:  # fmt: skip
     """Record the three runs under ``work`` (resumable: stores are extended, never redone), compute
-    the sensitivity summary and the activity curves, write the markdown and figures; return them."""
+    the sensitivity summary and the activity curves, write the markdown and figures; return them.
+    ``model``: the checkpoint the edit and the attack were made on (any ``load_pipeline`` name)."""
     attack, work = Path(attack), Path(work)
     res, clean, attacked, vectors = _attack_run(attack)
-    pipe = load_pipeline("toy")
+    import torch
+
+    pipe = load_pipeline(model, device=device, dtype=dtype or torch.float32)
     unedited, weights, concept_cols = _concept_columns(pipe, concept, clean, work / "unedited.zarr", k, t_hat, steps, progress)
     edited = _record_edited(pipe, edit, res, clean, attacked, vectors, work / "edited.zarr", steps, progress)
     summary, act = _views(unedited, edited, weights, concept_cols)
