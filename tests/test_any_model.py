@@ -172,3 +172,24 @@ def test_reactivation_runs_on_a_checkpoint(folders, tmp_path, capsys):
                  "--work", str(tmp_path / "w"), "--out", str(out), "--quiet"]) == 0  # fmt: skip
     assert "mean sensitivity: concept neurons" in capsys.readouterr().out and out.exists()
     assert {p.name for p in (tmp_path / "w").glob("*.zarr")} == {"unedited.zarr", "edited.zarr"}
+
+
+def test_ablate_runs_on_a_checkpoint_with_the_concepts_judge(folders, tmp_path, capsys):
+    """Record the paper's Van Gogh pairs on a tiny SD 1.x folder, then a skilled / random sweep judged
+    by a tiny CLIP: each cell holds a rate and a CLIP score, no toy attribute."""
+    from workbench.evaluation.ablate import open_results
+
+    store, out = tmp_path / "vg.zarr", tmp_path / "ab.zarr"
+    model = ["--model", str(folders["sd1"])]
+    assert main(["record", *model, "--prompts", "artist:van_gogh", "--steps", "2", "--out", str(store), "--quiet"]) == 0
+    argv = ["ablate", str(store), *model, "--concepts", "van_gogh", "--reference", "no_style", "--ks", "5", "--windows",
+            "first:2", "--kinds", "skilled,random", "--judge", f"clip:{folders['clip']}", "--n-per", "1", "--out", str(out), "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    assert "van_gogh: concept rate" in capsys.readouterr().out
+    ds = open_results(out)
+    assert ds["concept_rate"].notnull().all() and ds["clip_score"].notnull().all() and ds["shape"].isnull().all()
+    assert 0 < float(ds["density"].sel(kind="skilled").squeeze()) < 0.1
+    assert (
+        main(["ablate", str(store), "--concepts", "van_gogh", "--reference", "no_style", "--out", str(tmp_path / "x.zarr")]) == 2
+    )
+    assert "ablate a store with the model it was recorded with" in capsys.readouterr().err

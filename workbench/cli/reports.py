@@ -25,24 +25,28 @@ def cmd_demo(args) -> int:
 
 def cmd_ablate(args) -> int:
     from ..evaluation.ablate import METRICS, Ablation, ablate
-    from ..models import load_pipeline
     from ..models.toyworld import load_oracle
     from ..store import open_store
+    from .common import load
 
     tree = open_store(args.store)
-    if tree.attrs["provenance"]["model_id"] != "toy":
-        raise ValueError("ablations are judged by the toy world's oracle: give a store recorded with --model toy")
+    toy = tree.attrs["provenance"]["model_id"] == "toy"
+    if toy != (args.model == "toy"):
+        raise ValueError(
+            f"the store was recorded on {tree.attrs['provenance']['model_id']!r} and --model is {args.model!r}: "
+            "ablate a store with the model it was recorded with (--model)"
+        )
     spec = Ablation(concepts=args.concepts.split(","), reference=args.reference, families=args.families.split(","),
                     ks=[float(k) for k in args.ks.split(",")], windows=args.windows.split(","), kinds=args.kinds.split(","),
-                    steps=int(tree.attrs["provenance"]["steps"]), n_per=args.n_per)  # fmt: skip
-    ds = ablate(load_pipeline("toy"), load_oracle(), tree, spec, args.out, progress=not args.quiet)
+                    steps=int(tree.attrs["provenance"]["steps"]), n_per=args.n_per, judge=args.judge)  # fmt: skip
+    ds = ablate(load(args), load_oracle() if toy else None, tree, spec, args.out, progress=not args.quiet)
     print("unpruned baseline (what each cell is compared with):")
     for concept, b in ds.attrs["baseline"].items():
         others = ", ".join(f"{a} {v:.1%}" for a, v in b["other_accuracy"].items())
-        print(
-            f"  {concept}: concept rate {b['concept_rate']:.1%}; other prompts: {others}; kept on target {b['target_other']:.1%}; toy FID {b['fid']:.2f}"
-        )
-    print(ds[list(METRICS)].to_dataframe().to_string())
+        extra = "".join(f"; {k} {b[k]:.2f}" for k in ("target_other", "fid", "clip_score") if k in b)
+        print(f"  {concept}: concept rate {b['concept_rate']:.1%}; other prompts: {others or '(no attribute read)'}{extra}")
+    shown = [m for m in METRICS if not ds[m].isnull().all()]
+    print(ds[shown].to_dataframe().to_string())
     print(args.out)
     return 0
 
@@ -75,7 +79,7 @@ def add(sub, parents: Parents) -> None:
 
     a = sub.add_parser(
         "ablate",
-        parents=[parents.quiet],
+        parents=[parents.quiet, parents.model],
         help="sweep pruning settings on the toy world and measure them with the oracle",
         description="For every concept x site family x k x step window x mask kind (skilled, unskilled, random control), "
         "prune, regenerate the held-out evaluation prompts with fixed seeds, and record the oracle's readings in a Zarr "
@@ -99,6 +103,8 @@ def add(sub, parents: Parents) -> None:
     a.add_argument("--kinds", default="skilled,random", help="comma-separated: skilled, unskilled, random")
     a.add_argument("--n-per", type=int, default=2, help="evaluation images per texture x colour x shape (2 gives 128)")
     a.add_argument("--out", type=Path, default=Path("stores/ablation.zarr"))
+    a.add_argument("--judge", default=None, help="judge every concept with this (default: the oracle on the toy world, "
+                   "each concept's own judge on other models: toy, nudenet[:T], clip[:FOLDER], classifier:FOLDER)")  # fmt: skip
     a.set_defaults(func=cmd_ablate)
 
     res = sub.add_parser(

@@ -1,5 +1,6 @@
-"""Declarative ablation sweeps on the toy world: site family x k x step window x mask kind x
-concept, each cell pruned, regenerated with fixed seeds and judged by the oracle.
+"""Declarative ablation sweeps: site family x k x step window x mask kind x concept, each cell
+pruned, regenerated with fixed seeds and judged: by the oracle on the toy world (unions too), by
+the concept's judge (or ``Ablation.judge``) on any other model, on its held-out prompts.
 
 Results are an xarray Dataset in a Zarr store, one cell written as soon as it is measured, with
 a ``done`` flag, so an interrupted sweep started again computes only the missing cells.
@@ -20,9 +21,12 @@ from ..analysis.norms import prompt_index
 from ..editing import pruned, random_like
 from ..models import weights_of
 from ..store import consolidate, jsonable
+from .judging import evaluate
 from .toy import eval_images, toy_evaluate
 
-METRICS = ("concept_rate", "degraded_rate", "shape", "colour", "texture", "scene", "target_other", "fid", "density")
+METRICS = ("concept_rate", "degraded_rate", "shape", "colour", "texture", "scene", "target_other", "fid", "density", "clip_score")
+#: metrics added after the first stores: an older store gets them, NaN-filled, when resumed
+LATER = ("clip_score",)
 KINDS = ("skilled", "unskilled", "random")
 
 
@@ -41,6 +45,8 @@ class Ablation:
     kinds: list[str] = field(default_factory=lambda: ["skilled", "random"])
     steps: int = 25
     n_per: int = 1
+    #: None: the toy oracle on the toy world, else each concept's own judge; or a judge spec for all
+    judge: str | None = None
 
     def coords(self) -> dict:
         return {
@@ -87,12 +93,17 @@ def ablate(pipe, oracle, tree: xr.DataTree, spec: Ablation, out: str | Path, pro
     out = Path(out)
     group = _open_results(out, spec, coords, shape, dims)
     weights = weights_of(pipe, tree)
+    toy = oracle is not None and spec.judge in (None, "toy")
+    judged = {} if toy else _judged(spec, oracle, str(pipe.unet.device))
     if "baseline_concept_rate" not in group.attrs:
-        images = eval_images(pipe, spec.n_per, spec.steps)  # the unpruned model's images serve every concept
+        images = eval_images(pipe, spec.n_per, spec.steps) if toy else None  # the unpruned model's images serve every concept
         base = {}
         for c in spec.concepts:
-            r = toy_evaluate(pipe, oracle, None, members(c), n_per=spec.n_per, steps=spec.steps, images=images)
-            base[c] = {**r.summary(), "target_other": r.target_other}
+            if toy:
+                r = toy_evaluate(pipe, oracle, None, members(c), n_per=spec.n_per, steps=spec.steps, images=images)
+                base[c] = {**r.summary(), "target_other": r.target_other}
+            else:
+                base[c] = evaluate(pipe, judged[c][0], judged[c][1], steps=spec.steps).summary()
         group.attrs["baseline"] = base
         group.attrs["baseline_concept_rate"] = {c: b["concept_rate"] for c, b in base.items()}
     done = group["done"][...]
@@ -116,35 +127,60 @@ def ablate(pipe, oracle, tree: xr.DataTree, spec: Ablation, out: str | Path, pro
         else:
             dens = float(density(masks)["overall"])
         with pruned(pipe, masks):
-            r = toy_evaluate(pipe, oracle, None, members(concept), n_per=spec.n_per, steps=spec.steps)
-        values = {
-            "concept_rate": r.concept_rate,
-            "degraded_rate": r.degraded_rate,
-            **r.other_accuracy,
-            "target_other": r.target_other,
-            "fid": r.fid,
-            "density": dens,
-        }
+            if toy:
+                r = toy_evaluate(pipe, oracle, None, members(concept), n_per=spec.n_per, steps=spec.steps)
+                values = {"concept_rate": r.concept_rate, "degraded_rate": r.degraded_rate, **r.other_accuracy,
+                          "target_other": r.target_other, "fid": r.fid}  # fmt: skip
+            else:
+                g = evaluate(pipe, judged[concept][0], judged[concept][1], steps=spec.steps)
+                values = {"concept_rate": g.concept_rate, "degraded_rate": g.degraded_rate, **g.other_accuracy, **g.utility}
+        values["density"] = dens
         for m in METRICS:
-            group[m][ix] = values[m]
+            group[m][ix] = values.get(m, float("nan"))
         group["done"][ix] = True
     consolidate(out)
     return open_results(out)
 
 
+def _judged(spec: Ablation, oracle, device: str) -> dict:
+    """concept -> (its Concept, its judge) for a model other than the toy world (no unions)."""
+    from ..prompts.concepts import concept_for_set
+    from .judges import judge_of
+
+    out = {}
+    for c in spec.concepts:
+        if len(members(c)) > 1:
+            raise ValueError(f"{c!r}: unions are judged on the toy world only; give one concept at a time on this model")
+        concept = concept_for_set(c, n_per=spec.n_per, judge=spec.judge)
+        out[c] = (concept, judge_of(oracle if spec.judge is None and concept.judge == "toy" else None, concept, device))
+    return out
+
+
+def _spec(spec: Ablation) -> dict:
+    """The spec as stored (a judge left at its default is not written, so older stores resume)."""
+    d = jsonable(asdict(spec))
+    if d.get("judge") is None:
+        d.pop("judge", None)
+    return d
+
+
 def _open_results(out: Path, spec: Ablation, coords: dict, shape: tuple, dims: list) -> zarr.Group:
     if (out / "zarr.json").exists():
         group = zarr.open_group(str(out), mode="r+", use_consolidated=False)
-        if group.attrs.get("spec") != jsonable(asdict(spec)):
+        if group.attrs.get("spec") != _spec(spec):
             raise ValueError(
                 f"{out} holds another ablation ({group.attrs.get('spec')}): choose a new --out or the same settings to resume"
             )
+        for m in LATER:
+            if m not in group and "concept_rate" in group:
+                group.create_array(m, shape=shape, chunks=(1,) * len(shape), dtype="float64", dimension_names=dims,
+                                   fill_value=float("nan"))  # fmt: skip
         missing = [m for m in METRICS if m not in group]
         if missing:
             raise ValueError(f"{out} was written by an older workbench without {missing}: delete it or choose a new --out")
         return group
     group = zarr.open_group(str(out), mode="w", zarr_format=3)
-    group.attrs["spec"] = jsonable(asdict(spec))
+    group.attrs["spec"] = _spec(spec)
     for d, v in coords.items():
         dtype = "float64" if d == "k" else str
         group.create_array(d, shape=(len(v),), dtype=dtype, dimension_names=[d], fill_value=0.0 if d == "k" else "")[:] = (

@@ -166,12 +166,13 @@ def sd15_unet_random(seed: int = 0, dtype: torch.dtype = torch.float32) -> UNet2
     return UNet2DConditionModel(sample_size=64, cross_attention_dim=768, attention_head_dim=8).to(dtype)
 
 
-def sd15_random(seed: int = 0, dtype: torch.dtype = torch.float32) -> StableDiffusionPipeline:
+def sd15_random(seed: int = 0, dtype: torch.dtype = torch.float32, tokenizer: str = "toy") -> StableDiffusionPipeline:
     """A pipeline with the full-size SD1.5 UNet and the tiny text encoder and VAE (the UNet is
-    where the compute and the hooked sites are; pass output_type='latent' to skip the VAE)."""
-    small = tiny_sd15(seed)
+    where the compute and the hooked sites are; pass output_type='latent' to skip the VAE).
+    ``tokenizer='clip'`` gives SD's 77 text positions (the cross-attention's cost) instead of 16."""
+    small = tiny_sd15(seed, tokenizer=tokenizer)
     unet = sd15_unet_random(seed, dtype)
-    text = CLIPTextModel(_text_config(len(small.tokenizer), hidden=768, proj=768)).to(dtype)
+    text = CLIPTextModel(_text_config(len(small.tokenizer), hidden=768, proj=768, tok=small.tokenizer)).to(dtype)
     pipe = StableDiffusionPipeline(
         vae=_vae(levels=4).to(dtype), text_encoder=text, tokenizer=small.tokenizer, unet=unet, scheduler=small.scheduler,
         safety_checker=None, feature_extractor=None, requires_safety_checker=False,

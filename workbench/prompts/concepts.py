@@ -232,3 +232,16 @@ def get_concept(name: str | Path, n_per: int = 2, judge: str | None = None) -> C
     raise ConceptError(
         f"unknown concept {text!r}: give a concept file (.toml, docs/concepts.md) or one of: {', '.join(named_concepts())}"
     )
+
+
+def concept_for_set(name: str, n_per: int = 2, judge: str | None = None) -> Concept:
+    """The concept ``name`` names, or else the one whose target prompts form the prompt set ``name``
+    (a store's set: 'naked' is the nudity concept's)."""
+    try:
+        return get_concept(name, n_per=n_per, judge=judge)
+    except ConceptError:
+        for other in named_concepts():
+            c = get_concept(other, n_per=n_per, judge=judge)
+            if c.target[0].set == name:
+                return c
+        raise
