@@ -118,3 +118,24 @@ def test_figures_draw_in_chromium(quick, tmp_path):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5_000
         assert text.count(f"]({path})") == 1
     assert text.index("![(d) k and t-hat") > text.index("## (d) Sparsity")  # beside its table
+
+
+def test_the_reading_of_the_numbers_is_computed_from_the_cells(quick):
+    """Change a cell and the sentence changes with it: no number in 'Reading the numbers' is typed."""
+    from workbench.reports.results import findings
+    from workbench.store import open_store
+
+    root, out, _ = quick
+    assert "## Reading the numbers" in out.read_text().split(NOTES)[0]
+    tree = open_store(root / "stores" / "toy.zarr")
+    d = open_results(root / "stores" / "d_tradeoff.zarr")
+    base = d.attrs["baseline"]["striped"]["concept_rate"]
+    d["concept_rate"].loc[{"window": "first:1"}] = base
+    assert "- (d) The first UNet call alone: cuts no stripe at any k in the table." in findings({"d_tradeoff": d}, tree, 1)
+    d["concept_rate"].loc[{"window": "first:1", "k": 5.0}] = base / 2
+    assert "- (d) The first UNet call alone: cuts stripes at k = 5 % (50%), nothing at the other k." in findings(
+        {"d_tradeoff": d}, tree, 1
+    )
+    c = open_results(root / "stores" / "c_sites.zarr")
+    widths = {v["width"] for v in tree.attrs["site_info"].values() if v["family"] == "attn2.to_k"}
+    assert f"the text encoder's {'/'.join(map(str, sorted(widths)))}-d states" in "\n".join(findings({"c_sites": c}, tree, 1))

@@ -239,6 +239,100 @@ def verdicts(results: dict[str, xr.Dataset]) -> list[str]:
     return out
 
 
+def _cell(ds: xr.Dataset, **sel):
+    """(the cell at ``sel``, its concept's baseline), or None when the table has no such cell."""
+    try:
+        c = ds.sel(**sel)
+    except KeyError:
+        return None
+    c = c.squeeze(drop=False)
+    if any(c.sizes.get(d, 1) != 1 for d in c["done"].dims) or not bool(c["done"]):
+        return None
+    return c, ds.attrs["baseline"][str(c["concept"].values)]
+
+
+def findings(results: dict[str, xr.Dataset], tree: xr.DataTree, n_per: int) -> list[str]:
+    """What the tables say, as sentences computed from their cells (nothing here is typed by hand)."""
+    out = ["## Reading the numbers", "", "Each sentence is computed from the tables above when the file is generated.", ""]
+    d = results.get("d_tradeoff")
+    if d is not None:
+        rows = []
+        for sel, b in cells(d):
+            if str(sel["concept"].values) == "striped" and str(sel["kind"].values) == "skilled":
+                rows.append((float(sel["k"]), str(sel["window"].values), relative_cut(b["concept_rate"], float(sel["concept_rate"])),
+                             worst_drop(b, sel), float(sel["degraded_rate"])))  # fmt: skip
+        if rows:
+            clean = [r for r in rows if r[3] <= 0.05]
+            best = max(clean, key=lambda r: r[2]) if clean else None
+            top = max(rows, key=lambda r: r[2])
+            if best:
+                out.append(f"- (d) Within 5 points of harm the deepest cut of 'striped' is {best[2]:.0%} (k = {best[0]:g} %, "
+                           f"window {best[1]}, worst drop {100 * best[3]:.1f} pts); the deepest cut of all is {top[2]:.0%} "
+                           f"(k = {top[0]:g} %, {top[1]}), at {100 * top[3]:.1f} pts and {top[4]:.1%} degraded images.")  # fmt: skip
+            first = [r for r in rows if r[1] == "first:1"]
+            if first:
+                erasing = [f"k = {r[0]:g} % ({r[2]:.0%})" for r in first if r[2] > 0]
+                out.append("- (d) The first UNet call alone: " + (
+                    f"cuts stripes at {', '.join(erasing)}, nothing at the other k." if erasing
+                    else "cuts no stripe at any k in the table."))  # fmt: skip
+            by_k: dict[float, dict[str, float]] = {}
+            for k, w, cut, _, _ in rows:
+                by_k.setdefault(k, {})[w] = cut
+            share = [f"k = {k:g} %: " + ", ".join(f"{w} {c:.0%}" for w, c in ws.items()) for k, ws in sorted(by_k.items())]
+            out.append("- (d) Cut by step window: " + "; ".join(share) + ".")
+    e = results.get("e_kinds")
+    if e is not None:
+        rand = [(float(s["k"]), relative_cut(b["concept_rate"], float(s["concept_rate"])), float(s["density"]))
+                for s, b in cells(e) if str(s["kind"].values) == "random"]  # fmt: skip
+        skl = {
+            float(s["k"]): relative_cut(b["concept_rate"], float(s["concept_rate"]))
+            for s, b in cells(e)
+            if str(s["kind"].values) == "skilled"
+        }
+        if rand:
+            out.append("- (e) Random controls with each row's count: " + "; ".join(
+                f"k = {k:g} % ({dens:.2%} of the weights) cuts {cut:.0%} against the skilled mask's {skl.get(k, float('nan')):.0%}"
+                for k, cut, dens in rand) + ".")  # fmt: skip
+    c = results.get("c_sites")
+    if c is not None:
+        per = [(str(s["family"].values), relative_cut(b["concept_rate"], float(s["concept_rate"])), float(s["density"]))
+               for s, b in cells(c) if str(s["kind"].values) == "skilled"]  # fmt: skip
+        out.append(
+            "- (c) Cut of 'striped' per site family at k = 2 %: "
+            + ", ".join(f"{f} {cut:.0%} (density {dn:.2%})" for f, cut, dn in per)
+            + "."
+        )
+        info = tree.attrs["site_info"]
+        widths = sorted({v["width"] for v in info.values() if v["family"] in ("attn2.to_k", "attn2.to_v")})
+        if widths:
+            out.append(f"  The cross-attention key and value inputs are the text encoder's {'/'.join(map(str, widths))}-d states "
+                       "in this model, a narrow row for a per-row top-k.")  # fmt: skip
+    b = results.get("b_shapes")
+    if b is not None:
+        sk = [(str(s["concept"].values), relative_cut(bb["concept_rate"], float(s["concept_rate"])), float(s["degraded_rate"]), float(s["fid"]))
+              for s, bb in cells(b) if str(s["kind"].values) == "skilled"]  # fmt: skip
+        if sk:
+            out.append(f"- (b) Shapes against the bare scene: cuts {min(x[1] for x in sk):.0%}-{max(x[1] for x in sk):.0%}, with "
+                       f"{min(x[2] for x in sk):.1%}-{max(x[2] for x in sk):.1%} degraded images and toy FID "
+                       f"{min(x[3] for x in sk):.1f}-{max(x[3] for x in sk):.1f}.")  # fmt: skip
+    f = results.get("f_union")
+    if f is not None:
+        for s, bb in cells(f):
+            if str(s["kind"].values) == "skilled":
+                out.append(f"- (f) The union {s['concept'].values} cuts {relative_cut(bb['concept_rate'], float(s['concept_rate'])):.0%} "
+                           f"(pooled over its members) at a worst drop of {100 * worst_drop(bb, s):.1f} pts on the plain prompts.")  # fmt: skip
+    cell = _cell(d, concept="striped", k=2.0, window="first:10", kind="skilled") if d is not None else None
+    if cell is not None:
+        sel, bb = cell
+        out.append(f"- At the paper's defaults (k = 2 %, t-hat = 10) the other attributes of the striped images themselves "
+                   f"('kept on target') go from {_pct(bb['target_other'])} to {_pct(float(sel['target_other']))}.")  # fmt: skip
+    n_target = 16 * n_per
+    out += ["", f"Caveats: {64 * n_per} images per cell ({n_target} target prompts: one image is {100 / n_target:.1f} points); the toy "
+            f"FID uses the {48 * n_per} non-target images' 128-d oracle features, so its covariances are singular and only runs of "
+            "the same size compare.", ""]  # fmt: skip
+    return out
+
+
 def write_markdown(out: Path, tables: list[Table], results: dict, tree: xr.DataTree, fig_path: Path, seconds: int, steps: int, n_per: int,
                    images: dict[str, str] | None = None) -> Path:  # fmt: skip
     """The markdown: verdicts, one section a table with the figures whose title names it ('(d) ...')
@@ -276,6 +370,7 @@ def write_markdown(out: Path, tables: list[Table], results: dict, tree: xr.DataT
             parts += [f"![{title}]({images.pop(title)})", ""]
     if images:
         parts += ["## Figures", ""] + [f"![{title}]({path})\n" for title, path in images.items()]
+    parts += findings(results, tree, n_per)
     parts += [NOTES]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(parts) + (notes if notes else "\n"))
