@@ -35,7 +35,7 @@ KINDS = ("skilled", "unskilled")
 
 def check_k(k: float) -> float:
     if not (0 < float(k) <= 100):
-        raise ValueError(f"k={k} is out of range: give the share of each row to keep as a percentage in (0, 100], e.g. 2 for 2%")
+        raise ValueError(f"k={k} is out of range: give the share of each row to prune as a percentage in (0, 100], e.g. 2 for 2%")
     return float(k)
 
 
