@@ -323,6 +323,14 @@ def test_attack_claims_read_the_pooled_numbers_and_skip_attacks_that_fail_on_the
     assert overview[0] == "| eraser | shown without attack | weak | strong | revive |"
     assert overview[3] == "| esd-x lr=1e-4 | 0.0% | 0.0% | 25.0% | - |"
     assert overview[4] == "| pesd k=10% | 0.0% | - | 100.0% | 100.0% |"
+    costly = attack_claims(rows, "striped", {"esd-x lr=1e-4": (0.35, 9.0), "pesd k=10%": (0.01, 3.0)})
+    assert costly[1].endswith("not at matched harm (esd-x lr=1e-4 costs 35.0 points; budget 10): not decided.")
+    from workbench.reports.attacked import frontier_points
+
+    assert frontier_points(rows, {"pesd k=10%": (0.01, 3.0)}) == {
+        "strong": [("pesd k=10%", 1.0, 1.0)],
+        "revive": [("pesd k=10%", 1.0, 1.0)],
+    }
     rows[3]["after"] = [True] * 7 + [False]  # 7 of 8 against 8 of 8: one discordant pair, nothing decided
     assert attack_claims(rows, "striped")[1].endswith("McNemar p = 1: the P-ESD paper: a learned mask is more robust "
                                                       "than ESD; not decided at this size (p >= 0.05).")  # fmt: skip

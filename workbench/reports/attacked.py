@@ -200,11 +200,15 @@ def _pooled_cells(rows: list[dict]) -> dict[tuple[str, str], dict]:
     return {key: _pooled(rs) for key, rs in groups.items()}
 
 
-def attack_claims(rows: list[dict], concept: str) -> list[str]:
+def attack_claims(rows: list[dict], concept: str, harm: dict | None = None) -> list[str]:
     """Sentences from the numbers against the papers' robustness claims: an attack that does not
     make the concept on the unedited model says nothing about erasers; a mask that never erased has
     nothing to defend (its leak without attack is given beside its ASR); a claim is decided only
-    where the paired McNemar test gives p < 0.05."""
+    where the paired McNemar test gives p < 0.05 and both erasers are within the harm budget
+    (``evaluation.harm.BUDGET``): robustness bought with more harm is no comparison."""
+    from ..evaluation.harm import BUDGET
+
+    harm = harm or {}
     pooled = _pooled_cells(rows)
 
     def say(e: str, m: str) -> str:
@@ -231,7 +235,9 @@ def attack_claims(rows: list[dict], concept: str) -> list[str]:
                             ("conceptprune k=2%", "esd-x lr=1e-4", "ConceptPrune's Table 3: pruning resists better than ESD")):  # fmt: skip
             if a in have and b in have:
                 p = tests.get((a, b, m), 1.0)
-                verdict = ("not decided at this size (p >= 0.05)" if p >= 0.05
+                over = [f"{e} costs {100 * harm[e][0]:.1f} points" for e in (a, b) if e in harm and harm[e][0] > BUDGET]
+                verdict = (f"not at matched harm ({'; '.join(over)}; budget {100 * BUDGET:g}): not decided" if over
+                           else "not decided at this size (p >= 0.05)" if p >= 0.05
                            else "holds here" if rates[a] < rates[b] else "does not hold here")  # fmt: skip
                 out.append(f"- {m}: {say(a, m)} against {say(b, m)}, McNemar p = {p:.3g}: {claim}; {verdict}.")
         if "conceptprune k=2%" in have:
@@ -251,6 +257,16 @@ def asr_grid(rows: list[dict]) -> tuple[list[str], list[str], list[list[float]],
     return erasers, attacks, asr, pre
 
 
+def frontier_points(rows: list[dict], harm: dict | None) -> dict[str, list[tuple[str, float, float]]]:
+    """Per attack: (eraser, its harm in points, its pooled ASR) for every attacked eraser whose harm is known."""
+    harm = harm or {}
+    out: dict[str, list[tuple[str, float, float]]] = {}
+    for (e, m), s in _pooled_cells(rows).items():
+        if e in harm and harm[e][0] == harm[e][0]:
+            out.setdefault(m, []).append((e, 100 * harm[e][0], s["asr"]["rate"]))
+    return out
+
+
 def asr_overview(rows: list[dict]) -> list[str]:
     """Markdown lines: one row per eraser, its share shown without attack and its pooled ASR under
     each attack."""
@@ -264,13 +280,17 @@ def asr_overview(rows: list[dict]) -> list[str]:
 def attack_section(rows: list[dict], concept: str, harm: dict | None = None, figures: Path | None = None) -> list[str]:
     """The markdown section of docs/robustness.md for the attacked erasers (with a heat map of the
     pooled ASR written under ``figures`` when given)."""
+    from ..evaluation.harm import BUDGET
+
     if not rows:
         return []
     figs = {}
     if figures is not None:
-        from .plots import asr_heatmap, write_images
+        from .plots import asr_frontier, asr_heatmap, write_images
 
-        figs = write_images([(f"attack success {concept}", asr_heatmap(*asr_grid(rows)))], figures)
+        figs = write_images([(f"attack success {concept}", asr_heatmap(*asr_grid(rows))),
+                             (f"attack success against harm {concept}", asr_frontier(frontier_points(rows, harm), BUDGET))],
+                            figures)  # fmt: skip
     budgets = ", ".join(sorted({f"{r['attack']} {r['budget']}" for r in rows}))
     seeds = sorted({r["seed"] for r in rows})
     total = sum(r["summary"].get("seconds", 0) for r in rows) / 60
@@ -289,5 +309,7 @@ def attack_section(rows: list[dict], concept: str, harm: dict | None = None, fig
         "### Erasers compared on the same prompts", "",
         *comparisons(rows), "",
         "### Against the papers' robustness claims", "",
-        *attack_claims(rows, concept),
+        f"Claims are decided only between erasers within the harm budget ({100 * BUDGET:g} points of worst drop, "
+        "`evaluation/harm.py`); the figure 'attack success against harm' places every attacked eraser by its harm.", "",
+        *attack_claims(rows, concept, harm),
     ]  # fmt: skip

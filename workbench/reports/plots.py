@@ -247,6 +247,21 @@ def asr_heatmap(erasers: list[str], attacks: list[str], asr: list[list[float]], 
     return fig
 
 
+def asr_frontier(points: dict[str, list[tuple[str, float, float]]], budget: float,
+                 title: str = "Attack success against harm: erasers compared at matched harm") -> go.Figure:  # fmt: skip
+    """Per attack, each eraser's pooled ASR (y, %) against its harm (x: worst drop, points), with
+    the harm budget as a vertical line: an eraser left of it and low is robust at acceptable cost."""
+    fig = go.Figure()
+    for attack, pts in points.items():
+        fig.add_trace(go.Scatter(x=[h for _, h, _ in pts], y=[100 * a for _, _, a in pts], mode="markers", name=attack,
+                                 text=[e for e, _, _ in pts], hovertemplate="%{text}: harm %{x:.1f} pts, ASR %{y:.0f}%",
+                                 marker=dict(size=10)))  # fmt: skip
+    fig.add_vline(x=100 * budget, line_dash="dash", annotation_text=f"harm budget {100 * budget:g} pts")
+    fig.update_layout(title=title, template="plotly_white", xaxis_title="worst drop of an attribute on other prompts (points)",
+                      yaxis_title="attacked images showing the concept (%)", yaxis_range=[-3, 103])  # fmt: skip
+    return fig
+
+
 def slug(title: str) -> str:
     """A file name for a figure title: '(d) k and t-hat trade-off' -> 'd-k-and-t-hat-trade-off'."""
     import re
