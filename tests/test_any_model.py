@@ -193,3 +193,32 @@ def test_ablate_runs_on_a_checkpoint_with_the_concepts_judge(folders, tmp_path, 
         main(["ablate", str(store), "--concepts", "van_gogh", "--reference", "no_style", "--out", str(tmp_path / "x.zarr")]) == 2
     )
     assert "ablate a store with the model it was recorded with" in capsys.readouterr().err
+
+
+def test_sd_size_training_options_bf16_autocast_and_gradient_checkpointing(folders, tmp_path, capsys):
+    """--precision bf16 and --gradient-checkpointing train and leave the model as it was (flags too)."""
+    import torch
+
+    from workbench.editing.erase import finetune, frozen_examples
+    from workbench.editing.training import prediction_loss, trainable
+    from workbench.models import load_pipeline
+
+    pipe = load_pipeline(str(folders["sd1"]))
+    ex = frozen_examples(pipe, ["a photo of a naked man"], [0], "esd", steps=2)
+    assert ex.x.device.type == "cpu"  # examples wait on the CPU, a batch moves when used
+    idx = torch.arange(len(ex))
+    with torch.no_grad():
+        full = float(prediction_loss(pipe, ex, idx))
+        with trainable(pipe, precision="bf16", checkpointing=True):
+            assert pipe.unet.is_gradient_checkpointing
+            half = float(prediction_loss(pipe, ex, idx))
+    assert not pipe.unet.is_gradient_checkpointing
+    assert half != full and abs(half - full) < 0.05 * full  # bf16 rounding, the same loss
+    tuned = finetune(pipe, ex, "esd-x", iterations=2, precision="bf16", checkpointing=True, progress=False)
+    assert all(v.dtype == torch.float32 for v in tuned.values()) and not pipe.unet.is_gradient_checkpointing
+    argv = ["erase", "--model", str(folders["sd1"]), "--method", "esd", "--concept", "nudity", "--judge", "nudenet",
+            "--precision", "bf16", "--gradient-checkpointing", "--iterations", "2", "--out", str(tmp_path / "E"), "--json", *STEPS]  # fmt: skip
+    assert main(argv) == 0 and _strict(capsys.readouterr().out)["options"]["precision"] == "bf16"
+    with pytest.raises(ValueError, match="unknown precision 'fp8'"):
+        with trainable(pipe, precision="fp8"):
+            pass

@@ -37,7 +37,7 @@ def cmd_erase(args) -> int:
     edit = make_edit(pipe, args.method, concept, k=args.k, t_hat=args.t_hat, iterations=args.iterations, lr=args.lr,
                      group=args.group, relaxation=args.relaxation, init=args.init, eta=args.eta, preserve=args.preserve, sites=args.sites,
                      tune=args.tune, tune_lr=args.tune_lr, seed=args.seed, steps=args.steps, guidance=args.guidance, batch=args.batch,
-                     workdir=out, progress=not (args.json or args.quiet))  # fmt: skip
+                     precision=args.precision, checkpointing=args.gradient_checkpointing, workdir=out, progress=not (args.json or args.quiet))  # fmt: skip
     edit.info["judge"] = concept.judge
     edit.save(out)
     summary = erase_and_judge(pipe, judge, edit, n_per=args.n_per, steps=args.steps, guidance=args.guidance, concept=concept)
@@ -152,6 +152,10 @@ def add(sub, parents: Parents) -> None:
     e.add_argument("--preserve", action="store_true", help="also hold the frozen prediction for the reference prompts")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--batch", type=int, default=8, help="training examples per iteration")
+    e.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
+                   help="the UNet's forward in training: fp32, or bf16/fp16 autocast (weights and Adam stay float32)")  # fmt: skip
+    e.add_argument("--gradient-checkpointing", action="store_true", help="diffusers' gradient checkpointing while training "
+                   "(less GPU memory at SD size, more time)")  # fmt: skip
     e.add_argument(
         "--n-per", type=int, default=2, help="evaluation images per held-out prompt pattern (toy: per texture x colour x shape)"
     )

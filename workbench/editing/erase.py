@@ -112,7 +112,11 @@ def frozen_examples(
         targets.append(uncond - eta * (cond - uncond))
         added.append({k: v[n:] for k, v in extra.items()} if extra else None)
     extra = {k: torch.cat([a[k] for a in added]) for k in added[0]} if added[0] else None
-    ex = Examples(torch.cat(xs), torch.cat(ts), torch.cat(conds), torch.cat(targets), torch.cat(frozen), extra)
+    # kept on the CPU: a batch moves to the model's device when used (SD-size sets stay out of GPU memory)
+    cpu = {k: v.cpu() for k, v in extra.items()} if extra else None
+    ex = Examples(
+        torch.cat(xs).cpu(), torch.cat(ts).cpu(), torch.cat(conds).cpu(), torch.cat(targets).cpu(), torch.cat(frozen).cpu(), cpu
+    )
     if objective == "ac":
         if anchors is None or len(anchors) != n:
             raise ValueError(
@@ -122,8 +126,9 @@ def frozen_examples(
         reps = len(ex) // n  # the examples are ordered call by call, prompt by prompt
         a = first[2][n:].repeat(reps, 1, 1)  # the anchors' cond embeddings
         extra = {k: v[n:].repeat(reps, *([1] * (v.dim() - 1))) for k, v in first[4].items()} if first[4] else None
-        ex.target = torch.cat([pipe.unet(ex.x[i : i + 32], ex.t[i : i + 32], encoder_hidden_states=a[i : i + 32],
-                                         added_cond_kwargs=None if extra is None else {k: v[i : i + 32] for k, v in extra.items()}).sample
+        dev = a.device
+        ex.target = torch.cat([pipe.unet(ex.x[i : i + 32].to(dev), ex.t[i : i + 32].to(dev), encoder_hidden_states=a[i : i + 32],
+                                         added_cond_kwargs=None if extra is None else {k: v[i : i + 32] for k, v in extra.items()}).sample.cpu()
                                for i in range(0, len(ex), 32)])  # fmt: skip
     return ex
 
@@ -161,15 +166,18 @@ def finetune(
     preserve_weight: float = 1.0,
     progress: bool = True,
     log: list | None = None,
+    precision: str = "fp32",
+    checkpointing: bool = False,
 ) -> dict[str, torch.Tensor]:
     """Train the group's parameters towards ``ex.target``; return them (CPU tensors). The pipeline's
-    own weights are restored bit for bit before returning: the edit is the returned tensors."""
+    own weights are restored bit for bit before returning: the edit is the returned tensors.
+    ``precision`` and ``checkpointing``: see ``training.trainable`` (SD-size runs on one GPU)."""
     from tqdm.auto import tqdm
 
     params = group_params(pipe, group)
     torch.manual_seed(seed)
     keep = batches(len(preserve), batch, iterations, seed + 1) if preserve is not None else None
-    with trainable(pipe, params):
+    with trainable(pipe, params, precision, checkpointing):
         opt = torch.optim.Adam(list(params.values()), lr=lr)
         for idx in tqdm(
             batches(len(ex), batch, iterations, seed), total=iterations, desc=f"{group} fine-tune", disable=not progress
@@ -258,6 +266,8 @@ def learn_masks(
     tune: str | None = None,
     tune_lr: float = 1e-4,
     progress: bool = True,
+    precision: str = "fp32",
+    checkpointing: bool = False,
 ) -> LearnedMasks:
     """Learn a pruning mask per site (True = pruned) with the erasing objective, weights frozen.
 
@@ -310,7 +320,7 @@ def learn_masks(
     keep = batches(len(preserve), batch, iterations, seed + 1) if preserve is not None else None
     torch.manual_seed(seed)
     losses: list[float] = []
-    with trainable(pipe, trained):
+    with trainable(pipe, trained, precision, checkpointing):
         opt = torch.optim.Adam(groups)
         for it, idx in enumerate(tqdm(batches(len(ex), batch, iterations, seed), total=iterations,
                                       desc=f"{relaxation} mask", disable=not progress)):  # fmt: skip

@@ -44,6 +44,8 @@ def make_edit(
     steps: int | None = None,
     guidance: float | None = None,
     batch: int = 8,
+    precision: str = "fp32",
+    checkpointing: bool = False,
     workdir: str | Path | None = None,
     progress: bool = True,
 ) -> Edit:
@@ -52,7 +54,8 @@ def make_edit(
     ``steps`` and ``guidance`` are the frozen model's sampling of the calibration prompts (default:
     the model's own). Learned masks (pesd, pac) take ``init='conceptprune'`` (start from
     ConceptPrune's mask at the same k and t_hat) and ``tune=GROUP`` (fine-tune that parameter group
-    at ``tune_lr`` with the mask: the edit then holds masks and weights)."""
+    at ``tune_lr`` with the mask: the edit then holds masks and weights). ``precision`` ('bf16'
+    autocast) and ``checkpointing`` (gradient checkpointing) fit SD-size training on one GPU."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}: use one of {METHODS}")
     c = get_concept(concept)
@@ -77,17 +80,19 @@ def make_edit(
                              anchors=[p.text for p in reference], eta=eta, steps=steps, guidance=guidance)  # fmt: skip
         keep = (preservation_examples(pipe, [p.text for p in reference], [p.seed for p in reference], steps, guidance)
                 if preserve else None)  # fmt: skip
-        info.update(objective=objective, eta=eta, iterations=iterations, lr=lr, preserve=preserve, examples=len(ex))
+        info.update(objective=objective, eta=eta, iterations=iterations, lr=lr, preserve=preserve, examples=len(ex),
+                    precision=precision)  # fmt: skip
         if method in ("esd", "ac"):
             weights = finetune(pipe, ex, group=group, iterations=iterations, lr=lr, batch=batch, seed=seed, preserve=keep,
-                               progress=progress)  # fmt: skip
+                               progress=progress, precision=precision, checkpointing=checkpointing)  # fmt: skip
             info.update(group=group, parameters=int(sum(v.numel() for v in weights.values())))
             edit = Edit(method, info, weights=weights)
         else:
             start = (_conceptprune(pipe, target, reference, k, t_hat, steps, guidance, workdir, progress)
                      if init == "conceptprune" else init)  # fmt: skip
             learned = learn_masks(pipe, ex, sites=sites, k=k, relaxation=relaxation, init=start, iterations=iterations, lr=lr,
-                                  batch=batch, seed=seed, preserve=keep, tune=tune, tune_lr=tune_lr, progress=progress)  # fmt: skip
+                                  batch=batch, seed=seed, preserve=keep, tune=tune, tune_lr=tune_lr, progress=progress,
+                                  precision=precision, checkpointing=checkpointing)  # fmt: skip
             info.update(k=k, relaxation=relaxation, init=init, site_filter=sites)
             if tune is not None:
                 info.update(tune=tune, tune_lr=tune_lr, parameters=int(sum(v.numel() for v in learned.weights.values())))

@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from contextvars import ContextVar
 
 import torch
 from torch import nn
 
 #: the pipeline components whose parameters ``trainable`` governs
 COMPONENTS = ("unet", "text_encoder", "text_encoder_2")
+#: training precisions: fp32, or bf16 / fp16 autocast of the UNet's forward (weights and optimiser stay float32)
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+_AUTOCAST: ContextVar[torch.dtype | None] = ContextVar("autocast", default=None)
 
 
 def batches(n: int, batch: int, iterations: int, seed: int) -> Iterator[torch.Tensor]:
@@ -32,29 +36,45 @@ def prediction_loss(pipe, ex, idx: torch.Tensor, params: dict | None = None, tar
     kwargs = {"encoder_hidden_states": (ex.cond[idx] if cond is None else cond).to(dev)}
     if getattr(ex, "added", None):
         kwargs["added_cond_kwargs"] = ex.added_at(idx, dev)
-    if params:
-        pred = torch.func.functional_call(pipe.unet, params, args, kwargs, strict=False).sample
-    else:
-        pred = pipe.unet(*args, **kwargs).sample
+    dtype = _AUTOCAST.get()
+    amp = torch.autocast(dev.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+    with amp:
+        if params:
+            pred = torch.func.functional_call(pipe.unet, params, args, kwargs, strict=False).sample
+        else:
+            pred = pipe.unet(*args, **kwargs).sample
     return nn.functional.mse_loss(pred.float(), getattr(ex, target)[idx].to(dev).float())
 
 
 @contextlib.contextmanager
-def trainable(pipe, params: dict[str, torch.Tensor] | None = None):
+def trainable(pipe, params: dict[str, torch.Tensor] | None = None, precision: str = "fp32", checkpointing: bool = False):
     """Inside, the tensors of ``params`` (parameters of the pipeline) require gradients and no other
     parameter of its UNet and text encoders does. On exit, also after an error, those tensors hold
     their values of before bit for bit, with no gradient, and every parameter's ``requires_grad``
-    is what it was: what was learned must be copied out inside the block."""
+    is what it was: what was learned must be copied out inside the block.
+
+    For SD-size training on one GPU: ``precision`` 'bf16' or 'fp16' runs ``prediction_loss``'s UNet
+    forward under autocast (the trained tensors stay in their dtype), ``checkpointing`` turns on
+    diffusers' gradient checkpointing of the UNet inside the block (off again after)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}: use one of {list(PRECISIONS)}")
     params = dict(params or {})
     every = [p for c in COMPONENTS if (m := getattr(pipe, c, None)) is not None for p in m.parameters()]
     flags = [p.requires_grad for p in every]
     saved = {k: p.detach().clone() for k, p in params.items()}
     learn = {id(p) for p in params.values()}
+    token = _AUTOCAST.set(PRECISIONS[precision])
+    was = bool(getattr(pipe.unet, "is_gradient_checkpointing", False))
     try:
+        if checkpointing and not was:
+            pipe.unet.enable_gradient_checkpointing()
         for p in every:
             p.requires_grad_(id(p) in learn)
         yield params
     finally:
+        _AUTOCAST.reset(token)
+        if checkpointing and not was:
+            pipe.unet.disable_gradient_checkpointing()
         with torch.no_grad():
             for k, p in params.items():
                 p.copy_(saved[k])
