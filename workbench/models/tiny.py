@@ -98,24 +98,33 @@ def _vae(levels: int = 2) -> AutoencoderKL:
     )  # fmt: skip
 
 
+def _sd_pipeline(unet, text, tok, sched, vae=None) -> StableDiffusionPipeline:
+    """An SD 1.x/2.x pipeline of these parts (a tiny VAE unless given), without safety checker or bars."""
+    pipe = StableDiffusionPipeline(
+        vae=_vae() if vae is None else vae, text_encoder=text, tokenizer=tok, unet=unet, scheduler=sched, safety_checker=None,
+        feature_extractor=None, requires_safety_checker=False,
+    )  # fmt: skip
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+#: SD 1.x's and 2.x's block layout: three cross-attention levels and a plain one
+SD_DOWN = ("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D")
+SD_UP = ("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D")
+
+
 def tiny_sd15(seed: int = 0, tokenizer: str = "toy") -> StableDiffusionPipeline:
     """SD1.5's block structure (3 cross-attention levels + a plain one) at widths 32/64, PNDM."""
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(
         sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(32, 32, 64, 64),
-        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+        down_block_types=SD_DOWN, up_block_types=SD_UP,
         cross_attention_dim=32, attention_head_dim=4, norm_num_groups=16,
     )  # fmt: skip
     tok = _tokenizer(kind=tokenizer)
     text = CLIPTextModel(_text_config(len(tok), tok=tok))
     sched = PNDMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", skip_prk_steps=True, steps_offset=1)
-    pipe = StableDiffusionPipeline(
-        vae=_vae(), text_encoder=text, tokenizer=tok, unet=unet, scheduler=sched, safety_checker=None,
-        feature_extractor=None, requires_safety_checker=False,
-    )  # fmt: skip
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    return _sd_pipeline(unet, text, tok, sched)
 
 
 def tiny_sd2(seed: int = 0, tokenizer: str = "clip") -> StableDiffusionPipeline:
@@ -124,20 +133,14 @@ def tiny_sd2(seed: int = 0, tokenizer: str = "clip") -> StableDiffusionPipeline:
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(
         sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(32, 32, 64, 64),
-        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+        down_block_types=SD_DOWN, up_block_types=SD_UP,
         cross_attention_dim=48, attention_head_dim=(2, 4, 8, 8), use_linear_projection=True, norm_num_groups=16,
     )  # fmt: skip
     tok = _tokenizer(kind=tokenizer)
     text = CLIPTextModel(_text_config(len(tok), hidden=48, proj=48, tok=tok))
     sched = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=1,
                                    prediction_type="v_prediction")  # fmt: skip
-    pipe = StableDiffusionPipeline(
-        vae=_vae(), text_encoder=text, tokenizer=tok, unet=unet, scheduler=sched, safety_checker=None,
-        feature_extractor=None, requires_safety_checker=False,
-    )  # fmt: skip
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    return _sd_pipeline(unet, text, tok, sched)
 
 
 def tiny_sdxl(seed: int = 0, tokenizer: str = "toy") -> StableDiffusionXLPipeline:
@@ -173,12 +176,7 @@ def sd15_random(seed: int = 0, dtype: torch.dtype = torch.float32, tokenizer: st
     small = tiny_sd15(seed, tokenizer=tokenizer)
     unet = sd15_unet_random(seed, dtype)
     text = CLIPTextModel(_text_config(len(small.tokenizer), hidden=768, proj=768, tok=small.tokenizer)).to(dtype)
-    pipe = StableDiffusionPipeline(
-        vae=_vae(levels=4).to(dtype), text_encoder=text, tokenizer=small.tokenizer, unet=unet, scheduler=small.scheduler,
-        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
-    )  # fmt: skip
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    return _sd_pipeline(unet, text, small.tokenizer, small.scheduler, vae=_vae(levels=4).to(dtype))
 
 
 def save_tiny(kind: str, folder: str | Path, seed: int = 0, tokenizer: str = "clip") -> Path:
