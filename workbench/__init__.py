@@ -21,6 +21,7 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
     # prompts
     **{n: ("workbench.prompts", n) for n in ("Prompt", "PromptSet", "named_sets", "from_file", "paired")},
     "prompt_set": ("workbench.prompts", "get"),
+    **{n: ("workbench.prompts.concepts", n) for n in ("Concept", "get_concept", "named_concepts")},
     # models
     **{
         n: ("workbench.models", n)
@@ -80,6 +81,9 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
     **{n: ("workbench.evaluation.ablate", n) for n in ("Ablation", "open_results")},
     "run_ablation": ("workbench.evaluation.ablate", "ablate"),
     **{n: ("workbench.evaluation.erasers", n) for n in ("erase_and_judge", "make_edit")},
+    **{n: ("workbench.evaluation.judges", n) for n in ("Judge", "Verdicts", "make_judge")},
+    "evaluate": ("workbench.evaluation.judging", "evaluate"),
+    "harm": ("workbench.evaluation.harm", "harm"),
     # attacks
     "attacks": ("workbench.attacks", None),
     **{n: ("workbench.attacks", n) for n in ("attack", "wilson")},
