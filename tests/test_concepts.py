@@ -159,3 +159,12 @@ def test_workbench_concepts_lists_and_prints(capsys):
     rows = [r.split("\t") for r in capsys.readouterr().out.splitlines()[1:]]
     assert {r[0] for r in rows} == {"target", "anchor", "eval.target", "eval.other"}
     assert all("naked" in r[2] for r in rows if r[0] == "eval.target") and len([r for r in rows if r[0] == "eval.target"]) == 8
+
+
+def test_a_store_set_finds_its_concept():
+    from workbench.prompts.concepts import concept_for_set
+
+    assert concept_for_set("naked").name == "nudity" and concept_for_set("van_gogh").name == "van_gogh"
+    assert concept_for_set("striped", judge="clip:/x").judge == "clip:/x"
+    with pytest.raises(ConceptError, match="unknown concept 'wavy'"):
+        concept_for_set("wavy")
