@@ -57,9 +57,21 @@ def parents() -> Parents:
     return Parents(model, quiet, mask, concept)
 
 
-def load(args):
+def device_of(args) -> str:
+    """--device, else this process's GPU (under torchrun / accelerate: LOCAL_RANK's), else the CPU."""
     import torch
 
+    return args.device or (f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if torch.cuda.is_available() else "cpu")
+
+
+def dtype_of(args):
+    """--dtype as a torch dtype."""
+    import torch
+
+    return getattr(torch, args.dtype)
+
+
+def load(args):
     from ..models import load_pipeline
 
     if getattr(args, "quiet", False):  # diffusers' and transformers' loading bars too
@@ -69,6 +81,4 @@ def load(args):
         diffusers.utils.logging.disable_progress_bar()
         transformers.utils.logging.disable_progress_bar()
 
-    # under torchrun / accelerate each process takes its own GPU (LOCAL_RANK)
-    device = args.device or (f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if torch.cuda.is_available() else "cpu")
-    return load_pipeline(args.model, device=device, dtype=getattr(torch, args.dtype), allow_download=args.allow_download)
+    return load_pipeline(args.model, device=device_of(args), dtype=dtype_of(args), allow_download=args.allow_download)

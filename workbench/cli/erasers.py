@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
 
-from .common import Parents
+from .common import Parents, device_of, dtype_of
 
 
 def _json(obj):
@@ -83,31 +84,25 @@ def cmd_reactivation(args) -> int:
     from ..reports.reactivation import run_reactivation
 
     r = run_reactivation(args.edit, args.attack, args.concept, work=args.work, out=args.out, k=args.k, t_hat=args.t_hat,
-                         steps=args.steps, progress=not args.quiet, model=args.model, device=_device(args),
-                         dtype=getattr(__import__("torch"), args.dtype))  # fmt: skip
+                         steps=args.steps, progress=not args.quiet, model=args.model, device=device_of(args),
+                         dtype=dtype_of(args))  # fmt: skip
     s = r["summary"]
     print(f"mean sensitivity: concept neurons {float(s.sel(site='all', group='concept')):+.3f}, others "
           f"{float(s.sel(site='all', group='other')):+.3f}; {args.out}")  # fmt: skip
     return 0
 
 
-def _device(args) -> str:
-    import torch
-
-    return args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def cmd_robustness(args) -> int:
     from ..reports.robustness import run_robustness
 
-    t = __import__("time").time()
+    t = time.time()
     run_robustness(args.out, args.work, concept=args.concept, seeds=tuple(int(x) for x in args.seeds.split(",")),
                    n_per=args.n_per, quick=args.quick, progress=not args.quiet, core=args.core,
                    variants=args.variants, attacks=tuple(a for a in args.attacks.split(",") if a),
-                   attack_budget=args.attack_budget, model=args.model, judge=args.judge, device=_device(args),
-                   dtype=getattr(__import__("torch"), args.dtype), steps=args.steps, guidance=args.guidance, t_hat=args.t_hat,
+                   attack_budget=args.attack_budget, model=args.model, judge=args.judge, device=device_of(args),
+                   dtype=dtype_of(args), steps=args.steps, guidance=args.guidance, t_hat=args.t_hat,
                    iterations=args.iterations)  # fmt: skip
-    print(f"results: {args.out} ({round(__import__('time').time() - t)} s)")
+    print(f"results: {args.out} ({round(time.time() - t)} s)")
     return 0
 
 

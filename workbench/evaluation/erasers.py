@@ -15,6 +15,7 @@ from ..editing.erase import Examples, frozen_examples
 from ..editing.erasers import METHODS, make_edit, mask_density
 from ..prompts.concepts import get_concept
 from .harm import harm
+from .judges import judge_of
 from .judging import evaluate
 
 __all__ = ["METHODS", "calibration", "erase_and_judge", "esd_examples", "make_edit", "mask_density", "objective_loss"]
@@ -52,6 +53,7 @@ def erase_and_judge(pipe, judge, edit: Edit, n_per: int = 2, steps: int | None =
     --json`` keys, and ``harm``). ``judge``: a Judge, a spec ('toy', 'nudenet', 'clip:FOLDER', ...),
     the toy oracle, or None for the concept's own; ``concept`` defaults to the edit's."""
     c = get_concept(concept if concept is not None else edit.info.get("concept_file", edit.info["concept"]), n_per=n_per)
+    judge = judge_of(judge, c, device=str(pipe.unet.device))  # built once for both readings
     before = evaluate(pipe, c, judge, steps, guidance)
     with applied(pipe, edit):
         after = evaluate(pipe, c, judge, steps, guidance)

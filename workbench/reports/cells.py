@@ -118,9 +118,7 @@ def run_cell(pipe, oracle, cell: Cell, concept, work: Path, n_per: int, setting:
         edit = make_edit(pipe, cell.method, concept, seed=cell.seed, workdir=work / "calibration", progress=False,
                          **{**setting, **options})  # fmt: skip
         edit.save(work / "edits" / cell.key)
-    judged = {"steps": setting["steps"]} if "steps" in setting else {}
-    if "guidance" in setting:
-        judged["guidance"] = setting["guidance"]
+    judged = {k: setting[k] for k in ("steps", "guidance") if k in setting}
     return {
         **erase_and_judge(pipe, oracle, edit, n_per=n_per, concept=concept if not isinstance(concept, str) else None, **judged),
         **({"method": cell.name} if cell.name else {}),

@@ -25,6 +25,20 @@ class ClipJudge(Judge):
             )
         self.labels = list(concept.labels)
         self.scorer = ClipScorer(model or CLIP_DEFAULT, device=device)
+        self._labels_embedded: torch.Tensor | None = None
+
+    @torch.no_grad()
+    def label_embeddings(self) -> torch.Tensor:
+        """(labels, D) the labels' normalised text embeddings, computed on first use."""
+        from ..metrics import _embedding
+
+        if self._labels_embedded is None:
+            s = self.scorer
+            tok = s.processor(text=self.labels, return_tensors="pt", padding=True, truncation=True)
+            txt = _embedding(s.model.get_text_features(input_ids=tok["input_ids"].to(s.device),
+                                                       attention_mask=tok["attention_mask"].to(s.device)))  # fmt: skip
+            self._labels_embedded = torch.nn.functional.normalize(txt.float(), dim=-1)
+        return self._labels_embedded
 
     @torch.no_grad()
     def probabilities(self, images) -> np.ndarray:
@@ -32,10 +46,7 @@ class ClipJudge(Judge):
         from ..metrics import _embedding, _uint8_hwc
 
         s = self.scorer
-        tok = s.processor(text=self.labels, return_tensors="pt", padding=True, truncation=True)
-        txt = _embedding(s.model.get_text_features(input_ids=tok["input_ids"].to(s.device),
-                                                   attention_mask=tok["attention_mask"].to(s.device)))  # fmt: skip
-        txt = torch.nn.functional.normalize(txt.float(), dim=-1)
+        txt = self.label_embeddings()
         arr, out = _uint8_hwc(images), []
         for i in range(0, len(arr), s.batch):
             px = s.processor(images=list(arr[i : i + s.batch]), return_tensors="pt")["pixel_values"].to(s.device)
