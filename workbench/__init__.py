@@ -63,6 +63,8 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
         n: ("workbench.editing", n)
         for n in (
             "Edit",
+            "FreshAC",
+            "FreshESD",
             "Pruner",
             "applied",
             "export_pruned",
@@ -70,6 +72,7 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
             "frozen_examples",
             "learn_masks",
             "load_edit",
+            "objective_loss",
             "pruned",
             "random_like",
         )

@@ -38,7 +38,8 @@ def cmd_erase(args) -> int:
     edit = make_edit(pipe, args.method, concept, k=args.k, t_hat=args.t_hat, iterations=args.iterations, lr=args.lr,
                      group=args.group, relaxation=args.relaxation, init=args.init, eta=args.eta, preserve=args.preserve, sites=args.sites,
                      tune=args.tune, tune_lr=args.tune_lr, seed=args.seed, steps=args.steps, guidance=args.guidance, batch=args.batch,
-                     precision=args.precision, checkpointing=args.gradient_checkpointing, workdir=out, progress=not (args.json or args.quiet))  # fmt: skip
+                     precision=args.precision, checkpointing=args.gradient_checkpointing, workdir=out, progress=not (args.json or args.quiet),
+                     examples=args.examples, pool=args.pool)  # fmt: skip
     edit.info["judge"] = concept.judge
     edit.save(out)
     summary = erase_and_judge(pipe, judge, edit, n_per=args.n_per, steps=args.steps, guidance=args.guidance, concept=concept)
@@ -101,7 +102,7 @@ def cmd_robustness(args) -> int:
                    variants=args.variants, attacks=tuple(a for a in args.attacks.split(",") if a),
                    attack_budget=args.attack_budget, model=args.model, judge=args.judge, device=device_of(args),
                    dtype=dtype_of(args), steps=args.steps, guidance=args.guidance, t_hat=args.t_hat,
-                   iterations=args.iterations)  # fmt: skip
+                   iterations=args.iterations, cached=args.cached)  # fmt: skip
     print(f"results: {args.out} ({round(time.time() - t)} s)")
     return 0
 
@@ -124,7 +125,12 @@ def add(sub, parents: Parents) -> None:
     e.add_argument("--out", type=Path, required=True, help="folder for the edit")
     e.add_argument("--iterations", type=int, default=None, help="training iterations (default 200)")
     e.add_argument("--lr", type=float, default=None, help="learning rate (default 1e-4 fine-tuning, 0.05 mask logits)")
-    e.add_argument("--group", default="esd-x", choices=["esd-x", "esd-x-kv", "esd-u"], help="esd/ac: the parameters trained")
+    e.add_argument(
+        "--group",
+        default=None,
+        choices=["esd-x", "esd-x-kv", "esd-u"],
+        help="esd/ac: the parameters trained (default: the reference's, esd-x for ESD, esd-x-kv for AC)",
+    )
     e.add_argument(
         "--relaxation", default="ste-topk", choices=["ste-topk", "hard-concrete", "sigmoid"], help="pesd/pac: the mask relaxation"
     )
@@ -146,7 +152,14 @@ def add(sub, parents: Parents) -> None:
     e.add_argument("--eta", type=float, default=1.0, help="ESD's guidance strength eta")
     e.add_argument("--preserve", action="store_true", help="also hold the frozen prediction for the reference prompts")
     e.add_argument("--seed", type=int, default=0)
-    e.add_argument("--batch", type=int, default=8, help="training examples per iteration")
+    e.add_argument("--batch", type=int, default=None,
+                   help="training examples per iteration (default: the reference's, 1 for ESD and 4 for AC; the toy world's: 1)")  # fmt: skip
+    e.add_argument("--examples", default="fresh", choices=["fresh", "cached"],
+                   help="fresh: new x_t every iteration, as the reference code trains (default); cached: one fixed set from "
+                   "the calibration prompts' own seeds, faster, a deviation")  # fmt: skip
+    e.add_argument(
+        "--pool", type=int, default=None, help="ac/pac, fresh: anchor images drawn once (default: the reference's 1000; toy 128)"
+    )
     e.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
                    help="the UNet's forward in training: fp32, or bf16/fp16 autocast (weights and Adam stay float32)")  # fmt: skip
     e.add_argument("--gradient-checkpointing", action="store_true", help="diffusers' gradient checkpointing while training "
@@ -223,7 +236,9 @@ def add(sub, parents: Parents) -> None:
     rb.add_argument("--seeds", default="0", help="comma-separated seeds of the trained erasers")
     rb.add_argument("--n-per", type=int, default=2, help="held-out captions per texture x colour x shape for judging")
     rb.add_argument("--quick", action="store_true", help="a few cells at tiny budgets (a smoke run, not results)")
-    rb.add_argument("--core", action="store_true", help="the main settings of each eraser only (11 cells a seed, ~15 min)")
+    rb.add_argument("--core", action="store_true", help="the main settings of each eraser only (15 cells a seed)")
+    rb.add_argument("--cached", action="store_true",
+                    help="also ESD-x lr=1e-4 and P-ESD k=10%% trained on one cached set (the old protocol) beside the fresh draws")  # fmt: skip
     rb.add_argument(
         "--variants",
         action="store_true",

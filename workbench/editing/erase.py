@@ -1,143 +1,30 @@
 """Erasing objectives (ESD, AC) and the two ways to meet them: fine-tune a parameter group, or
 learn a pruning mask over frozen weights (our reading of P-ESD / P-AC; docs/robustness.md).
 
-Everything the frozen model contributes is computed once, before training (``frozen_examples``):
-the frozen model samples the concept prompts, and at every UNet call of that trajectory we keep
-x_t, t, the prompt's and the empty prompt's embeddings and the frozen predictions. Targets:
-
-- ESD (Gandikota et al. 2023):  e*(x_t, "") - eta * (e*(x_t, c) - e*(x_t, ""))
-- AC  (Kumari et al. 2023):     e*(x_t, anchor)   (the anchor prompt paired with c, same seed)
-
-Training then only runs the edited model on (x_t, t, c) and regresses on the target, so nothing
-frozen is evaluated again (minutes, not hours, on CPUs). An optional preservation term holds the
-edited model's prediction for unrelated prompts at the frozen one's.
+The frozen model's examples (x_t, t, the prompt's embeddings, the objective's target) come from a
+source of ``editing.examples``: fresh draws every iteration as the reference code trains, or one
+cached set. Training runs the edited model on (x_t, t, c) and regresses on the target. An optional
+preservation term holds the edited model's prediction for unrelated prompts at the frozen one's.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
-from ..models.hooks import Hook, hooks
 from ..models.sites import SiteFilter, module_of, select
+from .examples import Cached, Examples, ExampleSource, frozen_examples, preservation_examples
 from .training import batches, prediction_loss, trainable
+
+__all__ = ["Examples", "finetune", "frozen_examples", "group_params", "learn_masks", "preservation_examples"]
 
 OBJECTIVES = ("esd", "ac")
 #: parameter groups for fine-tuning: ESD-x (cross-attention), its key/value matrices only, ESD-u (the rest)
 GROUPS = ("esd-x", "esd-x-kv", "esd-u")
 RELAXATIONS = ("ste-topk", "hard-concrete", "sigmoid")
-
-
-@dataclass
-class Examples:
-    """Frozen-model training examples, one per (prompt, UNet call): inputs and targets."""
-
-    x: torch.Tensor  # (E, C, H, W) noisy latents of the frozen trajectory
-    t: torch.Tensor  # (E,) timesteps
-    cond: torch.Tensor  # (E, L, D) the concept prompt's embeddings
-    target: torch.Tensor  # (E, C, H, W) what the edited model should predict
-    frozen: torch.Tensor  # (E, C, H, W) the frozen model's own prediction for the concept prompt
-    #: the UNet's extra conditioning per example (SDXL: pooled text_embeds and time_ids), or None
-    added: dict[str, torch.Tensor] | None = None
-
-    def __len__(self) -> int:
-        return self.x.shape[0]
-
-    def added_at(self, idx, device=None) -> dict | None:
-        """``added_cond_kwargs`` for the examples ``idx`` (None for models without)."""
-        if not self.added:
-            return None
-        return {k: v[idx].to(device) if device is not None else v[idx] for k, v in self.added.items()}
-
-
-def _unet_calls(pipe, texts: list[str], seeds: list[int], steps: int, guidance: float) -> list[tuple]:
-    """(sample, timestep, encoder_hidden_states, prediction, added_cond_kwargs) of every UNet call of
-    one generation (the last None for models without extra conditioning)."""
-    from ..recording.hooks import run_pipe
-
-    calls = []
-
-    def hook(module, args, kwargs, out):
-        sample = args[0] if args else kwargs["sample"]
-        t = args[1] if len(args) > 1 else kwargs["timestep"]
-        ehs = kwargs.get("encoder_hidden_states", args[2] if len(args) > 2 else None)
-        pred = out[0] if isinstance(out, tuple) else out.sample
-        added = kwargs.get("added_cond_kwargs")
-        added = {k: v.detach() for k, v in added.items()} if added else None
-        calls.append((sample.detach(), torch.as_tensor(t).detach(), ehs.detach(), pred.detach(), added))
-
-    with hooks(Hook(pipe.unet, hook, with_kwargs=True)), torch.no_grad():
-        run_pipe(pipe, texts, seeds, steps, guidance)
-    return calls
-
-
-@torch.no_grad()
-def frozen_examples(
-    pipe,
-    prompts: Sequence[str],
-    seeds: Sequence[int],
-    objective: str = "esd",
-    anchors: Sequence[str] | None = None,
-    eta: float = 1.0,
-    steps: int | None = None,
-    guidance: float | None = None,
-) -> Examples:
-    """Sample the concept prompts with the frozen model and build every training example once.
-
-    The trajectory needs classifier-free guidance (guidance > 1), since ESD's target uses the empty
-    prompt's prediction at the same x_t; AC needs ``anchors``, one per prompt."""
-    from ..models.loading import generation_defaults
-
-    if objective not in OBJECTIVES:
-        raise ValueError(f"unknown objective {objective!r}: use one of {OBJECTIVES}")
-    if len(prompts) == 0:
-        raise ValueError("no concept prompts: give at least one")
-    d = generation_defaults(pipe)
-    steps = d["steps"] if steps is None else steps
-    guidance = d["guidance"] if guidance is None else guidance
-    if guidance <= 1.0:
-        raise ValueError(f"guidance={guidance}: ESD and AC need the empty prompt's prediction, so sample with guidance > 1")
-    n = len(prompts)
-    xs, ts, conds, targets, frozen, added = [], [], [], [], [], []
-    for sample, t, ehs, pred, extra in _unet_calls(pipe, list(prompts), list(seeds), steps, guidance):
-        uncond, cond = pred[:n], pred[n:]
-        xs.append(sample[n:])
-        ts.append(t.expand(n) if t.dim() == 0 else t[n:])
-        conds.append(ehs[n:])
-        frozen.append(cond)
-        targets.append(uncond - eta * (cond - uncond))
-        added.append({k: v[n:] for k, v in extra.items()} if extra else None)
-    extra = {k: torch.cat([a[k] for a in added]) for k in added[0]} if added[0] else None
-    # kept on the CPU: a batch moves to the model's device when used (SD-size sets stay out of GPU memory)
-    cpu = {k: v.cpu() for k, v in extra.items()} if extra else None
-    ex = Examples(
-        torch.cat(xs).cpu(), torch.cat(ts).cpu(), torch.cat(conds).cpu(), torch.cat(targets).cpu(), torch.cat(frozen).cpu(), cpu
-    )
-    if objective == "ac":
-        if anchors is None or len(anchors) != n:
-            raise ValueError(
-                "AC needs one anchor prompt per concept prompt (e.g. 'a red circle' for 'a red circle with stripes')"
-            )
-        first = _unet_calls(pipe, list(anchors), list(seeds), 1, guidance)[0]
-        reps = len(ex) // n  # the examples are ordered call by call, prompt by prompt
-        a = first[2][n:].repeat(reps, 1, 1)  # the anchors' cond embeddings
-        extra = {k: v[n:].repeat(reps, *([1] * (v.dim() - 1))) for k, v in first[4].items()} if first[4] else None
-        dev = a.device
-        ex.target = torch.cat([pipe.unet(ex.x[i : i + 32].to(dev), ex.t[i : i + 32].to(dev), encoder_hidden_states=a[i : i + 32],
-                                         added_cond_kwargs=None if extra is None else {k: v[i : i + 32] for k, v in extra.items()}).sample.cpu()
-                               for i in range(0, len(ex), 32)])  # fmt: skip
-    return ex
-
-
-def preservation_examples(pipe, prompts: Sequence[str], seeds: Sequence[int], steps=None, guidance=None) -> Examples:
-    """Examples whose target is the frozen model's own prediction: holds unrelated prompts in place."""
-    ex = frozen_examples(pipe, prompts, seeds, "esd", eta=0.0, steps=steps, guidance=guidance)
-    ex.target = ex.frozen.clone()
-    return ex
 
 
 # -- fine-tuning (ESD-x, ESD-u, AC) ---------------------------------------------------------------
@@ -154,9 +41,39 @@ def group_params(pipe, group: str) -> dict[str, nn.Parameter]:
     return {k: p for k, p in named.items() if ".attn2." not in k}
 
 
+def _source(ex: Examples | ExampleSource, batch: int, seed: int) -> ExampleSource:
+    return Cached(ex, batch, seed) if isinstance(ex, Examples) else ex
+
+
+def _all(b: Examples) -> torch.Tensor:
+    return torch.arange(len(b))
+
+
+def _draws(source: ExampleSource, iterations: int, params: dict[str, torch.Tensor]):
+    """The source's minibatches; a fresh source draws each with the frozen model, so the trained
+    tensors (``params``, changed in place) hold their values of before while it samples."""
+    it = source.batches(iterations)
+    if source.protocol == "cached" or not params:
+        yield from it
+        return
+    start = {k: p.detach().clone() for k, p in params.items()}
+    for _ in range(iterations):
+        now = {k: p.detach().clone() for k, p in params.items()}
+        with torch.no_grad():
+            for k, p in params.items():
+                p.copy_(start[k])
+        try:
+            b = next(it)
+        finally:
+            with torch.no_grad():
+                for k, p in params.items():
+                    p.copy_(now[k])
+        yield b
+
+
 def finetune(
     pipe,
-    ex: Examples,
+    ex: Examples | ExampleSource,
     group: str = "esd-x",
     iterations: int = 200,
     lr: float = 1e-4,
@@ -169,7 +86,9 @@ def finetune(
     precision: str = "fp32",
     checkpointing: bool = False,
 ) -> dict[str, torch.Tensor]:
-    """Train the group's parameters towards ``ex.target``; return them (CPU tensors). The pipeline's
+    """Train the group's parameters towards the examples' target; return them (CPU tensors).
+    ``ex``: a fixed set (minibatches of ``batch`` drawn from it: the cached protocol) or a source of
+    ``editing.examples`` (``FreshESD``, ``FreshAC``: the reference protocol). The pipeline's
     own weights are restored bit for bit before returning: the edit is the returned tensors.
     ``precision`` and ``checkpointing``: see ``training.trainable`` (SD-size runs on one GPU)."""
     from tqdm.auto import tqdm
@@ -179,10 +98,9 @@ def finetune(
     keep = batches(len(preserve), batch, iterations, seed + 1) if preserve is not None else None
     with trainable(pipe, params, precision, checkpointing):
         opt = torch.optim.Adam(list(params.values()), lr=lr)
-        for idx in tqdm(
-            batches(len(ex), batch, iterations, seed), total=iterations, desc=f"{group} fine-tune", disable=not progress
-        ):
-            loss = prediction_loss(pipe, ex, idx)
+        for b in tqdm(_draws(_source(ex, batch, seed), iterations, params), total=iterations, desc=f"{group} fine-tune",
+                      disable=not progress):  # fmt: skip
+            loss = prediction_loss(pipe, b, _all(b))
             if log is not None:
                 log.append(loss.item())
             if keep is not None:
@@ -251,7 +169,7 @@ class LearnedMasks:
 
 def learn_masks(
     pipe,
-    ex: Examples,
+    ex: Examples | ExampleSource,
     sites: SiteFilter = "ffn2",
     k: float = 2.0,
     relaxation: str = "ste-topk",
@@ -269,7 +187,8 @@ def learn_masks(
     precision: str = "fp32",
     checkpointing: bool = False,
 ) -> LearnedMasks:
-    """Learn a pruning mask per site (True = pruned) with the erasing objective, weights frozen.
+    """Learn a pruning mask per site (True = pruned) with the erasing objective, weights frozen;
+    ``ex`` as in ``finetune``.
 
     Every output row of a site's weight loses ``floor(k% of its inputs)`` entries (at least one),
     exactly ConceptPrune's budget, so the result is a mask in ConceptPrune's format. The forward
@@ -322,12 +241,12 @@ def learn_masks(
     losses: list[float] = []
     with trainable(pipe, trained, precision, checkpointing):
         opt = torch.optim.Adam(groups)
-        for it, idx in enumerate(tqdm(batches(len(ex), batch, iterations, seed), total=iterations,
-                                      desc=f"{relaxation} mask", disable=not progress)):  # fmt: skip
+        for it, b in enumerate(tqdm(_draws(_source(ex, batch, seed), iterations, trained), total=iterations,
+                                    desc=f"{relaxation} mask", disable=not progress)):  # fmt: skip
             for gt in gates.values():
                 gt.temperature = max(0.05, 1.0 * (0.05 ** (it / max(1, iterations - 1))))
             params = {pn: w * (1 - gates[site_of[pn]].prune()) for pn, w in weights.items()}
-            loss = prediction_loss(pipe, ex, idx, params)
+            loss = prediction_loss(pipe, b, _all(b), params)
             losses.append(loss.item())  # the erasing loss alone, per iteration
             if keep is not None:
                 loss = loss + preserve_weight * prediction_loss(pipe, preserve, next(keep), params)

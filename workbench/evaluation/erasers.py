@@ -6,19 +6,24 @@ erasing objective's loss of an edit (``objective_loss``). The erasers themselves
 
 from __future__ import annotations
 
-import contextlib
-
-import torch
-
 from ..editing.edits import Edit, applied
-from ..editing.erase import Examples, frozen_examples
 from ..editing.erasers import METHODS, make_edit, mask_density
+from ..editing.examples import Examples, FreshESD, frozen_examples, objective_loss
 from ..prompts.concepts import get_concept
 from .harm import harm
 from .judges import judge_of
 from .judging import evaluate
 
-__all__ = ["METHODS", "calibration", "erase_and_judge", "esd_examples", "make_edit", "mask_density", "objective_loss"]
+__all__ = [
+    "METHODS",
+    "calibration",
+    "erase_and_judge",
+    "esd_examples",
+    "esd_heldout",
+    "make_edit",
+    "mask_density",
+    "objective_loss",
+]
 
 
 def calibration(concept):
@@ -27,24 +32,20 @@ def calibration(concept):
     return list(c.target), list(c.anchor)
 
 
-@torch.no_grad()
-def objective_loss(pipe, ex: Examples, edit: Edit | None = None, batch: int = 50) -> float:
-    """Mean squared error of the (edited) model's prediction against the examples' targets, over all
-    of them: how far an edit meets the erasing objective (ESD's or AC's), whatever made it."""
-    ctx = applied(pipe, edit) if edit is not None else contextlib.nullcontext()
-    with ctx:
-        dev = next(pipe.unet.parameters()).device
-        pred = torch.cat([pipe.unet(ex.x[i : i + batch].to(dev), ex.t[i : i + batch].to(dev),
-                                    encoder_hidden_states=ex.cond[i : i + batch].to(dev),
-                                    added_cond_kwargs=ex.added_at(slice(i, i + batch), dev)).sample.cpu()
-                          for i in range(0, len(ex), batch)])  # fmt: skip
-    return float(torch.nn.functional.mse_loss(pred.float(), ex.target.float()))
-
-
 def esd_examples(pipe, concept, steps: int | None = None, guidance: float | None = None) -> Examples:
-    """ESD's training examples of a concept (its calibration target prompts, eta = 1)."""
+    """ESD's cached training examples of a concept (its calibration target prompts and their seeds, eta = 1)."""
     target, _ = calibration(concept)
     return frozen_examples(pipe, [p.text for p in target], [p.seed for p in target], "esd", steps=steps, guidance=guidance)
+
+
+def esd_heldout(pipe, concept, n: int = 64, steps: int | None = None, guidance: float | None = None) -> Examples:
+    """``n`` of ESD's examples of a concept drawn as the reference protocol draws them (batch 1, seed
+    0), from seeds no training sees: one fixed set on which every edit's ESD loss is comparable."""
+    from ..editing.erasers import defaults
+
+    target, _ = calibration(concept)
+    g = guidance if guidance is not None else defaults(pipe, "esd").get("guidance")
+    return FreshESD(pipe, [p.text for p in target], steps=steps, guidance=g, batch=1, seed=0).heldout(n)
 
 
 def erase_and_judge(pipe, judge, edit: Edit, n_per: int = 2, steps: int | None = None, guidance: float | None = None,

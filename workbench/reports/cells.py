@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..editing.edits import Edit, load_edit
@@ -56,12 +56,25 @@ def _controls(options: dict, seed: int, label: str, name: str = "") -> list[Cell
 
 
 def grid(concept: str = "striped", seeds: tuple[int, ...] = (0,), quick: bool = False, core: bool = False,
-         variants: bool = False, iterations: int | None = None) -> list[Cell]:  # fmt: skip
+         variants: bool = False, iterations: int | None = None, cached: bool = False) -> list[Cell]:  # fmt: skip
     """The sweep: ConceptPrune over k (deterministic), ESD-x and AC over the learning rate, P-ESD and
     P-AC over k, and a random mask of each P-ESD mask's size. ``core`` keeps one or two settings of
     each trained eraser (the other concepts' run); ``quick`` is a smoke run at tiny budgets.
     ``variants`` adds, for the first seed, the preservation term (ESD-x, P-ESD), ConceptPrune's mask
-    as P-ESD's start, and P-ESD's mask trained together with ESD-x weights."""
+    as P-ESD's start, and P-ESD's mask trained together with ESD-x weights. Trained erasers draw
+    fresh examples (the reference protocol); ``cached`` adds, for every seed, the main settings
+    trained on one cached set (rows 'esd cached', ...: the deviation beside the reference)."""
+    # the protocol is part of every trained cell's key: cells made before it (cached) are never read as fresh
+    cells = [c if c.method == "conceptprune" else replace(c, options={"examples": "fresh", **c.options})
+             for c in _grid(seeds, quick, core, variants, iterations)]  # fmt: skip
+    if cached:
+        main = {("esd", "lr=0.0001"), ("pesd", "k=10%")}
+        cells += [replace(c, options={**c.options, "examples": "cached"}, name=f"{c.method} cached")
+                  for c in list(cells) if (c.method, c.label) in main and not c.name]  # fmt: skip
+    return cells
+
+
+def _grid(seeds: tuple[int, ...], quick: bool, core: bool, variants: bool, iterations: int | None) -> list[Cell]:
     ks = (2.0, 10.0) if quick else (1.0, 2.0, 5.0, 10.0, 20.0)
     lrs = (1e-4,) if quick else (1e-4, 3e-4) if core else (3e-5, 1e-4, 3e-4)
     pks = (10.0,) if quick or core else (2.0, 10.0, 20.0)

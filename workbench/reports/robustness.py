@@ -16,7 +16,7 @@ import xarray as xr
 
 from ..editing.edits import Edit, load_edit
 from ..editing.prune import random_like
-from ..evaluation.erasers import esd_examples, objective_loss
+from ..evaluation.erasers import esd_heldout, objective_loss
 from ..models import load_pipeline
 from .cells import grid, mean_over_seeds, run_cell, worst
 
@@ -26,13 +26,14 @@ def run_robustness(out: str | Path = "docs/robustness.md", work: str | Path = "s
                    core: bool = False, variants: bool = False, attacks: tuple[str, ...] = (),
                    attack_budget: int | None = None, model: str = "toy", judge: str | None = None, device: str = "cpu",
                    dtype=None, steps: int | None = None, guidance: float | None = None, t_hat: int | None = None,
-                   iterations: int | None = None) -> dict:  # fmt: skip
+                   iterations: int | None = None, cached: bool = False) -> dict:  # fmt: skip
     """Run (or resume) the sweep and write the markdown and its figure; return the cells' results.
     ``attacks`` (names from ``workbench.attacks.ATTACKS``) also attacks each eraser's main setting
     with every seed (``reports.attacked``) and adds the table of attack success. ``model`` is any
     SD-family model (``load_pipeline``), ``concept`` a name or concept file, ``judge`` overrides its
     judge; ``steps``, ``guidance`` (sampling, default the model's own), ``t_hat`` (ConceptPrune's)
-    and ``iterations`` (every trained cell's) are for small smoke runs on real checkpoints."""
+    and ``iterations`` (every trained cell's) are for small smoke runs on real checkpoints. ``cached``
+    adds ESD-x's and P-ESD's main settings trained on one cached set beside the reference protocol."""
     from tqdm.auto import tqdm
 
     out, work = Path(out), Path(work)
@@ -52,7 +53,7 @@ def run_robustness(out: str | Path = "docs/robustness.md", work: str | Path = "s
     concept = c.name if model == "toy" and not str(c.source).endswith(".toml") else c
     setting = {k: v for k, v in {"steps": steps, "guidance": guidance, "t_hat": t_hat}.items() if v is not None}
     t0 = time.time()
-    cells = grid(c.name, seeds, quick, core, variants, iterations)
+    cells = grid(c.name, seeds, quick, core, variants, iterations, cached)
     # the random controls read their P-ESD mask: run them last
     cells.sort(key=lambda c: c.method == "random")
     results = {}
@@ -63,13 +64,13 @@ def run_robustness(out: str | Path = "docs/robustness.md", work: str | Path = "s
             tmp.write_text(json.dumps(run_cell(pipe, oracle, cell, concept, work, n_per, setting), default=float))
             tmp.rename(path)  # a cell is whole or absent
         results[cell.key] = json.loads(path.read_text())
-    # how far each edit meets ESD's objective: the loss over ESD's own training examples (computed once per cell)
+    # how far each edit meets ESD's objective: the loss over one fixed held-out set of ESD's draws (once per cell)
     ex = None
     for cell in cells:
         path = work / "cells" / f"{cell.key}.json"
         r = results[cell.key]
         if "esd_loss" not in r:
-            ex = esd_examples(pipe, concept, setting.get("steps"), setting.get("guidance")) if ex is None else ex
+            ex = esd_heldout(pipe, concept, 64, setting.get("steps"), setting.get("guidance")) if ex is None else ex
             if cell.method == "random":
                 base = load_edit(work / "edits" / cell.base_key)
                 edit = Edit("random", {}, masks=random_like(base.masks, seed=cell.draw_seed))
