@@ -6,8 +6,10 @@ attack step, side by side in one process.
 
 The pipeline is ``sd15_random(tokenizer="clip")``: the full-size SD1.5 UNet (random weights cost
 the same compute as real ones), a 768-wide text encoder with SD's 77 positions, a small VAE. The
-frozen model's examples (every UNet call of sampling the prompts) are made once and timed apart;
-each row then times ``--iterations`` iterations after one warm-up. ``--markdown`` prints the table
+frozen model's cached examples (every UNet call of sampling the prompts) are made once and timed
+apart; each row then times ``--iterations`` iterations after one warm-up. The 'fresh' rows are the
+reference protocol (the default): each iteration also samples a new x_t with the frozen model, a
+trajectory cut at a random step of ``--fresh-steps`` (the reference's 50) at guidance 3, batch 1. ``--markdown`` prints the table
 rows for benchmarks/RESULTS.md.
 """
 
@@ -23,6 +25,7 @@ import torch
 
 from workbench.attacks.prompt_search import gradient_attack
 from workbench.editing.erase import finetune, frozen_examples, learn_masks
+from workbench.editing.examples import FreshESD
 from workbench.models import sd15_random
 from workbench.models.slots import placeholder
 
@@ -67,6 +70,7 @@ def main() -> None:
     )
     ap.add_argument("--batch", type=int, default=8, help="examples per training iteration (the erasers' default)")
     ap.add_argument("--iterations", type=int, default=2)
+    ap.add_argument("--fresh-steps", type=int, default=50, help="the fresh rows' sampling steps (the reference's 50)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--markdown", action="store_true")
     args = ap.parse_args()
@@ -84,6 +88,13 @@ def main() -> None:
                                     args.iterations)  # fmt: skip
     rows["p-esd iteration (ffn2 mask, ste-topk)"] = timed(
         dev, lambda n: learn_masks(pipe, ex, "ffn2", k=2.0, iterations=n, batch=args.batch, progress=False), args.iterations
+    )
+    fresh = FreshESD(pipe, PROMPTS, steps=args.fresh_steps, guidance=3.0, batch=1)
+    rows["esd-x iteration, fresh draw (batch 1)"] = timed(
+        dev, lambda n: finetune(pipe, fresh, "esd-x", iterations=n, batch=1, progress=False), args.iterations
+    )
+    rows["p-esd iteration, fresh draw (batch 1)"] = timed(
+        dev, lambda n: learn_masks(pipe, fresh, "ffn2", k=2.0, iterations=n, batch=1, progress=False), args.iterations
     )
     word, tid = placeholder(pipe, PROMPTS)
     for name, discrete in (("unlearndiff", True), ("softprompt", False)):

@@ -124,7 +124,12 @@ def add(sub, parents: Parents) -> None:
     e.add_argument("--method", required=True, choices=["conceptprune", "esd", "ac", "pesd", "pac"])
     e.add_argument("--out", type=Path, required=True, help="folder for the edit")
     e.add_argument("--iterations", type=int, default=None, help="training iterations (default 200)")
-    e.add_argument("--lr", type=float, default=None, help="learning rate (default 1e-4 fine-tuning, 0.05 mask logits)")
+    e.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        help="learning rate (default: the reference's on SD, 5e-5 ESD, 8e-6 AC; the toy's 1e-4; 0.05 for mask logits)",
+    )
     e.add_argument(
         "--group",
         default=None,

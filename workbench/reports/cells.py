@@ -60,7 +60,8 @@ def grid(concept: str = "striped", seeds: tuple[int, ...] = (0,), quick: bool = 
     """The sweep: ConceptPrune over k (deterministic), ESD-x and AC over the learning rate, P-ESD and
     P-AC over k, and a random mask of each P-ESD mask's size. ``core`` keeps one or two settings of
     each trained eraser (the other concepts' run); ``quick`` is a smoke run at tiny budgets.
-    ``variants`` adds, for the first seed, the preservation term (ESD-x, P-ESD), ConceptPrune's mask
+    With several seeds, the core grid repeats only ESD-x's and P-ESD's main settings on the others
+    (the random controls and the other erasers: first seed). ``variants`` adds, for the first seed, the preservation term (ESD-x, P-ESD), ConceptPrune's mask
     as P-ESD's start, and P-ESD's mask trained together with ESD-x weights. Trained erasers draw
     fresh examples (the reference protocol); ``cached`` adds, for every seed, the main settings
     trained on one cached set (rows 'esd cached', ...: the deviation beside the reference)."""
@@ -81,6 +82,10 @@ def _grid(seeds: tuple[int, ...], quick: bool, core: bool, variants: bool, itera
     its = iterations or (20 if quick else 200)
     cells = [Cell("conceptprune", {"k": k}, 0, f"k={k:g}%") for k in ks]
     for seed in seeds:
+        if core and seed != seeds[0]:  # the core grid's other seeds repeat its main ESD-x and P-ESD settings
+            cells += [Cell("esd", {"lr": lrs[0], "iterations": its}, seed, f"lr={lrs[0]:g}"),
+                      Cell("pesd", {"k": pks[-1], "iterations": its}, seed, f"k={pks[-1]:g}%")]  # fmt: skip
+            continue
         cells += [Cell("esd", {"lr": lr, "iterations": its}, seed, f"lr={lr:g}") for lr in lrs]
         cells += [Cell("ac", {"lr": lr, "iterations": its}, seed, f"lr={lr:g}") for lr in (lrs[:1] if core else lrs)]
         cells += [Cell("pesd", {"k": k, "iterations": its}, seed, f"k={k:g}%") for k in pks]
