@@ -28,12 +28,9 @@ SITES = [Site("a.ff.net.2", "ffn2", "unet", "a.ff.net.2", 40), Site("b.ff.net.2"
 OUT = {"a.ff.net.2": 12, "b.ff.net.2": 8}
 
 
-@pytest.fixture(scope="module", params=["reductions", "raw"])
-def random_store(tmp_path_factory, request):
-    """A store with random statistics (no model): sets 'star' and 'ref' of 5 prompts, 'other' of 3.
-    Every test runs twice: with the store's per-set reductions, and reading the raw statistics."""
+def _random_store(path):
+    """Write a store with random statistics (no model): sets 'star' and 'ref' of 5 prompts, 'other' of 3."""
     rng = np.random.default_rng(0)
-    path = tmp_path_factory.mktemp("rand") / "r.zarr"
     prompts = PromptSet([Prompt(f"p{i}", s, i) for s, n in (("star", 5), ("ref", 5), ("other", 3)) for i in range(n)])
     w = StoreWriter.open(path, {"model_id": "random"}, SITES, ("sumsq", "sumsq_unit"), chunk=4)
     idx = w.add_prompts(prompts)
@@ -46,6 +43,15 @@ def random_store(tmp_path_factory, request):
         w.write(run, Recording(stats, list(np.linspace(999, 0, STEPS)), {s.name: 9 for s in SITES}, ("uncond", "cond")))
     w.finish()
     weights = {s.name: rng.normal(size=(OUT[s.name], s.width)).astype(np.float32) for s in SITES}
+    return weights
+
+
+@pytest.fixture(scope="module", params=["reductions", "raw"])
+def random_store(tmp_path_factory, request):
+    """The random store; every test runs twice: with the store's per-set reductions, and reading the
+    raw statistics."""
+    path = tmp_path_factory.mktemp("rand") / "r.zarr"
+    weights = _random_store(path)
     tree = open_store(path)
     assert "reductions" in tree.children  # written when the store was finished
     return (tree if request.param == "reductions" else tree.drop_nodes("reductions")), weights
@@ -267,3 +273,52 @@ def test_top_entries_rank_as_float64_even_where_float32_blurs_the_boundary():
         s32 = w * n.astype(np.float32)[None, :]
         blurred += int(np.sum(np.sort(s32, axis=1)[:, width - m] == np.sort(s32, axis=1)[:, width - m - 1]))
     assert blurred > 0  # float32 alone could not have told these rows apart
+
+
+def test_top_prompts_and_a_neurons_profile_against_a_hand_computation(random_store):
+    from workbench.analysis import neuron_profile, prompt_activation, top_prompts
+
+    tree, W = random_store
+    site = SITES[0].name
+    x = tree[site]["sumsq"].values.astype(np.float64)  # (prompt, branch, step, neuron)
+    cond = list(tree["branch"].values).index("cond")
+    want = np.sqrt(x[:, cond, 1:4].sum(1))  # steps 1-3
+    act = prompt_activation(tree, site, steps=slice(1, 4))
+    np.testing.assert_allclose(act.transpose("prompt", "neuron").values, want, rtol=1e-6)
+    top = top_prompts(tree, site, [3, 7], k=4, steps=slice(1, 4))
+    for j in (3, 7):
+        order = np.argsort(-want[:, j], kind="stable")[:4]
+        assert list(top["prompt"].sel(neuron=j).values) == list(tree["prompt"].values[order])
+        np.testing.assert_allclose(top["activation"].sel(neuron=j).values, want[order, j], rtol=1e-6)
+        assert list(top["text"].sel(neuron=j).values) == list(tree["text"].values[order])
+    only = top_prompts(tree, site, [3], k=2, prompt_set="ref")
+    assert set(only["set"].values.ravel()) == {"ref"}
+    with pytest.raises(ValueError, match="not in this store"):
+        top_prompts(tree, "nowhere", [0])
+    prof = neuron_profile(tree, W, site, [0, 5, 9], "star", "ref", k=10)
+    col = np.abs(W[site]).mean(0)
+    nt, nr = dense_norm(tree, site, ["star"], "sumsq", ["cond"]), dense_norm(tree, site, ["ref"], "sumsq", ["cond"])
+    np.testing.assert_allclose(prof["target"].values, nt[:, [0, 5, 9]] * col[[0, 5, 9]], rtol=1e-5)
+    np.testing.assert_allclose(prof["reference"].values, nr[:, [0, 5, 9]] * col[[0, 5, 9]], rtol=1e-5)
+    per_step = np.stack([dense_mask(W[site], nt, nr, 10, [t]).any(0) for t in range(STEPS)])
+    np.testing.assert_array_equal(prof["skilled"].values, per_step[:, [0, 5, 9]])
+    # the union over every step of the profile's skilled steps is the concept mask's columns at t_hat = all
+    full = concept_masks(tree, W, "star", "ref", k=10, t_hat=STEPS)[site]["mask"].values.any(0)
+    every = neuron_profile(tree, W, site, np.arange(W[site].shape[1]), "star", "ref", k=10)["skilled"].values.any(0)
+    np.testing.assert_array_equal(every, full)
+
+
+def test_the_neuron_command_lists_the_top_prompts(tmp_path, capsys):
+    import json
+
+    from workbench.analysis import top_prompts
+    from workbench.cli import main
+
+    store = tmp_path / "r.zarr"
+    _random_store(store)
+    assert main(["neuron", str(store), "--site", SITES[1].name, "--neuron", "2,4", "--top", "3", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    want = top_prompts(open_store(store), SITES[1].name, [2, 4], k=3)
+    assert [r["prompt"] for r in got["top"]["4"]] == [int(p) for p in want["prompt"].sel(neuron=4).values]
+    assert main(["neuron", str(store), "--site", "nowhere", "--neuron", "1"]) == 2
+    assert "not in this store" in capsys.readouterr().err

@@ -54,6 +54,9 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
             "sensitivity_summary",
             "concept_activity",
             "concept_neurons",
+            "neuron_profile",
+            "prompt_activation",
+            "top_prompts",
             "union",
             "unpack",
         )

@@ -5,6 +5,7 @@ torch, diffusers, transformers or plotly (tests/test_layers.py checks it)."""
 from .density import density, density_per_step, norm_distribution
 from .io import load_masks, save_masks
 from .masks import check_k, concept_masks, n_keep, step_mask, union
+from .neurons import neuron_profile, prompt_activation, top_prompts
 from .norms import norms, prompt_index, site_names
 from .overlap import jaccard, overlap_matrix, overlap_per_step
 from .sensitivity import concept_activity, concept_neurons, sensitivity, sensitivity_summary, wanda_activation
@@ -16,5 +17,5 @@ __all__ = [
     "abs_weight", "check_k", "concept_masks", "density", "density_per_step", "jaccard", "load_masks", "load_weights", "n_keep",
     "norm_distribution", "norms", "overlap_matrix", "overlap_per_step", "parse_window", "prompt_index", "save_masks", "site_names",
     "step_mask", "step_window", "sweep", "sweep_density", "union", "unpack", "concept_activity", "concept_neurons", "sensitivity",
-    "sensitivity_summary", "wanda_activation",
+    "sensitivity_summary", "wanda_activation", "neuron_profile", "prompt_activation", "top_prompts",
 ]  # fmt: skip

@@ -136,6 +136,52 @@ def cmd_masks(args) -> int:
     return 0
 
 
+def cmd_neuron(args) -> int:
+    import json
+
+    from ..analysis import neuron_profile, parse_window, step_window, top_prompts
+    from ..store import open_store
+
+    tree = open_store(args.store)
+    neurons = [int(x) for x in str(args.neuron).split(",")]
+    steps = None
+    if args.window != "all":
+        t_hat, window = parse_window(f"first:{args.t_hat}" if args.window == "first" else args.window)
+        steps = step_window(tree.sizes["step"], t_hat, window)
+    top = top_prompts(tree, args.site, neurons, k=args.top, steps=steps, prompt_set=args.set)
+    out: dict = {"site": args.site, "top": {}}
+    for j in neurons:
+        rows = top.sel(neuron=j)
+        out["top"][j] = [{"prompt": int(p), "text": str(t), "set": str(s), "seed": int(sd), "activation": float(a)}
+                         for p, t, s, sd, a in zip(rows["prompt"].values, rows["text"].values, rows["set"].values,
+                                                   rows["seed"].values, rows["activation"].values)]  # fmt: skip
+    if args.target and args.reference:
+        from ..models import load_pipeline, weights_of
+
+        model = tree.attrs["provenance"]["model_id"] if args.model is None else args.model
+        weights = weights_of(load_pipeline(model, device="cpu"), tree)
+        prof = neuron_profile(tree, weights, args.site, neurons, args.target, args.reference, k=args.k)
+        out["profile"] = {j: {"target": prof["target"].sel(neuron=j).values.tolist(),
+                              "reference": prof["reference"].sel(neuron=j).values.tolist(),
+                              "skilled_steps": [int(t) for t in prof["step"].values[prof["skilled"].sel(neuron=j).values]]}
+                          for j in neurons}  # fmt: skip
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    for j in neurons:
+        print(
+            f"neuron {j} of {args.site}: the prompts that drive it most" + (f" (steps {steps[0]}-{steps[-1]})" if steps else "")
+        )
+        for r in out["top"][j]:
+            print(f"  {r['activation']:10.3f}  [{r['set']}] {r['text']} (seed {r['seed']})")
+        if "profile" in out:
+            p = out["profile"][j]
+            print(
+                f"  skilled (k = {args.k:g} %, {args.target} against {args.reference}) at steps: {p['skilled_steps'] or 'none'}"
+            )
+    return 0
+
+
 def add(sub, parents: Parents) -> None:
     """Declare this group's subcommands."""
     r = sub.add_parser(
@@ -281,3 +327,24 @@ def add(sub, parents: Parents) -> None:
     )
     m.add_argument("--out", type=Path, default=None, help=".safetensors or .zarr (default: beside the store)")
     m.set_defaults(func=cmd_masks)
+
+    n = sub.add_parser(
+        "neuron",
+        help="one neuron: the prompts that drive it most, and its Wanda score per step",
+        description="Read a store for one or more neurons of a site: the recorded prompts with the largest activation "
+        "(sqrt of the sum of squares over the step window and tokens, cond branch) and, with --target and --reference, "
+        "the Wanda score per step on both sets and the steps where ConceptPrune's skilled mask at --k holds the column.",
+    )
+    n.add_argument("store", help="a recording store")
+    n.add_argument("--site", required=True, help="the site's module path (`workbench info STORE` lists them)")
+    n.add_argument("--neuron", required=True, help="a neuron index, or several comma-separated")
+    n.add_argument("--top", type=int, default=5, help="how many prompts to list")
+    n.add_argument("--set", default=None, help="rank only this prompt set's prompts")
+    n.add_argument("--window", default="all", help="steps to sum over: 'all', 'first' (--t-hat) or 'last:N'")
+    n.add_argument("--t-hat", type=int, default=10)
+    n.add_argument("--target", default=None, help="the target prompt set, for the per-step profile")
+    n.add_argument("--reference", default=None, help="the reference prompt set, for the per-step profile")
+    n.add_argument("--k", type=float, default=2.0, help="ConceptPrune's k for the skilled steps")
+    n.add_argument("--model", default=None, help="the weights for the profile (default: the store's model id)")
+    n.add_argument("--json", action="store_true", help="print one JSON object")
+    n.set_defaults(func=cmd_neuron)
