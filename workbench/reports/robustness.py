@@ -261,20 +261,32 @@ def other_concepts(work: Path, docs: Path) -> list[str]:
     return lines
 
 
+#: the erasers drawn as lines in the frontier; every other row (variants, cached twins) is a marker
+MAIN_METHODS = ("conceptprune", "esd", "ac", "pesd", "pac", "random")
+
+
 def frontier_figure(rows: list[dict], concept: str):
+    """Concept rate against harm: the main erasers as lines over their strength, variants as
+    unconnected markers of their own symbol; settings in the hover text, not printed on the plot."""
     import plotly.graph_objects as go
 
     fig = go.Figure()
     settings = mean_over_seeds(rows)
+    symbols = iter(("diamond", "square", "cross", "x", "triangle-up", "star", "hexagon", "pentagon", "triangle-down"))
     for method in dict.fromkeys(m["method"] for m in settings):
         pts = sorted((m for m in settings if m["method"] == method), key=lambda m: m["worst"])
+        main = method in MAIN_METHODS
         fig.add_trace(go.Scatter(x=[100 * m["worst"] for m in pts], y=[100 * m["rate"] for m in pts],
                                  error_x={"array": [100 * m["worst_sd"] for m in pts]}, error_y={"array": [100 * m["rate_sd"] for m in pts]},
-                                 mode="lines+markers+text", name=method, text=[m["label"] for m in pts], textposition="top center"))  # fmt: skip
+                                 mode="lines+markers" if main else "markers", name=method,
+                                 marker={"size": 8 if main else 11, **({} if main else {"symbol": next(symbols, "circle-open")})},
+                                 text=[f"{method} {m['label']} ({m['n']} seed(s))" for m in pts],
+                                 hovertemplate="%{text}<br>worst drop %{x:.1f} points<br>concept %{y:.1f}%<extra></extra>"))  # fmt: skip
     fig.add_vline(x=5, line_dash="dot", annotation_text="5-point harm budget")
     fig.update_layout(title=f"Erasing '{concept}': concept rate against the worst drop of another attribute (lower left is better)",
                       xaxis_title="worst drop of another attribute on other prompts (points)",
-                      yaxis_title=f"'{concept}' shown on target prompts (%)", template="plotly_white")  # fmt: skip
+                      yaxis_title=f"'{concept}' shown on target prompts (%)", template="plotly_white",
+                      legend_title_text="eraser (lines: over its strength; markers: variants)")  # fmt: skip
     return fig
 
 
