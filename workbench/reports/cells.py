@@ -127,9 +127,8 @@ def run_cell(pipe, oracle, cell: Cell, concept, work: Path, n_per: int, setting:
     t0 = time.time()
     if cell.method == "random":  # the control: per row as many entries as P-ESD's mask, at random
         base = load_edit(work / "edits" / cell.base_key)
-        edit = Edit(
-            "random", {**base.info, "seconds": 0.0, "draw": cell.draw}, masks=random_like(base.masks, seed=cell.draw_seed)
-        )
+        info = {k: v for k, v in base.info.items() if k not in ("train_loss", "heldout_loss", "gap_draws")}  # it trains nothing
+        edit = Edit("random", {**info, "seconds": 0.0, "draw": cell.draw}, masks=random_like(base.masks, seed=cell.draw_seed))
         edit.info["density"] = mask_density(edit.masks)
     else:
         options = {k: v for k, v in cell.options.items() if k != "draw"}

@@ -117,6 +117,8 @@ def _num(x, fmt: str) -> str:
 
 def _gap_cell(r: dict) -> str:
     o = r.get("options", {})
+    if r["method"].startswith("random"):  # a control trains nothing (cells made before kept P-ESD's info)
+        return "-"
     return f"{o['train_loss']:.4f} / {o['heldout_loss']:.4f}" if "train_loss" in o else "-"
 
 
@@ -174,14 +176,17 @@ def memorising(rows: list[dict], base: dict, concept: str, unedited: float | Non
         if gap is None:
             continue
         sd = f" ± {statistics.pstdev(rates):.1%}" if len(rates) > 1 else ""
+        o = rs[0].get("options", {})
+        how = f" (batch {o['batch']}, {o['iterations']} iterations)" if "batch" in o and "iterations" in o else ""
         esd = (
             f"; ESD's loss on the fixed held-out draws {statistics.mean(held):.4f} (unedited {unedited:.4f})"
             if held and unedited
             else ""
         )
-        out.append(f"- {method} {label}: its own objective's loss {gap[0]:.4f} on the draws it trained on, {gap[1]:.4f} on "
+        out.append(f"- {method} {label}{how}: its own objective's loss {gap[0]:.4f} on the draws it trained on, {gap[1]:.4f} on "
                    f"the same prompts and steps from unseen seeds (held-out / train {gap[1] / gap[0]:.2f}){esd}; "
                    f"'{concept}' still shown on {statistics.mean(rates):.1%}{sd} of target images (mean of {len(rs)}).")  # fmt: skip
+    out += objective_met(groups, concept, unedited)
     for method in ("pesd", "esd"):
         fresh = {lb: rs for (m, lb), rs in groups.items() if m == method}
         cached = {lb: rs for (m, lb), rs in groups.items() if m == f"{method} cached"}
@@ -195,6 +200,33 @@ def memorising(rows: list[dict], base: dict, concept: str, unedited: float | Non
             out.append(f"- Fresh draws against the cached set: {method} {label} trained on fresh draws {verdict} on the "
                        f"cached set ({mf:.1%} against {mc:.1%} of target images still '{concept}', {len(f)} and {len(c)} "
                        "seed(s); 'about as much' within the larger seed spread or 5 points).")  # fmt: skip
+    return out
+
+
+def objective_met(groups: dict[tuple, list[dict]], concept: str, unedited: float | None) -> list[str]:
+    """Does meeting ESD's objective erase? Each learned ESD mask's ESD loss on the fixed held-out
+    draws, as a share of the way ESD-x's main setting goes from the unedited model's, beside its
+    concept rate and whether it fits its training draws better than unseen seeds."""
+    import statistics
+
+    esd = [r["esd_loss"] for r in groups.get(("esd", "lr=0.0001"), []) if r.get("esd_loss") is not None]
+    if not esd or not unedited:
+        return []
+    ref = statistics.mean(esd)
+    out = []
+    for (method, label), rs in groups.items():
+        if not method.startswith("pesd"):
+            continue
+        loss = [r["esd_loss"] for r in rs if r.get("esd_loss") is not None]
+        gap, rate = _gap(rs), statistics.mean(r["after"]["concept_rate"] for r in rs)
+        if not loss or gap is None:
+            continue
+        share = (unedited - statistics.mean(loss)) / (unedited - ref) if unedited != ref else float("nan")
+        fit = ("fits its training draws no better than unseen seeds" if gap[1] / gap[0] < 1.1
+               else f"fits its training draws better than unseen seeds (held-out / train {gap[1] / gap[0]:.2f})")  # fmt: skip
+        out.append(f"- ESD's objective and erasing: {method} {label} lowers ESD's loss on the fixed held-out draws from "
+                   f"{unedited:.4f} to {statistics.mean(loss):.4f}, {share:.0%} of the way ESD-x lr=0.0001 goes (to {ref:.4f}); "
+                   f"it {fit}, and '{concept}' is still shown on {rate:.1%} of target images (mean of {len(rs)}).")  # fmt: skip
     return out
 
 
@@ -323,7 +355,7 @@ def table_section(rows: list[dict], concept: str, seconds: int, n_per: int, quic
     lines = [
         f"# Robust erasing on {world}: ConceptPrune, ESD, AC, P-ESD, P-AC",
         "",
-        f"Written by `workbench robustness` ({'quick smoke run, not results' if quick else 'core grid: the main settings of each eraser' if core else 'full run'}); this run took {seconds} s, "
+        f"Written by `workbench robustness` ({'quick smoke run, not results' if quick else 'core grid: the main settings of each eraser; seeds after the first repeat the ESD-x and P-ESD main settings' if core else 'full run'}); this run took {seconds} s, "
         f"reusing the cells already under its --work folder; making and judging the cells took {_walls(rows)}. "
         f"{held}; concept '{concept}'. Each row is one edit, "
         f"judged by {judge}; 'worst drop' is the harm protocol's (`evaluation/harm.py`): the largest fall of the "
@@ -333,7 +365,8 @@ def table_section(rows: list[dict], concept: str, seconds: int, n_per: int, quic
         "x_t every iteration (a calibration prompt, a new seed, a random stopping step of the frozen model's sampling); "
         "AC and P-AC a pool of the frozen model's anchor images, noised anew each iteration at a uniform timestep; the "
         "settings are in each edit's `info.json`. Rows named '... cached' train on one cached set instead (every UNet "
-        "call of the frozen model sampling the calibration prompts from their own seeds: the old protocol). "
+        "call of the frozen model sampling the calibration prompts from their own seeds: the old protocol's examples), "
+        "at the same batch and iterations as their fresh twins, so that only where the examples come from differs. "
         "'train / held-out' is the edit's own objective's loss on draws it trained on and on the same prompts and steps "
         "from seeds it never saw. 'ESD loss' is ESD's objective on one fixed set of 64 of its draws from unseen seeds, "
         f"the same for every row; unedited: {rows[0].get('esd_loss_unedited', float('nan')):.4f}.",
