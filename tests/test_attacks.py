@@ -291,12 +291,14 @@ def test_attacked_cells_are_each_erasers_main_setting():
     chosen = dict(attacked_cells(grid("striped", (0, 1), variants=True), 1))
     assert chosen["unedited"] is None
     assert chosen["conceptprune k=2%"].key == "conceptprune-k2p0-s0"  # deterministic: its one edit
-    assert chosen["esd-x lr=1e-4"].key == "esd-iterations200-lr0p0001-s1"
-    assert chosen["pesd k=10%"].key == "pesd-iterations200-k10p0-s1"  # not a variant, relaxation or init
+    assert chosen["esd-x lr=1e-4"].key == "esd-examplesfresh-iterations200-lr0p0001-s1"
+    assert chosen["pesd k=10%"].key == "pesd-examplesfresh-iterations200-k10p0-s1"  # not a variant, relaxation or init
     assert chosen["pesd attn2.to_v k=10%"].options["sites"] == "attn2.to_v"  # the variant, by its name
     assert chosen["pesd attn2.to_v k=10%"].seed == 1
     assert chosen["pac"].seed == 1 and len(chosen) == 7
     assert "pesd attn2.to_v k=10%" not in dict(attacked_cells(grid("striped", (0, 1)), 1))  # no variants, no cell
+    twins = dict(attacked_cells(grid("striped", (0, 1), core=True, cached=True), 1))
+    assert twins["pesd k=10%"].options["examples"] == "fresh"  # never the cached twin
 
 
 def test_attack_claims_read_the_pooled_numbers_and_skip_attacks_that_fail_on_the_unedited_model():

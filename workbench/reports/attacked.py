@@ -41,9 +41,10 @@ WEIGHT_ATTACKS = ("revival", "benign")
 
 
 def _matches(cell: Cell, method: str, want: dict, name: str) -> bool:
-    extra = set(cell.options) - {"iterations"} - set(want)
+    extra = set(cell.options) - {"iterations", "examples"} - set(want)
     return (
         cell.method == method
+        and cell.options.get("examples", "fresh") == "fresh"  # the reference protocol's edit, not a cached twin
         and cell.name == name
         and not extra
         and all(v is None or cell.options.get(k) == v for k, v in want.items())
