@@ -32,23 +32,19 @@ def prompt_activation(tree: xr.DataTree, site: str, neurons=None, steps=None, br
     if "sumsq" not in ds:
         raise ValueError(f"this store has no 'sumsq' statistic at {site}: record again with --stats sumsq,...")
     x = ds["sumsq"].sel(branch=_branches(tree, branch))
-    if neurons is not None:
-        x = x.isel(neuron=np.atleast_1d(np.asarray(neurons, dtype=int)))
+    idx = np.arange(x.sizes["neuron"]) if neurons is None else np.atleast_1d(np.asarray(neurons, dtype=int))
+    x = x.isel(neuron=idx)
     if steps is not None and "step" in x.dims:
         x = x.isel(step=steps)
     if prompt_set is not None:
         x = x.isel(prompt=prompt_index(tree, prompt_set))
     done = tree["done"].sel(prompt=x["prompt"]).values.astype(bool)
     x = x.isel(prompt=np.flatnonzero(done))
-    total = x.astype("float64").sum([d for d in ("branch", "step") if d in x.dims]).load()
+    total = x.astype("float64").sum([d for d in ("branch", "step") if d in x.dims]).assign_coords(neuron=idx).load()
     if np.isnan(total.values).any():
         raise StoreError(
             f"the store's statistics for {site} hold NaN: damaged or incomplete; `workbench info --check STORE` lists the chunks"
         )
-    if neurons is not None:
-        total = total.assign_coords(neuron=np.atleast_1d(np.asarray(neurons, dtype=int)))
-    else:
-        total = total.assign_coords(neuron=np.arange(total.sizes["neuron"]))
     return np.sqrt(total).rename("activation")
 
 

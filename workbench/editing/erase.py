@@ -51,23 +51,24 @@ def _all(b: Examples) -> torch.Tensor:
 
 def _draws(source: ExampleSource, iterations: int, params: dict[str, torch.Tensor]):
     """The source's minibatches; a fresh source draws each with the frozen model, so the trained
-    tensors (``params``, changed in place) hold their values of before while it samples."""
+    tensors (``params``, changed in place) hold their values of before while it samples: their
+    storage is swapped with a copy of the starting values and back, no copies per iteration."""
     it = source.batches(iterations)
     if source.protocol == "cached" or not params:
         yield from it
         return
-    start = {k: p.detach().clone() for k, p in params.items()}
+    other = {k: p.detach().clone() for k, p in params.items()}  # the starting values
+
+    def swap() -> None:
+        for k, p in params.items():
+            p.data, other[k] = other[k], p.data
+
     for _ in range(iterations):
-        now = {k: p.detach().clone() for k, p in params.items()}
-        with torch.no_grad():
-            for k, p in params.items():
-                p.copy_(start[k])
+        swap()
         try:
             b = next(it)
         finally:
-            with torch.no_grad():
-                for k, p in params.items():
-                    p.copy_(now[k])
+            swap()
         yield b
 
 

@@ -222,12 +222,30 @@ def _plan(seed: int, it: int, batch: int, n_prompts: int, steps: int) -> tuple[l
     return prompts, seeds, stops
 
 
-class FreshESD:
+class _Fresh:
+    """What both reference protocols share: ``draws(it)`` per iteration, and the training
+    iterations that ``train`` and ``heldout`` re-draw (spread evenly over the run)."""
+
+    protocol = "fresh"
+    batch: int
+
+    def draws(self, it: int) -> Examples:
+        raise NotImplementedError
+
+    def batches(self, iterations: int) -> Iterator[Examples]:
+        for it in range(iterations):
+            yield self.draws(it)
+
+    def _spread(self, n: int, iterations: int) -> list[int]:
+        """About ``n // batch`` training iterations, evenly over ``iterations``."""
+        k = max(1, n // self.batch)
+        return sorted({round(i * (iterations - 1) / max(1, k - 1)) for i in range(k)})
+
+
+class FreshESD(_Fresh):
     """ESD's reference protocol: every iteration, ``batch`` new draws of (concept prompt, seed, stopping
     step); the frozen model samples each prompt from its seed at ``guidance`` up to its step, and
     the example is that UNet call's x_t with ESD's target (one cut trajectory per iteration)."""
-
-    protocol = "fresh"
 
     def __init__(self, pipe, prompts: Sequence[str], eta: float = 1.0, steps: int | None = None, guidance: float | None = None,
                  batch: int = 1, seed: int = 0):  # fmt: skip
@@ -254,33 +272,25 @@ class FreshESD:
         """The examples training iteration ``it`` draws."""
         return self._examples(self._plan(it))
 
-    def batches(self, iterations: int) -> Iterator[Examples]:
-        for it in range(iterations):
-            yield self.draws(it)
-
-    def _spread(self, n: int, iterations: int) -> list[tuple[int, int, int]]:
-        k = max(1, n // self.batch)
-        its = sorted({round(i * (iterations - 1) / max(1, k - 1)) for i in range(k)})
-        return [d for it in its for d in self._plan(it)]
+    def _trained(self, n: int, iterations: int) -> list[tuple[int, int, int]]:
+        return [d for it in self._spread(n, iterations) for d in self._plan(it)]
 
     def train(self, n: int, iterations: int = 200) -> Examples:
         """About ``n`` of the examples training drew, from iterations spread over its ``iterations``."""
-        return self._examples(self._spread(n, iterations))
+        return self._examples(self._trained(n, iterations))
 
     def heldout(self, n: int, iterations: int = 200) -> Examples:
         """``train(n)``'s draws (prompts and stopping steps) from seeds training never sees."""
-        return self._examples([(i, s + HELDOUT_SEED, t) for i, s, t in self._spread(n, iterations)])
+        return self._examples([(i, s + HELDOUT_SEED, t) for i, s, t in self._trained(n, iterations)])
 
 
-class FreshAC:
+class FreshAC(_Fresh):
     """AC's reference protocol (model-based loss): the frozen model draws ``pool`` anchor images once
     (the anchors in turn, seed by seed); every iteration takes ``batch`` of them with new noise and
     a uniform training timestep (x_t = q(x_t | x_0), DDPM's noising from the model's scheduler
     config), and the target is the frozen prediction for the anchor at that x_t; the edited model
     sees the concept prompt paired with the anchor. Held-out draws are the training draws with each
     anchor image redrawn from a seed training never saw."""
-
-    protocol = "fresh"
 
     def __init__(self, pipe, prompts: Sequence[str], anchors: Sequence[str], pool: int = 1000, steps: int | None = None,
                  guidance: float | None = None, batch: int = 4, seed: int = 0):  # fmt: skip
@@ -334,14 +344,6 @@ class FreshAC:
     def draws(self, it: int) -> Examples:
         """The examples training iteration ``it`` draws."""
         return self._examples([it])
-
-    def batches(self, iterations: int) -> Iterator[Examples]:
-        for it in range(iterations):
-            yield self.draws(it)
-
-    def _spread(self, n: int, iterations: int) -> list[int]:
-        k = max(1, n // self.batch)
-        return sorted({round(i * (iterations - 1) / max(1, k - 1)) for i in range(k)})
 
     def train(self, n: int, iterations: int = 200) -> Examples:
         """About ``n`` of the examples training drew, from iterations spread over its ``iterations``."""
