@@ -139,3 +139,31 @@ def test_the_reading_of_the_numbers_is_computed_from_the_cells(quick):
     c = open_results(root / "stores" / "c_sites.zarr")
     widths = {v["width"] for v in tree.attrs["site_info"].values() if v["family"] == "attn2.to_k"}
     assert f"the text encoder's {'/'.join(map(str, sorted(widths)))}-d states" in "\n".join(findings({"c_sites": c}, tree, 1))
+
+
+def _table_rows(text: str, heading: str) -> list[dict]:
+    """The rows of the first markdown table after ``heading`` (or of the page's first table)."""
+    lines = text[text.index(heading) :].splitlines() if heading else text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| "))
+    head = [c.strip() for c in lines[start].strip("|").split("|")]
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append(dict(zip(head, (c.strip() for c in line.strip("|").split("|")))))
+    return rows
+
+
+def test_results_and_robustness_pages_read_the_same_conceptprune_edit_alike():
+    """ConceptPrune k = 2 %, t-hat 10 on 'striped' against 'plain' is one edit in both generated
+    pages (results' table (a), robustness' grid): same concept rate, same worst drop (one harm function)."""
+    docs = os.path.join(os.path.dirname(__file__), "..", "docs")
+    with open(os.path.join(docs, "results.md")) as f:
+        results = _table_rows(f.read(), "## (a) Style erasure")
+    with open(os.path.join(docs, "robustness.md")) as f:
+        robustness = _table_rows(f.read(), "")
+    a = next(r for r in results if r["concept"] == "striped" and r["kind"] == "skilled")
+    b = next(r for r in robustness if r["method"] == "conceptprune" and r["setting"] == "k=2%" and r["seed"] == "0")
+    assert a["concept rate"].split("→")[1].strip().replace(" ", "") == b["concept rate"]
+    assert float(a["worst other drop"].split()[0]) == float(b["worst drop"])
+    assert a["density"].replace(" ", "") == b["density"]

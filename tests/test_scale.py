@@ -324,3 +324,36 @@ def test_analysis_under_a_dask_distributed_cluster_equals_the_default_scheduler(
     workers = {t["worker"] for t in stream.data}
     assert len(workers) >= 1 and len(stream.data) > 10  # the reads and sums ran on the cluster's worker processes
     assert_same_analyses(alone, on_cluster)
+
+
+def test_reduce_store_runs_on_a_dask_cluster_one_task_per_raw_chunk_and_sums_by_hand(toy, tmp_path, monkeypatch):
+    """Chunks that straddle sets, sets summed in groups of one (a tiny budget): on a LocalCluster the
+    workers run one read-and-sum task per raw chunk holding a group's prompts, and every sum equals a
+    numpy sum of the raw statistics per set."""
+    from dask.distributed import Client, LocalCluster, get_task_stream
+
+    from workbench.store import reductions
+
+    path = tmp_path / "mixed.zarr"
+    record(toy, sets("striped", "dotted", "plain", n=3), path, steps=STEPS, batch_size=2, progress=False)  # chunks [0,1] [2,3] ...
+    group = zarr.open_group(str(path), mode="r+")
+    site = group.attrs["sites"][0]
+    per_set = 8 * int(np.prod(group[site]["sumsq"].shape[1:]))
+    monkeypatch.setattr(reductions, "BUDGET", per_set)  # one set a group, one group a batch
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        with Client(cluster) as client, get_task_stream() as stream:
+            reductions.reduce_store(str(path))
+            workers = set(client.scheduler_info()["workers"])
+    parts = [t for t in stream.data if str(t["key"]).startswith(reductions.PART)]
+    # each set's 3 prompts lie in 2 of the 5 chunks (sets at prompts 0-2, 3-5, 6-8)
+    arrays = sum(1 for s in group.attrs["sites"] for _ in group[s].arrays())
+    assert len(parts) == arrays * 3 * 2
+    assert {t["worker"] for t in parts} <= workers  # read and summed in the workers' processes
+    tree = open_store(path)
+    labels = tree["set"].values
+    for s in tree.attrs["sites"]:
+        for stat in tree[s].data_vars:
+            for name in ("striped", "dotted", "plain"):
+                by_hand = tree[s][stat].values[labels == name].astype(np.float64).sum(0)
+                got = tree["reductions"][s][stat].sel(prompt_set=name).values
+                np.testing.assert_allclose(got, by_hand, rtol=1e-12, err_msg=f"{s}/{stat}/{name}")

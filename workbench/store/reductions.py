@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -86,7 +87,12 @@ def remove(group: zarr.Group, name: str = GROUP) -> None:
 def reduce_store(store: str | zarr.Group, progress: bool = False) -> zarr.Group:
     """Write (or rewrite) the per-set sums of a complete store; returns the reductions group.
 
+    The pass is a dask computation, a task per raw prompt chunk (it reads that chunk and sums its
+    prompts per set) and a tree of additions, one site at a time: under a ``dask.distributed``
+    client the workers read the store and sum, and only the sums (a few MB a set) come back to be
+    written here, each site's as soon as it is done; without one, dask's threads do it here.
     The caller holds the store's writer lock (``StoreWriter.finish`` and ``workbench reduce`` do)."""
+    import dask
     from tqdm.auto import tqdm
 
     group = store if isinstance(store, zarr.Group) else zarr.open_group(store, mode="r+", use_consolidated=False)
@@ -107,32 +113,85 @@ def reduce_store(store: str | zarr.Group, progress: bool = False) -> zarr.Group:
         names, dtype=object
     )
     sites = [s for s in group.attrs["sites"] if s in group]
+    run = uuid.uuid4().hex[:8]  # task names of this pass only: a cluster never hands back another pass's sums
     for site in tqdm(sites, desc="reductions", disable=not progress):
-        g = red.create_group(site)
+        out = red.create_group(site)
+        plans = []
         for stat, raw in group[site].arrays():
-            _reduce_array(raw, g, stat, codes, len(names))
+            target = _sums_array(raw, out, stat, len(names))
+            rest = int(np.prod(raw.shape[1:]))
+            plans += [
+                (target, first, 8 * rest * count, sums)
+                for first, count, sums in set_sums(raw, codes, len(names), f"{run}-{site}/{stat}")
+            ]
+        for batch in _batches(plans):  # one graph per batch: its reads share the workers
+            for (target, first, *_), value in zip(batch, dask.compute(*[sums for *_, sums in batch])):
+                target[first : first + value.shape[0]] = value  # whole shards, one file a set
     red.attrs["fingerprint"] = fingerprint(group)  # last: commits the group
     return red
 
 
-def _reduce_array(raw: zarr.Array, out: zarr.Group, stat: str, codes: np.ndarray, n_sets: int) -> None:
-    """Sum ``raw`` (prompt, branch, [step,] neuron) over the prompts of each set, in float64."""
+#: the key prefix of the tasks that read and sum one raw prompt chunk (what a task stream counts)
+PART = "reduce-chunk"
+
+
+def set_sums(raw: zarr.Array, codes: np.ndarray, n_sets: int, name: str) -> list:
+    """Lazy float64 sums of ``raw`` (prompt, branch, [step,] neuron) over the prompts of each set:
+    ``[(first set, number of sets, delayed (sets, ...) array)]``, the sets in groups whose sums fit ``BUDGET``.
+    Each raw prompt chunk holding a group's prompts is one task (``PART``-named)."""
+    import dask
+
+    rest = raw.shape[1:]
+    group_size = max(1, BUDGET // (8 * int(np.prod(rest))))
+    rows = raw.chunks[0]
+    out = []
+    for first in range(0, n_sets, group_size):
+        last = min(first + group_size, n_sets)
+        where = np.flatnonzero((codes >= first) & (codes < last))
+        parts = []
+        for block in np.unique(where // rows):  # only the raw chunks that hold these sets' prompts
+            lo, hi = int(block) * rows, min((int(block) + 1) * rows, raw.shape[0])
+            key = f"{PART}-{name}-{first}-{int(block)}".replace("/", ".")
+            parts.append(dask.delayed(_chunk_sums)(raw, lo, hi, codes[lo:hi] - first, last - first, dask_key_name=key))
+        out.append((first, last - first, _tree_sum(parts) if parts else dask.delayed(np.zeros)((last - first, *rest))))
+    return out
+
+
+def _chunk_sums(raw: zarr.Array, lo: int, hi: int, codes: np.ndarray, n_sets: int) -> np.ndarray:
+    """One raw prompt chunk's sums per set (codes outside [0, n_sets) belong to other groups)."""
+    data = raw[lo:hi]
+    acc = np.zeros((n_sets, *data.shape[1:]))
+    for i, c in enumerate(codes):
+        if 0 <= c < n_sets:
+            acc[c] += data[i]  # float64 accumulation, prompt by prompt
+    return acc
+
+
+def _batches(plans: list) -> list[list]:
+    """Consecutive ``(target, first set, bytes, sums)`` plans whose sums together fit ``BUDGET``."""
+    out, size = [[]], 0
+    for plan in plans:
+        if out[-1] and size + plan[2] > BUDGET:
+            out.append([])
+            size = 0
+        out[-1].append(plan)
+        size += plan[2]
+    return out
+
+
+def _tree_sum(parts: list):
+    """Pairwise sums of delayed arrays (a tree, so a cluster adds in parallel and memory stays bounded)."""
+    import dask
+
+    while len(parts) > 1:
+        parts = [dask.delayed(np.add)(a, b) if b is not None else a for a, b in zip(parts[::2], [*parts[1::2], None])]
+    return parts[0]
+
+
+def _sums_array(raw: zarr.Array, out: zarr.Group, stat: str, n_sets: int) -> zarr.Array:
+    """The reductions' array for one raw statistic: one shard a set, one inner chunk a (branch, step)."""
     rest = raw.shape[1:]
     dims = ["prompt_set", *raw.metadata.dimension_names[1:]]
     inner = (1, *(1 for _ in rest[:-1]), rest[-1])  # one (branch, step) row of neurons a chunk
-    arr = out.create_array(stat, shape=(n_sets, *rest), chunks=inner, shards=(1, *rest), dtype="float64",
-                           dimension_names=dims, fill_value=float("nan"))  # fmt: skip
-    per_set = 8 * int(np.prod(rest))
-    group_size = max(1, BUDGET // per_set)
-    rows = raw.chunks[0]
-    for first in range(0, n_sets, group_size):
-        sets = range(first, min(first + group_size, n_sets))
-        acc = np.zeros((len(sets), *rest))
-        where = np.flatnonzero((codes >= sets.start) & (codes < sets.stop))
-        for block in np.unique(where // rows):  # only the raw chunks that hold these sets' prompts
-            lo, hi = block * rows, min((block + 1) * rows, raw.shape[0])
-            data = raw[lo:hi].astype(np.float64)
-            for i, c in enumerate(codes[lo:hi]):
-                if sets.start <= c < sets.stop:
-                    acc[c - sets.start] += data[i]
-        arr[sets.start : sets.stop] = acc  # whole shards, one file a set, encoded together
+    return out.create_array(stat, shape=(n_sets, *rest), chunks=inner, shards=(1, *rest), dtype="float64",
+                            dimension_names=dims, fill_value=float("nan"))  # fmt: skip
