@@ -49,7 +49,9 @@ def main(argv: list[str] | None = None) -> None:
             with LocalCluster(n_workers=args.cluster, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
                 with Client(cluster), get_task_stream() as stream:
                     secs, read = timed(lambda: reduce_store(str(path)))
-            print(f"reduce_store, LocalCluster of {args.cluster}: {secs:.1f} s, {read:,.0f} MB read here, {len(stream.data)} tasks on the workers")
+            print(
+                f"reduce_store, LocalCluster of {args.cluster}: {secs:.1f} s, {read:,.0f} MB read here, {len(stream.data)} tasks on the workers"
+            )
 
 
 if __name__ == "__main__":

@@ -335,7 +335,9 @@ def test_reduce_store_runs_on_a_dask_cluster_one_task_per_raw_chunk_and_sums_by_
     from workbench.store import reductions
 
     path = tmp_path / "mixed.zarr"
-    record(toy, sets("striped", "dotted", "plain", n=3), path, steps=STEPS, batch_size=2, progress=False)  # chunks [0,1] [2,3] ...
+    record(
+        toy, sets("striped", "dotted", "plain", n=3), path, steps=STEPS, batch_size=2, progress=False
+    )  # chunks [0,1] [2,3] ...
     group = zarr.open_group(str(path), mode="r+")
     site = group.attrs["sites"][0]
     per_set = 8 * int(np.prod(group[site]["sumsq"].shape[1:]))
