@@ -29,8 +29,11 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
     },
     "sites": ("workbench.models", "select"),
     # store and recording
-    **{n: ("workbench.store", n) for n in ("StoreError", "describe", "open_store", "check_store", "reduce_store", "push")},
-    **{n: ("workbench.recording", n) for n in ("Recorder", "Recording", "record", "finalise", "shard_from_env")},
+    **{
+        n: ("workbench.store", n)
+        for n in ("StoreError", "describe", "open_store", "check_store", "reduce_store", "push", "open_maps")
+    },
+    **{n: ("workbench.recording", n) for n in ("Recorder", "Recording", "record", "finalise", "shard_from_env", "record_maps")},
     # analysis
     **{
         n: ("workbench.analysis", n)
@@ -57,6 +60,12 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
             "neuron_profile",
             "prompt_activation",
             "top_prompts",
+            "concept_map",
+            "neuron_maps",
+            "region_share",
+            "site_scale",
+            "strongest_neurons",
+            "top_mapped",
             "union",
             "unpack",
         )

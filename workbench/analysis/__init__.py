@@ -4,6 +4,7 @@ torch, diffusers, transformers or plotly (tests/test_layers.py checks it)."""
 
 from .density import density, density_per_step, norm_distribution
 from .io import load_masks, save_masks
+from .maps import concept_map, neuron_maps, region_share, site_scale, strongest_neurons, top_mapped, upsample
 from .masks import check_k, concept_masks, n_keep, step_mask, union
 from .neurons import neuron_profile, prompt_activation, top_prompts
 from .norms import norms, prompt_index, site_names
@@ -18,4 +19,5 @@ __all__ = [
     "norm_distribution", "norms", "overlap_matrix", "overlap_per_step", "parse_window", "prompt_index", "save_masks", "site_names",
     "step_mask", "step_window", "sweep", "sweep_density", "union", "unpack", "concept_activity", "concept_neurons", "sensitivity",
     "sensitivity_summary", "wanda_activation", "neuron_profile", "prompt_activation", "top_prompts",
+    "concept_map", "neuron_maps", "region_share", "site_scale", "strongest_neurons", "top_mapped", "upsample",
 ]  # fmt: skip

@@ -1,12 +1,17 @@
 """Recording: hooks that reduce activations during generation (hooks.py), and record(), which
-runs a pipeline over a prompt set and fills a store (run.py)."""
+runs a pipeline over a prompt set and fills a store (run.py); activation maps of chosen neurons
+with the images (maps.py)."""
 
 from .batch import Recording
 from .hooks import DEFAULT_STATS, STATS, Recorder, reduce_tokens, run_pipe
+from .maps import MapRecorder, record_maps, token_grid
 from .run import DEFAULT_STORES, finalise, parse_shard, provenance, record, shard_from_env
 
 __all__ = [
     "DEFAULT_STATS",
+    "MapRecorder",
+    "record_maps",
+    "token_grid",
     "DEFAULT_STORES",
     "STATS",
     "Recorder",

@@ -37,6 +37,9 @@ def open_store(path: str | Path, allow_partial: bool = False, storage_options: d
         tree = xr.open_datatree(store, engine="zarr", chunks={}, consolidated=False)
     except Exception as err:
         raise _unreadable(path, err) from err
+    maps = [k for k in tree.children if k == "maps" or k.startswith("maps-")]  # read by open_maps, never by analysis
+    if maps:
+        tree = tree.drop_nodes(maps)
     if GROUP in tree.children:
         tree = tree.drop_nodes(GROUP)
         if fresh(group):
