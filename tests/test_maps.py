@@ -147,3 +147,64 @@ def test_strongest_neurons_rank_columns_by_their_masked_entries():
     masks.attrs["sites"] = ["a", "b"]
     assert strongest_neurons(masks, per_site=2) == {"a": [2, 4]}
     assert strongest_neurons(masks, per_site=5) == {"a": [2, 4, 0]}
+
+
+def test_the_maps_command_maps_the_strongest_columns_of_a_masks_file(toy, tmp_path, capsys):
+    from workbench.analysis import load_masks
+    from workbench.cli import main
+
+    pool = get("texture:striped").prompts
+    ps = PromptSet([p for p in pool if p.set == "striped"][:2] + [p for p in pool if p.set == "plain"][:2])
+    store = tmp_path / "s.zarr"
+    record(toy, ps, store, steps=STEPS, batch_size=4, progress=False)
+    masks = tmp_path / "m.safetensors"
+    assert (
+        main(
+            ["masks", str(store), "--target", "striped", "--reference", "plain", "--k", "5", "--t-hat", "2", "--out", str(masks)]
+        )
+        == 0
+    )
+    assert main(["maps", str(store), "--prompts", "texture:striped", "--limit", "2", "--masks", str(masks), "--per-site", "3",
+                 "--calls", "0,1", "--quiet"]) == 0  # fmt: skip
+    assert "2 prompts" in capsys.readouterr().out
+    maps = open_maps(store)
+    want = strongest_neurons(load_masks(masks), per_site=3)
+    assert {s: list(maps[s]["neuron"].values) for s in maps.attrs["sites"]} == want
+    assert list(maps["map_step"].values if "map_step" in maps.coords else maps[next(iter(want))]["map_step"].values) == [0, 1]
+    assert main(["maps", str(store), "--prompts", "texture:striped", "--quiet"]) == 2  # neither --masks nor --site
+
+
+def test_the_toy_foreground_is_the_drawn_objects_pixels():
+    """On images the toy world's renderer draws, the object's pixels are known: drawn again with
+    another scene (same jitter), only the background changes. The estimate must find them."""
+    from workbench.models.toyworld import draw as d
+
+    spec = d.sample_specs(16, generator=torch.Generator().manual_seed(0))
+    other = (spec["scene"] + 1) % len(d.SCENES)
+    a, b = (
+        d.draw(spec["shape"], spec["colour"], spec["texture"], sc, generator=torch.Generator().manual_seed(1))
+        for sc in (spec["scene"], other)
+    )
+    obj = ((a - b).abs().amax(1) < 1e-6).numpy()  # unchanged by the scene: the object
+    est = d.foreground((a.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8))
+    iou = (est & obj).sum() / (est | obj).sum()
+    assert 0.05 < obj.mean() < 0.6 and iou > 0.9, iou
+
+
+def test_the_map_figures_show_the_maps_and_label_every_tile(mapped):
+    from workbench.reports.maps import map_grid, top_images
+
+    path, chosen = mapped
+    maps = open_maps(path)
+    cmap = concept_map(maps)
+    fig = map_grid({"unedited": (maps, cmap), "edited": (maps, cmap * 0.5)}, [0, 2], "t", verdicts={"edited": [True, False]})
+    heat = [t for t in fig.data if t.type == "heatmap"]
+    assert len(heat) == 4 and len([t for t in fig.data if t.type == "image"]) == 4
+    np.testing.assert_allclose(np.asarray(heat[1].z), cmap.values[0] * 0.5, rtol=1e-6)  # row 0, column 'edited'
+    np.testing.assert_allclose(np.asarray(heat[2].z), cmap.values[2], rtol=1e-6)
+    assert {t.zmax for t in heat} == {heat[0].zmax}  # one colour scale for the figure
+    title = lambda r, c: fig.get_subplot(r, c).xaxis.title.text  # noqa: E731
+    assert str(maps["text"].values[0]) in title(1, 1) and title(1, 2) == "concept shown" and title(2, 2) == "not shown"
+    site = next(iter(chosen))
+    top = top_images(maps, site, chosen[site][:2], k=2)
+    assert len([t for t in top.data if t.type == "image"]) == 4

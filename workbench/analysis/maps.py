@@ -73,11 +73,14 @@ def concept_map(
 
 def top_mapped(maps: xr.DataTree, site: str, neuron: int, k: int = 4, steps=None) -> xr.DataArray:
     """The ``k`` mapped prompts where one neuron is most active (mean |activation| over its map),
-    largest first: (map_prompt) with text, set and seed."""
+    largest first: (map_prompt) with text, set, seed and ``row`` (the map_prompt index)."""
     act = neuron_maps(maps, site, [neuron], steps).mean(["map_step", "neuron", "y", "x"])
     order = np.argsort(-act.values, kind="stable")[:k]
     return act.isel(map_prompt=order).assign_coords(
-        text=maps["text"].isel(map_prompt=order), set=maps["set"].isel(map_prompt=order), seed=maps["seed"].isel(map_prompt=order)
+        row=("map_prompt", order),
+        text=maps["text"].isel(map_prompt=order),
+        set=maps["set"].isel(map_prompt=order),
+        seed=maps["seed"].isel(map_prompt=order),
     )
 
 

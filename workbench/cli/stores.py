@@ -182,6 +182,53 @@ def cmd_neuron(args) -> int:
     return 0
 
 
+def cmd_maps(args) -> int:
+    from ..analysis import load_masks, strongest_neurons
+    from ..models import check_weights
+    from ..prompts import PromptSet, get
+    from ..recording import record_maps
+    from ..store import open_store
+    from ..store.maps import open_maps
+    from .common import load
+
+    tree = open_store(args.store)
+    if bool(args.masks) == bool(args.site):
+        raise ValueError("choose the neurons with --masks MASKS (its strongest columns per site) or --site S --neuron J[,K]")
+    if args.masks:
+        neurons = strongest_neurons(load_masks(args.masks), per_site=args.per_site)
+    else:
+        if not args.neuron:
+            raise ValueError("--site needs --neuron J[,K]: the neuron indices to map")
+        neurons = {args.site: [int(x) for x in str(args.neuron).split(",")]}
+    prompts = PromptSet()
+    for name in args.prompts:
+        prompts = prompts + get(name, seed=args.seed)
+    if args.limit:
+        prompts = PromptSet(list(prompts)[: args.limit])
+    pipe = load(args)
+    prov = tree.attrs["provenance"]
+    check_weights(pipe, prov)  # the unedited weights the store was recorded with (an --edit goes on top of them)
+    calls = [int(x) for x in str(args.calls).split(",")]
+    ctx = _applied(pipe, args.edit)
+    with ctx:
+        path = record_maps(pipe, args.store, prompts, neurons, steps=calls, name=args.name, guidance=prov.get("guidance"),
+                           n_steps=prov.get("steps"), batch_size=args.batch_size, progress=not args.quiet)  # fmt: skip
+    maps = open_maps(args.store, args.name)
+    print(f"{path}: {maps.sizes['map_prompt']} prompts, {sum(len(v) for v in neurons.values())} neurons in {len(neurons)} sites, "
+          f"UNet calls {calls}")  # fmt: skip
+    return 0
+
+
+def _applied(pipe, edit):
+    import contextlib
+
+    if edit is None:
+        return contextlib.nullcontext()
+    from ..editing import applied
+
+    return applied(pipe, edit)
+
+
 def add(sub, parents: Parents) -> None:
     """Declare this group's subcommands."""
     r = sub.add_parser(
@@ -348,3 +395,26 @@ def add(sub, parents: Parents) -> None:
     n.add_argument("--model", default=None, help="the weights for the profile (default: the store's model id)")
     n.add_argument("--json", action="store_true", help="print one JSON object")
     n.set_defaults(func=cmd_neuron)
+
+    mp = sub.add_parser(
+        "maps",
+        parents=[parents.model, parents.quiet],
+        help="record where chosen neurons fire: per-token activation maps and the images, kept in the store",
+        description="Generate the given prompts again (the store's steps and guidance) and keep, for the chosen neurons and "
+        "UNet calls, each neuron's input over the latent's token grid (cond branch, float16) and the generated image, in "
+        "the store's maps group (maps, or maps-NAME). Neurons: the strongest columns of a masks file per site (--masks), or "
+        "--site and --neuron. --edit maps an edited model (give it its own --name); started again it resumes.",
+    )
+    mp.add_argument("store", help="a recording store (the maps are kept inside it)")
+    mp.add_argument("--prompts", nargs="+", required=True, metavar="SET", help="named sets or text files to map")
+    mp.add_argument("--limit", type=int, default=None, help="map only the first N prompts")
+    mp.add_argument("--seed", type=int, default=0, help="seed of the first prompt (as `workbench record`)")
+    mp.add_argument("--masks", default=None, help="a masks file (`workbench masks`): map its strongest columns per site")
+    mp.add_argument("--per-site", type=int, default=16, help="with --masks: neurons per site")
+    mp.add_argument("--site", default=None, help="one site's module path (with --neuron)")
+    mp.add_argument("--neuron", default=None, help="neuron indices, comma-separated")
+    mp.add_argument("--calls", default="0", help="UNet calls to map, comma-separated (0 = the first, noisiest)")
+    mp.add_argument("--edit", default=None, help="an edit folder to apply first (`workbench erase --out`)")
+    mp.add_argument("--name", default=None, help="the maps group's name (default 'maps'; e.g. esd, attacked)")
+    mp.add_argument("--batch-size", type=int, default=4)
+    mp.set_defaults(func=cmd_maps)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from .grammar import COLOURS, NO_OBJECT, SCENES, SHAPES, TEXTURES, Spec
@@ -118,3 +119,16 @@ def indices_of(specs: list[Spec], device="cpu") -> dict[str, torch.Tensor]:
         "texture": ix(TEXTURES, "texture"),
         "scene": ix(SCENES, "scene"),
     }
+
+
+def foreground(images: np.ndarray, threshold: float = 0.15) -> np.ndarray:
+    """Where the object is in generated toy images ((n, H, W, 3) uint8 or [0, 1] floats): the pixels
+    whose colour is further than ``threshold`` (any channel, [0, 1] units) from the image's
+    background, read as the median of its border pixels (the scene is one flat colour there).
+    An estimate for figures and summaries (the generator returns no mask), not the oracle."""
+    x = np.asarray(images, dtype=np.float32)
+    if x.max() > 1.0:
+        x = x / 255.0
+    border = np.concatenate([x[:, 0], x[:, -1], x[:, :, 0], x[:, :, -1]], axis=1)  # (n, 4 sides' pixels, 3)
+    background = np.median(border, axis=1)[:, None, None, :]
+    return np.abs(x - background).max(axis=-1) > threshold
