@@ -104,6 +104,8 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
     **{n: ("workbench.attacks", n) for n in ("attack", "wilson")},
     # reports
     "plots": ("workbench.reports.plots", None),
+    **{n: ("workbench.reports.explorer", n) for n in ("Explorer", "explore")},
+    **{n: ("workbench.reports.maps", n) for n in ("map_grid", "top_images")},
     "run_demo": ("workbench.reports.demo", "run_demo"),
     "run_results": ("workbench.reports.results", "run_results"),
     "run_robustness": ("workbench.reports.robustness", "run_robustness"),
