@@ -32,11 +32,28 @@ def load(path: str | Path | None = None, device: str = "cpu", dtype=None):
 
     from .pipeline import ToyWorldPipeline
 
-    pipe = ToyWorldPipeline.from_pretrained(str(folder), dtype=dtype or torch.float32)
+    pipe = _quietly(lambda: ToyWorldPipeline.from_pretrained(str(folder), dtype=dtype or torch.float32))
     pipe.set_progress_bar_config(disable=True)
     if path is None:
         pipe.register_to_config(_name_or_path="toy")
     return pipe.to(device)
+
+
+def _quietly(fn):
+    """Run ``fn`` without diffusers' and transformers' loading bars (the toy world loads in a blink;
+    their bars were noise in every notebook and log), then put their settings back."""
+    from diffusers.utils import logging as dl
+    from transformers.utils import logging as tl
+
+    was = dl.is_progress_bar_enabled(), tl.is_progress_bar_enabled()
+    dl.disable_progress_bar(), tl.disable_progress_bar()
+    try:
+        return fn()
+    finally:
+        if was[0]:
+            dl.enable_progress_bar()
+        if was[1]:
+            tl.enable_progress_bar()
 
 
 def load_oracle(path: str | Path | None = None, device: str = "cpu"):
