@@ -208,3 +208,17 @@ def test_the_map_figures_show_the_maps_and_label_every_tile(mapped):
     site = next(iter(chosen))
     top = top_images(maps, site, chosen[site][:2], k=2)
     assert len([t for t in top.data if t.type == "image"]) == 4
+
+
+def test_labelled_grids_name_each_row_and_read_each_tile():
+    from workbench.reports.plots import labelled_grid
+
+    cols = {"unpruned": torch.zeros(2, 3, 8, 8), "pruned": torch.ones(2, 3, 8, 8)}
+    fig = labelled_grid(
+        cols, prompts=["a red circle with stripes", "a blue square"], tiles={"pruned": ["texture: plain", "texture: striped"]}
+    )
+    texts = [a.text for a in fig.layout.annotations]
+    assert texts[:2] == ["unpruned", "pruned"] or {"unpruned", "pruned"} <= set(texts)
+    assert {"a red circle with stripes", "a blue square", "texture: plain", "texture: striped"} <= set(texts)
+    tile = next(a for a in fig.layout.annotations if a.text == "texture: striped")
+    assert tile.x > 10 and tile.y > 10  # column 2, row 2

@@ -92,17 +92,28 @@ def overlap_heatmap(mat: xr.DataArray, title: str = "Concept overlap (Jaccard)")
     return fig
 
 
-def labelled_grid(columns: dict[str, torch.Tensor], title: str = "", scale: int = 3) -> go.Figure:
+def labelled_grid(columns: dict[str, torch.Tensor], title: str = "", scale: int = 3, prompts: list[str] | None = None,
+                  tiles: dict[str, list[str]] | None = None) -> go.Figure:  # fmt: skip
     """Image columns side by side, one label each: skilled vs unskilled vs random (Fig. 3 left),
-    a t-hat strip (Fig. 5), before/after (Fig. 1). Row i of every column is the same prompt and seed."""
+    a t-hat strip (Fig. 5), before/after (Fig. 1). Row i of every column is the same prompt and seed:
+    ``prompts`` labels the rows, ``tiles[column][i]`` is written on tile (i, column) (the judge's
+    reading of that very image, so a reader can match tiles to a table's rates)."""
     labels = list(columns)
     n = min(len(v) for v in columns.values())
     imgs = torch.stack([columns[k][:n] for k in labels], dim=1).reshape(n * len(labels), *next(iter(columns.values())).shape[1:])
     fig = image_grid(imgs, cols=len(labels), title=title, scale=scale)
-    w = imgs.shape[-1] + 2
+    h, w = imgs.shape[-2] + 2, imgs.shape[-1] + 2
     for j, lab in enumerate(labels):
         fig.add_annotation(x=j * w + w / 2, y=-4, text=lab, showarrow=False, yanchor="bottom", font={"size": 11})
-    fig.update_layout(margin=dict(l=10, r=10, t=80, b=10))
+        for i, text in enumerate((tiles or {}).get(lab, [])[:n]):
+            fig.add_annotation(x=j * w + w / 2, y=i * h + h - 2, text=text, showarrow=False, yanchor="bottom", font={"size": 9},
+                               bgcolor="rgba(255,255,255,0.8)")  # fmt: skip
+    left = 10
+    if prompts:
+        left = min(260, 12 + 6 * max(len(t) for t in prompts[:n]))
+        for i, text in enumerate(prompts[:n]):
+            fig.add_annotation(x=-3, y=i * h + h / 2, text=text, showarrow=False, xanchor="right", font={"size": 10})
+    fig.update_layout(margin=dict(l=left, r=10, t=80, b=10), width=fig.layout.width + left)
     return fig
 
 

@@ -138,9 +138,16 @@ def figures(pipe, tree: xr.DataTree, results: dict[str, xr.Dataset], steps: int,
         t_hat, win = parse_window(str(w))
         with pruned(pipe, concept_masks(tree, weights, "striped", "plain", k=2.0, t_hat=t_hat, window=win, sites=ffn2)):
             strip[str(w)] = generate(pipe, texts, seeds, steps)
+    oracle = load_oracle()
+
+    def read(cols: dict, attr: str = "texture") -> dict[str, list[str]]:
+        """The oracle's reading of each tile ('texture: striped'), as the tables count them."""
+        return {k: [f"{attr}: {v}" for v in oracle.predict(x)[attr]] for k, x in cols.items()}
+
     figs.append(
-        ("t-hat strip: 'striped' prompts pruned at k = 2 % with growing step windows (Fig. 5)", labelled_grid(strip, scale=4))
-    )
+        ("t-hat strip: 'striped' prompts pruned at k = 2 % with growing step windows (Fig. 5)",
+         labelled_grid(strip, scale=4, prompts=texts, tiles=read(strip)))
+    )  # fmt: skip
     t_hat = min(10, steps)
     skilled = concept_masks(tree, weights, "striped", "plain", k=5.0, t_hat=t_hat, sites=ffn2)
     kinds = {"unpruned": strip["unpruned"]}
@@ -148,7 +155,8 @@ def figures(pipe, tree: xr.DataTree, results: dict[str, xr.Dataset], steps: int,
                     ("random", random_like(skilled, seed=0))):  # fmt: skip
         with pruned(pipe, m):
             kinds[name] = generate(pipe, texts, seeds, steps)
-    figs.append(("Skilled vs unskilled vs random masks at k = 5 %, t-hat = 10 (Fig. 3 left)", labelled_grid(kinds, scale=4)))
+    figs.append(("Skilled vs unskilled vs random masks at k = 5 %, t-hat = 10 (Fig. 3 left)",
+                 labelled_grid(kinds, scale=4, prompts=texts, tiles=read(kinds))))  # fmt: skip
     u = results["f_union"]["concept"].values[0]
     others = [p for p in get("toy:eval") if p.set in members(str(u))][::6][:8]
     ut, us = [p.text for p in others], [p.seed for p in others]
@@ -158,7 +166,7 @@ def figures(pipe, tree: xr.DataTree, results: dict[str, xr.Dataset], steps: int,
     grid = {"unpruned": generate(pipe, ut, us, steps)}
     with pruned(pipe, masks):
         grid["union pruned"] = generate(pipe, ut, us, steps)
-    figs.append((f"(f) Union {u}: before / after (Fig. 1)", labelled_grid(grid, scale=4)))
+    figs.append((f"(f) Union {u}: before / after (Fig. 1)", labelled_grid(grid, scale=4, prompts=ut, tiles=read(grid))))
     return figs
 
 
