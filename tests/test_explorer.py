@@ -72,11 +72,16 @@ def test_a_mapped_neuron_shows_its_map(toy, store, tmp_path):
     path = tmp_path / "s.zarr"
     shutil.copytree(store, path)
     tree = open_store(path)
-    ex = explore(path, weights_of(toy, tree), target="striped", reference="plain")
-    site = ex.site.value
-    j = int(ex.top.data[0].x[0])
+    w = weights_of(toy, tree)
+    site = tree.attrs["sites"][0]  # the explorer's first site
+    j = int(
+        concept_masks(tree, w, "striped", "plain", k=2, t_hat=None, window=list(range(STEPS)), sites=[site])[site]["mask"]
+        .values.sum(0)
+        .argmax()
+    )
     record_maps(toy, path, PromptSet(get("texture:striped").prompts[:2]), {site: [j]}, steps=[0], n_steps=STEPS, progress=False)
-    ex = explore(path, ex.weights, target="striped", reference="plain")
+    ex = explore(path, w, target="striped", reference="plain")
+    assert ex.site.value == site
     ex.select(j)
     assert [t.type for t in ex.map.data] == ["image", "heatmap"] and f"Neuron {j}" in ex.map.layout.title.text
 

@@ -113,7 +113,7 @@ def labelled_grid(columns: dict[str, torch.Tensor], title: str = "", scale: int 
         left = min(260, 12 + 6 * max(len(t) for t in prompts[:n]))
         for i, text in enumerate(prompts[:n]):
             fig.add_annotation(x=-3, y=i * h + h / 2, text=text, showarrow=False, xanchor="right", font={"size": 10})
-    fig.update_layout(margin=dict(l=left, r=10, t=80, b=10), width=fig.layout.width + left)
+    fig.update_layout(margin=dict(l=left, r=10, t=80, b=10), width=fig.layout.width + left, plot_bgcolor="white")
     return fig
 
 
