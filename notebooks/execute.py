@@ -4,8 +4,9 @@
 
 Each runs top to bottom in a fresh kernel with its full settings (--quick: the small ones the test
 suite uses, for a look at the layout); plotly figures are kept as static PNGs (PLOTLY_RENDERER=png,
-through Kaleido and the local Chromium), so a code host shows them; widget state is stored, so the
-explorer's first view is saved. Stores go to ../stores as when a user runs them. The time each took
+through Kaleido and the local Chromium), so a code host shows them. Widget state is not kept (the
+explorer's plotly widgets would carry plotly.js each, megabytes): run 06 to use the explorer. Stores
+go to ../stores as when a user runs them. The time each took
 is printed; the notebooks' own headers state the expected time.
 """
 
@@ -37,8 +38,9 @@ def main() -> None:
     for path in paths:
         t0 = time.time()
         nb = nbformat.read(path, as_version=4)
-        NotebookClient(nb, timeout=3600, kernel_name="python3", store_widget_state=True,
+        NotebookClient(nb, timeout=3600, kernel_name="python3", store_widget_state=False,
                        resources={"metadata": {"path": str(HERE)}}).execute()  # fmt: skip
+        nb.metadata.pop("widgets", None)  # no widget state (see above), also none left from an earlier run
         nbformat.write(nb, path)
         print(f"{path.name}: {time.time() - t0:.0f} s")
 
