@@ -24,6 +24,7 @@ def test_notebook_runs(path, stores, monkeypatch):
     nb = nbformat.read(path, as_version=4)
     NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
-    assert not [o for o in outputs if o.get("output_type") == "error"]
+    errors = [f"{o.ename}: {o.evalue}" for o in outputs if o.get("output_type") == "error"]
+    assert not errors, errors
     assert len(outputs) >= 3
-    assert any(p.suffix == ".zarr" for p in stores.iterdir())  # the notebooks wrote their stores there
+    assert any(p.suffix == ".zarr" for p in stores.rglob("*.zarr"))  # the notebooks wrote their stores there
