@@ -25,6 +25,16 @@ def save_masks(masks: xr.DataTree, path: str | Path) -> Path:
     return path
 
 
+def masks_tree(arrays: dict, sites: list[str] | None = None) -> xr.DataTree:
+    """Masks as the analysis holds them: {site: (row, neuron) bool} (an edit's ``masks``, a
+    safetensors file's tensors) to one group per site with ``mask``, and ``sites`` in its attrs."""
+    tree = xr.DataTree.from_dict(
+        {s: xr.Dataset({"mask": (("row", "neuron"), np.asarray(t).astype(bool))}) for s, t in arrays.items()}
+    )
+    tree.attrs["sites"] = list(sites or arrays)
+    return tree
+
+
 def load_masks(path: str | Path) -> xr.DataTree:
     """Read masks written by save_masks."""
     path = Path(path)
@@ -36,8 +46,7 @@ def load_masks(path: str | Path) -> xr.DataTree:
         with safe_open(str(path), "np") as f:
             meta = json.loads((f.metadata() or {}).get("workbench", "{}"))
         tensors = load_file(str(path))
-        tree = xr.DataTree.from_dict({s: xr.Dataset({"mask": (("row", "neuron"), t.astype(bool))}) for s, t in tensors.items()})
-        tree.attrs.update(meta)
-        tree.attrs["sites"] = meta.get("sites", list(tensors))
+        tree = masks_tree(tensors, meta.get("sites"))
+        tree.attrs.update({k: v for k, v in meta.items() if k != "sites"})
         return tree
     return xr.open_datatree(str(path), engine="zarr").load()

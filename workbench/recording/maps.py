@@ -65,6 +65,8 @@ class MapRecorder:
             self.latent = tuple(sample.shape[-2:])
 
         def site_hook(site: Site, idx: torch.Tensor):
+            on = {}  # the neuron index on the activations' device, moved there once
+
             def hook(module, args):
                 if self.call not in self.steps:
                     return
@@ -72,8 +74,10 @@ class MapRecorder:
                 rows = x.shape[0] // self.cfg_rows
                 cond = x[-rows:]  # diffusers' CFG batch is [uncond, cond]
                 h, w = token_grid(x.shape[1], *self.latent)
-                sel = cond.index_select(2, idx.to(x.device)).float()  # (rows, tokens, neurons)
-                self.maps[site.name].append(sel.permute(0, 2, 1).reshape(rows, len(idx), h, w).cpu())
+                if x.device not in on:
+                    on[x.device] = idx.to(x.device)
+                sel = cond.index_select(2, on[x.device]).float()  # (rows, tokens, neurons), left on the device
+                self.maps[site.name].append(sel.permute(0, 2, 1).reshape(rows, len(idx), h, w))
 
             return hook
 
@@ -94,7 +98,7 @@ class MapRecorder:
                     f"site {name} was mapped at {len(calls)} of the {len(self.steps)} chosen UNet calls {self.steps}: "
                     "choose calls below the number of denoising steps (x2 for pipelines that call the UNet twice a step)"
                 )
-            out[name] = torch.stack(calls, 1).numpy()
+            out[name] = torch.stack(calls, 1).cpu().numpy()  # one copy to the host, after the pipeline call
         return out
 
 

@@ -14,9 +14,9 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
+from ..analysis.io import masks_tree
 from ..analysis.maps import concept_map, region_share, site_scale, strongest_neurons, top_mapped
 from ..editing.edits import applied, load_edit
 from ..evaluation.erasers import make_edit
@@ -80,7 +80,8 @@ def run_explore(out: str | Path = "docs/explore.md", work: str | Path = "stores/
     store = work / "explore.zarr"
     gen = generation_defaults(pipe)
     record(pipe, PromptSet(targets + others), store, steps=gen["steps"], guidance=gen["guidance"], progress=progress)
-    neurons = strongest_neurons(_as_tree(made["ConceptPrune k=2%"].masks), per_site=per_site)
+    cp_masks = masks_tree(made["ConceptPrune k=2%"].masks)
+    neurons = strongest_neurons(cp_masks, per_site=per_site)
     neurons = {s: v for s, v in neurons.items() if "ff.net.2" in s}
     record_maps(pipe, store, PromptSet(targets + others), neurons, steps=CALLS, progress=progress)
     base = open_maps(store)
@@ -115,7 +116,7 @@ def run_explore(out: str | Path = "docs/explore.md", work: str | Path = "stores/
     obj = foreground(base["image"].values)
     share = region_share(base_map, base_map.copy(data=obj)).values
     area = obj.reshape(len(obj), -1).mean(1)
-    counts = {s: int(_as_tree(made["ConceptPrune k=2%"].masks)[s]["mask"].sum()) for s in neurons}
+    counts = {s: int(cp_masks[s]["mask"].sum()) for s in neurons}
     site = max(counts, key=counts.get)
     top3 = neurons[site][:3]
     figs.append((f"Top images of the three strongest concept neurons of {short_site(site)}", top_images(base, site, top3, k=4)))
@@ -157,13 +158,3 @@ def run_explore(out: str | Path = "docs/explore.md", work: str | Path = "stores/
             text += [f"### {title}", "", f"![{title}](figures/{names[title]})", ""]
     out.write_text("\n".join(text))
     return out
-
-
-def _as_tree(masks: dict):
-    import xarray as xr
-
-    tree = xr.DataTree.from_dict(
-        {s: xr.Dataset({"mask": (("row", "neuron"), np.asarray(m, dtype=bool))}) for s, m in masks.items()}
-    )
-    tree.attrs["sites"] = list(masks)
-    return tree
