@@ -6,14 +6,17 @@ Each runs top to bottom in a fresh kernel with its full settings (--quick: the s
 suite uses, for a look at the layout); plotly figures are kept as static PNGs (PLOTLY_RENDERER=png,
 through Kaleido and the local Chromium), so a code host shows them. Widget state is not kept (the
 explorer's plotly widgets would carry plotly.js each, megabytes): run 06 to use the explorer. Stores
-go to ../stores as when a user runs them. The time each took
-is printed; the notebooks' own headers state the expected time.
+go to ../stores as when a user runs them. The time each took is printed and written into the
+notebook's header (its "**Time.**" line: seconds, the machine, the command, the date), so the header
+never states a time that was not measured.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
+import re
 import time
 from pathlib import Path
 
@@ -21,6 +24,27 @@ import nbformat
 from nbclient import NotebookClient
 
 HERE = Path(__file__).resolve().parent
+
+
+def machine() -> str:
+    """'2 CPU cores', or the GPU's name when the notebooks ran with one."""
+    import torch
+
+    if torch.cuda.is_available():
+        return f"one {torch.cuda.get_device_name(0)}"
+    return f"{len(os.sched_getaffinity(0))} CPU cores"
+
+
+def stamp(nb, stem: str, seconds: float, quick: bool) -> None:
+    """Write the measured time into the header cell's "**Time.**" line (added when missing)."""
+    cmd = f"python notebooks/execute.py {stem}{' --quick' if quick else ''}"
+    line = (f"**Time.** {seconds:.0f} s on {machine()}{' at the small settings the test suite uses' if quick else ''} "
+            f"(`{cmd}`, {datetime.date.today().isoformat()}).")  # fmt: skip
+    head = nb.cells[0]
+    if re.search(r"^\*\*Time\.\*\*.*$", head.source, flags=re.M):
+        head.source = re.sub(r"^\*\*Time\.\*\*.*$", lambda _: line, head.source, count=1, flags=re.M)
+    else:
+        head.source = head.source.rstrip() + "\n\n" + line
 
 
 def main() -> None:
@@ -41,8 +65,10 @@ def main() -> None:
         NotebookClient(nb, timeout=3600, kernel_name="python3", store_widget_state=False,
                        resources={"metadata": {"path": str(HERE)}}).execute()  # fmt: skip
         nb.metadata.pop("widgets", None)  # no widget state (see above), also none left from an earlier run
+        seconds = time.time() - t0
+        stamp(nb, path.stem, seconds, args.quick)
         nbformat.write(nb, path)
-        print(f"{path.name}: {time.time() - t0:.0f} s")
+        print(f"{path.name}: {seconds:.0f} s")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,11 @@ from unittest import mock
 import pytest
 import torch
 
-torch.set_num_threads(2)
+# Two cores shared: one torch thread per xdist worker (``pytest -n 2``), two when run serially. Test
+# subprocesses read OMP_NUM_THREADS, so their float sums match the worker's in-process ones bit for bit.
+_THREADS = 1 if os.environ.get("PYTEST_XDIST_WORKER") else 2
+os.environ["OMP_NUM_THREADS"] = str(_THREADS)
+torch.set_num_threads(_THREADS)
 
 
 @pytest.fixture(autouse=True)

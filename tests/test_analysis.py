@@ -188,6 +188,7 @@ def test_union_density_overlap_and_io(random_store, tmp_path):
     counts = [int(a[s.name]["mask"].values.sum()) for s in SITES]
     np.testing.assert_array_equal(d["count"].values, counts)
     assert float(d["of_model"]) == sum(counts) / 10_000
+    assert (d.attrs["target"], d.attrs["reference"], d.attrs["k"], d.attrs["t_hat"]) == ("star", "ref", 10.0, 3)  # for titles
     j = jaccard(a, b)
     ia = sum(int((a[s.name]["mask"].values & b[s.name]["mask"].values).sum()) for s in SITES)
     ib = sum(int((a[s.name]["mask"].values | b[s.name]["mask"].values).sum()) for s in SITES)

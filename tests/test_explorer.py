@@ -2,6 +2,9 @@
 executed under nbclient its widget state (read back from the notebook) holds what the kernel drew."""
 
 import base64
+import os
+import shutil
+import subprocess
 
 import nbformat
 import numpy as np
@@ -16,6 +19,7 @@ from workbench.reports.explorer import explore
 from workbench.store import open_store
 
 STEPS = 4
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.fixture(scope="module")
@@ -110,3 +114,30 @@ def test_the_explorer_in_a_kernel_keeps_its_state_in_the_notebook(store):
     site = tree.attrs["sites"][0]
     want = np.sort(norms(tree, "striped", sites=[site], steps=[2])[site]["norm"].mean("step").values)
     np.testing.assert_allclose(values(norm_fig[0], ["_widget_data", 0, "x"]), want, rtol=1e-6)
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None and os.environ.get("CI") != "true", reason="chromium not installed (setup.sh --test installs it)"
+)
+def test_the_exported_page_draws_offline_in_chromium(toy, store, tmp_path):
+    """``export`` keeps the views as they are (a selected neuron's profile included) in a page that
+    headless Chromium draws with no network: every figure rendered, the screenshot not blank."""
+    from PIL import Image
+
+    assert CHROMIUM, "chromium is missing: run `bash setup.sh --test`"
+    ex = explore(store, weights_of(toy, open_store(store)), target="striped", reference="plain")
+    ex.window.value = (1, 2)
+    ex.select(int(ex.top.data[0].x[0]))
+    page = ex.export(tmp_path / "explorer.html")
+    text = page.read_text()
+    assert "UNet calls 1-2" in text and f"neuron {ex.neuron}" in text and "Prompts that drive neuron" in text
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=15000"]  # fmt: skip
+    dom = subprocess.run([CHROMIUM, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=180).stdout
+    assert dom.count('class="plotly-graph-div') == 5 and dom.count('class="main-svg"') >= 5
+    shot = tmp_path / "explorer.png"
+    subprocess.run(
+        [CHROMIUM, *flags, "--window-size=1200,1800", f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=180
+    )
+    pixels = np.asarray(Image.open(shot).convert("L"))
+    assert (pixels < 200).mean() > 0.02  # lines, bars, heat maps and text: not a blank page

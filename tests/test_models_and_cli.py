@@ -23,6 +23,9 @@ def test_missing_weights_say_what_to_do(tmp_path):
     with pytest.raises(ModelNotFoundError, match="folder"):
         (tmp_path / "empty").mkdir()
         load_pipeline(str(tmp_path / "empty"))
+    for where in (str(tmp_path / "a" / ("long-name-" * 12)), "./nowhere", "~/nowhere"):  # a path, however long: never a hub id
+        with pytest.raises(ModelNotFoundError, match="there is no model folder .* save_pretrained"):
+            load_pipeline(where)
 
 
 def test_full_size_unet_builder_has_sd15_shape():

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import zarr
 from test_store import arrays, assert_same
 
@@ -19,7 +20,7 @@ from workbench.store.lock import lock_path
 SITE = "down_blocks.0.attentions.0.transformer_blocks.0.ff.net.2"
 HELPER = Path(__file__).parent / "helpers" / "kill_at.py"
 #: the same thread count everywhere: another one sums in another order (floats differ by ~1e-6)
-ENV = {**os.environ, "OMP_NUM_THREADS": "2"}
+ENV = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
 
 
 def eight():

@@ -72,7 +72,7 @@ KILLER = textwrap.dedent(
     """
     import os, signal, sys
     import torch
-    torch.set_num_threads(2)  # as the test process: float sums depend on the thread count
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))  # as the test process: float sums depend on the thread count
     from workbench.prompts import PromptSet, get
     from workbench.models import load_pipeline
     from workbench.recording import record
@@ -241,22 +241,32 @@ def test_two_writers_on_one_path_one_is_refused_and_the_store_stays_right(toy, t
 
     path, alone = tmp_path / "s.zarr", tmp_path / "alone.zarr"
     args = ["record", "--prompts", "texture:striped", "--steps", str(STEPS), "--batch-size", "4", "--quiet", "--out", str(path)]
-    # the first writer is slowed (3 s a batch) so that it still holds the store when the second starts
+    # the first writer holds the store after its first batch until the test says go (after the second
+    # writer has tried): no timing, so a loaded machine cannot let the first finish too early
+    go = tmp_path / "go"
     slow = textwrap.dedent(f"""
-        import time, torch, workbench.recording.run as run
-        torch.set_num_threads(2)  # as the test process: float sums depend on the thread count
-        real = run.run_pipe
-        run.run_pipe = lambda *a, **k: (time.sleep(3), real(*a, **k))[1]
+        import os, pathlib, time, torch, workbench.recording.run as run
+        torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))  # as the test process: float sums depend on the thread count
+        real, go = run.run_pipe, pathlib.Path({str(go)!r})
+        def held(*a, **k):
+            out = real(*a, **k)
+            for _ in range(6000):
+                if go.exists():
+                    break
+                time.sleep(0.05)
+            return out
+        run.run_pipe = held
         from workbench.cli import main
         raise SystemExit(main({args!r}))
     """)
     first = subprocess.Popen([sys.executable, "-c", slow], stderr=subprocess.PIPE, text=True)
-    for _ in range(1200):  # wait until the first writer holds the lock
+    for _ in range(6000):  # wait until the first writer holds the lock
         if lock_path(path).exists() or first.poll() is not None:
             break
         time.sleep(0.05)
     second = subprocess.run([sys.executable, "-m", "workbench", *args], capture_output=True, text=True, timeout=300)
     assert first.poll() is None, "the first writer ended before the second started: the test would prove nothing"
+    go.touch()
     assert first.wait(timeout=300) == 0, first.stderr.read()
     assert second.returncode == 2 and "is being written by process" in second.stderr, second.stderr
     record(toy, get("texture:striped"), alone, steps=STEPS, batch_size=4, progress=False)

@@ -26,7 +26,8 @@ from workbench.models import load_pipeline
 from workbench.prompts import PromptSet, get
 from workbench.recording import record
 
-torch.set_num_threads(2)  # as the test process (conftest.py): float sums depend on the thread count
+# as the test process (conftest.py): float sums depend on the thread count
+torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 store, kills = sys.argv[1], [int(x) for x in sys.argv[2].split(",")]
 shard = sys.argv[3] if len(sys.argv) > 3 else None

@@ -12,7 +12,8 @@ from .weights import abs_weight
 
 def density(masks: xr.DataTree, total_params: int | None = None) -> xr.Dataset:
     """Per site the pruned share of its weight (``density``) and entry count; ``overall`` over all
-    masked sites, and ``of_model`` as a share of ``total_params`` (e.g. all UNet parameters)."""
+    masked sites, and ``of_model`` as a share of ``total_params`` (e.g. all UNet parameters). The
+    masks' target, reference, k, t_hat and kind travel in ``attrs`` (figure titles read them)."""
     sites = list(masks.attrs["sites"])
     counts = np.array([int(masks[s]["mask"].sum()) for s in sites])
     sizes = np.array([masks[s]["mask"].size for s in sites])
@@ -23,6 +24,7 @@ def density(masks: xr.DataTree, total_params: int | None = None) -> xr.Dataset:
     ds["overall"] = counts.sum() / sizes.sum()
     if total_params:
         ds["of_model"] = counts.sum() / total_params
+    ds.attrs.update({k: masks.attrs[k] for k in ("target", "reference", "k", "t_hat", "kind") if k in masks.attrs})
     return ds
 
 
@@ -66,4 +68,6 @@ def norm_distribution(tree: xr.DataTree, sets: list[str], family: str = "ffn2", 
                 n = n.isel(step=steps if steps is not None else slice(None)).mean("step")
             vals.append(n.values)
         rows.append(np.concatenate(vals))
-    return xr.DataArray(np.stack(rows), dims=("set", "neuron_all"), coords={"set": list(sets)}, name="norm")
+    return xr.DataArray(np.stack(rows), dims=("set", "neuron_all"), coords={"set": list(sets)}, name="norm",
+                        attrs={"family": family, "normalisation": normalisation, "sites": len(sites),
+                               "steps": "all" if steps is None else str(steps)})  # fmt: skip

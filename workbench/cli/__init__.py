@@ -1,6 +1,6 @@
 """The `workbench` command. One module per group of subcommands, each declaring its arguments
 (``add(sub, parents)``) beside its run functions: stores.py (record, sites, sets, info, reduce, push,
-masks), erasers.py (erase, attack, reactivation, robustness), reports.py (demo, ablate, results);
+masks), erasers.py (erase, attack, reactivation, robustness), reports.py (demo, ablate, results, table);
 common.py holds the shared parent parsers. Here: the parser, and turning errors into one line."""
 
 from __future__ import annotations

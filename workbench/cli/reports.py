@@ -1,4 +1,5 @@
-"""`workbench demo | ablate | results`: the method end to end, ablation grids and the paper's tables."""
+"""`workbench demo | ablate | results | table`: the method end to end, ablation grids, the paper's tables
+and any report table as CSV."""
 
 from __future__ import annotations
 
@@ -56,6 +57,19 @@ def cmd_results(args) -> int:
 
     done = run_results(args.out, args.stores, steps=args.steps, n_per=args.n_per, quick=args.quick, progress=not args.quiet)
     print(f"results: {done['markdown']}\nfigures: {done['figures']}\n({done['seconds']} s)")
+    return 0
+
+
+def cmd_table(args) -> int:
+    from ..reports.frames import frame_of
+
+    df = frame_of(args.path)
+    if args.csv:
+        args.csv.parent.mkdir(parents=True, exist_ok=True)
+        df.to_csv(args.csv, index=False)
+        print(f"{len(df)} rows, {len(df.columns)} columns: {args.csv}")
+    else:
+        print(df.to_string(index=False, max_colwidth=40))
     return 0
 
 
@@ -127,3 +141,15 @@ def add(sub, parents: Parents) -> None:
     res.add_argument("--n-per", type=int, default=2, help="evaluation images per texture x colour x shape (2 gives 128 per cell)")
     res.add_argument("--quick", action="store_true", help="one or two cells per table (a smoke run, not results)")
     res.set_defaults(func=cmd_results)
+
+    t = sub.add_parser(
+        "table",
+        help="a report's table as CSV (or printed): robustness cells, attack runs, ablation results",
+        description="Read the table a report was written from, at full precision: a `workbench robustness` --work "
+        "folder (one row per judged edit), its attacks/ folder (one row per attack run), or an ablation result store "
+        "(stores/results/*.zarr, `workbench ablate --out`). Rates and drops are fractions. In Python: "
+        "wb.cells_frame(work), wb.attacks_frame(work), wb.results_frame(wb.open_results(path)).",
+    )
+    t.add_argument("path", type=Path, help="a robustness --work folder, its attacks/ folder, or an ablation .zarr")
+    t.add_argument("--csv", type=Path, default=None, help="write the table here instead of printing it")
+    t.set_defaults(func=cmd_table)

@@ -31,6 +31,12 @@ class ToyEval:
     #: mean accuracy of the *other* attributes on the target prompts: does erasing stripes also
     #: change the shape or colour of the striped prompts' images?
     target_other: float = float("nan")
+    #: the captions of ``target_images`` and ``other_images``, and the oracle's reading of the judged
+    #: attribute on each (for labelled grids: a tile's verdict is the one the rates count)
+    target_prompts: list[str] = field(default_factory=list)
+    other_prompts: list[str] = field(default_factory=list)
+    target_readings: list[str] = field(default_factory=list)
+    other_readings: list[str] = field(default_factory=list)
 
     def summary(self) -> dict:
         out = {
@@ -96,7 +102,9 @@ def toy_evaluate(pipe, oracle, attribute: str | None, value: str | list[str], n_
     fid = toy_fid(oracle, images[oth], reference_images([prompts[i] for i in oth]))
     kept = [a for a in ATTRIBUTES if a != attribute and truth[tgt[0]][a] is not None]
     target_other = sum(pred[a][i] == truth[i][a] for i in tgt for a in kept) / (len(tgt) * len(kept))
-    return ToyEval(concept_rate, degraded, acc, fid, images[tgt], images[oth], per_value, target_other)
+    return ToyEval(concept_rate, degraded, acc, fid, images[tgt], images[oth], per_value, target_other,
+                   [prompts[i].text for i in tgt], [prompts[i].text for i in oth],
+                   [f"{attribute}: {pred[attribute][i]}" for i in tgt], [f"{attribute}: {pred[attribute][i]}" for i in oth])  # fmt: skip
 
 
 def reference_images(prompts) -> torch.Tensor:

@@ -30,6 +30,11 @@ def load_pipeline(model: str = TOY, device: str = "cpu", dtype: torch.dtype = to
 
     from diffusers import DiffusionPipeline
 
+    if _looks_like_path(model) and not Path(model).exists():
+        raise ModelNotFoundError(
+            f"there is no model folder {model!r}: pass a folder saved with save_pretrained (it holds model_index.json), "
+            "'toy' (the embedded toy world), or a hub id already in the local cache"
+        )
     index = Path(model) / "model_index.json"
     if index.exists() and json.loads(index.read_text()).get("_class_name") == "ToyWorldPipeline":
         from .toyworld import load
@@ -49,6 +54,11 @@ def load_pipeline(model: str = TOY, device: str = "cpu", dtype: torch.dtype = to
         ) from err
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
+
+
+def _looks_like_path(model: str) -> bool:
+    """A folder path rather than a hub id ('owner/name'): absolute, relative to '.', or nested."""
+    return Path(model).is_absolute() or model.startswith((".", "~")) or model.count("/") > 1 or "\\" in model
 
 
 #: Stable Diffusion's own sampling defaults, for pipelines that state none

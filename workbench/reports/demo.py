@@ -19,7 +19,7 @@ from ..models.toyworld import TEXTURES, load_oracle
 from ..prompts import get
 from ..recording import record
 from ..store import open_store
-from .plots import before_after, density_bar, density_heatmap, image_grid, norm_histogram, write_html
+from .plots import before_after, density_bar, density_heatmap, labelled_grid, norm_histogram, write_html
 
 
 def run_demo(concept: str = "striped", k: float = 2.0, t_hat: int = 10, out: str | Path = "stores/demo", steps: int = 25,
@@ -62,15 +62,27 @@ def run_demo(concept: str = "striped", k: float = 2.0, t_hat: int = 10, out: str
         ("Skilled-neuron density per site", density_bar(dens)),
         ("Skilled share per site and UNet call", density_heatmap(density_per_step(tree, weights, concept, "plain", k=k))),
         ("Neuron norms, target vs reference", norm_histogram(norm_distribution(tree, [concept, "plain"]))),
-        (f"Target prompts (every caption names '{concept}'), unpruned", image_grid(before.target_images[:32])),
-        ("Target prompts, pruned", image_grid(after.target_images[:32])),
-        ("Other prompts, unpruned", image_grid(before.other_images[:32])),
-        ("Other prompts, pruned", image_grid(after.other_images[:32])),
+        *[
+            (
+                f"{what} prompts: unpruned, pruned{', random control' if rnd else ''} (the oracle's texture reading on each tile)",
+                labelled_grid(scale=4, **_columns(before, after, rnd, what.lower())),
+            )
+            for what in ("Target", "Other")
+        ],
     ]
     summary["seconds"] = round(time.time() - t0, 1)
     write_report(out / "report.html", summary, figs, tree.attrs["provenance"])
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
+
+
+def _columns(before, after, rnd, which: str, rows: int = 12) -> dict:
+    """``labelled_grid``'s columns, prompts and tiles: the first ``rows`` target or other prompts,
+    one column per model, each tile with the oracle's reading that the table's rates count."""
+    runs = {"unpruned": before, "pruned": after, **({"random control": rnd} if rnd else {})}
+    cols = {k: getattr(r, f"{which}_images")[:rows] for k, r in runs.items()}
+    tiles = {k: getattr(r, f"{which}_readings")[:rows] for k, r in runs.items()}
+    return {"columns": cols, "prompts": getattr(before, f"{which}_prompts")[:rows], "tiles": tiles}
 
 
 def write_report(path: Path, summary: dict, figs: list, provenance: dict) -> Path:

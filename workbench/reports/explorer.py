@@ -9,12 +9,15 @@ has maps of it, where in the image it fires.
 
 Built from ipywidgets and plotly ``FigureWidget``s over the pure analysis functions; every view is
 also an attribute (``ex.share``, ``ex.norms``, ``ex.top``, ``ex.profile``, ``ex.prompts``, ``ex.map``)
-so a notebook can read what is shown. Works on a store of any model.
+so a notebook can read what is shown; ``ex.export("page.html")`` writes them as they are now to a
+page that opens offline. Works on a store of any model.
 """
 
 from __future__ import annotations
 
 import html
+import json
+from pathlib import Path
 
 import numpy as np
 import plotly.graph_objects as go
@@ -171,6 +174,26 @@ class Explorer:
                                      colorbar={"title": "|x|"}))  # fmt: skip
             fig.update_layout(title=f"Neuron {j} over its top mapped image: {self.maps['text'].values[row]}")
         self._put("map", fig)
+
+    def export(self, path) -> Path:
+        """The views as they are now in one self-contained HTML page (plotly.js inlined: it opens
+        offline, on a code host's preview, in any browser): the controls' values, every figure, the
+        prompts table. A notebook's embedded widget state would need the widget manager from a CDN;
+        this page needs nothing."""
+        from .plots import write_html
+
+        lo, hi = self.window.value
+        chosen = f", neuron {self.neuron}" if self.neuron is not None else ""
+        about = (f"<p>target <b>{html.escape(self.target.value)}</b>, reference <b>{html.escape(self.reference.value)}</b>, "
+                 f"site <b>{html.escape(self.site.value)}</b>, UNet calls {lo}-{hi}, k = {self.k.value:g} %{chosen}</p>")  # fmt: skip
+        figs = []
+        for name in ("share", "norms", "top", "profile", "map"):
+            fig = go.Figure(getattr(self, name))
+            figs.append((fig.layout.title.text or name, fig))
+        prov = json.dumps(self.tree.attrs.get("provenance", {}), indent=1, default=str)
+        return write_html(
+            path, "Explorer: " + self.target.value + " vs " + self.reference.value, about + self.prompts.value, figs, prov
+        )
 
     def _repr_mimebundle_(self, **kwargs):
         return self.widget._repr_mimebundle_(**kwargs)

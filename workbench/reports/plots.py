@@ -14,32 +14,63 @@ def _attributes(ds: xr.Dataset) -> list[str]:
 
 
 def short_site(site: str) -> str:
+    """'down_blocks.0.attentions.0.transformer_blocks.0.ff.net.2' -> 'down.0.a0.tb0' (see ``SITE_AXIS``)."""
     return (
         site.replace(".attentions.", ".a").replace(".transformer_blocks.", ".tb").replace("_blocks", "").replace(".ff.net.2", "")
     )
 
 
-def density_bar(d: xr.Dataset, title: str = "Skilled-neuron density per site") -> go.Figure:
-    """Pruned share of each site's weight (paper Fig. 3 right, aggregated)."""
-    fig = go.Figure(
-        go.Bar(x=[short_site(s) for s in d["site"].values], y=d["density"].values * 100, hovertext=list(d["site"].values))
-    )
-    fig.update_layout(title=title, yaxis_title="% of the site's weights", xaxis_title="site", template="plotly_white", height=380)
+#: what ``short_site``'s abbreviations mean, for every axis and legend that shows them
+SITE_AXIS = "site (block.index, aN = attention N, tbN = transformer block N; FFN-2 unless named; hover: full path)"
+
+
+def about(attrs: dict) -> str:
+    """The setting a mask-derived figure shows, from its data's attrs: "'striped' vs 'plain', k = 2 %,
+    t-hat = 10" (empty when the attrs say nothing)."""
+    parts = []
+    if attrs.get("target") is not None:
+        parts.append(f"'{attrs['target']}'" + (f" vs '{attrs['reference']}'" if attrs.get("reference") else ""))
+    if attrs.get("k") is not None:
+        parts.append(f"k = {float(attrs['k']):g} %")
+    if attrs.get("t_hat") is not None:
+        t = int(attrs["t_hat"])
+        parts.append("all UNet calls" if t < 0 else f"t-hat = {t}")
+    if attrs.get("kind") not in (None, "skilled"):
+        parts.append(str(attrs["kind"]))
+    return ", ".join(parts)
+
+
+def _titled(title: str, attrs: dict) -> str:
+    extra = about(attrs)
+    return f"{title}: {extra}" if extra else title
+
+
+def density_bar(d: xr.Dataset, title: str | None = None) -> go.Figure:
+    """Pruned share of each site's weight (paper Fig. 3 right, aggregated); the title names the masks'
+    concept, reference, k and t-hat."""
+    sites = [str(s) for s in d["site"].values]
+    fig = go.Figure(go.Bar(x=[short_site(s) for s in sites], y=d["density"].values * 100, hovertext=sites))
+    fig.update_layout(title=title or _titled("Skilled-neuron density per site", d.attrs), yaxis_title="% of the site's weights pruned",
+                      xaxis_title=SITE_AXIS, template="plotly_white", height=400)  # fmt: skip
     return fig
 
 
-def density_heatmap(dps: xr.DataArray, title: str = "Skilled share per site and UNet call") -> go.Figure:
+def density_heatmap(dps: xr.DataArray, title: str | None = None) -> go.Figure:
     """density_per_step output as a (site x step) heatmap: when does a concept's circuit form?"""
+    sites = [str(s) for s in dps["site"].values]
     fig = go.Figure(
         go.Heatmap(
             z=dps.values * 100,
             x=dps["step"].values,
-            y=[short_site(s) for s in dps["site"].values],
+            y=[short_site(s) for s in sites],
             colorscale="Viridis",
-            colorbar={"title": "%"},
-        )
+            colorbar={"title": "% of the site's<br>weights skilled"},
+            customdata=[[s] * dps.sizes["step"] for s in sites],
+            hovertemplate="%{customdata}<br>UNet call %{x}: %{z:.2f} %<extra></extra>",
+        )  # fmt: skip
     )
-    fig.update_layout(title=title, xaxis_title="UNet call (0 = noisiest)", template="plotly_white", height=380)
+    fig.update_layout(title=title or _titled("Skilled share per site and UNet call", dps.attrs), xaxis_title="UNet call (0 = noisiest)",
+                      yaxis_title=SITE_AXIS, template="plotly_white", height=400)  # fmt: skip
     return fig
 
 
@@ -75,20 +106,44 @@ def before_after(before: dict, after: dict, concept: str) -> go.Figure:
     return fig
 
 
-def norm_histogram(dist: xr.DataArray, title: str = "Neuron activation norms, target vs reference") -> go.Figure:
-    """norm_distribution output as overlaid histograms (paper Fig. 4b-d)."""
-    fig = go.Figure([go.Histogram(x=dist.sel(set=s).values, name=str(s), opacity=0.6, nbinsx=80) for s in dist["set"].values])
-    fig.update_layout(barmode="overlay", title=title, xaxis_title="norm", template="plotly_white", height=380)
+def norm_histogram(dist: xr.DataArray, title: str | None = None) -> go.Figure:
+    """norm_distribution output as small multiples (paper Fig. 4b-d): one histogram per prompt set on
+    a shared axis, stacked, so no distribution hides another."""
+    from plotly.subplots import make_subplots
+
+    sets = [str(s) for s in dist["set"].values]
+    fig = make_subplots(rows=len(sets), cols=1, shared_xaxes=True, vertical_spacing=0.04, subplot_titles=sets)
+    hi = float(np.nanpercentile(dist.values, 99.5)) if dist.size else 1.0
+    for i, s in enumerate(sets, 1):
+        fig.add_trace(go.Histogram(x=dist.sel(set=s).values, name=s, xbins=dict(start=0, end=hi, size=hi / 80), showlegend=False),
+                      row=i, col=1)  # fmt: skip
+        fig.update_yaxes(title_text="neurons", row=i, col=1)
+    a = dist.attrs
+    what = f"{a.get('family', 'ffn2')} sites ({a['sites']}), mean over UNet calls {a.get('steps', 'all')}" if "sites" in a else ""
+    fig.update_xaxes(
+        title_text=f"{a.get('normalisation', 'wanda')} norm of a neuron's input (|W| x activation norm)", row=len(sets), col=1
+    )
+    fig.update_layout(title=title or "Neuron norms per prompt set" + (f": {what}" if what else ""), template="plotly_white",
+                      height=160 + 150 * len(sets))  # fmt: skip
     return fig
 
 
-def overlap_heatmap(mat: xr.DataArray, title: str = "Concept overlap (Jaccard)") -> go.Figure:
+def overlap_heatmap(mat: xr.DataArray, title: str = "Concept overlap (Jaccard of the skilled masks over all sites)") -> go.Figure:
+    text = [[f"{v:.2f}" for v in row] for row in mat.values]
     fig = go.Figure(
         go.Heatmap(
-            z=mat.values, x=list(mat["concept_2"].values), y=list(mat["concept"].values), zmin=0, zmax=1, colorscale="Blues"
-        )
+            z=mat.values,
+            x=list(mat["concept_2"].values),
+            y=list(mat["concept"].values),
+            zmin=0,
+            zmax=1,
+            colorscale="Blues",
+            text=text,
+            texttemplate="%{text}",
+            colorbar={"title": "Jaccard"},
+        )  # fmt: skip
     )
-    fig.update_layout(title=title, template="plotly_white", height=420)
+    fig.update_layout(title=title, xaxis_title="concept", yaxis_title="concept", template="plotly_white", height=440)
     return fig
 
 
@@ -175,21 +230,19 @@ def metric_bars(ds: xr.Dataset, dim: str, title: str) -> go.Figure:
     return fig
 
 
-def per_step_curves(dps: xr.DataArray, title: str = "Skilled share per UNet call") -> go.Figure:
+def per_step_curves(dps: xr.DataArray, title: str | None = None) -> go.Figure:
     """density_per_step as one line per site over UNet calls: when does each site's circuit form?"""
     fig = go.Figure(
         [
-            go.Scatter(x=dps["step"].values, y=dps.sel(site=s).values * 100, name=short_site(str(s)), mode="lines")
+            go.Scatter(
+                x=dps["step"].values, y=dps.sel(site=s).values * 100, name=short_site(str(s)), mode="lines", hovertext=str(s)
+            )
             for s in dps["site"].values
         ]
     )
-    fig.update_layout(
-        title=title,
-        xaxis_title="UNet call (0 = noisiest)",
-        yaxis_title="% of the site's weights",
-        template="plotly_white",
-        height=400,
-    )
+    fig.update_layout(title=title or _titled("Skilled share per UNet call", dps.attrs), xaxis_title="UNet call (0 = noisiest)",
+                      yaxis_title="% of the site's weights skilled", legend_title=SITE_AXIS.split(" (")[0], template="plotly_white",
+                      height=420)  # fmt: skip
     return fig
 
 
@@ -205,13 +258,23 @@ def sensitivity_bars(summary: xr.DataArray, title: str = "Sensitivity to the att
     return fig
 
 
-def activity_curves(act: xr.DataArray, title: str = "Concept neurons per UNet call: unedited, edited, attacked") -> go.Figure:
-    """Mean Wanda-scaled activation of the concept neurons per step, one line per run (Fig. 3's
-    deactivated-then-reactivated story as numbers)."""
+def activity_curves(act: xr.DataArray, title: str = "Concept neurons per UNet call: edited and attacked, as ratios to unedited",
+                    ratio: bool = True) -> go.Figure:  # fmt: skip
+    """The concept neurons' mean Wanda-scaled activation per step, one line per run (Fig. 3's
+    deactivated-then-reactivated story as numbers). ``ratio``: each run over the unedited run, step by
+    step (1 = unedited), since the raw activity falls several-fold over the calls and hides a
+    few-percent effect of the edit; ``ratio=False`` draws the raw means."""
+    base = act.sel(run="unedited") if ratio and "unedited" in act["run"].values else None
     fig = go.Figure()
     for run in act["run"].values:
-        fig.add_trace(go.Scatter(x=act["step"].values, y=act.sel(run=run).values, mode="lines+markers", name=str(run)))
-    fig.update_layout(title=title, xaxis_title="UNet call (0 = noisiest)", yaxis_title="mean Wanda-scaled activation",
+        if base is not None and run == "unedited":
+            continue
+        y = act.sel(run=run) / base if base is not None else act.sel(run=run)
+        fig.add_trace(go.Scatter(x=act["step"].values, y=y.values, mode="lines+markers", name=str(run)))
+    if base is not None:
+        fig.add_hline(y=1.0, line_dash="dot", annotation_text="unedited")
+    fig.update_layout(title=title if base is not None or not ratio else "Concept neurons per UNet call", xaxis_title="UNet call (0 = noisiest)",
+                      yaxis_title="activity / unedited's (same prompts, same call)" if base is not None else "mean Wanda-scaled activation",
                       template="plotly_white")  # fmt: skip
     return fig
 

@@ -1,0 +1,73 @@
+"""Report tables as DataFrames and CSV: the rows carry the harm protocol's numbers of the cells on disk."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+import workbench as wb
+from workbench.cli import main
+
+
+def reading(rate, shape, texture, degraded=0.0, fid=3.0):
+    return {"concept_rate": rate, "degraded_rate": degraded, "other_accuracy": {"shape": shape, "texture": texture}, "fid": fid}
+
+
+def test_cells_frame_reads_every_cell_with_the_harm_protocol(tmp_path, capsys):
+    cells = tmp_path / "cells"
+    cells.mkdir()
+    before = reading(1.0, 1.0, 1.0)
+    # a sibling-texture loss (0.25) larger than the shape loss (0.1) is the worst drop
+    one = {"method": "conceptprune", "concept": "striped", "label": "k=2%", "seed": 0, "before": before,
+           "after": reading(0.5, 0.9, 0.75, degraded=0.125, fid=9.0), "density": 0.03, "seconds": 1.5, "wall": 4.0}  # fmt: skip
+    two = {"method": "esd", "concept": "striped", "label": "lr=0.0001", "seed": 1, "before": before,
+           "after": reading(0.25, 1.0, 1.0), "options": {"lr": 1e-4, "iterations": 200}, "seconds": 9.0}  # fmt: skip
+    (cells / "b.json").write_text(json.dumps(two))
+    (cells / "a.json").write_text(json.dumps(one))
+    df = wb.cells_frame(tmp_path)
+    assert list(df["method"]) == ["conceptprune", "esd"]
+    cp = df.iloc[0]
+    assert cp["worst_drop"] == pytest.approx(0.25) and cp["worst_attribute"] == "texture"
+    assert cp["drop_shape"] == pytest.approx(0.1) and cp["degraded"] == pytest.approx(0.125)
+    assert cp["fid_change"] == pytest.approx(6.0) and cp["rate"] == 0.5 and cp["density"] == 0.03
+    assert df.iloc[1]["option_lr"] == 1e-4 and np.isnan(df.iloc[1]["density"])
+    # the CLI writes the same table as CSV
+    out = tmp_path / "t" / "cells.csv"
+    assert main(["table", str(tmp_path), "--csv", str(out)]) == 0
+    back = pd.read_csv(out)
+    assert back["worst_drop"].tolist() == pytest.approx(df["worst_drop"].tolist())
+    assert "2 rows" in capsys.readouterr().out
+
+
+def test_attacks_frame_and_a_folder_without_a_table(tmp_path, capsys):
+    run = tmp_path / "attacks" / "esd-lr0p0001-s0--unlearndiff-b30-s2"
+    run.mkdir(parents=True)
+    res = {"attack": "unlearndiff", "prompts": 8, "asr": {"k": 3, "n": 8, "rate": 0.375, "ci95": [0.14, 0.69]},
+           "pre_attack": {"rate": 0.125}, "asr_new": {"rate": 0.25}, "per_prompt": [], "wall": 12.0}  # fmt: skip
+    (run / "result.json").write_text(json.dumps(res))
+    df = wb.attacks_frame(tmp_path)
+    assert df.iloc[0][["edit", "attack", "seed", "asr", "asr_hi"]].tolist() == ["esd-lr0p0001-s0", "unlearndiff", 2, 0.375, 0.69]
+    assert main(["table", str(tmp_path / "attacks")]) == 0 and "unlearndiff" in capsys.readouterr().out
+    assert main(["table", str(tmp_path / "attacks" / "nothing")]) == 2
+    assert "holds no table" in capsys.readouterr().err
+
+
+def test_results_frame_skips_unmeasured_cells():
+    coords = {"concept": ["striped"], "family": ["ffn2"], "k": [2.0, 5.0], "window": ["all"], "kind": ["skilled"]}
+    shape = (1, 1, 2, 1, 1)
+
+    def var(*vals):
+        return (list(coords), np.array(vals, dtype=float).reshape(shape))
+
+    ds = xr.Dataset(
+        {"concept_rate": var(0.5, np.nan), "degraded_rate": var(0.0, np.nan), "density": var(0.02, np.nan),
+         "shape": var(0.9, np.nan), "colour": var(1.0, np.nan), "texture": var(0.7, np.nan), "scene": var(1.0, np.nan),
+         "fid": var(20.0, np.nan), "done": (list(coords), np.array([True, False]).reshape(shape))},
+        coords=coords,
+        attrs={"baseline": {"striped": reading(1.0, 1.0, 1.0) | {"other_accuracy": {"shape": 1.0, "colour": 1.0, "texture": 1.0, "scene": 1.0}}}},
+    )  # fmt: skip
+    df = wb.results_frame(ds)
+    assert len(df) == 1 and df.iloc[0]["k"] == 2.0
+    assert df.iloc[0]["worst_drop"] == pytest.approx(0.3) and df.iloc[0]["relative_cut"] == pytest.approx(0.5)

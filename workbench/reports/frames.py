@@ -1,0 +1,112 @@
+"""The report tables as pandas DataFrames (and so CSV): read from what the runs left on disk.
+
+``cells_frame(work)``: one row per edit of a ``workbench robustness`` work folder (its ``cells/``),
+the numbers of the page's table at full precision. ``attacks_frame(work)``: one row per attack run
+(``attacks/*/result.json``). ``results_frame(ds)``: one row per measured cell of an ablation result
+(``workbench ablate`` / ``workbench results`` stores). Rates and drops are fractions (0.073, not
+7.3 points); ``workbench table PATH --csv FILE`` writes any of them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import xarray as xr
+
+from ..evaluation.harm import harm
+
+#: options of a cell copied into its row (when the cell has them)
+OPTIONS = ("k", "lr", "iterations", "examples", "objective", "group", "parameters", "train_loss", "heldout_loss")
+
+
+def _cell_row(r: dict) -> dict:
+    h = harm(r["before"], r["after"])
+    opts = r.get("options", {})
+    row = {
+        "method": r["method"],
+        "setting": r.get("label", ""),
+        "seed": r.get("seed"),
+        "concept": r.get("concept"),
+        "judge": r.get("judge", "toy"),
+        "rate_before": r["before"].get("concept_rate"),
+        "rate": r["after"].get("concept_rate"),
+        "worst_drop": h.worst,
+        "worst_attribute": h.attribute,
+        "degraded": h.degraded,
+        **{f"drop_{a}": d for a, d in h.drops.items()},
+        **{f"{k}_change": v for k, v in h.utility.items()},
+        "density": r.get("density", opts.get("density")),
+        "esd_loss": r.get("esd_loss"),
+        "seconds": r.get("seconds"),
+        "wall": r.get("wall"),
+    }
+    row.update({f"option_{k}": opts[k] for k in OPTIONS if k in opts})
+    return row
+
+
+def cells_frame(work: str | Path) -> pd.DataFrame:
+    """Every judged edit under ``work/cells`` (a robustness run's work folder), sorted by method,
+    setting and seed."""
+    folder = Path(work) / "cells"
+    files = sorted(folder.glob("*.json"))
+    if not files:
+        raise FileNotFoundError(f"no cells under {folder}: pass the --work folder of a `workbench robustness` run")
+    rows = [{"cell": p.stem, **_cell_row(json.loads(p.read_text()))} for p in files]
+    return pd.DataFrame(rows).sort_values(["method", "setting", "seed"], kind="stable").reset_index(drop=True)
+
+
+def attacks_frame(work: str | Path) -> pd.DataFrame:
+    """Every attack run under ``work/attacks`` (each folder ``EDIT--ATTACK-bBUDGET-sSEED``): the three
+    rates with their Wilson intervals. Empty (with its columns) when no attack ran."""
+    cols = ["run", "edit", "attack", "seed", "prompts", "asr", "asr_lo", "asr_hi", "pre_attack", "asr_new", "wall"]
+    rows = []
+    for p in sorted((Path(work) / "attacks").glob("*/result.json")):
+        res = json.loads(p.read_text())
+        edit, _, rest = p.parent.name.partition("--")
+        seed = rest.rsplit("-s", 1)[-1]
+        rows.append({
+            "run": p.parent.name, "edit": edit, "attack": res.get("attack"), "seed": int(seed) if seed.isdigit() else None,
+            "prompts": res.get("prompts"), "asr": res["asr"]["rate"], "asr_lo": res["asr"]["ci95"][0],
+            "asr_hi": res["asr"]["ci95"][1], "pre_attack": res["pre_attack"]["rate"], "asr_new": res["asr_new"]["rate"],
+            "wall": res.get("wall"),
+        })  # fmt: skip
+    return pd.DataFrame(rows, columns=cols)
+
+
+def results_frame(ds: xr.Dataset) -> pd.DataFrame:
+    """One row per measured cell of an ablation result (``open_results``): its coordinates, density,
+    the concept's rate before and after, the harm protocol's worst drop, degraded images, toy FID."""
+    from .results import OTHER, cells, relative_cut, worst_drop
+
+    rows = []
+    for sel, b in cells(ds):
+        if "done" in sel and not bool(sel["done"]):
+            continue
+        row = {d: sel[d].item() for d in ("concept", "family", "k", "window", "kind")}
+        rate = float(sel["concept_rate"])
+        row.update({"density": float(sel["density"]), "rate_before": b["concept_rate"], "rate": rate,
+                    "relative_cut": relative_cut(b["concept_rate"], rate), "degraded": float(sel["degraded_rate"]),
+                    **{a: float(sel[a]) for a in OTHER}, "worst_drop": worst_drop(b, sel)})  # fmt: skip
+        row.update({m: float(sel[m]) for m in ("fid", "clip_score") if m in sel})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def frame_of(path: str | Path) -> pd.DataFrame:
+    """The table at ``path``: a robustness work folder (its cells), its ``attacks`` folder, or an
+    ablation result store (``.zarr``)."""
+    path = Path(path)
+    if (path / "cells").is_dir():
+        return cells_frame(path)
+    if path.name == "attacks" and path.is_dir():
+        return attacks_frame(path.parent)
+    if (path / "zarr.json").exists() or path.suffix == ".zarr":
+        from ..evaluation.ablate import open_results
+
+        return results_frame(open_results(path))
+    raise FileNotFoundError(
+        f"{path} holds no table: pass a `workbench robustness` --work folder, its attacks/ folder, "
+        "or an ablation result (.zarr from `workbench ablate` or stores/results/)"
+    )
