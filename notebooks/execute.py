@@ -6,7 +6,8 @@ Each runs top to bottom in a fresh kernel with its full settings (--quick: the s
 suite uses, for a look at the layout); plotly figures are kept as static PNGs (PLOTLY_RENDERER=png,
 through Kaleido and the local Chromium), so a code host shows them. Widget state is not kept (the
 explorer's plotly widgets would carry plotly.js each, megabytes): run 06 to use the explorer. Stores
-go to ../stores as when a user runs them. The time each took is printed and written into the
+go to a fresh temporary folder (``--stores DIR`` to keep them), so each time is that of a first run
+(a notebook reuses what an earlier one in the same run recorded, as it would for a user). The time each took is printed and written into the
 notebook's header (its "**Time.**" line: seconds, the machine, the command, the date), so the header
 never states a time that was not measured.
 """
@@ -17,6 +18,7 @@ import argparse
 import datetime
 import os
 import re
+import tempfile
 import time
 from pathlib import Path
 
@@ -51,11 +53,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("names", nargs="*", help="notebooks to run (default: all), e.g. 06_explore")
     ap.add_argument("--quick", action="store_true", help="the test suite's small settings")
+    ap.add_argument("--stores", default=None, help="where the notebooks write their stores (default: a fresh temporary folder)")
     args = ap.parse_args()
     paths = sorted(HERE.glob("*.ipynb"))
     if args.names:
         paths = [p for p in paths if p.stem in args.names or p.name in args.names]
     os.environ["PLOTLY_RENDERER"] = "png"
+    os.environ["WORKBENCH_NOTEBOOK_STORES"] = args.stores or tempfile.mkdtemp(prefix="workbench-notebooks-")
     os.environ.setdefault("OMP_NUM_THREADS", "2")
     if args.quick:
         os.environ["WORKBENCH_NOTEBOOK_QUICK"] = "1"

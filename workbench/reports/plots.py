@@ -119,9 +119,12 @@ def norm_histogram(dist: xr.DataArray, title: str | None = None) -> go.Figure:
                       row=i, col=1)  # fmt: skip
         fig.update_yaxes(title_text="neurons", row=i, col=1)
     a = dist.attrs
-    what = f"{a.get('family', 'ffn2')} sites ({a['sites']}), mean over UNet calls {a.get('steps', 'all')}" if "sites" in a else ""
+    calls = "all UNet calls" if a.get("steps", "all") == "all" else f"UNet calls {a['steps']}"
+    what = f"{a.get('family', 'ffn2')} sites ({a['sites']}), mean over {calls}" if "sites" in a else ""
     fig.update_xaxes(
-        title_text=f"{a.get('normalisation', 'wanda')} norm of a neuron's input (|W| x activation norm)", row=len(sets), col=1
+        title_text=f"L2 norm of a neuron's input over tokens and prompts ({a.get('normalisation', 'wanda')})",
+        row=len(sets),
+        col=1,
     )
     fig.update_layout(title=title or "Neuron norms per prompt set" + (f": {what}" if what else ""), template="plotly_white",
                       height=160 + 150 * len(sets))  # fmt: skip
