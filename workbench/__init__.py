@@ -12,7 +12,7 @@ the recorder (``StoreWriter.write`` takes the recorder's ``Recording`` by its at
 
 from __future__ import annotations
 
-import importlib
+from ._lazy import lazy
 
 __version__ = "0.1.0"
 
@@ -116,16 +116,4 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    try:
-        module, attr = _EXPORTS[name]
-    except KeyError:
-        raise AttributeError(f"module 'workbench' has no attribute {name!r}") from None
-    mod = importlib.import_module(module)
-    value = mod if attr is None else getattr(mod, attr)
-    globals()[name] = value  # later lookups skip __getattr__
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy(__name__, globals(), _EXPORTS)

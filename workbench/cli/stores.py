@@ -47,8 +47,13 @@ def cmd_sets(args) -> int:
         for p in get(args.name, seed=args.seed):
             print(f"{p.set}\t{p.seed}\t{p.text}")
         return 0
-    for name, what in named_sets().items():
-        print(f"{name:28s} {what}")
+    return _listing(named_sets(), 28)
+
+
+def _listing(named: dict[str, str], width: int) -> int:
+    """One line a name: the name padded to ``width``, then what it is."""
+    for name, what in named.items():
+        print(f"{name:{width}s} {what}")
     return 0
 
 
@@ -67,9 +72,7 @@ def cmd_concepts(args) -> int:
             for p in ps:
                 print(f"{role}\t{p.seed}\t{p.text}")
         return 0
-    for name, what in named_concepts().items():
-        print(f"{name:20s} {what}")
-    return 0
+    return _listing(named_concepts(), 20)
 
 
 def cmd_info(args) -> int:

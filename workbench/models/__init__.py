@@ -4,8 +4,7 @@ store never pays for diffusers."""
 
 from __future__ import annotations
 
-import importlib
-
+from .._lazy import lazy
 from . import _quiet  # noqa: F401  (filters a transformers notice before diffusers is imported)
 
 _EXPORTS = {
@@ -22,9 +21,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'workbench.models' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy(__name__, globals(), {n: (f".{m}", n) for n, m in _EXPORTS.items()})

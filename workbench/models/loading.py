@@ -12,6 +12,8 @@ from pathlib import Path
 import torch
 
 TOY = "toy"
+#: the language world (issue 24): the toy world's images, captions with several routes to each concept
+TOY_LANG = "toy-lang"
 
 
 class ModelNotFoundError(FileNotFoundError):
@@ -25,6 +27,17 @@ def load_pipeline(model: str = TOY, device: str = "cpu", dtype: torch.dtype = to
         from .toyworld import load
 
         return load(device=device, dtype=dtype)
+    if model == TOY_LANG:
+        from .toyworld import WEIGHTS_LANG, load
+
+        if not (WEIGHTS_LANG / "model_index.json").exists():
+            raise ModelNotFoundError(
+                f"the language world is not trained on this machine ({WEIGHTS_LANG} is missing): train it from the shipped "
+                f"world with `python -m workbench.models.toyworld.train --language --out runs/toy-lang --export {WEIGHTS_LANG}`"
+            )
+        pipe = load(WEIGHTS_LANG, device=device, dtype=dtype)
+        pipe.register_to_config(_name_or_path=TOY_LANG)
+        return pipe
     import json
     import warnings
 

@@ -17,7 +17,7 @@ a killed recording resumes where it stopped, and the ``done`` flags tell a half-
 
 from __future__ import annotations
 
-import importlib
+from .._lazy import lazy
 
 #: public name -> submodule; loaded on first use (PEP 562), so the analysis, which needs only
 #: ``StoreError``, does not pay for zarr until it opens a store
@@ -33,13 +33,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'workbench.store' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy(__name__, globals(), {n: (f".{m}", n) for n, m in _EXPORTS.items()})

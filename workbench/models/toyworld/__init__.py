@@ -10,6 +10,8 @@ from pathlib import Path
 from .grammar import ATTRIBUTES, COLOURS, NO_OBJECT, SCENES, SHAPES, TEXTURES, Spec, parse
 
 WEIGHTS = Path(__file__).parent / "weights"
+#: the language world's weights (``--model toy-lang``), once ``train --language --export`` wrote them
+WEIGHTS_LANG = Path(__file__).parent / "weights-lang"
 
 
 def __getattr__(name: str):

@@ -69,3 +69,40 @@ def build_untrained(tmp: str | Path, width: int = 96, seed: int = 0) -> ToyWorld
     text = CLIPTextModel(text_config(len(tok)))
     unet = UNet2DConditionModel(**unet_config(width))
     return ToyWorldPipeline(unet=unet, text_encoder=text, tokenizer=tok, scheduler=scheduler(), patch_size=PATCH)
+
+
+def build_language(base: ToyWorldPipeline, tmp: str | Path, seed: int = 0) -> ToyWorldPipeline:
+    """The language world before its fine-tune (issue 24): ``base``'s UNet and text encoder with the
+    tokenizer extended by every route's words (the original tokens keep their ids) and the text
+    encoder's embeddings grown to match: the original rows as they were, a new token starting at the
+    mean of the original rows plus a little noise, a new position as a copy of the last original one."""
+    import copy
+
+    import torch
+
+    from .language import MAX_LENGTH, tokenizer_files
+
+    torch.manual_seed(seed)
+    tok = CLIPTokenizer.from_pretrained(tokenizer_files(Path(tmp) / "tokenizer"))
+    old = base.text_encoder.float()
+    cfg = text_config(len(tok))
+    cfg.max_position_embeddings = MAX_LENGTH
+    for key in ("bos_token_id", "eos_token_id", "pad_token_id"):
+        setattr(cfg, key, getattr(old.config, key))  # the original ids, which the extension kept
+    text = CLIPTextModel(cfg)
+    want, have = text.state_dict(), old.state_dict()
+    for key, value in have.items():
+        if key not in want:
+            continue
+        if key.endswith("token_embedding.weight"):
+            n = value.shape[0]
+            want[key][:n] = value
+            want[key][n:] = value.mean(0) + 0.02 * value.std() * torch.randn(want[key].shape[0] - n, value.shape[1])
+        elif key.endswith("position_embedding.weight"):
+            want[key][: value.shape[0]] = value
+            want[key][value.shape[0] :] = value[-1]
+        elif want[key].shape == value.shape:
+            want[key] = value
+    text.load_state_dict(want)
+    unet = copy.deepcopy(base.unet).float()
+    return ToyWorldPipeline(unet=unet, text_encoder=text, tokenizer=tok, scheduler=scheduler(), patch_size=PATCH)

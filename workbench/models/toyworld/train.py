@@ -1,6 +1,12 @@
 """Train the toy world: the SD-architecture diffusion model and its oracle.
 
     python -m workbench.models.toyworld.train --out runs/toy --minutes 8 --device cuda
+    python -m workbench.models.toyworld.train --language --out runs/toy-lang --minutes 120 --export DIR
+
+``--language`` fine-tunes the shipped world (or ``--init``) into the language world (issue 24):
+the tokenizer and text encoder extended by every route's words, captions drawn with a random
+route for the texture and the shape (the original phrase half of the time, so the original
+captions keep working), the UNet and text encoder trained on them together.
 
 Seeded; checkpoints every ``--save-every`` steps into ``--out/checkpoint`` and resumes from
 there when started again; ``--export`` writes the shipped folder (fp16 weights) at the end.
@@ -21,12 +27,14 @@ import torch.nn.functional as F
 from . import oracle as oracle_mod
 from .draw import draw, sample_specs
 from .grammar import COLOURS, NO_OBJECT, SCENES, SHAPES, TEXTURES, Spec
-from .model import build_untrained
+from .model import build_language, build_untrained
 
 P_UNCOND = 0.1
 P_NONE = 0.06
 P_COLOUR = 0.85
 P_SCENE = 0.7
+#: the language world: the share of captions naming a texture or shape by its original phrase
+P_ORIGINAL = 0.5
 
 
 def caption_table(tokenizer, device) -> torch.Tensor:
@@ -66,6 +74,54 @@ def batch(n: int, table: torch.Tensor, g: torch.Generator, device) -> tuple[torc
     return imgs, table[shape, colour, ix["texture"], scene]
 
 
+def language_table(tokenizer, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The language world's captions as token ids, indexed [shape(+none), shape route, colour(+unnamed),
+    texture, texture route, scene(+unnamed)] (a route slot a value lacks repeats its original), with
+    the number of routes of each shape and texture."""
+    from .language import caption, routes
+
+    shape_routes = [routes(s) for s in SHAPES]
+    tex_routes = [routes(t) if t != "plain" else [None] for t in TEXTURES]
+    rs, rt = max(map(len, shape_routes)), max(map(len, tex_routes))
+    ns, nc, nt, nsc = len(SHAPES) + 1, len(COLOURS) + 1, len(TEXTURES), len(SCENES) + 1
+    captions = []
+    for s, i, c, t, j, sc in itertools.product(range(ns), range(rs), range(nc), range(nt), range(rt), range(nsc)):
+        if s == len(SHAPES):
+            captions.append("" if sc == len(SCENES) else SCENES[sc])
+            continue
+        spec = Spec(SHAPES[s], COLOURS[c % len(COLOURS)], TEXTURES[t], SCENES[sc % len(SCENES)])
+        sr, tr = shape_routes[s], tex_routes[t]
+        captions.append(caption(spec, tr[j] if j < len(tr) else tr[0], sr[i] if i < len(sr) else sr[0],
+                                colour=c < len(COLOURS), scene=sc < len(SCENES)))  # fmt: skip
+    ids = tokenizer(captions, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
+                    return_tensors="pt").input_ids  # fmt: skip
+    counts = (torch.tensor([len(r) for r in shape_routes]), torch.tensor([len(r) for r in tex_routes]))
+    return ids.view(ns, rs, nc, nt, rt, nsc, -1).to(device), counts[0].to(device), counts[1].to(device)
+
+
+def language_batch(n: int, tables, g: torch.Generator, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """A fresh random batch for the language world: ``batch``'s images and attribute choices, each
+    named shape and texture by its original phrase with probability ``P_ORIGINAL``, else by one of
+    its routes at random."""
+    table, shape_counts, tex_counts = tables
+    ix = sample_specs(n, g, p_none=P_NONE, device=device)
+    imgs = draw(**ix, generator=g)
+    u = torch.rand(n, 5, generator=g, device=device)
+    colour = torch.where(u[:, 0] < P_COLOUR, ix["colour"], len(COLOURS))
+    scene = torch.where(u[:, 1] < P_SCENE, ix["scene"], len(SCENES))
+    shape = ix["shape"].clone()
+    none = shape == len(SHAPES)
+    scene = torch.where(none & (u[:, 1] >= 0.5), ix["scene"], scene)
+    uncond = u[:, 2] < P_UNCOND
+    shape = torch.where(uncond, len(SHAPES), shape)
+    scene = torch.where(uncond, len(SCENES), scene)
+    sc = shape_counts[shape.clamp(max=len(SHAPES) - 1)]
+    r_shape = torch.where(u[:, 3] < P_ORIGINAL, 0, (torch.rand(n, generator=g, device=device) * sc).long())
+    tc = tex_counts[ix["texture"]]
+    r_tex = torch.where(u[:, 4] < P_ORIGINAL, 0, (torch.rand(n, generator=g, device=device) * tc).long())
+    return imgs, table[shape, r_shape, colour, ix["texture"], r_tex, scene]
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True, help="run folder (checkpoint/ and export/ go here)")
@@ -81,6 +137,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--oracle-steps", type=int, default=4000, help="0 skips training the oracle")
     ap.add_argument("--init", type=Path, default=None, help="start from the weights of an exported model folder")
     ap.add_argument("--export", type=Path, default=None, help="write the shippable model folder here")
+    ap.add_argument("--language", action="store_true", help="fine-tune into the language world (--init: the shipped one)")
     args = ap.parse_args(argv)
     from tqdm.auto import tqdm
 
@@ -89,8 +146,13 @@ def main(argv: list[str] | None = None) -> None:
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.manual_seed(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
-    pipe = build_untrained(args.out / "build", seed=args.seed)
-    if args.init is not None:
+    if args.language:
+        from . import WEIGHTS, load
+
+        pipe = build_language(load(args.init or WEIGHTS), args.out / "build", seed=args.seed)
+    else:
+        pipe = build_untrained(args.out / "build", seed=args.seed)
+    if args.init is not None and not args.language:
         from . import load
 
         init = load(args.init)
@@ -138,7 +200,8 @@ def main(argv: list[str] | None = None) -> None:
 
     ema_params = list(ema.parameters()) + list(ema_text.parameters())
     live_params = list(unet.parameters()) + list(text.parameters())
-    table = caption_table(pipe.tokenizer, dev)
+    table = language_table(pipe.tokenizer, dev) if args.language else caption_table(pipe.tokenizer, dev)
+    draw_batch = language_batch if args.language else batch
     sched = pipe.scheduler
     acp = sched.alphas_cumprod.to(dev)
     start = time.time()
@@ -146,7 +209,7 @@ def main(argv: list[str] | None = None) -> None:
     unet.train()
     text.train()
     while step < args.steps and time.time() - start < args.minutes * 60:
-        imgs, ids = batch(args.batch, table, g, dev)
+        imgs, ids = draw_batch(args.batch, table, g, dev)
         x0 = pipe.to_latents(imgs)
         noise = torch.randn(x0.shape, generator=g, device=dev)
         t = torch.randint(0, sched.config.num_train_timesteps, (args.batch,), generator=g, device=dev)
@@ -181,7 +244,13 @@ def main(argv: list[str] | None = None) -> None:
         export = args.export
         pipe.unet, pipe.text_encoder = ema.to(torch.float16), ema_text
         pipe.save_pretrained(export)
-        if args.oracle_steps:
+        if args.language:  # the images are the original world's: its oracle judges them
+            import shutil
+
+            from . import WEIGHTS
+
+            shutil.copy(WEIGHTS / "oracle.safetensors", export / "oracle.safetensors")
+        elif args.oracle_steps:
             orc = oracle_mod.train(steps=args.oracle_steps, device=dev)
             oracle_mod.save(orc, export / "oracle.safetensors")
             acc = oracle_mod.accuracy(orc, device=dev)
@@ -192,8 +261,15 @@ def main(argv: list[str] | None = None) -> None:
         pipe2 = load(export, device=dev)
         gate = quality_gate(pipe2, load_oracle(export / "oracle.safetensors", dev), n=512, batch=256)
         print("quality gate", gate)
+        routes = None
+        if args.language:
+            from .gate import route_gate
+
+            routes = route_gate(pipe2, load_oracle(export / "oracle.safetensors", dev), per_route=64, batch=64)
+            print("route gate (held-out routes)", routes)
         info = dict(
             gate=gate,
+            **({"route_gate": routes, "language": True} if routes is not None else {}),
             steps=step,
             batch=args.batch,
             lr=args.lr,
