@@ -58,11 +58,13 @@ def caption_table(tokenizer, device) -> torch.Tensor:
     return ids.view(ns, nc, nt, nsc, -1).to(device)
 
 
-def batch(n: int, table: torch.Tensor, g: torch.Generator, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images in [0, 1] and caption ids for a fresh random batch."""
+def _choices(n: int, g: torch.Generator, device, extra: int = 0) -> tuple:
+    """A fresh random batch's images and caption choices: (images, the drawn specs' indices, shape,
+    colour, scene indices as captioned (unnamed and unconditional ones at the end of their tables),
+    the ``extra`` further uniform draws per image that a caller needs)."""
     ix = sample_specs(n, g, p_none=P_NONE, device=device)
     imgs = draw(**ix, generator=g)
-    u = torch.rand(n, 3, generator=g, device=device)
+    u = torch.rand(n, 3 + extra, generator=g, device=device)
     colour = torch.where(u[:, 0] < P_COLOUR, ix["colour"], len(COLOURS))
     scene = torch.where(u[:, 1] < P_SCENE, ix["scene"], len(SCENES))
     shape = ix["shape"].clone()
@@ -71,6 +73,12 @@ def batch(n: int, table: torch.Tensor, g: torch.Generator, device) -> tuple[torc
     uncond = u[:, 2] < P_UNCOND
     shape = torch.where(uncond, len(SHAPES), shape)
     scene = torch.where(uncond, len(SCENES), scene)
+    return imgs, ix, shape, colour, scene, u[:, 3:]
+
+
+def batch(n: int, table: torch.Tensor, g: torch.Generator, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images in [0, 1] and caption ids for a fresh random batch."""
+    imgs, ix, shape, colour, scene, _ = _choices(n, g, device)
     return imgs, table[shape, colour, ix["texture"], scene]
 
 
@@ -104,21 +112,11 @@ def language_batch(n: int, tables, g: torch.Generator, device) -> tuple[torch.Te
     named shape and texture by its original phrase with probability ``P_ORIGINAL``, else by one of
     its routes at random."""
     table, shape_counts, tex_counts = tables
-    ix = sample_specs(n, g, p_none=P_NONE, device=device)
-    imgs = draw(**ix, generator=g)
-    u = torch.rand(n, 5, generator=g, device=device)
-    colour = torch.where(u[:, 0] < P_COLOUR, ix["colour"], len(COLOURS))
-    scene = torch.where(u[:, 1] < P_SCENE, ix["scene"], len(SCENES))
-    shape = ix["shape"].clone()
-    none = shape == len(SHAPES)
-    scene = torch.where(none & (u[:, 1] >= 0.5), ix["scene"], scene)
-    uncond = u[:, 2] < P_UNCOND
-    shape = torch.where(uncond, len(SHAPES), shape)
-    scene = torch.where(uncond, len(SCENES), scene)
+    imgs, ix, shape, colour, scene, u = _choices(n, g, device, extra=2)
     sc = shape_counts[shape.clamp(max=len(SHAPES) - 1)]
-    r_shape = torch.where(u[:, 3] < P_ORIGINAL, 0, (torch.rand(n, generator=g, device=device) * sc).long())
+    r_shape = torch.where(u[:, 0] < P_ORIGINAL, 0, (torch.rand(n, generator=g, device=device) * sc).long())
     tc = tex_counts[ix["texture"]]
-    r_tex = torch.where(u[:, 4] < P_ORIGINAL, 0, (torch.rand(n, generator=g, device=device) * tc).long())
+    r_tex = torch.where(u[:, 1] < P_ORIGINAL, 0, (torch.rand(n, generator=g, device=device) * tc).long())
     return imgs, table[shape, r_shape, colour, ix["texture"], r_tex, scene]
 
 
