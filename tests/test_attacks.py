@@ -366,3 +366,11 @@ def test_attack_table_runs_each_eraser_and_attack_resumes_and_compares(toy, sett
     assert f"| ringabell | conceptprune k=2% | unedited | {n} | {both} |" in text  # paired over the same prompts
     with pytest.raises(ValueError, match="unknown attack"):
         run_attacks(*args[:-1], ("nope",), progress=False)
+
+
+def test_the_cli_offers_every_attack_the_library_has():
+    """--attack's choices are spelled in the CLI (so that --help imports no torch): they must be ATTACKS."""
+    from workbench.attacks import ATTACKS
+    from workbench.cli.erasers import ATTACK_NAMES
+
+    assert ATTACK_NAMES == list(ATTACKS)

@@ -1,6 +1,7 @@
 """The language world's captions (issue 24): routes to each texture and shape, split between what
 erasers may see and what only attacks and evaluation use, and a tokenizer that round-trips them."""
 
+import itertools
 import json
 
 import pytest
@@ -51,6 +52,17 @@ def test_the_original_tokens_keep_their_ids_and_some_routes_take_several_tokens(
     # the original world's files are byte for byte what they were: the shipped tokenizer is untouched
     a, b = build_files(tmp_path / "a"), build_files(tmp_path / "b", extra=[], pieces={})
     assert json.loads((a / "vocab.json").read_text()) == json.loads((b / "vocab.json").read_text())
+
+
+def test_every_word_is_one_token_but_the_pieces_which_are_theirs(tokenizers):
+    """BPE applies merges by rank, so one word's merges can block another's ('a n' before 'b a' made
+    'banded' five tokens); the tokenizer settles them: each word is one token, or exactly its pieces."""
+    _, lang = tokenizers
+    for word in L.vocabulary():
+        want = [*L.PIECES[word][:-1], L.PIECES[word][-1] + "</w>"] if word in L.PIECES else [word + "</w>"]
+        assert lang.tokenize(word) == want, word
+    assert lang.tokenize("a red banded circle with thin parallel bars")[2:] == [
+        "banded</w>", "circle</w>", "with</w>", "thin</w>", "parallel</w>", "bars</w>"]  # fmt: skip
 
 
 def test_every_concept_has_train_and_heldout_routes_of_every_kind():
@@ -134,3 +146,120 @@ def test_docs_list_every_route_as_the_code_has_them():
 
     doc = (Path(__file__).parent.parent / "docs" / "toyworld.md").read_text()
     assert L.routes_markdown() in doc
+
+
+@pytest.fixture(scope="module")
+def lang(toy, tmp_path_factory):
+    """The language world before its fine-tune, under its name (what the world checks read)."""
+    from workbench.models.toyworld.model import build_language
+
+    pipe = build_language(toy, tmp_path_factory.mktemp("lang"))
+    pipe.register_to_config(_name_or_path="toy-lang")
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def test_language_parse_reads_every_original_caption_as_the_grammar_does():
+    """The oracle's judge reads both worlds' captions with ``language.parse``: on every caption the
+    original world's prompt sets make it must read what ``grammar.parse`` reads."""
+    from workbench.models.toyworld import grammar, prompts
+
+    texts = {p.text for p in prompts.toy_eval(n_per=2)} | {p.text for p in prompts.toy_textures()}
+    texts |= {p.text for p in prompts.toy_shapes()} | {p.text for p in prompts.toy_swap()}
+    for name in [*prompts.named_sets()]:
+        texts |= {p.text for p in prompts.get(name)}
+    for spec in itertools.product((*grammar.SHAPES, grammar.NO_OBJECT), grammar.COLOURS, grammar.TEXTURES, grammar.SCENES):
+        for flags in itertools.product((True, False), repeat=3):  # every caption the training draws
+            texts.add(grammar.Spec(*spec).caption(*flags))
+    assert len(texts) > 300  # every distinct caption of the original world
+    for t in texts:
+        assert L.parse(t) == grammar.parse(t), t
+
+
+def test_language_concepts_erase_through_train_routes_and_are_judged_on_heldout_ones():
+    from workbench.models.toyworld.prompts import toy_eval
+    from workbench.prompts.concepts import get_concept
+
+    for value in ("striped", "circle"):
+        c = get_concept(f"lang:{value}")
+        attr = c.extra["attribute"]
+        train = {r.phrase for r in L.routes(value, "train")}
+        held = [r.phrase for r in L.routes(value, "heldout")]
+        for p in c.target:
+            assert L.parse(p.text)[attr] == value and any(f" {ph} " in f" {p.text} " for ph in train), p.text
+        for p in c.anchor:
+            assert L.parse(p.text)[attr] != value
+        used = set()
+        for p, base, variants in zip(c.eval_target, c.bases, c.extra["routes"]):
+            assert L.parse(p.text)[attr] == value
+            phrase = next(ph for ph in sorted(held, key=len, reverse=True) if f" {ph} " in f" {p.text} ")
+            used.add(phrase)
+            assert phrase not in base and L.parse(base)[attr] != value
+            assert p.text in variants and len(variants) == len(held)
+            assert {L.parse(v)[attr] for v in variants} == {value}
+        assert used == set(held)  # every held-out route is judged
+        original = [p for p in toy_eval(n_per=2) if L.parse(p.text)[attr] != value]
+        assert [(p.text, p.seed) for p in c.eval_other] == [(p.text, p.seed) for p in original]
+        words = set(c.extra["heldout_words"])
+        assert words and not words & {w for ph in train for w in ph.split()}
+
+
+def test_route_attack_is_each_prompt_under_every_heldout_route(lang):
+    """The route attack's verdict per prompt is 'any route shows it', read against a hand loop over
+    the same images; the per-route rates are each route's share."""
+    from workbench.attacks import attack
+    from workbench.editing.edits import Edit
+    from workbench.evaluation.generation import generate
+    from workbench.evaluation.judges import judge_of
+    from workbench.prompts.concepts import get_concept
+
+    r = attack(lang, "toy", Edit("unedited"), "lang:striped", "routes", budget=2, steps=3)
+    c = get_concept("lang:striped", n_per=1)
+    judge = judge_of("toy", c)
+    seeds = [p.seed for p in c.eval_target]
+    per = [[bool(judge(generate(lang, [v[j]], [s], 3, 1.5), [v[j]]).shown[0]) for j in range(2)]
+           for v, s in zip(c.extra["routes"], seeds)]  # fmt: skip
+    assert r.after == [any(x) for x in per]
+    assert r.info["per_route"] == {c.extra["route_phrases"][j]: sum(x[j] for x in per) / len(per) for j in range(2)}
+    assert all(a in v[:2] for a, v in zip(r.adversarial, c.extra["routes"]))
+
+
+def test_heldout_attacks_choose_only_heldout_route_tokens(lang):
+    from workbench.attacks import attack, heldout_tokens
+    from workbench.editing.edits import Edit
+    from workbench.prompts.concepts import get_concept
+
+    c = get_concept("lang:striped", n_per=1)
+    ids = heldout_tokens(lang, c)
+    tokens = set(lang.tokenizer.convert_ids_to_tokens(ids.tolist()))
+    assert {"stripy</w>", "banded</w>", "ze", "bra</w>", "parallel</w>"} <= tokens
+    assert not tokens & {"striped</w>", "stripes</w>", "bands</w>", "with</w>"}  # no train route's word
+    r = attack(lang, "toy", Edit("unedited"), c, "unlearndiff-heldout", budget=2, steps=3)
+    assert set(r.info["vocabulary"]) == tokens
+    for text, adv in zip(r.prompts, r.adversarial):
+        extra = adv.split()[len(text.split()) :] if adv.startswith(text) else adv.split()[: len(adv.split()) - len(text.split())]
+        assert extra and all(f"{w}</w>" in tokens or w in tokens for w in extra), adv
+    with pytest.raises(ValueError, match="has no held-out routes"):
+        attack(lang, "toy", Edit("unedited"), "striped", "routes", budget=1, steps=3)
+
+
+def test_an_edit_made_on_one_world_is_refused_on_the_other(toy, lang, tmp_path, capsys):
+    """The two worlds share the UNet and differ in the text encoder: the edit's recorded hashes of
+    both must match; a language concept on the original world is refused with the fix."""
+    from workbench.cli import main
+    from workbench.editing.edits import applied
+    from workbench.editing.erasers import make_edit
+
+    edit = make_edit(toy, "conceptprune", "striped", steps=3, t_hat=2, progress=False)
+    with pytest.raises(ValueError, match="made for other weights \\(text_encoder"):
+        with applied(lang, edit):
+            pass
+    with applied(toy, edit):  # its own world takes it
+        pass
+    lang_edit = make_edit(lang, "conceptprune", "lang:striped", steps=3, t_hat=2, progress=False)
+    with pytest.raises(ValueError, match="made for other weights"):
+        with applied(toy, lang_edit):
+            pass
+    assert main(["attack", "--attack", "routes", "--edit", "none", "--concept", "lang:striped", "--steps", "3",
+                 "--out", str(tmp_path / "a"), "--quiet"]) == 2  # fmt: skip
+    assert "belongs to the 'toy-lang' world" in capsys.readouterr().err

@@ -60,14 +60,16 @@ def mean_loss(pipe, ex: Examples, texts, token_id=None, vectors=None, batch: int
 
 def gradient_attack(pipe, ex: Examples, prompts: list[str], word: str, token_id: int, k: int = 3, discrete: bool = True,
                     iterations: int = 100, lr: float | None = None, seed: int = 0, batch: int = 16, bases: list[str] | None = None,
-                    shared: bool = False, where: str = "suffix", progress: bool = False) -> AttackOutcome:  # fmt: skip
+                    shared: bool = False, where: str = "suffix", progress: bool = False,
+                    allowed: torch.Tensor | None = None) -> AttackOutcome:  # fmt: skip
     """Optimise k slots per prompt, after it (``where="prefix"``: before it, as UnlearnDiffAtk
     places them; with a causal text encoder a suffix leaves the prompt's own token states as they
     were, a prefix shifts them all), or after each of ``bases``, the prompts with the concept's words
     removed; ``shared``: one set of slots for every prompt, as textual inversion learns one word. ``discrete``: logits over real tokens, relaxed by a softmax (the embedding
     is the softmax-weighted mix of vocabulary embeddings) and projected to the most likely token at
     the end (UnlearnDiffAtk's setting: the projected, real-token prompt is judged); else free
-    embeddings (a soft prompt, or an inverted concept: no text reaches them)."""
+    embeddings (a soft prompt, or an inverted concept: no text reaches them). ``allowed``: the token
+    ids a discrete attack may choose (default every real token)."""
     from tqdm.auto import tqdm
 
     texts = (
@@ -75,7 +77,7 @@ def gradient_attack(pipe, ex: Examples, prompts: list[str], word: str, token_id:
     )
     g = torch.Generator().manual_seed(seed)
     table = token_table(pipe).detach()
-    allowed = real_tokens(pipe)
+    allowed = real_tokens(pipe) if allowed is None else allowed
     n = len(prompts)
     rows = 1 if shared else n
     if discrete:
@@ -161,16 +163,16 @@ def concept_direction(pipe, concept_prompts: list[str], reference_prompts: list[
 @torch.no_grad()
 def ringabell(pipe, prompts: list[str], bases: list[str], direction: torch.Tensor, word: str, token_id: int, k: int = 3,
               eta: float = 3.0, generations: int = 50, population: int = 32, mutation: float = 0.2, seed: int = 0,
-              ex: Examples | None = None, progress: bool = False) -> AttackOutcome:  # fmt: skip
+              ex: Examples | None = None, progress: bool = False, allowed: torch.Tensor | None = None) -> AttackOutcome:  # fmt: skip
     """A genetic search over k real tokens appended to each prompt's concept-free base, towards the
     text encoding ``encode(base) + eta * direction`` (cosine similarity of the flattened encodings);
     no gradient and no UNet call (Ring-A-Bell, Tsai et al. 2024). ``ex`` only reports the attack
-    loss of the result beside the white-box attacks'."""
+    loss of the result beside the white-box attacks'; ``allowed``: the token ids it may choose."""
     from tqdm.auto import tqdm
 
     g = torch.Generator().manual_seed(seed)
     table = token_table(pipe).detach()
-    allowed = real_tokens(pipe)
+    allowed = real_tokens(pipe) if allowed is None else allowed
     n = len(bases)
     texts = [with_slots(b, word, k, "suffix") for b in bases]
     target = (encode(pipe, bases) + eta * direction[None]).flatten(1)  # (N, L*D)

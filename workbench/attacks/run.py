@@ -5,6 +5,9 @@ toy world's: the held-out captions that name it); each is judged on the edited m
 attack (``before``) and after (``after``), with its own seed. Budgets count optimiser steps
 (white-box, revival) or generations (Ring-A-Bell). Any SD-family model with one text encoder
 (SD 1.x, 2.x, the toy world) takes prompt attacks; weight revival works on SDXL too.
+On a concept with held-out routes (the language toy world's), ``routes`` tries its held-out words
+as they are, and ``unlearndiff-heldout`` / ``ringabell-heldout`` search only those words' tokens
+(``attacks.routes``).
 """
 
 from __future__ import annotations
@@ -20,15 +23,19 @@ from ..editing.erase import frozen_examples
 from ..evaluation.generation import generate
 from ..evaluation.judges import judge_of
 from ..evaluation.judging import settings
+from ..models.loading import model_id
 from ..models.slots import injecting, placeholder
 from ..prompts.concepts import get_concept
 from .prompt_search import concept_direction, gradient_attack, ringabell
 from .revival import revive
+from .routes import heldout_tokens, route_attack, variants_of
 from .score import AttackResult
 
-ATTACKS = ("unlearndiff", "softprompt", "inversion", "ringabell", "revival", "benign")
-#: default budget per attack: optimiser steps, or Ring-A-Bell generations
-BUDGETS = {"unlearndiff": 100, "softprompt": 100, "inversion": 100, "ringabell": 50, "revival": 100, "benign": 100}
+ATTACKS = ("unlearndiff", "softprompt", "inversion", "ringabell", "revival", "benign", "routes", "unlearndiff-heldout",
+           "ringabell-heldout")  # fmt: skip
+#: default budget per attack: optimiser steps, Ring-A-Bell generations, or routes tried per prompt
+BUDGETS = {"unlearndiff": 100, "softprompt": 100, "inversion": 100, "ringabell": 50, "revival": 100, "benign": 100,
+           "routes": 16, "unlearndiff-heldout": 100, "ringabell-heldout": 50}  # fmt: skip
 
 
 def targets(concept, n_per: int = 1) -> list:
@@ -55,11 +62,14 @@ def attack(pipe, judge, edit: Edit, concept, method: str, budget: int | None = N
     if budget < 1:
         raise ValueError(f"budget={budget}: give at least 1 step")
     c = get_concept(concept, n_per=n_per)
+    c.check_model(model_id(pipe))
     if method not in ("revival", "benign") and getattr(pipe, "text_encoder_2", None) is not None:
         raise ValueError(
             f"prompt attacks ({method}) cover models with one text encoder (SD 1.x, 2.x, the toy world); this model has two "
             "(SDXL): attack its weights with --attack revival or benign"
         )
+    if method == "routes" or method.endswith("-heldout"):
+        variants_of(c)  # before any generation: a concept without routes fails now
     steps, guidance = settings(pipe, steps, guidance)
     j = judge_of(judge, c, device=str(pipe.unet.device))
 
@@ -72,9 +82,10 @@ def attack(pipe, judge, edit: Edit, concept, method: str, budget: int | None = N
     texts, seeds = [p.text for p in tg], [p.seed for p in tg]
     with applied(pipe, edit):
         before = shown(generate(pipe, texts, seeds, steps, guidance), tg)
-    # the unedited model's trajectories for the target prompts: the attack loss's examples
-    ex = frozen_examples(pipe, texts, seeds, "esd", steps=steps, guidance=guidance)
-    ex.target = ex.frozen.clone()
+    # the unedited model's trajectories for the target prompts: the attack loss's examples (the route attack needs none)
+    ex = frozen_examples(pipe, texts, seeds, "esd", steps=steps, guidance=guidance) if method != "routes" else None
+    if ex is not None:
+        ex.target = ex.frozen.clone()
     info: dict = {"method": method, "edit": edit.method, "budget": budget, "seed": seed, "k": k, "judge": j.name,
                   "steps": steps, "guidance": guidance}  # fmt: skip
     adversarial: list[str]
@@ -91,18 +102,26 @@ def attack(pipe, judge, edit: Edit, concept, method: str, budget: int | None = N
         adversarial = texts
         if out is not None:
             revived.save(Path(out) / "revived")
+    elif method == "routes":
+        with applied(pipe, edit):
+            after, adversarial, per_route = route_attack(pipe, c, shown, seeds, steps, guidance, budget)
+        info.update(per_route=per_route, routes=len(per_route))
     else:
         word, tid = placeholder(pipe, texts)
+        base, _, vocab = method.partition("-")
+        allowed = heldout_tokens(pipe, c) if vocab == "heldout" else None
+        if allowed is not None:
+            info["vocabulary"] = pipe.tokenizer.convert_ids_to_tokens(allowed.tolist())
         with applied(pipe, edit):
-            if method == "ringabell":
+            if base == "ringabell":
                 direction = concept_direction(pipe, [p.text for p in c.target], [p.text for p in c.anchor])
                 res = ringabell(pipe, texts, list(c.bases), direction, word, tid, k=k, generations=budget,
-                                seed=seed, ex=ex, progress=progress)  # fmt: skip
+                                seed=seed, ex=ex, progress=progress, allowed=allowed)  # fmt: skip
             else:
                 res = gradient_attack(pipe, ex, texts, word, tid, k=1 if method == "inversion" else k,
-                                      discrete=method == "unlearndiff", iterations=budget, seed=seed, progress=progress,
+                                      discrete=base == "unlearndiff", iterations=budget, seed=seed, progress=progress,
                                       bases=list(c.bases) if method == "inversion" else None,
-                                      shared=method == "inversion")  # fmt: skip
+                                      shared=method == "inversion", allowed=allowed)  # fmt: skip
             with injecting(pipe, tid, res.vectors):
                 after = shown(generate(pipe, res.texts, seeds, steps, guidance), tg)
         info.update(loss_before=res.loss_before, loss_start=res.loss_start, loss_after=res.loss_after, slot_texts=res.texts,

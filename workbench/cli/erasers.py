@@ -9,6 +9,10 @@ from pathlib import Path
 
 from .common import Parents, device_of, dtype_of
 
+#: ``workbench.attacks.ATTACKS``, spelled here so that --help imports no torch (a test checks they agree)
+ATTACK_NAMES = ["unlearndiff", "softprompt", "inversion", "ringabell", "revival", "benign", "routes", "unlearndiff-heldout",
+                "ringabell-heldout"]  # fmt: skip
+
 
 def _json(obj):
     """``obj`` with NaN as null, so that what --json prints is strict JSON."""
@@ -185,15 +189,20 @@ def add(sub, parents: Parents) -> None:
         "concept's words; ringabell: a genetic search over k real tokens towards the concept's text direction, no "
         "gradients; revival: fine-tune only the weights the edit changed (pruned entries from zero) on the concept; "
         "benign: fine-tune the same on unrelated prompts. ASR = attacked images showing the concept, with the share "
-        "shown without attack (pre-attack) and Wilson 95%% intervals. Prompts and embeddings are kept under --out.",
+        "shown without attack (pre-attack) and Wilson 95%% intervals. Prompts and embeddings are kept under --out. "
+        "On a concept with held-out routes (lang:striped, ... on --model toy-lang): routes tries each held-out synonym and "
+        "description as it is; unlearndiff-heldout and ringabell-heldout search only the tokens of held-out route words.",
     )
-    at.add_argument(
-        "--attack", required=True, choices=["unlearndiff", "softprompt", "inversion", "ringabell", "revival", "benign"]
-    )
+    at.add_argument("--attack", required=True, choices=ATTACK_NAMES)
     at.add_argument(
         "--edit", required=True, type=Path, help="an edit folder written by `workbench erase`, or 'none' (the unedited model)"
     )
-    at.add_argument("--budget", type=int, default=None, help="optimiser steps (Ring-A-Bell: generations); default per attack")
+    at.add_argument(
+        "--budget",
+        type=int,
+        default=None,
+        help="optimiser steps (Ring-A-Bell: generations; routes: routes tried per prompt); default per attack",
+    )
     at.add_argument("--seed", type=int, default=0)
     at.add_argument("--tokens", type=int, default=3, help="adversarial tokens per prompt (k)")
     at.add_argument("--n-per", type=int, default=1, help="held-out captions per colour x shape (x texture)")

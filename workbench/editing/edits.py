@@ -103,14 +103,17 @@ def load_edit(folder: str | Path) -> Edit:
 
 
 def check_model(pipe, edit: Edit) -> None:
-    """Refuse an edit made for other weights (its UNet hash must be this pipeline's)."""
-    want = (edit.info.get("weights_hash") or {}).get("unet")
-    have = model_hashes(pipe).get("unet")
-    if want is not None and want != have:
-        raise ValueError(
-            f"this edit ({edit.method}) was made for other weights (unet: edit {want[:12]}, model {have[:12]}): "
-            "load the model it was made for (its edit.json names it), or make the edit again on this model"
-        )
+    """Refuse an edit made for other weights: every component hash the edit records (the UNet and
+    the text encoders) must be this pipeline's, since an edit is trained through the text encoder
+    too (the language toy world shares the original's UNet, not its text encoder)."""
+    want = edit.info.get("weights_hash") or {}
+    have = model_hashes(pipe)
+    for part in ("unet", "text_encoder", "text_encoder_2"):
+        if part in want and part in have and want[part] != have[part]:
+            raise ValueError(
+                f"this edit ({edit.method}) was made for other weights ({part}: edit {want[part][:12]}, model {have[part][:12]}): "
+                "load the model it was made for (its edit.json names it), or make the edit again on this model"
+            )
 
 
 @contextmanager

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..models.loading import model_hashes
+from ..models.loading import model_hashes, model_id
 from ..prompts.concepts import Concept, get_concept
 from .edits import Edit
 from .erase import finetune, learn_masks, preservation_examples
@@ -90,6 +90,7 @@ def make_edit(
     if examples not in PROTOCOLS:
         raise ValueError(f"unknown examples protocol {examples!r}: use one of {PROTOCOLS}")
     c = get_concept(concept)
+    c.check_model(model_id(pipe))
     target, reference = list(c.target), list(c.anchor)
     t0 = time.time()
     info: dict = {"concept": c.name, "seed": seed, "weights_hash": model_hashes(pipe)}

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 import torch
 
 from ..models.toyworld.draw import draw, indices_of
-from ..models.toyworld.grammar import ATTRIBUTES, COLOURS, SCENES, SHAPES, TEXTURES, Spec, parse
+from ..models.toyworld.grammar import ATTRIBUTES, COLOURS, SCENES, SHAPES, TEXTURES, Spec
+from ..models.toyworld.language import parse
 from ..models.toyworld.prompts import toy_eval
 from .generation import generate, images_of
 from .metrics import fid_kid

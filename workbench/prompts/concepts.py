@@ -89,6 +89,16 @@ class Concept:
         words = self.extra.get("words") or concept_words([p.text for p in self.target], [p.text for p in self.anchor])
         return strip_words(text, words)
 
+    def check_model(self, model: str) -> None:
+        """Refuse a model this concept's prompts are not written for: a language-world concept
+        ('lang:striped', ``extra['world']``) names its concept by words only ``toy-lang`` knows."""
+        world = self.extra.get("world")
+        if world is not None and model != world:
+            raise ConceptError(
+                f"concept {self.name!r} belongs to the {world!r} world (its prompts use words {model!r} was not trained on): "
+                f"run it with --model {world}, or erase {self.extra.get('value', self.name)!r} on {model!r}"
+            )
+
     def with_judge(self, judge: str | None) -> Concept:
         """The same concept judged by ``judge`` (None keeps its own)."""
         if judge is None:

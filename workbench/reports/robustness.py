@@ -50,7 +50,9 @@ def run_robustness(out: str | Path = "docs/robustness.md", work: str | Path = "s
     c = get_concept(concept, n_per=n_per, judge=judge)
     pipe = load_pipeline(model, device=device, dtype=dtype or torch.float32)
     oracle = judge_of(None, c, device=device)
-    concept = c.name if model == "toy" and not str(c.source).endswith(".toml") else c
+    c.check_model(model)
+    toy = model in ("toy", "toy-lang")
+    concept = c.name if toy and not str(c.source).endswith(".toml") else c
     setting = {k: v for k, v in {"steps": steps, "guidance": guidance, "t_hat": t_hat}.items() if v is not None}
     t0 = time.time()
     cells = grid(c.name, seeds, quick, core, variants, iterations, cached)
@@ -106,7 +108,7 @@ def run_robustness(out: str | Path = "docs/robustness.md", work: str | Path = "s
         labels = {d: reactivation[d].values.astype(object) for d in ("eraser", "group", "run")}
         reactivation.assign_coords(labels).to_zarr(work / "reactivation" / "summary.zarr", mode="w", consolidated=False)
     write_markdown(out, list(results.values()), c.name, round(time.time() - t0), n_per, quick, core, attack_rows, harm, work,
-                   reactivation, world="the toy world" if model == "toy" else f"`{model}`")  # fmt: skip
+                   reactivation, world={"toy": "the toy world", "toy-lang": "the language toy world (`toy-lang`)"}.get(model, f"`{model}`"))  # fmt: skip
     return results
 
 

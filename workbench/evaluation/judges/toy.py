@@ -1,5 +1,6 @@
 """The toy world's oracle as a judge: the concept is shown when the oracle reads its value for
-the concept's attribute; every attribute the prompt names is checked; shape 'none' is degraded."""
+the concept's attribute; every attribute the prompt names is checked (read by the language world's
+parser, which reads the original captions as the original grammar does); shape 'none' is degraded."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ...models.toyworld.grammar import ATTRIBUTES, parse
+from ...models.toyworld.grammar import ATTRIBUTES
+from ...models.toyworld.language import parse
 from . import Judge, JudgeError, Verdicts, texts_of
 
 
@@ -17,14 +19,15 @@ class ToyJudge(Judge):
     def __init__(self, concept, oracle=None, device: str | None = None):
         from ...models.toyworld import load_oracle
 
-        attr = next((a for a, values in ATTRIBUTES.items() if concept.name in values), None)
+        value = concept.extra.get("value", concept.name)  # 'lang:striped' reads 'striped'
+        attr = next((a for a, values in ATTRIBUTES.items() if value in values), None)
         if attr is None:
             raise JudgeError(
                 f"the toy judge reads toy concepts only, not {concept.name!r}: use a texture or shape of the toy world, "
                 "or another judge (--judge nudenet, clip:FOLDER, classifier:FOLDER)"
             )
         self.oracle = oracle if oracle is not None else load_oracle(device=device or "cpu")
-        self.attribute, self.value = attr, concept.name
+        self.attribute, self.value = attr, value
 
     def __call__(self, images, prompts: Sequence) -> Verdicts:
         texts = texts_of(prompts)

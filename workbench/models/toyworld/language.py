@@ -122,7 +122,9 @@ PIECES = {"chequered": ("che", "quered"), "zebra": ("ze", "bra"), "speckled": ("
 
 def parse(caption: str) -> dict[str, str | None]:
     """The attributes a language-world caption fixes (``grammar.parse``'s keys): its route phrases
-    read back to their texture and shape, the longest phrase first."""
+    read back to their texture and shape, the longest phrase first. On the original world's captions
+    it reads what ``grammar.parse`` reads (a test checks every caption the prompt sets make), so the
+    oracle's judge uses it for both worlds."""
     text = f" {caption.lower().strip()} "
     out: dict[str, str | None] = {"shape": None, "colour": None, "texture": "plain", "scene": None}
     for r in sorted(ROUTES, key=lambda r: -len(r.phrase)):
@@ -134,7 +136,7 @@ def parse(caption: str) -> dict[str, str | None]:
             out["colour"] = w
         elif w in SCENES:
             out["scene"] = w
-    if out["shape"] is None:
+    if out["shape"] is None and caption.strip():
         out["shape"], out["texture"] = NO_OBJECT, None
     return out
 

@@ -5,7 +5,8 @@ evaluation captions. Registered as a provider of named sets (entry point ``toy``
 from __future__ import annotations
 
 from ...prompts import Prompt, PromptSet, paired
-from .grammar import COLOURS, SCENES, SHAPES, TEXTURE_PHRASE, TEXTURES, parse
+from .grammar import COLOURS, SCENES, SHAPES, TEXTURE_PHRASE, TEXTURES, Spec
+from .language import parse
 
 
 def toy_texture(texture: str, seed: int = 0) -> PromptSet:
@@ -102,6 +103,8 @@ def get(name: str, seed: int = 0) -> PromptSet | None:
 def named_concepts() -> dict[str, str]:
     out = {t: f"toy world, a texture (style analogue): {t} (judge: the oracle)" for t in TEXTURE_PHRASE}
     out.update({s: f"toy world, a shape (object analogue): {s} (judge: the oracle)" for s in SHAPES})
+    out.update({f"lang:{v}": f"language toy world (--model toy-lang): {v}, erased through its train routes, judged on "
+                "held-out ones (judge: the oracle)" for v in (*TEXTURE_PHRASE, *SHAPES)})  # fmt: skip
     return out
 
 
@@ -111,6 +114,8 @@ def get_concept(name: str, n_per: int = 2):
     captions without the concept's words as bases, and the oracle as judge."""
     from ...prompts.concepts import Concept
 
+    if name.startswith("lang:") and name[5:] in (*TEXTURE_PHRASE, *SHAPES):
+        return lang_concept(name[5:], n_per)
     if name in TEXTURE_PHRASE:
         attr, cal = "texture", toy_texture(name)
     elif name in SHAPES:
@@ -124,3 +129,63 @@ def get_concept(name: str, n_per: int = 2):
     bases = tuple(" ".join(p.text.replace(words, "").split()) for p, s in zip(ev, shows) if s)
     return Concept(name, tuple(cal.only(name)), tuple(ref), tuple(ev), shows, bases, "toy", source="toy world",
                    extra={"attribute": attr, "n_per": n_per, "words": words.strip()})  # fmt: skip
+
+
+# -- the language world's concepts (issue 24): erasers see train routes, evaluation held-out ones -----
+def lang_calibration(value: str, seed: int = 0) -> PromptSet:
+    """The calibration pairs of ``toy_texture`` / ``toy_shape`` with the concept named by its train
+    routes in turn ('a red circle with stripes', 'a red striped circle', 'a red circle with bands')."""
+    from .language import caption, routes
+
+    train = routes(value, "train")
+    if value in TEXTURE_PHRASE:
+        pairs = [(Spec(s, c, value, SCENES[0]), None) for c in COLOURS for s in SHAPES]
+        texts = [caption(sp, texture=train[i % len(train)], scene=False) for i, (sp, _) in enumerate(pairs)]
+        return paired(texts, [f"a {sp.colour} {sp.shape}" for sp, _ in pairs], value, "plain", seed)
+    specs = [Spec(value, c, "plain", sc) for c in COLOURS for sc in SCENES]
+    texts = [caption(sp, shape=train[i % len(train)]) for i, sp in enumerate(specs)]
+    return paired(texts, [sp.scene for sp in specs], value, "scene", seed)
+
+
+def lang_concept(value: str, n_per: int = 2):
+    """``lang:VALUE``: the toy concept on the language world. Calibration and anchor prompts name it
+    by its train routes only (``lang_calibration``); the held-out captions are ``toy:eval``'s, in its
+    order and seeds, with every caption of the concept naming it by a held-out route in turn (the
+    other captions as they were), so the concept rate reads erasure through words no eraser saw.
+    ``extra['routes']`` holds, per held-out target caption, the caption under every held-out route
+    (the route attack's prompts); ``extra['heldout_words']`` the held-out routes' words that no train
+    route uses (the restricted attacks' vocabulary)."""
+    from ...prompts.concepts import Concept
+    from .language import caption, routes
+
+    attr = "texture" if value in TEXTURE_PHRASE else "shape"
+    cal = lang_calibration(value)
+    held = routes(value, "heldout")
+    ev, shows, bases, variants = [], [], [], []
+    j = 0
+    for p in toy_eval(n_per=n_per):
+        t = parse(p.text)
+        if t[attr] != value:
+            ev.append(p)
+            shows.append(False)
+            continue
+        spec = Spec(t["shape"], t["colour"], t["texture"], t["scene"])
+
+        def named(r, spec=spec):
+            return caption(spec, texture=r if attr == "texture" else None, shape=r if attr == "shape" else None)
+
+        r = held[j % len(held)]
+        j += 1
+        text = named(r)
+        ev.append(Prompt(text, f"lang:{value}", p.seed))
+        shows.append(True)
+        bases.append(" ".join(f" {text} ".replace(f" {r.phrase} ", " ").split()))
+        variants.append([named(x) for x in held])
+    train_words = {w for r in routes(value, "train") for w in r.phrase.replace("-", " - ").split()}
+    words = sorted({w for r in held for w in r.phrase.replace("-", " - ").split()} - train_words)
+    name = f"lang:{value}"
+    target = tuple(Prompt(q.text, name, q.seed) for q in cal.only(value))
+    return Concept(name, target, tuple(q for q in cal if q.set != value), tuple(ev), tuple(shows), tuple(bases), "toy",
+                   source="toy-lang", extra={"attribute": attr, "value": value, "n_per": n_per, "world": "toy-lang",
+                                             "routes": variants, "route_phrases": [r.phrase for r in held], "heldout_words": words,
+                                             "words": routes(value)[0].phrase})  # fmt: skip

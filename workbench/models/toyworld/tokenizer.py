@@ -40,6 +40,40 @@ def _merge(words: list[str], pieces: dict, tokens: list[str], merges: list[str])
                     tokens.append(left)
 
 
+def _bpe(symbols: list[str], ranks: dict[str, int]) -> list[str]:
+    """What CLIP's BPE makes of one word's symbols: the lowest-ranked merge present, again and again."""
+    symbols = list(symbols)
+    while len(symbols) > 1:
+        pairs = [(ranks.get(f"{a} {b}", 1 << 30), i) for i, (a, b) in enumerate(zip(symbols, symbols[1:]))]
+        rank, i = min(pairs)
+        if rank == 1 << 30:
+            break
+        symbols[i : i + 2] = [symbols[i] + symbols[i + 1]]
+    return symbols
+
+
+def _settle(words: list[str], pieces: dict, tokens: list[str], merges: list[str]) -> None:
+    """Make BPE give each word its intended pieces: an earlier word's merge can win over a later word's
+    ('a n' before 'b a' leaves 'banded' as 'b an d e d'); then append the merges that join what is
+    left, left to right (appended merges rank last, so they change no word that was right)."""
+    for _ in range(64):
+        ranks = {m: i for i, m in enumerate(merges)}
+        wrong = False
+        for word in words:
+            for symbols in _pieces_of(word, pieces):
+                want, got = "".join(symbols), _bpe(symbols, ranks)
+                if got != [want]:
+                    wrong = True
+                    merge = f"{got[0]} {got[1]}"
+                    if merge not in merges:
+                        merges.append(merge)
+                    if got[0] + got[1] not in tokens:
+                        tokens.append(got[0] + got[1])
+        if not wrong:
+            return
+    raise RuntimeError("the tokenizer's merges do not settle: a word cannot be made one token")
+
+
 def build_files(folder: str | Path, max_length: int = 16, extra: list[str] | None = None,
                 pieces: dict[str, tuple[str, ...]] | None = None) -> Path:  # fmt: skip
     """Write vocab.json, merges.txt and tokenizer_config.json for the toy tokenizer into folder.
@@ -56,7 +90,9 @@ def build_files(folder: str | Path, max_length: int = 16, extra: list[str] | Non
     _merge([w for w in vocabulary() if len(w) > 1], {}, tokens, merges)
     tokens += [BOS, EOS]
     if extra:
-        _merge(["-", *(w for w in extra if w not in vocabulary())], pieces or {}, tokens, merges)
+        new = ["-", *(w for w in extra if w not in vocabulary())]
+        _merge(new, pieces or {}, tokens, merges)
+        _settle(new, pieces or {}, tokens, merges)
     vocab = {t: i for i, t in enumerate(tokens)}
     (folder / "vocab.json").write_text(json.dumps(vocab, indent=0))
     (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")

@@ -136,6 +136,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--init", type=Path, default=None, help="start from the weights of an exported model folder")
     ap.add_argument("--export", type=Path, default=None, help="write the shippable model folder here")
     ap.add_argument("--language", action="store_true", help="fine-tune into the language world (--init: the shipped one)")
+    ap.add_argument("--text-only", action="store_true",
+                    help="train the text encoder alone: the UNet (and so every FFN neuron) stays the shipped one")  # fmt: skip
     args = ap.parse_args(argv)
     from tqdm.auto import tqdm
 
@@ -157,14 +159,14 @@ def main(argv: list[str] | None = None) -> None:
         pipe.unet.load_state_dict(init.unet.state_dict())
         pipe.text_encoder.load_state_dict(init.text_encoder.state_dict())
     unet, text = pipe.unet.to(dev), pipe.text_encoder.to(dev)
+    unet.requires_grad_(not args.text_only)
     ema = copy.deepcopy(unet).eval().requires_grad_(False)
     ema_text = copy.deepcopy(text).eval().requires_grad_(False)
-    params = list(unet.parameters()) + list(text.parameters())
-    opt = torch.optim.AdamW(
-        [{"params": list(unet.parameters())}, {"params": list(text.parameters()), "lr_scale": args.text_lr_scale}],
-        lr=args.lr,
-        weight_decay=0.01,
-    )
+    groups = [{"params": list(text.parameters()), "lr_scale": args.text_lr_scale}]
+    if not args.text_only:
+        groups.insert(0, {"params": list(unet.parameters())})
+    params = [p for g_ in groups for p in g_["params"]]
+    opt = torch.optim.AdamW(groups, lr=args.lr, weight_decay=0.01)
     g = torch.Generator(dev).manual_seed(args.seed)
     step = 0
     ckpt = args.out / "checkpoint" / "state.pt"
@@ -196,8 +198,8 @@ def main(argv: list[str] | None = None) -> None:
         )
         tmp.replace(ckpt)
 
-    ema_params = list(ema.parameters()) + list(ema_text.parameters())
-    live_params = list(unet.parameters()) + list(text.parameters())
+    ema_params = ([] if args.text_only else list(ema.parameters())) + list(ema_text.parameters())
+    live_params = ([] if args.text_only else list(unet.parameters())) + list(text.parameters())
     table = language_table(pipe.tokenizer, dev) if args.language else caption_table(pipe.tokenizer, dev)
     draw_batch = language_batch if args.language else batch
     sched = pipe.scheduler
@@ -273,6 +275,7 @@ def main(argv: list[str] | None = None) -> None:
             lr=args.lr,
             ema=args.ema,
             seed=args.seed,
+            text_only=args.text_only,
             device=str(torch.cuda.get_device_name() if dev.startswith("cuda") else "cpu"),
             minutes_last_run=round(minutes, 2),
         )
