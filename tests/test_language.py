@@ -263,3 +263,36 @@ def test_an_edit_made_on_one_world_is_refused_on_the_other(toy, lang, tmp_path, 
     assert main(["attack", "--attack", "routes", "--edit", "none", "--concept", "lang:striped", "--steps", "3",
                  "--out", str(tmp_path / "a"), "--quiet"]) == 2  # fmt: skip
     assert "belongs to the 'toy-lang' world" in capsys.readouterr().err
+
+
+def test_the_language_section_reads_routes_and_decides_on_the_same_prompts():
+    """Hand-made route-attack runs: the per-route table is the mean over seeds, and the sentences
+    carry the pooled rates and the exact McNemar test of the same prompts."""
+    from workbench.reports.attacked import mcnemar
+    from workbench.reports.language import language_section, per_route
+
+    prompts = [(f"p{i}", i) for i in range(8)]
+
+    def row(eraser, seed, after, routes):
+        return {"eraser": eraser, "attack": "routes", "seed": seed, "before": [False] * 8, "after": after,
+                "prompts": prompts, "summary": {"per_route": routes}}  # fmt: skip
+
+    rows = [row("unedited", 0, [True] * 8, {"stripy": 1.0, "banded": 0.5}),
+            row("unedited", 1, [True] * 8, {"stripy": 0.5, "banded": 0.5}),
+            row("ac lr=1e-4", 0, [True] * 6 + [False] * 2, {"stripy": 0.75, "banded": 0.0}),
+            row("ac lr=1e-4", 1, [True] * 8, {"stripy": 0.25, "banded": 0.0}),
+            row("conceptprune k=2%", 0, [False] * 8, {"stripy": 0.0, "banded": 0.0}),
+            row("conceptprune k=2%", 1, [True] + [False] * 7, {"stripy": 0.0, "banded": 0.125})]  # fmt: skip
+    erasers, routes, rates = per_route(rows)
+    assert erasers == ["unedited", "ac lr=1e-4", "conceptprune k=2%"] and routes == ["stripy", "banded"]
+    assert rates[0] == [0.75, 0.5] and rates[1] == [0.5, 0.0] and rates[2] == [0.0, 0.0625]
+    text = "\n".join(language_section(rows, "lang:striped", {"ac lr=1e-4": (0.01, 0.0), "conceptprune k=2%": (0.02, 0.0)}))
+    assert "| unedited | 75.0% | 50.0% |" in text
+    p = mcnemar([False] * 8 + [True] + [False] * 7, [True] * 6 + [False] * 2 + [True] * 8)["p"]
+    assert (
+        f"conceptprune k=2% 6.2% against ac lr=1e-4 87.5% (McNemar p = {p:.3g}, 16 pairs): conceptprune k=2% resists better"
+        in text
+    )
+    over = "\n".join(language_section(rows, "lang:striped", {"ac lr=1e-4": (0.2, 0.0)}))
+    assert "not at matched harm (ac lr=1e-4 costs 20.0 points" in over
+    assert language_section([{**r, "attack": "unlearndiff"} for r in rows], "lang:striped") == []

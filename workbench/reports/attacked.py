@@ -162,13 +162,14 @@ def attack_table(rows: list[dict], harm: dict[str, tuple[float, float]] | None =
     return lines
 
 
-def paired_tests(rows: list[dict]) -> list[dict]:
-    """Exact McNemar tests between the PAIRS of erasers, per attack, over matched (prompt, seed) pairs
-    pooled over the attack seeds they share: one dict per test (attack, a, b, pairs, a_only, b_only, p)."""
+def paired_tests(rows: list[dict], pairs: tuple = PAIRS) -> list[dict]:
+    """Exact McNemar tests between the ``pairs`` of erasers, per attack, over matched (prompt, seed)
+    pairs pooled over the attack seeds they share: one dict per test (attack, a, b, pairs, a_only,
+    b_only, p)."""
     index = {(r["eraser"], r["attack"], r["seed"]): r for r in rows}
     out = []
     for method in dict.fromkeys(r["attack"] for r in rows):
-        for a, b in PAIRS:
+        for a, b in pairs:
             seeds = sorted(
                 {s for (e, m, s) in index if e == a and m == method} & {s for (e, m, s) in index if e == b and m == method}
             )

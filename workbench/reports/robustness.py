@@ -329,6 +329,7 @@ def write_markdown(out: Path, rows: list[dict], concept: str, seconds: int, n_pe
                    reactivation=None, world: str = "the toy world") -> Path:  # fmt: skip
     """docs/robustness.md from the judged cells: one section function after another."""
     from .attacked import attack_section
+    from .language import language_section
     from .plots import write_images
 
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -339,6 +340,7 @@ def write_markdown(out: Path, rows: list[dict], concept: str, seconds: int, n_pe
     lines += seeds_section(settings)
     lines += other_concepts(work, out.parent) if work is not None else []
     lines += attack_section(attack_rows or [], concept, harm, out.parent / "figures")
+    lines += language_section(attack_rows or [], concept, harm)
     if reactivation is not None:
         lines += reactivation_section(reactivation, out.parent / "figures")
     out.write_text("\n".join(lines) + "\n" + NOTES)
@@ -350,9 +352,11 @@ def table_section(rows: list[dict], concept: str, seconds: int, n_per: int, quic
     """The heading, what the run was, every cell's row and the frontier figure."""
     base = rows[0]["before"]
     utility = "fid" if "fid" in base else "clip_score" if "clip_score" in base else None
-    toy = world == "the toy world"
+    toy = world.startswith(("the toy world", "the language toy world"))
     held = (f"Held-out captions: `toy:eval`, {n_per} per texture x colour x shape" if toy else
             f"Held-out prompts: the concept's (`workbench concepts {concept}`), {n_per} seed(s) each")  # fmt: skip
+    if concept.startswith("lang:"):
+        held += f", every caption of '{concept[5:]}' naming it by a held-out route in turn (docs/toyworld.md)"
     judge = "the oracle" if toy else f"the judge `{rows[0].get('judge', 'of the concept')}`"
     lines = [
         f"# Robust erasing on {world}: ConceptPrune, ESD, AC, P-ESD, P-AC",
