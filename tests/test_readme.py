@@ -1,5 +1,6 @@
 """The README's Python examples run as written (in a scratch folder)."""
 
+import json
 import re
 from pathlib import Path
 
@@ -45,3 +46,29 @@ def test_readme_commands_on_your_own_checkpoint_run_on_a_tiny_sd1_folder(tmp_pat
     for out in ("edits/vangogh-cp", "edits/vangogh-esd", "edits/vangogh-pesd", "edits/nudity-esd"):
         assert (tmp_path / out / "edit.json").exists() and (tmp_path / out / "summary.json").exists()
     assert (tmp_path / "attacks" / "nudity-esd" / "result.json").exists()
+
+
+def test_readme_commands_on_the_language_world_run(tmp_path, monkeypatch, capsys):
+    """The language world's lines, as written, at tiny sizes (2 iterations, 3 steps, budget 1)."""
+    import shlex
+
+    from workbench.cli import main
+
+    text = README.read_text()
+    section = text[text.index("### Other words for the same concept") :]
+    block = re.search(r"```bash\n(.*?)```", section, flags=re.S).group(1)
+    lines = [x for x in block.splitlines() if x.startswith("workbench ")]
+    assert len(lines) == 3
+    monkeypatch.chdir(tmp_path)
+    tiny = {"erase": ["--iterations", "2"], "attack": ["--budget", "1"]}
+    for line in lines:
+        argv = shlex.split(line)[1:]
+        assert main([*argv, *tiny[argv[0]], "--steps", "3", "--n-per", "1", "--quiet"]) == 0, line
+        said = capsys.readouterr().out
+        assert ("on target prompts" in said) if argv[0] == "erase" else ("attacked images" in said)
+    edit = json.loads((tmp_path / "edits" / "ac-lang" / "edit.json").read_text())
+    assert edit["concept"] == "lang:striped" and set(edit["weights_hash"]) == {"unet", "text_encoder"}
+    # the same edit on the original world: refused by the text encoder's hash
+    assert main(["attack", "--attack", "softprompt", "--edit", "edits/ac-lang", "--concept", "striped", "--budget", "1",
+                 "--steps", "3", "--n-per", "1", "--quiet"]) == 2  # fmt: skip
+    assert "made for other weights (text_encoder" in capsys.readouterr().err
