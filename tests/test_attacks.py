@@ -299,6 +299,10 @@ def test_attacked_cells_are_each_erasers_main_setting():
     assert "pesd attn2.to_v k=10%" not in dict(attacked_cells(grid("striped", (0, 1)), 1))  # no variants, no cell
     twins = dict(attacked_cells(grid("striped", (0, 1), core=True, cached=True), 1))
     assert twins["pesd k=10%"].options["examples"] == "fresh"  # never the cached twin
+    # the core grid's second seed: ESD-x and P-ESD only, unless every eraser is asked for
+    assert set(twins) == {"unedited", "conceptprune k=2%", "esd-x lr=1e-4", "pesd k=10%"}
+    every = dict(attacked_cells(grid("striped", (0, 1), core=True, every_eraser=True), 1))
+    assert set(every) == set(twins) | {"ac lr=1e-4", "pac"} and every["ac lr=1e-4"].seed == every["pac"].seed == 1
 
 
 def test_attack_claims_read_the_pooled_numbers_and_skip_attacks_that_fail_on_the_unedited_model():

@@ -106,7 +106,7 @@ def cmd_robustness(args) -> int:
                    variants=args.variants, attacks=tuple(a for a in args.attacks.split(",") if a),
                    attack_budget=args.attack_budget, model=args.model, judge=args.judge, device=device_of(args),
                    dtype=dtype_of(args), steps=args.steps, guidance=args.guidance, t_hat=args.t_hat,
-                   iterations=args.iterations, cached=args.cached)  # fmt: skip
+                   iterations=args.iterations, cached=args.cached, every_eraser=args.every_eraser)  # fmt: skip
     print(f"results: {args.out} ({round(time.time() - t)} s)")
     return 0
 
@@ -251,6 +251,8 @@ def add(sub, parents: Parents) -> None:
     rb.add_argument("--n-per", type=int, default=2, help="held-out captions per texture x colour x shape for judging")
     rb.add_argument("--quick", action="store_true", help="a few cells at tiny budgets (a smoke run, not results)")
     rb.add_argument("--core", action="store_true", help="the main settings of each eraser only (15 cells a seed)")
+    rb.add_argument("--every-eraser", action="store_true",
+                    help="with --core and several --seeds: repeat AC's and P-AC's main settings too, not only ESD-x's and P-ESD's")  # fmt: skip
     rb.add_argument("--cached", action="store_true",
                     help="also ESD-x lr=1e-4 and P-ESD k=10%% trained on one cached set (the old protocol) beside the fresh draws")  # fmt: skip
     rb.add_argument(

@@ -56,7 +56,8 @@ def _controls(options: dict, seed: int, label: str, name: str = "") -> list[Cell
 
 
 def grid(concept: str = "striped", seeds: tuple[int, ...] = (0,), quick: bool = False, core: bool = False,
-         variants: bool = False, iterations: int | None = None, cached: bool = False) -> list[Cell]:  # fmt: skip
+         variants: bool = False, iterations: int | None = None, cached: bool = False,
+         every_eraser: bool = False) -> list[Cell]:  # fmt: skip
     """The sweep: ConceptPrune over k (deterministic), ESD-x and AC over the learning rate, P-ESD and
     P-AC over k, and a random mask of each P-ESD mask's size. ``core`` keeps one or two settings of
     each trained eraser (the other concepts' run); ``quick`` is a smoke run at tiny budgets.
@@ -64,10 +65,12 @@ def grid(concept: str = "striped", seeds: tuple[int, ...] = (0,), quick: bool = 
     (the random controls and the other erasers: first seed). ``variants`` adds, for the first seed, the preservation term (ESD-x, P-ESD), ConceptPrune's mask
     as P-ESD's start, and P-ESD's mask trained together with ESD-x weights. Trained erasers draw
     fresh examples (the reference protocol); ``cached`` adds, for every seed, the main settings
-    trained on one cached set (rows 'esd cached', ...: the deviation beside the reference)."""
+    trained on one cached set (rows 'esd cached', ...: the deviation beside the reference).
+    ``every_eraser``: the core grid's other seeds repeat AC's and P-AC's main settings too (every
+    trained eraser then has a mean and spread over the seeds)."""
     # the protocol is part of every trained cell's key: cells made before it (cached) are never read as fresh
     cells = [c if c.method == "conceptprune" else replace(c, options={"examples": "fresh", **c.options})
-             for c in _grid(seeds, quick, core, variants, iterations)]  # fmt: skip
+             for c in _grid(seeds, quick, core, variants, iterations, every_eraser)]  # fmt: skip
     if cached:
         main = {("esd", "lr=0.0001"), ("pesd", "k=10%")}
         cells += [replace(c, options={**c.options, "examples": "cached"}, name=f"{c.method} cached")
@@ -75,7 +78,8 @@ def grid(concept: str = "striped", seeds: tuple[int, ...] = (0,), quick: bool = 
     return cells
 
 
-def _grid(seeds: tuple[int, ...], quick: bool, core: bool, variants: bool, iterations: int | None) -> list[Cell]:
+def _grid(seeds: tuple[int, ...], quick: bool, core: bool, variants: bool, iterations: int | None,
+          every_eraser: bool = False) -> list[Cell]:  # fmt: skip
     ks = (2.0, 10.0) if quick else (1.0, 2.0, 5.0, 10.0, 20.0)
     lrs = (1e-4,) if quick else (1e-4, 3e-4) if core else (3e-5, 1e-4, 3e-4)
     pks = (10.0,) if quick or core else (2.0, 10.0, 20.0)
@@ -85,6 +89,10 @@ def _grid(seeds: tuple[int, ...], quick: bool, core: bool, variants: bool, itera
         if core and seed != seeds[0]:  # the core grid's other seeds repeat its main ESD-x and P-ESD settings
             cells += [Cell("esd", {"lr": lrs[0], "iterations": its}, seed, f"lr={lrs[0]:g}"),
                       Cell("pesd", {"k": pks[-1], "iterations": its}, seed, f"k={pks[-1]:g}%")]  # fmt: skip
+            if every_eraser:
+                pac_k = pks[-1] if quick else 20.0
+                cells += [Cell("ac", {"lr": lrs[0], "iterations": its}, seed, f"lr={lrs[0]:g}"),
+                          Cell("pac", {"k": pac_k, "iterations": its}, seed, f"k={pac_k:g}%")]  # fmt: skip
             continue
         cells += [Cell("esd", {"lr": lr, "iterations": its}, seed, f"lr={lr:g}") for lr in lrs]
         cells += [Cell("ac", {"lr": lr, "iterations": its}, seed, f"lr={lr:g}") for lr in (lrs[:1] if core else lrs)]

@@ -26,14 +26,15 @@ def run_robustness(out: str | Path = "docs/robustness.md", work: str | Path = "s
                    core: bool = False, variants: bool = False, attacks: tuple[str, ...] = (),
                    attack_budget: int | None = None, model: str = "toy", judge: str | None = None, device: str = "cpu",
                    dtype=None, steps: int | None = None, guidance: float | None = None, t_hat: int | None = None,
-                   iterations: int | None = None, cached: bool = False) -> dict:  # fmt: skip
+                   iterations: int | None = None, cached: bool = False, every_eraser: bool = False) -> dict:  # fmt: skip
     """Run (or resume) the sweep and write the markdown and its figure; return the cells' results.
     ``attacks`` (names from ``workbench.attacks.ATTACKS``) also attacks each eraser's main setting
     with every seed (``reports.attacked``) and adds the table of attack success. ``model`` is any
     SD-family model (``load_pipeline``), ``concept`` a name or concept file, ``judge`` overrides its
     judge; ``steps``, ``guidance`` (sampling, default the model's own), ``t_hat`` (ConceptPrune's)
     and ``iterations`` (every trained cell's) are for small smoke runs on real checkpoints. ``cached``
-    adds ESD-x's and P-ESD's main settings trained on one cached set beside the reference protocol."""
+    adds ESD-x's and P-ESD's main settings trained on one cached set beside the reference protocol;
+    ``every_eraser`` repeats every trained eraser's main setting on the core grid's other seeds."""
     from tqdm.auto import tqdm
 
     out, work = Path(out), Path(work)
@@ -55,7 +56,7 @@ def run_robustness(out: str | Path = "docs/robustness.md", work: str | Path = "s
     concept = c.name if toy and not str(c.source).endswith(".toml") else c
     setting = {k: v for k, v in {"steps": steps, "guidance": guidance, "t_hat": t_hat}.items() if v is not None}
     t0 = time.time()
-    cells = grid(c.name, seeds, quick, core, variants, iterations, cached)
+    cells = grid(c.name, seeds, quick, core, variants, iterations, cached, every_eraser)
     # the random controls read their P-ESD mask: run them last
     cells.sort(key=lambda c: c.method == "random")
     results = {}
@@ -355,13 +356,17 @@ def table_section(rows: list[dict], concept: str, seconds: int, n_per: int, quic
     toy = world.startswith(("the toy world", "the language toy world"))
     held = (f"Held-out captions: `toy:eval`, {n_per} per texture x colour x shape" if toy else
             f"Held-out prompts: the concept's (`workbench concepts {concept}`), {n_per} seed(s) each")  # fmt: skip
+    first = min(r["seed"] for r in rows)
+    repeated = list(dict.fromkeys(r["method"] for r in rows if r["seed"] != first and r["method"] != "random"))
+    core_what = "core grid: the main settings of each eraser" + (
+        f"; seeds after the first repeat the main settings of {', '.join(repeated)}" if repeated else "")  # fmt: skip
     if concept.startswith("lang:"):
         held += f", every caption of '{concept[5:]}' naming it by a held-out route in turn (docs/toyworld.md)"
     judge = "the oracle" if toy else f"the judge `{rows[0].get('judge', 'of the concept')}`"
     lines = [
         f"# Robust erasing on {world}: ConceptPrune, ESD, AC, P-ESD, P-AC",
         "",
-        f"Written by `workbench robustness` ({'quick smoke run, not results' if quick else 'core grid: the main settings of each eraser; seeds after the first repeat the ESD-x and P-ESD main settings' if core else 'full run'}); this run took {seconds} s, "
+        f"Written by `workbench robustness` ({'quick smoke run, not results' if quick else core_what if core else 'full run'}); this run took {seconds} s, "
         f"reusing the cells already under its --work folder; making and judging the cells took {_walls(rows)}. "
         f"{held}; concept '{concept}'. Each row is one edit, "
         f"judged by {judge}; 'worst drop' is the harm protocol's (`evaluation/harm.py`): the largest fall of the "
