@@ -139,9 +139,9 @@ def lang_calibration(value: str, seed: int = 0) -> PromptSet:
 
     train = routes(value, "train")
     if value in TEXTURE_PHRASE:
-        pairs = [(Spec(s, c, value, SCENES[0]), None) for c in COLOURS for s in SHAPES]
-        texts = [caption(sp, texture=train[i % len(train)], scene=False) for i, (sp, _) in enumerate(pairs)]
-        return paired(texts, [f"a {sp.colour} {sp.shape}" for sp, _ in pairs], value, "plain", seed)
+        specs = [Spec(s, c, value, SCENES[0]) for c in COLOURS for s in SHAPES]  # the scene is not named
+        texts = [caption(sp, texture=train[i % len(train)], scene=False) for i, sp in enumerate(specs)]
+        return paired(texts, [f"a {sp.colour} {sp.shape}" for sp in specs], value, "plain", seed)
     specs = [Spec(value, c, "plain", sc) for c in COLOURS for sc in SCENES]
     texts = [caption(sp, shape=train[i % len(train)]) for i, sp in enumerate(specs)]
     return paired(texts, [sp.scene for sp in specs], value, "scene", seed)
