@@ -15,6 +15,11 @@ import torch
 from ..evaluation.generation import generate
 
 
+def uses_routes(method: str) -> bool:
+    """Does the attack ``method`` need the concept's held-out routes (the route attack, '-heldout' ones)?"""
+    return method == "routes" or method.endswith("-heldout")
+
+
 def variants_of(concept) -> list[list[str]]:
     """Per held-out target prompt, the prompt under every held-out route; a clear error where the
     concept has no routes."""
@@ -29,9 +34,8 @@ def variants_of(concept) -> list[list[str]]:
 
 def heldout_tokens(pipe, concept) -> torch.Tensor:
     """The token ids of the concept's held-out route words that no train route uses."""
-    words = concept.extra.get("heldout_words")
-    if not words:
-        variants_of(concept)  # the same error
+    variants_of(concept)  # a concept without routes: the same error as the route attack's
+    words = concept.extra.get("heldout_words") or []
     tok = pipe.tokenizer
     special = set(tok.all_special_ids)
     ids = sorted({i for w in words for i in tok(w, add_special_tokens=False).input_ids if i not in special})

@@ -28,7 +28,7 @@ from ..models.slots import injecting, placeholder
 from ..prompts.concepts import get_concept
 from .prompt_search import concept_direction, gradient_attack, ringabell
 from .revival import revive
-from .routes import heldout_tokens, route_attack, variants_of
+from .routes import heldout_tokens, route_attack, uses_routes, variants_of
 from .score import AttackResult
 
 ATTACKS = ("unlearndiff", "softprompt", "inversion", "ringabell", "revival", "benign", "routes", "unlearndiff-heldout",
@@ -68,7 +68,7 @@ def attack(pipe, judge, edit: Edit, concept, method: str, budget: int | None = N
             f"prompt attacks ({method}) cover models with one text encoder (SD 1.x, 2.x, the toy world); this model has two "
             "(SDXL): attack its weights with --attack revival or benign"
         )
-    if method == "routes" or method.endswith("-heldout"):
+    if uses_routes(method):
         variants_of(c)  # before any generation: a concept without routes fails now
     steps, guidance = settings(pipe, steps, guidance)
     j = judge_of(judge, c, device=str(pipe.unet.device))

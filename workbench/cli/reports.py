@@ -31,9 +31,11 @@ def cmd_ablate(args) -> int:
     from .common import load
 
     tree = open_store(args.store)
+    from ..models.loading import TOY_WORLDS
+
     recorded = tree.attrs["provenance"]["model_id"]
-    toy = recorded in ("toy", "toy-lang")  # both worlds draw the same images: the oracle judges them
-    if (toy or args.model in ("toy", "toy-lang")) and recorded != args.model:
+    toy = recorded in TOY_WORLDS  # both worlds draw the same images: the oracle judges them
+    if (toy or args.model in TOY_WORLDS) and recorded != args.model:
         raise ValueError(
             f"the store was recorded on {tree.attrs['provenance']['model_id']!r} and --model is {args.model!r}: "
             "ablate a store with the model it was recorded with (--model)"

@@ -10,7 +10,16 @@ from . import _quiet  # noqa: F401  (filters a transformers notice before diffus
 _EXPORTS = {
     **{
         n: "loading"
-        for n in ("TOY", "ModelNotFoundError", "generation_defaults", "load_pipeline", "model_hashes", "model_id", "weights_hash")
+        for n in (
+            "TOY",
+            "TOY_WORLDS",
+            "ModelNotFoundError",
+            "generation_defaults",
+            "load_pipeline",
+            "model_hashes",
+            "model_id",
+            "weights_hash",
+        )
     },
     **{
         n: "sites"

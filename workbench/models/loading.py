@@ -14,6 +14,8 @@ import torch
 TOY = "toy"
 #: the language world (issue 24): the toy world's images, captions with several routes to each concept
 TOY_LANG = "toy-lang"
+#: the embedded worlds (their images, oracle and judge are the same) and how pages name them
+TOY_WORLDS = {TOY: "the toy world", TOY_LANG: "the language toy world (`toy-lang`)"}
 
 
 class ModelNotFoundError(FileNotFoundError):

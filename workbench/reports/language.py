@@ -76,7 +76,9 @@ def answers(rows: list[dict], concept: str, harm: dict | None = None) -> list[st
 
 def language_section(rows: list[dict], concept: str, harm: dict | None = None) -> list[str]:
     """Markdown lines of the section; empty when no route attack ran."""
-    if not any(r["attack"] in ROUTE_ATTACKS and r["attack"] != "unlearndiff" and r["attack"] != "ringabell" for r in rows):
+    from ..attacks.routes import uses_routes
+
+    if not any(uses_routes(r["attack"]) for r in rows):
         return []
     return [
         "", "## Other words for the concept (the language world)", "",

@@ -18,6 +18,7 @@ from ..editing.edits import Edit, load_edit
 from ..editing.prune import random_like
 from ..evaluation.erasers import esd_heldout, objective_loss
 from ..models import load_pipeline
+from ..models.loading import TOY_WORLDS
 from .cells import grid, mean_over_seeds, run_cell, worst
 
 
@@ -52,7 +53,7 @@ def run_robustness(out: str | Path = "docs/robustness.md", work: str | Path = "s
     pipe = load_pipeline(model, device=device, dtype=dtype or torch.float32)
     oracle = judge_of(None, c, device=device)
     c.check_model(model)
-    toy = model in ("toy", "toy-lang")
+    toy = model in TOY_WORLDS
     concept = c.name if toy and not str(c.source).endswith(".toml") else c
     setting = {k: v for k, v in {"steps": steps, "guidance": guidance, "t_hat": t_hat}.items() if v is not None}
     t0 = time.time()
@@ -109,7 +110,7 @@ def run_robustness(out: str | Path = "docs/robustness.md", work: str | Path = "s
         labels = {d: reactivation[d].values.astype(object) for d in ("eraser", "group", "run")}
         reactivation.assign_coords(labels).to_zarr(work / "reactivation" / "summary.zarr", mode="w", consolidated=False)
     write_markdown(out, list(results.values()), c.name, round(time.time() - t0), n_per, quick, core, attack_rows, harm, work,
-                   reactivation, world={"toy": "the toy world", "toy-lang": "the language toy world (`toy-lang`)"}.get(model, f"`{model}`"))  # fmt: skip
+                   reactivation, world=TOY_WORLDS.get(model, f"`{model}`"))  # fmt: skip
     return results
 
 
@@ -353,7 +354,7 @@ def table_section(rows: list[dict], concept: str, seconds: int, n_per: int, quic
     """The heading, what the run was, every cell's row and the frontier figure."""
     base = rows[0]["before"]
     utility = "fid" if "fid" in base else "clip_score" if "clip_score" in base else None
-    toy = world.startswith(("the toy world", "the language toy world"))
+    toy = world in TOY_WORLDS.values()
     held = (f"Held-out captions: `toy:eval`, {n_per} per texture x colour x shape" if toy else
             f"Held-out prompts: the concept's (`workbench concepts {concept}`), {n_per} seed(s) each")  # fmt: skip
     first = min(r["seed"] for r in rows)

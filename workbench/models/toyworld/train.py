@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> None:
         tmp.replace(ckpt)
 
     ema_params = ([] if args.text_only else list(ema.parameters())) + list(ema_text.parameters())
-    live_params = ([] if args.text_only else list(unet.parameters())) + list(text.parameters())
+    live_params = params  # the optimiser's, in the same order (UNet first unless --text-only)
     table = language_table(pipe.tokenizer, dev) if args.language else caption_table(pipe.tokenizer, dev)
     draw_batch = language_batch if args.language else batch
     sched = pipe.scheduler
