@@ -100,3 +100,18 @@ def test_robustness_markdown_reads_the_generalisation_gap_and_fresh_against_cach
     close = rows[:4] + [trained("pesd cached", s, r, 0.012, 0.035) for s, r in ((0, 0.48), (1, 0.43), (2, 0.5))]
     text = write_markdown(tmp_path / "close.md", close, "striped", 1, 1, quick=True).read_text()
     assert "erases about as much as on the cached set" in text
+
+
+def test_robustness_page_keeps_the_notes_below_its_marker(tmp_path):
+    """A reader's paragraph below the marker survives regeneration; the generated part is replaced."""
+    from workbench.reports.kept import marker
+    from workbench.reports.robustness import write_markdown
+
+    out = tmp_path / "robustness.md"
+    write_markdown(out, [row("esd", "lr=0.0001", 0.4, 0.35)], "striped", 1, 1, quick=True)
+    assert out.read_text().count(marker("workbench robustness")) == 1
+    out.write_text(out.read_text() + "\nmy reading of the numbers\n")
+    text = write_markdown(out, [row("esd", "lr=0.0001", 0.25, 0.02)], "striped", 1, 1, quick=True).read_text()
+    head, tail = text.split(marker("workbench robustness"))
+    assert tail == "\n\nmy reading of the numbers\n" and "25.0%" in head and "40.0%" not in head
+    assert text.count(marker("workbench robustness")) == 1 and "## What we assumed" in head

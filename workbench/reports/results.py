@@ -30,6 +30,7 @@ from ..models.toyworld import ATTRIBUTES, load_oracle
 from ..prompts import get
 from ..recording import record
 from ..store import open_store
+from .kept import marker, write_keeping
 from .plots import labelled_grid, metric_bars, norm_histogram, per_step_curves, tradeoff, write_html, write_images
 
 FAMILIES = ["ffn2", "ffn1", "attn2.to_v", "attn2.to_k", "text.fc2"]
@@ -37,7 +38,7 @@ TEXTURES = ["striped", "dotted", "checkered"]
 SHAPES = ["circle", "square", "triangle", "cross"]
 ALL_TEXTURE_SETS = "plain,striped,dotted,checkered"
 FIGURES = "figures"  # static PNGs, beside the markdown
-NOTES = "<!-- notes: everything below this line is kept when `workbench results` rewrites the file -->"
+NOTES = marker("workbench results")
 OTHER = tuple(ATTRIBUTES)
 
 
@@ -346,9 +347,6 @@ def write_markdown(out: Path, tables: list[Table], results: dict, tree: xr.DataT
     """The markdown: verdicts, one section a table with the figures whose title names it ('(d) ...')
     as images below it, the remaining figures at the end, then the kept notes."""
     images = dict(images or {})
-    notes = ""
-    if out.exists() and NOTES in out.read_text():
-        notes = out.read_text().split(NOTES, 1)[1]
     prov = tree.attrs["provenance"]
     wh = prov.get("weights_hash")
     wh = ", ".join(f"{k} {str(v)[:10]}" for k, v in wh.items()) if isinstance(wh, dict) else str(wh)[:12]
@@ -379,7 +377,4 @@ def write_markdown(out: Path, tables: list[Table], results: dict, tree: xr.DataT
     if images:
         parts += ["## Figures", ""] + [f"![{title}]({path})\n" for title, path in images.items()]
     parts += findings(results, tree, n_per)
-    parts += [NOTES]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(parts) + (notes if notes else "\n"))
-    return out
+    return write_keeping(out, "\n".join(parts), "workbench results")

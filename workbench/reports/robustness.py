@@ -20,6 +20,7 @@ from ..evaluation.erasers import esd_heldout, objective_loss
 from ..models import load_pipeline
 from ..models.loading import TOY_WORLDS
 from .cells import grid, mean_over_seeds, run_cell, worst
+from .kept import write_keeping
 
 
 def run_robustness(out: str | Path = "docs/robustness.md", work: str | Path = "stores/robustness", concept: str = "striped",
@@ -345,8 +346,7 @@ def write_markdown(out: Path, rows: list[dict], concept: str, seconds: int, n_pe
     lines += language_section(attack_rows or [], concept, harm)
     if reactivation is not None:
         lines += reactivation_section(reactivation, out.parent / "figures")
-    out.write_text("\n".join(lines) + "\n" + NOTES)
-    return out
+    return write_keeping(out, "\n".join(lines) + "\n" + ASSUMPTIONS, "workbench robustness")
 
 
 def table_section(rows: list[dict], concept: str, seconds: int, n_per: int, quick: bool, core: bool, figs: dict,
@@ -461,7 +461,7 @@ def reactivation_section(reactivation, figures: Path) -> list[str]:
             *compare_section(reactivation, figures)]  # fmt: skip
 
 
-NOTES = """
+ASSUMPTIONS = """
 ## What we assumed (P-ESD and P-AC are rebuilt from the abstract and captions)
 
 - The mask is over weights of the chosen sites (default the FFN-2 `ff.net.2` weights, the same sites
