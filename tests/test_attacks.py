@@ -3,7 +3,9 @@ below the plain target prompt's; placeholders carry real tokens exactly; ASR cou
 intervals on a hand-made case; the CLI keeps the attacked prompts and embeddings."""
 
 import json
+import re
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -378,3 +380,6 @@ def test_the_cli_offers_every_attack_the_library_has():
     from workbench.cli.erasers import ATTACK_NAMES
 
     assert ATTACK_NAMES == list(ATTACKS)
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    listed = readme.split("NAME is one of", 1)[1].split("(", 1)[0]
+    assert re.findall(r"`([a-z-]+)`", listed) == list(ATTACKS)  # the README names every attack, in order

@@ -264,8 +264,7 @@ def add(sub, parents: Parents) -> None:
     rb.add_argument(
         "--attacks",
         default="",
-        help="comma-separated attacks (unlearndiff,softprompt,inversion,ringabell,revival,"
-        "benign) run on each eraser's main setting and the unedited model, every seed; adds the attack overview, "
+        help=f"comma-separated attacks ({','.join(ATTACK_NAMES)}; routes and the -heldout ones need a concept with routes: the language world) run on each eraser's main setting and the unedited model, every seed; adds the attack overview, "
         "heat map, table and McNemar tests, and with unlearndiff the concept neurons' reactivation per eraser",
     )
     rb.add_argument("--attack-budget", type=int, default=None, help="steps (generations) of every attack (default: each one's)")
