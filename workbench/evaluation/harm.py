@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 
 #: the harm budget the attack table matches erasers at (points of the worst drop)
 BUDGET = 0.10
+#: the clean side's line (issue 5's acceptance: every other attribute within 5 points): each eraser's
+#: best point on a robustness page and the MET verdicts of docs/results.md
+ACCEPT = 0.05
 
 
 @dataclass(frozen=True)

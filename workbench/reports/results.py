@@ -23,7 +23,7 @@ import xarray as xr
 from ..analysis import concept_masks, density_per_step, norm_distribution, parse_window, union
 from ..editing import pruned, random_like
 from ..evaluation.ablate import Ablation, ablate, members, reference_for
-from ..evaluation.harm import harm
+from ..evaluation.harm import ACCEPT, harm
 from ..evaluation.toy import generate
 from ..models import load_pipeline, weights_of
 from ..models.toyworld import ATTRIBUTES, load_oracle
@@ -237,7 +237,7 @@ def verdicts(results: dict[str, xr.Dataset]) -> list[str]:
                 continue
             c = str(sel["concept"].values)
             cut, drop = relative_cut(b["concept_rate"], float(sel["concept_rate"])), worst_drop(b, sel)
-            if cut >= 0.9 and drop <= 0.05:
+            if cut >= 0.9 and drop <= ACCEPT:
                 out.append(
                     f"- MET in {key}: {c}, k = {float(sel['k']):g} %, window {sel['window'].values}: cut {cut:.0%}, worst other drop {100 * drop:.1f} pts"
                 )
@@ -271,7 +271,7 @@ def findings(results: dict[str, xr.Dataset], tree: xr.DataTree, n_per: int) -> l
                 rows.append((float(sel["k"]), str(sel["window"].values), relative_cut(b["concept_rate"], float(sel["concept_rate"])),
                              worst_drop(b, sel), float(sel["degraded_rate"])))  # fmt: skip
         if rows:
-            clean = [r for r in rows if r[3] <= 0.05]
+            clean = [r for r in rows if r[3] <= ACCEPT]
             best = max(clean, key=lambda r: r[2]) if clean else None
             top = max(rows, key=lambda r: r[2])
             if best:

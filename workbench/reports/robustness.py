@@ -17,6 +17,7 @@ import xarray as xr
 from ..editing.edits import Edit, load_edit
 from ..editing.prune import random_like
 from ..evaluation.erasers import esd_heldout, objective_loss
+from ..evaluation.harm import ACCEPT
 from ..models import load_pipeline
 from ..models.loading import TOY_WORLDS
 from .cells import grid, mean_over_seeds, run_cell, worst
@@ -143,9 +144,13 @@ def claims(rows: list[dict], best: dict, base: dict, concept: str) -> list[str]:
     for mine, rival in (("pesd", "conceptprune"), ("pesd", "esd"), ("pac", "ac"), ("pac", "conceptprune")):
         if mine in rate and rival in rate:
             verb = "erases more than" if rate[mine] < rate[rival] else "does not erase more than"
-            out.append(f"- Within 5 points of harm, {mine} ({rate[mine]:.1%} left) {verb} {rival} ({rate[rival]:.1%} left).")
+            out.append(
+                f"- Within {100 * ACCEPT:g} points of harm, {mine} ({rate[mine]:.1%} left) {verb} {rival} ({rate[rival]:.1%} left)."
+            )
         elif rival in rate:
-            out.append(f"- No {mine} setting stays within 5 points of harm; {rival} leaves {rate[rival]:.1%} there.")
+            out.append(
+                f"- No {mine} setting stays within {100 * ACCEPT:g} points of harm; {rival} leaves {rate[rival]:.1%} there."
+            )
     unedited = rows[0].get("esd_loss_unedited")
     out += memorising(rows, base, concept, unedited)
     cp = [r for r in rows if r["method"] == "conceptprune" and r.get("esd_loss") is not None and unedited]
@@ -403,10 +408,10 @@ def table_section(rows: list[dict], concept: str, seconds: int, n_per: int, quic
 def best_section(rows: list[dict], settings: list[dict], concept: str) -> list[str]:
     """Each eraser's best point within 5 points of harm, the strong learned masks, the claims and the variants."""
     base = rows[0]["before"]
-    lines = ["## Best point of each eraser within 5 points of harm", ""]
+    lines = [f"## Best point of each eraser within {100 * ACCEPT:g} points of harm", ""]
     best = {}
     for m in settings:
-        if m["worst"] <= 0.05 and (m["method"] not in best or m["rate"] < best[m["method"]]["rate"]):
+        if m["worst"] <= ACCEPT and (m["method"] not in best or m["rate"] < best[m["method"]]["rate"]):
             best[m["method"]] = m
     for method in dict.fromkeys(r["method"] for r in rows):
         if method in best:
@@ -414,11 +419,11 @@ def best_section(rows: list[dict], settings: list[dict], concept: str) -> list[s
             lines.append(f"- {method}: {m['rate']:.1%} of target images still show '{concept}' at {m['label']} "
                          f"(worst drop {100 * m['worst']:.1f} points; mean of {m['n']} seed(s))")  # fmt: skip
         else:
-            lines.append(f"- {method}: no setting stays within 5 points of harm")
+            lines.append(f"- {method}: no setting stays within {100 * ACCEPT:g} points of harm")
     strong = [
-        m for m in settings if m["method"] in ("pesd", "pac") and m["rate"] <= 0.1 * base["concept_rate"] and m["worst"] <= 0.05
+        m for m in settings if m["method"] in ("pesd", "pac") and m["rate"] <= 0.1 * base["concept_rate"] and m["worst"] <= ACCEPT
     ]
-    lines += ["", "A learned mask reaching >= 90 % cut with every other attribute within 5 points: "
+    lines += ["", f"A learned mask reaching >= 90 % cut with every other attribute within {100 * ACCEPT:g} points: "
               + (", ".join(f"{m['method']} {m['label']} (density {m['density']:.2%})" for m in strong) or "none in this sweep") + "."]  # fmt: skip
     lines += ["", "## Against the papers' claims", "", *claims(rows, best, base, concept)]
     notes = variant_notes(settings)
