@@ -19,8 +19,7 @@ def kept_notes(out: Path) -> str:
     """The text below any notes marker of ``out`` ('' when the file or the marker is missing)."""
     if not out.exists():
         return ""
-    text = out.read_text()
-    head, sep, tail = text.partition("<!-- notes: everything below this line is kept")
+    _, sep, tail = out.read_text().partition(marker("").split("`", 1)[0])  # any command's marker
     return tail.split("-->", 1)[1] if sep and "-->" in tail else ""
 
 

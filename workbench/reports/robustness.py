@@ -406,7 +406,7 @@ def table_section(rows: list[dict], concept: str, seconds: int, n_per: int, quic
 
 
 def best_section(rows: list[dict], settings: list[dict], concept: str) -> list[str]:
-    """Each eraser's best point within 5 points of harm, the strong learned masks, the claims and the variants."""
+    """Each eraser's best point within ``ACCEPT`` of harm, the strong learned masks, the claims and the variants."""
     base = rows[0]["before"]
     lines = [f"## Best point of each eraser within {100 * ACCEPT:g} points of harm", ""]
     best = {}
