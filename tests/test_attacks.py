@@ -297,14 +297,14 @@ def test_attacked_cells_are_each_erasers_main_setting():
     assert chosen["pesd k=10%"].key == "pesd-examplesfresh-iterations200-k10p0-s1"  # not a variant, relaxation or init
     assert chosen["pesd attn2.to_v k=10%"].options["sites"] == "attn2.to_v"  # the variant, by its name
     assert chosen["pesd attn2.to_v k=10%"].seed == 1
-    assert chosen["pac"].seed == 1 and len(chosen) == 7
+    assert chosen["pac k=20%"].seed == 1 and len(chosen) == 7
     assert "pesd attn2.to_v k=10%" not in dict(attacked_cells(grid("striped", (0, 1)), 1))  # no variants, no cell
     twins = dict(attacked_cells(grid("striped", (0, 1), core=True, cached=True), 1))
     assert twins["pesd k=10%"].options["examples"] == "fresh"  # never the cached twin
     # the core grid's second seed: ESD-x and P-ESD only, unless every eraser is asked for
     assert set(twins) == {"unedited", "conceptprune k=2%", "esd-x lr=1e-4", "pesd k=10%"}
     every = dict(attacked_cells(grid("striped", (0, 1), core=True, every_eraser=True), 1))
-    assert set(every) == set(twins) | {"ac lr=1e-4", "pac"} and every["ac lr=1e-4"].seed == every["pac"].seed == 1
+    assert set(every) == set(twins) | {"ac lr=1e-4", "pac k=20%"} and every["ac lr=1e-4"].seed == every["pac k=20%"].seed == 1
 
 
 def test_attack_claims_read_the_pooled_numbers_and_skip_attacks_that_fail_on_the_unedited_model():

@@ -1,7 +1,7 @@
 """The erasers of ``workbench robustness`` under attack: one table of attack success per eraser.
 
 For each eraser's main setting (ConceptPrune k = 2 %, ESD-x and AC at lr 1e-4, P-ESD at k = 10 %,
-P-AC; with ``--variants``, also P-ESD on the cross-attention values, the best within-5-points mask of
+P-AC at k = 20 %; with ``--variants``, also P-ESD on the cross-attention values, the best within-5-points mask of
 the grid) and the unedited model, every chosen attack of ``workbench.attacks`` is run on the concept's
 held-out prompts with each seed: the edit of that seed (ConceptPrune is deterministic: its one edit,
 attacked with each seed). Each (eraser, attack, seed) is kept under ``work/attacks/<key>/`` (the
@@ -18,7 +18,7 @@ import statistics
 import time
 from pathlib import Path
 
-from .cells import Cell
+from .cells import PAC_K, Cell
 
 #: the erasers put under attack: a display name and which grid cell holds its edit
 #: (method, the options that must match exactly, the variant's name or "" for a main cell);
@@ -28,13 +28,13 @@ ATTACKED = (
     ("esd-x lr=1e-4", "esd", {"lr": 1e-4}, ""),
     ("ac lr=1e-4", "ac", {"lr": 1e-4}, ""),
     ("pesd k=10%", "pesd", {"k": 10.0}, ""),
-    ("pac", "pac", {"k": None}, ""),  # None: any value (P-AC has one k in the grid)
+    (f"pac k={PAC_K:g}%", "pac", {"k": PAC_K}, ""),
     ("pesd attn2.to_v k=10%", "pesd", {"k": 10.0, "sites": "attn2.to_v"}, "pesd on attn2.to_v"),
 )
 #: the pairs compared by McNemar tests: each eraser against the unedited model, and the papers' claims
 #: (P-ESD against ESD, ConceptPrune against ESD)
 PAIRS = tuple((a[0], "unedited") for a in ATTACKED) + (("pesd k=10%", "esd-x lr=1e-4"), ("pesd k=10%", "conceptprune k=2%"), ("conceptprune k=2%", "esd-x lr=1e-4"),
-         ("pac", "ac lr=1e-4"), ("ac lr=1e-4", "esd-x lr=1e-4"), ("pesd attn2.to_v k=10%", "esd-x lr=1e-4"),
+         (f"pac k={PAC_K:g}%", "ac lr=1e-4"), ("ac lr=1e-4", "esd-x lr=1e-4"), ("pesd attn2.to_v k=10%", "esd-x lr=1e-4"),
          ("pesd attn2.to_v k=10%", "conceptprune k=2%"))  # fmt: skip
 #: attacks that change weights: nothing to revive on the unedited model
 WEIGHT_ATTACKS = ("revival", "benign")
@@ -47,7 +47,7 @@ def _matches(cell: Cell, method: str, want: dict, name: str) -> bool:
         and cell.options.get("examples", "fresh") == "fresh"  # the reference protocol's edit, not a cached twin
         and cell.name == name
         and not extra
-        and all(v is None or cell.options.get(k) == v for k, v in want.items())
+        and all(cell.options.get(k) == v for k, v in want.items())
     )
 
 
