@@ -134,3 +134,17 @@ def test_notes_on_generated_pages_quote_only_numbers_their_page_shows():
         head = page.read_text()[: -len(notes)]
         missing = [n for n in re.findall(r"\d+\.\d+%?|\d+%", notes) if n not in head]
         assert not missing, f"{page.name}: the notes quote {missing}, which the generated part does not show"
+
+
+def test_static_figures_that_the_browser_did_not_write_are_left_out_not_linked(tmp_path, monkeypatch, capsys):
+    """Kaleido has been seen to return without writing a PNG: a page must not link a figure that is
+    not there, nor pass an earlier run's file off as this one's."""
+    import plotly.graph_objects as go
+    import plotly.io as pio
+
+    from workbench.reports.plots import write_images
+
+    (tmp_path / "a-figure.png").write_bytes(b"an earlier run's figure")
+    monkeypatch.setattr(pio, "write_images", lambda *a, **k: None)  # a browser that returns and writes nothing
+    assert write_images([("a figure", go.Figure())], tmp_path) == {}
+    assert "wrote no file" in capsys.readouterr().out and not (tmp_path / "a-figure.png").exists()

@@ -357,14 +357,21 @@ def write_images(figs: list, folder, width: int = 1000) -> dict[str, str]:
     import plotly.io as pio
 
     names = [f"{slug(title)}.png" for title, _ in figs]
-    try:  # one browser for all figures
-        pio.write_images([f for _, f in figs], [folder / n for n in names], width=[max(width, int(f.layout.width or 0)) for _, f in figs],
-                         height=[int(f.layout.height or 450) for _, f in figs])  # fmt: skip
-    except Exception as err:  # no Chrome/Chromium, or kaleido missing: the HTML page still has every figure
-        print(f"note: static figures skipped ({type(err).__name__}: {str(err).splitlines()[0][:120]}); "
-              "install Chromium (setup.sh --test does) or run `plotly_get_chrome`")  # fmt: skip
-        return {}
-    return {title: n for (title, _), n in zip(figs, names)}
+    for _ in range(2):  # the browser has been seen to return without writing a file: look, and try once more
+        for n in names:  # a file left from an earlier run must not pass for this one's
+            (folder / n).unlink(missing_ok=True)
+        try:  # one browser for all figures
+            pio.write_images([f for _, f in figs], [folder / n for n in names], width=[max(width, int(f.layout.width or 0)) for _, f in figs],
+                             height=[int(f.layout.height or 450) for _, f in figs])  # fmt: skip
+        except Exception as err:  # no Chrome/Chromium, or kaleido missing: the HTML page still has every figure
+            print(f"note: static figures skipped ({type(err).__name__}: {str(err).splitlines()[0][:120]}); "
+                  "install Chromium (setup.sh --test does) or run `plotly_get_chrome`")  # fmt: skip
+            return {}
+        lost = [n for n in names if not (folder / n).is_file() or (folder / n).stat().st_size == 0]
+        if not lost:
+            return {title: n for (title, _), n in zip(figs, names)}
+    print(f"note: the browser wrote no file for {lost}; those figures are left out of the page")
+    return {title: n for (title, _), n in zip(figs, names) if n not in lost}
 
 
 def write_html(path, title: str, intro_html: str, figs: list, provenance: str = ""):
