@@ -20,6 +20,8 @@ from pathlib import Path
 
 from .cells import PAC_K, Cell
 
+#: P-AC's row, named by its one k like every other row
+PAC = f"pac k={PAC_K:g}%"
 #: the erasers put under attack: a display name and which grid cell holds its edit
 #: (method, the options that must match exactly, the variant's name or "" for a main cell);
 #: the unedited model is always attacked too
@@ -28,13 +30,13 @@ ATTACKED = (
     ("esd-x lr=1e-4", "esd", {"lr": 1e-4}, ""),
     ("ac lr=1e-4", "ac", {"lr": 1e-4}, ""),
     ("pesd k=10%", "pesd", {"k": 10.0}, ""),
-    (f"pac k={PAC_K:g}%", "pac", {"k": PAC_K}, ""),
+    (PAC, "pac", {"k": PAC_K}, ""),
     ("pesd attn2.to_v k=10%", "pesd", {"k": 10.0, "sites": "attn2.to_v"}, "pesd on attn2.to_v"),
 )
 #: the pairs compared by McNemar tests: each eraser against the unedited model, and the papers' claims
 #: (P-ESD against ESD, ConceptPrune against ESD)
 PAIRS = tuple((a[0], "unedited") for a in ATTACKED) + (("pesd k=10%", "esd-x lr=1e-4"), ("pesd k=10%", "conceptprune k=2%"), ("conceptprune k=2%", "esd-x lr=1e-4"),
-         (f"pac k={PAC_K:g}%", "ac lr=1e-4"), ("ac lr=1e-4", "esd-x lr=1e-4"), ("pesd attn2.to_v k=10%", "esd-x lr=1e-4"),
+         (PAC, "ac lr=1e-4"), ("ac lr=1e-4", "esd-x lr=1e-4"), ("pesd attn2.to_v k=10%", "esd-x lr=1e-4"),
          ("pesd attn2.to_v k=10%", "conceptprune k=2%"))  # fmt: skip
 #: attacks that change weights: nothing to revive on the unedited model
 WEIGHT_ATTACKS = ("revival", "benign")

@@ -53,6 +53,11 @@ DRAWS = 5
 PAC_K = 20.0
 
 
+def _pac(seed: int, iterations: int) -> Cell:
+    """P-AC's one cell of a seed."""
+    return Cell("pac", {"k": PAC_K, "iterations": iterations}, seed, f"k={PAC_K:g}%")
+
+
 def _controls(options: dict, seed: int, label: str, name: str = "") -> list[Cell]:
     return [Cell("random", {**options, **({"draw": d} if d else {})}, seed, label, name) for d in range(DRAWS)]
 
@@ -92,13 +97,12 @@ def _grid(seeds: tuple[int, ...], quick: bool, core: bool, variants: bool, itera
             cells += [Cell("esd", {"lr": lrs[0], "iterations": its}, seed, f"lr={lrs[0]:g}"),
                       Cell("pesd", {"k": pks[-1], "iterations": its}, seed, f"k={pks[-1]:g}%")]  # fmt: skip
             if every_eraser:
-                cells += [Cell("ac", {"lr": lrs[0], "iterations": its}, seed, f"lr={lrs[0]:g}"),
-                          Cell("pac", {"k": PAC_K, "iterations": its}, seed, f"k={PAC_K:g}%")]  # fmt: skip
+                cells += [Cell("ac", {"lr": lrs[0], "iterations": its}, seed, f"lr={lrs[0]:g}"), _pac(seed, its)]
             continue
         cells += [Cell("esd", {"lr": lr, "iterations": its}, seed, f"lr={lr:g}") for lr in lrs]
         cells += [Cell("ac", {"lr": lr, "iterations": its}, seed, f"lr={lr:g}") for lr in (lrs[:1] if core else lrs)]
         cells += [Cell("pesd", {"k": k, "iterations": its}, seed, f"k={k:g}%") for k in pks]
-        cells += [Cell("pac", {"k": PAC_K, "iterations": its}, seed, f"k={PAC_K:g}%")]
+        cells += [_pac(seed, its)]
         if not (quick or core):  # the other relaxations, an init, ESD-u
             cells += [
                 Cell("pesd", {"k": 10.0, "iterations": its, "relaxation": r}, seed, f"k=10% {r}")
