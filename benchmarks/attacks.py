@@ -33,7 +33,7 @@ def main() -> None:
     ap.add_argument("--attacks", default=",".join(ATTACKS), help="comma-separated attack names")
     a = ap.parse_args()
     pipe, oracle = load_pipeline("toy"), load_oracle()
-    edit = make_edit(pipe, "conceptprune", "striped", k=2.0, progress=False)
+    edit = make_edit(pipe, "conceptprune", "striped", {"k": 2.0}, {"progress": False})
     tg = targets("striped")
     t0 = time.perf_counter()
     with applied(pipe, edit):

@@ -52,7 +52,7 @@ def test_placeholders_filled_with_real_token_embeddings_encode_exactly_as_the_te
 @pytest.fixture(scope="module")
 def setting(toy, tmp_path_factory):
     """A ConceptPrune edit of 'striped' (k=5%), four held-out target prompts and their examples."""
-    edit = make_edit(toy, "conceptprune", "striped", k=5.0, workdir=tmp_path_factory.mktemp("cal"), progress=False)
+    edit = make_edit(toy, "conceptprune", "striped", {"k": 5.0}, {"workdir": tmp_path_factory.mktemp("cal"), "progress": False})
     tg = targets("striped")[:4]
     texts, seeds = [p.text for p in tg], [p.seed for p in tg]
     ex = frozen_examples(toy, texts, seeds, "esd", steps=6)

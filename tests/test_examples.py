@@ -137,7 +137,13 @@ def test_ac_draws_are_anchor_images_noised_and_the_anchor_prediction(toy):
 
 def test_cached_examples_reproduce_the_old_training_loop_bit_for_bit(toy):
     """The cached protocol is the old one: a fixed set, minibatches with replacement, Adam in place."""
-    c = make_edit(toy, "esd", "striped", iterations=3, lr=1e-3, batch=8, examples="cached", steps=3, gap=0, progress=False)
+    c = make_edit(
+        toy,
+        "esd",
+        "striped",
+        {"iterations": 3, "lr": 1e-3, "batch": 8, "examples": "cached"},
+        {"steps": 3, "gap": 0, "progress": False},
+    )
     from workbench.prompts.concepts import get_concept
 
     target = get_concept("striped").target
@@ -158,12 +164,12 @@ def test_cached_examples_reproduce_the_old_training_loop_bit_for_bit(toy):
 
 
 def test_every_trained_edit_records_its_train_and_heldout_loss(toy):
-    e = make_edit(toy, "pesd", "striped", k=5.0, iterations=2, steps=3, gap=4, progress=False)
+    e = make_edit(toy, "pesd", "striped", {"k": 5.0, "iterations": 2}, {"steps": 3, "gap": 4, "progress": False})
     assert e.info["examples"] == "fresh" and e.info["batch"] == 1 and e.info["sampling_guidance"] == 1.5
     assert e.info["gap_draws"] == 2 and 0 < e.info["train_loss"] and 0 < e.info["heldout_loss"]
     assert e.info["train_loss"] != e.info["heldout_loss"]
-    with pytest.raises(ValueError, match="examples protocol"):
-        make_edit(toy, "esd", "striped", examples="stale")
+    with pytest.raises(ValueError, match="option examples=.stale.: use one of fresh, cached"):
+        make_edit(toy, "esd", "striped", {"examples": "stale"})
 
 
 def test_a_cached_source_needs_a_way_to_make_heldout_examples(toy):

@@ -250,13 +250,13 @@ def test_an_edit_made_on_one_world_is_refused_on_the_other(toy, lang, tmp_path, 
     from workbench.editing.edits import applied
     from workbench.editing.erasers import make_edit
 
-    edit = make_edit(toy, "conceptprune", "striped", steps=3, t_hat=2, progress=False)
+    edit = make_edit(toy, "conceptprune", "striped", {"t_hat": 2}, {"steps": 3, "progress": False})
     with pytest.raises(ValueError, match="made for other weights \\(text_encoder"):
         with applied(lang, edit):
             pass
     with applied(toy, edit):  # its own world takes it
         pass
-    lang_edit = make_edit(lang, "conceptprune", "lang:striped", steps=3, t_hat=2, progress=False)
+    lang_edit = make_edit(lang, "conceptprune", "lang:striped", {"t_hat": 2}, {"steps": 3, "progress": False})
     with pytest.raises(ValueError, match="made for other weights"):
         with applied(toy, lang_edit):
             pass

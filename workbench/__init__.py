@@ -96,6 +96,7 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
     **{n: ("workbench.evaluation.ablate", n) for n in ("Ablation", "open_results")},
     "run_ablation": ("workbench.evaluation.ablate", "ablate"),
     **{n: ("workbench.evaluation.erasers", n) for n in ("erase_and_judge", "make_edit")},
+    **{n: ("workbench.editing", n) for n in ("ERASERS", "EraseRun")},
     **{n: ("workbench.evaluation.judges", n) for n in ("Judge", "Verdicts", "make_judge")},
     "evaluate": ("workbench.evaluation.judging", "evaluate"),
     "harm": ("workbench.evaluation.harm", "harm"),

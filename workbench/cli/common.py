@@ -82,3 +82,48 @@ def load(args):
         transformers.utils.logging.disable_progress_bar()
 
     return load_pipeline(args.model, device=device_of(args), dtype=dtype_of(args), allow_download=args.allow_download)
+
+
+def add_options(parser: argparse.ArgumentParser, specs: list) -> None:
+    """One ``--flag`` per field of the specs' options dataclasses (their union), with the field's
+    help and choices and the names of the specs that take it. Flags default to absent, so only the
+    options a user gives reach ``given_options``."""
+    import dataclasses
+    import typing
+
+    seen: dict[str, list[str]] = {}
+    first: dict[str, tuple] = {}
+    for spec in specs:
+        hints = typing.get_type_hints(spec.options)
+        for f in dataclasses.fields(spec.options):
+            seen.setdefault(f.name, []).append(spec.name)
+            first.setdefault(f.name, (f, hints[f.name]))
+    parser.set_defaults(_option_names=tuple(first))
+    for name, (f, hint) in first.items():
+        flag = "--" + name.replace("_", "-")
+        takes = f" ({', '.join(seen[name])}; default {f.default})"
+        help_ = f.metadata.get("help", "") + takes
+        if hint is bool:
+            parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_)
+            continue
+        kind = next((t for t in typing.get_args(hint) if t is not type(None)), hint)
+        parser.add_argument(flag, dest=name, type=kind, default=argparse.SUPPRESS, choices=f.metadata.get("choices"),
+                            help=help_.replace("%", "%%"))  # fmt: skip
+
+
+def given_options(args, spec) -> dict:
+    """The options of ``spec`` given on the command line; a given option that ``spec`` does not take
+    is refused, with the ones it takes."""
+    import dataclasses
+
+    from .. import _registry
+
+    mine = {f.name for f in dataclasses.fields(spec.options)}
+    every = set(getattr(args, "_option_names", ()))
+    given = {n: getattr(args, n) for n in every if hasattr(args, n)}
+    wrong = sorted(set(given) - mine)
+    if wrong:
+        flags = ", ".join("--" + n.replace("_", "-") for n in wrong)
+        raise _registry.UnknownName(f"{spec.name} takes no {flags}: its options are "
+                                    f"{', '.join('--' + n.replace('_', '-') for n in sorted(mine)) or 'none'}")  # fmt: skip
+    return given

@@ -7,7 +7,9 @@ import math
 import time
 from pathlib import Path
 
-from .common import Parents, device_of, dtype_of
+from ..editing.methods import ERASERS
+from ..editing.options import PRECISIONS
+from .common import Parents, add_options, device_of, dtype_of, given_options
 
 #: ``workbench.attacks.ATTACKS``, spelled here so that --help imports no torch (a test checks they agree)
 ATTACK_NAMES = ["unlearndiff", "softprompt", "inversion", "ringabell", "revival", "benign", "routes", "unlearndiff-heldout",
@@ -30,20 +32,20 @@ def _pct(x) -> str:
 
 
 def cmd_erase(args) -> int:
+    from ..editing.erasers import prepare
     from ..evaluation.erasers import erase_and_judge, make_edit
     from ..evaluation.judges import judge_of
     from ..prompts.concepts import get_concept
     from .common import load
 
+    out = Path(args.out)
+    run = {"seed": args.seed, "steps": args.steps, "guidance": args.guidance, "precision": args.precision,
+           "checkpointing": args.gradient_checkpointing, "workdir": out, "progress": not (args.json or args.quiet)}  # fmt: skip
+    spec, options, run = prepare(args.method, given_options(args, ERASERS[args.method]), run)  # before any loading
     concept = get_concept(args.concept, n_per=args.n_per, judge=args.judge)
     pipe = load(args)
     judge = judge_of(None, concept, device=str(pipe.unet.device))  # before training: a judge that cannot load fails now
-    out = Path(args.out)
-    edit = make_edit(pipe, args.method, concept, k=args.k, t_hat=args.t_hat, iterations=args.iterations, lr=args.lr,
-                     group=args.group, relaxation=args.relaxation, init=args.init, eta=args.eta, preserve=args.preserve, sites=args.sites,
-                     tune=args.tune, tune_lr=args.tune_lr, seed=args.seed, steps=args.steps, guidance=args.guidance, batch=args.batch,
-                     precision=args.precision, checkpointing=args.gradient_checkpointing, workdir=out, progress=not (args.json or args.quiet),
-                     examples=args.examples, pool=args.pool)  # fmt: skip
+    edit = make_edit(pipe, spec.name, concept, options, run)
     edit.info["judge"] = concept.judge
     edit.save(out)
     summary = erase_and_judge(pipe, judge, edit, n_per=args.n_per, steps=args.steps, guidance=args.guidance, concept=concept)
@@ -115,62 +117,25 @@ def add(sub, parents: Parents) -> None:
     """Declare this group's subcommands."""
     e = sub.add_parser(
         "erase",
-        parents=[parents.quiet, parents.mask, parents.model, parents.concept],
-        help="erase a concept with ConceptPrune, ESD, AC, P-ESD or P-AC on any SD-family model and judge it",
+        parents=[parents.quiet, parents.model, parents.concept],
+        help=f"erase a concept ({', '.join(ERASERS)}) on any SD-family model and judge it",
         description="Make an edit that erases a concept (a toy texture or shape, a paper set such as nudity or van_gogh, or "
         "a concept file: docs/concepts.md) from --model and write it to --out: "
-        "masks.safetensors (conceptprune, pesd, pac: weights untouched, the masks are the whole edit) or "
-        "weights.safetensors (esd, ac: the fine-tuned parameter group), with edit.json (method, options, seconds, the "
+        "masks.safetensors (pruning erasers: weights untouched, the masks are the whole edit) or "
+        "weights.safetensors (fine-tuning and closed-form erasers: the changed parameters), with edit.json (method, options, seconds, the "
         "model's weights hashes) and summary.json (the judge's readings of the concept's held-out prompts before and after, "
         "and the harm: the worst accuracy drop on the other prompts, degraded images). "
         "P-ESD and P-AC are our reading of a paper whose code is not public: docs/robustness.md.",
     )
-    e.add_argument("--method", required=True, choices=["conceptprune", "esd", "ac", "pesd", "pac"])
+    methods = ERASERS.specs()
+    e.add_argument("--method", required=True, choices=[m.name for m in methods],
+                   help="the eraser: " + "; ".join(f"{m.name}: {m.help}" for m in methods))  # fmt: skip
     e.add_argument("--out", type=Path, required=True, help="folder for the edit")
-    e.add_argument("--iterations", type=int, default=None, help="training iterations (default 200)")
-    e.add_argument(
-        "--lr",
-        type=float,
-        default=None,
-        help="learning rate (default: the reference's on SD, 5e-5 ESD, 8e-6 AC; the toy's 1e-4; 0.05 for mask logits)",
-    )
-    e.add_argument(
-        "--group",
-        default=None,
-        choices=["esd-x", "esd-x-kv", "esd-u"],
-        help="esd/ac: the parameters trained (default: the reference's, esd-x for ESD, esd-x-kv for AC)",
-    )
-    e.add_argument(
-        "--relaxation", default="ste-topk", choices=["ste-topk", "hard-concrete", "sigmoid"], help="pesd/pac: the mask relaxation"
-    )
-    e.add_argument(
-        "--init",
-        default="uniform",
-        choices=["uniform", "wanda", "conceptprune"],
-        help="pesd/pac: the mask logits' start (conceptprune: its mask at the same --k and --t-hat)",
-    )
-    e.add_argument("--sites", default="ffn2", help="pesd/pac: the sites whose weights are masked (a family: ffn2, ffn1, "
-                   "attn2.to_k, attn2.to_v, or a glob over module paths)")  # fmt: skip
-    e.add_argument(
-        "--tune",
-        default=None,
-        choices=["esd-x", "esd-x-kv", "esd-u"],
-        help="pesd/pac: also fine-tune this parameter group with the mask (the edit holds both)",
-    )
-    e.add_argument("--tune-lr", type=float, default=1e-4, help="pesd/pac with --tune: the weights' learning rate")
-    e.add_argument("--eta", type=float, default=1.0, help="ESD's guidance strength eta")
-    e.add_argument("--preserve", action="store_true", help="also hold the frozen prediction for the reference prompts")
+    add_options(e.add_argument_group("eraser options (each takes its own; `workbench erase --method M --bad-option` "
+                                     "lists them)"), methods)  # fmt: skip
     e.add_argument("--seed", type=int, default=0)
-    e.add_argument("--batch", type=int, default=None,
-                   help="training examples per iteration (default: the reference's, 1 for ESD and 4 for AC; the toy world's: 1)")  # fmt: skip
-    e.add_argument("--examples", default="fresh", choices=["fresh", "cached"],
-                   help="fresh: new x_t every iteration, as the reference code trains (default); cached: one fixed set from "
-                   "the calibration prompts' own seeds, faster, a deviation")  # fmt: skip
-    e.add_argument(
-        "--pool", type=int, default=None, help="ac/pac, fresh: anchor images drawn once (default: the reference's 1000; toy 128)"
-    )
-    e.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
-                   help="the UNet's forward in training: fp32, or bf16/fp16 autocast (weights and Adam stay float32)")  # fmt: skip
+    e.add_argument("--precision", default="fp32", choices=list(PRECISIONS),
+                   help="the denoiser's forward in training: fp32, or bf16/fp16 autocast (weights and Adam stay float32)")  # fmt: skip
     e.add_argument("--gradient-checkpointing", action="store_true", help="diffusers' gradient checkpointing while training "
                    "(less GPU memory at SD size, more time)")  # fmt: skip
     e.add_argument(

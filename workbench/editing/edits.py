@@ -22,11 +22,14 @@ import numpy as np
 import torch
 
 from ..models.loading import model_hashes
+from .methods import ERASERS, MASKS, WEIGHTS
 from .prune import pruned
 
-MASKS, WEIGHTS = "masks.safetensors", "weights.safetensors"
-#: the tensor files each method's edit holds (for edit folders written before ``files`` was recorded)
-NEEDS = {"conceptprune": (MASKS,), "pesd": (MASKS,), "pac": (MASKS,), "esd": (WEIGHTS,), "ac": (WEIGHTS,), "unedited": ()}
+
+def needs(method: str) -> tuple[str, ...]:
+    """The tensor files an edit of ``method`` holds (for edit folders written before ``files`` was
+    recorded): its eraser's, none for an edit of no registered eraser ('unedited', 'random')."""
+    return ERASERS[method].files if method in ERASERS else ()
 
 
 @dataclass
@@ -84,8 +87,8 @@ def load_edit(folder: str | Path) -> Edit:
         raise ValueError(f"{meta} is damaged (not an edit's JSON: {type(err).__name__}): {remake}") from err
     files = info.pop("files", None)
     if files is None:  # saved before its files were recorded: what is there, and what its method needs
-        needs = NEEDS.get(method, ()) + ((WEIGHTS,) if info.get("tune") else ())
-        files = {name: None for name in (MASKS, WEIGHTS) if name in needs or (folder / name).exists()}
+        held = needs(method) + ((WEIGHTS,) if info.get("tune") else ())
+        files = {name: None for name in (MASKS, WEIGHTS) if name in held or (folder / name).exists()}
     tensors = {}
     for name, digest in files.items():
         path = folder / name

@@ -17,14 +17,10 @@ from torch import nn
 
 from ..models.sites import SiteFilter, module_of, select
 from .examples import Cached, Examples, ExampleSource, frozen_examples, preservation_examples
+from .options import GROUPS, RELAXATIONS
 from .training import batches, prediction_loss, trainable
 
 __all__ = ["Examples", "finetune", "frozen_examples", "group_params", "learn_masks", "preservation_examples"]
-
-OBJECTIVES = ("esd", "ac")
-#: parameter groups for fine-tuning: ESD-x (cross-attention), its key/value matrices only, ESD-u (the rest)
-GROUPS = ("esd-x", "esd-x-kv", "esd-u")
-RELAXATIONS = ("ste-topk", "hard-concrete", "sigmoid")
 
 
 # -- fine-tuning (ESD-x, ESD-u, AC) ---------------------------------------------------------------

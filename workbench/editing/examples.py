@@ -31,9 +31,9 @@ from dataclasses import dataclass, fields
 
 import torch
 
+from .options import OBJECTIVES
 from .training import batches
 
-PROTOCOLS = ("fresh", "cached")
 #: seeds of held-out draws start here; training draws take seeds below it (the reference: [0, 2**15])
 HELDOUT_SEED = 2**20
 
@@ -127,7 +127,7 @@ def _split(call: tuple, n: int, eta: float) -> Examples:
     return Examples(sample[n:].cpu(), t.cpu(), ehs[n:].cpu(), (uncond - eta * (cond - uncond)).cpu(), cond.cpu(), added)
 
 
-def _embeddings(pipe, texts: list[str], guidance: float) -> tuple[torch.Tensor, dict | None]:
+def conditioning(pipe, texts: list[str], guidance: float) -> tuple[torch.Tensor, dict | None]:
     """The UNet's text conditioning of each prompt (and SDXL's extra conditioning), from one call."""
     _, _, ehs, _, extra = _unet_calls(pipe, texts, [0] * len(texts), 1, guidance, stop=1)[0]
     n = len(texts)
@@ -160,7 +160,6 @@ def frozen_examples(
 
     The trajectory needs classifier-free guidance (guidance > 1), since ESD's target uses the empty
     prompt's prediction at the same x_t; AC needs ``anchors``, one per prompt."""
-    from .erase import OBJECTIVES
 
     if objective not in OBJECTIVES:
         raise ValueError(f"unknown objective {objective!r}: use one of {OBJECTIVES}")
@@ -303,8 +302,8 @@ class FreshAC(_Fresh):
         self.pipe, self.batch, self.seed, self.pool, self.anchors = pipe, batch, seed, pool, list(anchors)
         self.steps, self.guidance = _sampling(pipe, steps, guidance)
         self.noise = DDPMScheduler.from_config(pipe.scheduler.config)
-        self.cond, self.added = _embeddings(pipe, list(prompts), self.guidance)
-        self.anchor, self.anchor_added = _embeddings(pipe, list(anchors), self.guidance)
+        self.cond, self.added = conditioning(pipe, list(prompts), self.guidance)
+        self.anchor, self.anchor_added = conditioning(pipe, list(anchors), self.guidance)
         self._x0: dict[tuple[bool, int], torch.Tensor] = {}
         self._images(range(pool), False)
 

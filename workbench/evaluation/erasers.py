@@ -1,21 +1,22 @@
 """Erasers judged: ``erase_and_judge`` reads a concept's held-out prompts before and after an
 edit with the concept's judge (the keys of ``workbench demo --json``, plus the harm); and the
 erasing objective's loss of an edit (``objective_loss``). The erasers themselves are
-``editing.erasers.make_edit``.
+``editing.erasers.make_edit`` over the registry ``editing.methods.ERASERS``.
 """
 
 from __future__ import annotations
 
 from ..editing.edits import Edit, applied
-from ..editing.erasers import METHODS, make_edit, mask_density
+from ..editing.erasers import make_edit, mask_density
 from ..editing.examples import Examples, FreshESD, frozen_examples, objective_loss
+from ..editing.methods import ERASERS
 from ..prompts.concepts import get_concept
 from .harm import harm
 from .judges import judge_of
 from .judging import evaluate
 
 __all__ = [
-    "METHODS",
+    "ERASERS",
     "calibration",
     "erase_and_judge",
     "esd_examples",
@@ -41,7 +42,7 @@ def esd_examples(pipe, concept, steps: int | None = None, guidance: float | None
 def esd_heldout(pipe, concept, n: int = 64, steps: int | None = None, guidance: float | None = None) -> Examples:
     """``n`` of ESD's examples of a concept drawn as the reference protocol draws them (batch 1, seed
     0), from seeds no training sees: one fixed set on which every edit's ESD loss is comparable."""
-    from ..editing.erasers import defaults
+    from ..editing.recipes import defaults
 
     target, _ = calibration(concept)
     g = guidance if guidance is not None else defaults(pipe, "esd").get("guidance")

@@ -18,26 +18,35 @@ import statistics
 import time
 from pathlib import Path
 
-from .cells import PAC_K, Cell
+from ..editing.methods import ERASERS, main_setting
+from .cells import Cell
 
-#: P-AC's row, named by its one k like every other row
-PAC = f"pac k={PAC_K:g}%"
-#: the erasers put under attack: a display name and which grid cell holds its edit
-#: (method, the options that must match exactly, the variant's name or "" for a main cell);
-#: the unedited model is always attacked too
-ATTACKED = (
-    ("conceptprune k=2%", "conceptprune", {"k": 2.0}, ""),
-    ("esd-x lr=1e-4", "esd", {"lr": 1e-4}, ""),
-    ("ac lr=1e-4", "ac", {"lr": 1e-4}, ""),
-    ("pesd k=10%", "pesd", {"k": 10.0}, ""),
-    (PAC, "pac", {"k": PAC_K}, ""),
-    ("pesd attn2.to_v k=10%", "pesd", {"k": 10.0, "sites": "attn2.to_v"}, "pesd on attn2.to_v"),
-)
-#: the pairs compared by McNemar tests: each eraser against the unedited model, and the papers' claims
-#: (P-ESD against ESD, ConceptPrune against ESD)
-PAIRS = tuple((a[0], "unedited") for a in ATTACKED) + (("pesd k=10%", "esd-x lr=1e-4"), ("pesd k=10%", "conceptprune k=2%"), ("conceptprune k=2%", "esd-x lr=1e-4"),
-         (PAC, "ac lr=1e-4"), ("ac lr=1e-4", "esd-x lr=1e-4"), ("pesd attn2.to_v k=10%", "esd-x lr=1e-4"),
-         ("pesd attn2.to_v k=10%", "conceptprune k=2%"))  # fmt: skip
+#: the variant put under attack beside every eraser's main setting (with ``--variants``): P-ESD's mask on
+#: the cross-attention values, the best within-5-points mask of the grid
+VARIANTS = (("pesd attn2.to_v k=10%", "pesd", {"k": 10.0, "sites": "attn2.to_v"}, "pesd on attn2.to_v"),)
+#: the papers' claims tested pairwise besides every eraser against the unedited model
+CLAIMS = (("pesd k=10%", "esd-x lr=1e-4"), ("pesd k=10%", "conceptprune k=2%"), ("conceptprune k=2%", "esd-x lr=1e-4"),
+          ("pac k=20%", "ac lr=1e-4"), ("ac lr=1e-4", "esd-x lr=1e-4"), ("pesd attn2.to_v k=10%", "esd-x lr=1e-4"),
+          ("pesd attn2.to_v k=10%", "conceptprune k=2%"))  # fmt: skip
+
+
+def attacked() -> tuple[tuple[str, str, dict, str], ...]:
+    """The erasers put under attack: every registered eraser's main setting (``Setting.main``), then
+    the variants, each as (display name, method, the options that must match exactly, the variant's
+    name or "" for a main cell); the unedited model is always attacked too."""
+    out = []
+    for spec in ERASERS.specs():
+        main = main_setting(spec)
+        if main is not None:
+            out.append((spec.display(main), spec.name, {k: v for k, v in main.options.items() if k != "iterations"}, ""))
+    return (*out, *VARIANTS)
+
+
+def pairs_of() -> tuple[tuple[str, str], ...]:
+    """The McNemar pairs: each attacked eraser against the unedited model, then the claims."""
+    return tuple((a[0], "unedited") for a in attacked()) + CLAIMS
+
+
 #: attacks that change weights: nothing to revive on the unedited model
 WEIGHT_ATTACKS = ("revival", "benign")
 
@@ -56,8 +65,8 @@ def _matches(cell: Cell, method: str, want: dict, name: str) -> bool:
 def attacked_cells(cells: list[Cell], seed: int) -> list[tuple[str, Cell | None]]:
     """(name, grid cell) of each eraser put under attack at ``seed``, the unedited model first (None)."""
     out: list[tuple[str, Cell | None]] = [("unedited", None)]
-    for name, method, want, variant in ATTACKED:
-        found = [c for c in cells if _matches(c, method, want, variant) and c.seed == (0 if method == "conceptprune" else seed)]
+    for name, method, want, variant in attacked():
+        found = [c for c in cells if _matches(c, method, want, variant) and c.seed == (seed if ERASERS[method].seeded else 0)]
         if found:
             out.append((name, found[0]))
     return out
@@ -164,10 +173,11 @@ def attack_table(rows: list[dict], harm: dict[str, tuple[float, float]] | None =
     return lines
 
 
-def paired_tests(rows: list[dict], pairs: tuple = PAIRS) -> list[dict]:
+def paired_tests(rows: list[dict], pairs: tuple | None = None) -> list[dict]:
     """Exact McNemar tests between the ``pairs`` of erasers, per attack, over matched (prompt, seed)
     pairs pooled over the attack seeds they share: one dict per test (attack, a, b, pairs, a_only,
     b_only, p)."""
+    pairs = pairs_of() if pairs is None else pairs
     index = {(r["eraser"], r["attack"], r["seed"]): r for r in rows}
     out = []
     for method in dict.fromkeys(r["attack"] for r in rows):
@@ -196,7 +206,7 @@ def comparisons(rows: list[dict]) -> list[str]:
               for t in paired_tests(rows))]  # fmt: skip
 
 
-def _pooled_cells(rows: list[dict]) -> dict[tuple[str, str], dict]:
+def pooled_cells(rows: list[dict]) -> dict[tuple[str, str], dict]:
     """{(eraser, attack): its runs pooled by ``_pooled``}, in the rows' order."""
     groups: dict[tuple[str, str], list[dict]] = {}
     for r in rows:
@@ -213,7 +223,7 @@ def attack_claims(rows: list[dict], concept: str, harm: dict | None = None) -> l
     from ..evaluation.harm import BUDGET
 
     harm = harm or {}
-    pooled = _pooled_cells(rows)
+    pooled = pooled_cells(rows)
 
     def say(e: str, m: str) -> str:
         s = pooled[(e, m)]
@@ -253,7 +263,7 @@ def attack_claims(rows: list[dict], concept: str, harm: dict | None = None) -> l
 def asr_grid(rows: list[dict]) -> tuple[list[str], list[str], list[list[float]], list[float]]:
     """(erasers, attacks, pooled ASR [eraser][attack] with NaN where not run, each eraser's pooled
     share shown without attack): the data of the overview table and heat map."""
-    cell = _pooled_cells(rows)
+    cell = pooled_cells(rows)
     erasers = list(dict.fromkeys(e for e, _ in cell))
     attacks = list(dict.fromkeys(m for _, m in cell))
     asr = [[cell[(e, m)]["asr"]["rate"] if (e, m) in cell else math.nan for m in attacks] for e in erasers]
@@ -265,7 +275,7 @@ def frontier_points(rows: list[dict], harm: dict | None) -> dict[str, list[tuple
     """Per attack: (eraser, its harm in points, its pooled ASR) for every attacked eraser whose harm is known."""
     harm = harm or {}
     out: dict[str, list[tuple[str, float, float]]] = {}
-    for (e, m), s in _pooled_cells(rows).items():
+    for (e, m), s in pooled_cells(rows).items():
         if e in harm and harm[e][0] == harm[e][0]:
             out.setdefault(m, []).append((e, 100 * harm[e][0], s["asr"]["rate"]))
     return out

@@ -42,7 +42,9 @@ def _edit(pipe, cell: Cell, concept, work: Path, edits: Path | None):
     for folder in [p for p in (edits, work / "edits") if p is not None]:
         if (folder / cell.key / "edit.json").exists():
             return load_edit(folder / cell.key)
-    edit = make_edit(pipe, cell.method, concept, seed=cell.seed, workdir=work / "calibration", progress=False, **cell.options)
+    edit = make_edit(
+        pipe, cell.method, concept, cell.options, {"seed": cell.seed, "workdir": work / "calibration", "progress": False}
+    )
     edit.save(work / "edits" / cell.key)
     return edit
 

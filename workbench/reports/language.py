@@ -48,10 +48,10 @@ def route_table(rows: list[dict]) -> list[str]:
 def answers(rows: list[dict], concept: str, harm: dict | None = None) -> list[str]:
     """The section's sentences, every number from the runs."""
     from ..evaluation.harm import BUDGET
-    from .attacked import _pooled_cells, paired_tests
+    from .attacked import paired_tests, pooled_cells
 
     harm = harm or {}
-    pooled = _pooled_cells(rows)
+    pooled = pooled_cells(rows)
     tests = {(t["a"], t["b"], t["attack"]): t for t in paired_tests(rows, pairs=QUESTIONS)}
     out = []
     for m, what in ROUTE_ATTACKS.items():

@@ -15,12 +15,13 @@ from pathlib import Path
 import xarray as xr
 
 from ..editing.edits import Edit, load_edit
+from ..editing.methods import ERASERS
 from ..editing.prune import random_like
 from ..evaluation.erasers import esd_heldout, objective_loss
 from ..evaluation.harm import ACCEPT
 from ..models import load_pipeline
 from ..models.loading import TOY_WORLDS
-from .cells import grid, mean_over_seeds, run_cell, worst
+from .cells import RANDOM, erasers, grid, mean_over_seeds, run_cell, worst
 from .kept import write_keeping
 
 
@@ -271,14 +272,18 @@ def variant_notes(settings: list[dict]) -> list[str]:
     return out
 
 
-#: the columns of the other concepts' table: (method, label), the core grid's settings
-CORE_COLUMNS = (("conceptprune", "k=1%"), ("conceptprune", "k=2%"), ("conceptprune", "k=5%"), ("esd", "lr=0.0001"),
-                ("esd", "lr=0.0003"), ("ac", "lr=0.0001"), ("pesd", "k=10%"), ("pac", "k=20%"), ("random", "k=10%"))  # fmt: skip
+def core_columns() -> list[tuple[str, str]]:
+    """The columns of the other concepts' table: (method, label) of every eraser's core settings
+    marked ``column``, then the random control of the first setting that draws controls."""
+    cols = [(sp.name, s.label) for sp in erasers() for s in sp.grid("core", 200) if s.column]
+    controls = [s.label for sp in erasers() for s in sp.grid("core", 200) if s.controls]
+    return cols + [(RANDOM, lb) for lb in controls[:1]]
 
 
 def other_concepts(work: Path, docs: Path) -> list[str]:
     """Markdown lines: the core settings on every other concept whose sweep sits beside ``work``
     (``<work>-<concept>/cells``), concept rate / worst drop per eraser, linked to its own page."""
+    columns = core_columns()
     found: dict[str, list[dict]] = {}
     for cells in sorted(work.parent.glob(f"{work.name}-*/cells")):
         rows = [json.loads(p.read_text()) for p in sorted(cells.glob("*.json"))]
@@ -290,21 +295,21 @@ def other_concepts(work: Path, docs: Path) -> list[str]:
              "Each concept's own sweep (`workbench robustness --concept C --work stores/robustness-C --out "
              "docs/robustness-C.md`, `--core` for the main settings), one seed: share of target images still "
              "showing the concept / worst drop of another attribute (points).", "",
-             "| concept | unedited | " + " | ".join(f"{m} {lb}" for m, lb in CORE_COLUMNS) + " |",
-             "| --- | --- | " + " | ".join("---" for _ in CORE_COLUMNS) + " |"]  # fmt: skip
+             "| concept | unedited | " + " | ".join(f"{m} {lb}" for m, lb in columns) + " |",
+             "| --- | --- | " + " | ".join("---" for _ in columns) + " |"]  # fmt: skip
     for concept, rows in found.items():
         settings = {(m["method"], m["label"]): m for m in mean_over_seeds([r for r in rows if r["seed"] == 0])}
         page = docs / f"robustness-{concept}.md"
         name = f"[{concept}]({page.name})" if page.exists() else concept
-        cols = [
-            f"{100 * settings[c]['rate']:.0f}% / {100 * settings[c]['worst']:.0f}" if c in settings else "-" for c in CORE_COLUMNS
-        ]
+        cols = [f"{100 * settings[c]['rate']:.0f}% / {100 * settings[c]['worst']:.0f}" if c in settings else "-" for c in columns]
         lines.append(f"| {name} | {rows[0]['before']['concept_rate']:.0%} | " + " | ".join(cols) + " |")
     return lines
 
 
-#: the erasers drawn as lines in the frontier; every other row (variants, cached twins) is a marker
-MAIN_METHODS = ("conceptprune", "esd", "ac", "pesd", "pac", "random")
+def main_methods() -> set[str]:
+    """The rows drawn as lines in the frontier: every registered eraser and the random control;
+    every other row (variants, cached twins) is a marker."""
+    return {*ERASERS, RANDOM}
 
 
 def frontier_figure(rows: list[dict], concept: str):
@@ -315,9 +320,10 @@ def frontier_figure(rows: list[dict], concept: str):
     fig = go.Figure()
     settings = mean_over_seeds(rows)
     symbols = iter(("diamond", "square", "cross", "x", "triangle-up", "star", "hexagon", "pentagon", "triangle-down"))
+    mains = main_methods()
     for method in dict.fromkeys(m["method"] for m in settings):
         pts = sorted((m for m in settings if m["method"] == method), key=lambda m: m["worst"])
-        main = method in MAIN_METHODS
+        main = method in mains
         fig.add_trace(go.Scatter(x=[100 * m["worst"] for m in pts], y=[100 * m["rate"] for m in pts],
                                  error_x={"array": [100 * m["worst_sd"] for m in pts]}, error_y={"array": [100 * m["rate_sd"] for m in pts]},
                                  mode="lines+markers" if main else "markers", name=method,

@@ -1,0 +1,138 @@
+"""UCE (Gandikota et al., 2024, "Unified Concept Editing"): a closed-form edit of every
+cross-attention key and value projection, no training.
+
+For each projection W (d_out x d_in) the edited W' minimises
+
+    sum_c ||W' c - v*_c||^2 * erase_scale + sum_p ||W' p - W p||^2 * preserve_scale + lamb * ||W' - W||^2
+
+over the concept's token embeddings c (mapped to the values ``v*`` of its anchor: the
+reference's 'replace' technique) and the preserved prompts' embeddings p (kept at their own
+values), which is
+
+    W' = (lamb W + s_e sum v* c^T + s_p sum W p p^T) (lamb I + s_e sum c c^T + s_p sum p p^T)^-1.
+
+The reference (rohitgandikota/unified-concept-editing, train_erase.py) edits concept *words*
+towards a guide word from the last word token onward. Our concepts are paired captions (a
+target prompt and its anchor, the same caption without the concept), so the edited rows are the
+target's tokens from its first token that differs from the anchor's to the end: the concept's
+words map to the anchor's end-of-text token, and the end-of-text and padding tokens to the
+anchor's, aligned from there (the reference's end alignment). Preserved: the anchor prompts,
+every token after the start token up to the end-of-text token. Solved in float64.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..options import option
+from . import WEIGHTS, EraserSpec, Setting
+
+
+@dataclass(frozen=True)
+class UCEOptions:
+    """UCE's weights of its three terms, and whether the key projections are edited too."""
+
+    erase_scale: float = option(1.0, "uce: weight of the concept's tokens mapped to the anchor's values (the reference's 1)")
+    preserve_scale: float = option(0.1, "uce: weight of the anchor prompts' tokens kept at their own values")
+    lamb: float = option(0.5, "uce: weight of staying near the original projection (the reference's lamb)")
+    keys: bool = option(True, "uce: edit the key projections too, not only the values (the reference's with_to_k)")
+
+
+def run(pipe, concept, options: UCEOptions, run, info: dict):
+    import torch
+
+    from ..edits import Edit
+    from ..examples import conditioning
+    from ...models.loading import generation_defaults
+
+    pairs = list(zip(concept.target, concept.anchor))
+    guidance = run.guidance if run.guidance is not None else generation_defaults(pipe)["guidance"]
+    targets, _ = conditioning(pipe, [t.text for t, _ in pairs], guidance)
+    anchors, _ = conditioning(pipe, [a.text for _, a in pairs], guidance)
+    ids_t, ids_a = _ids(pipe, [t.text for t, _ in pairs]), _ids(pipe, [a.text for _, a in pairs])
+    erase, keep = _rows(targets, anchors, ids_t, ids_a, _eos(pipe)), _kept(anchors, ids_a, _eos(pipe))
+    weights = {}
+    with torch.no_grad():
+        for name, layer in _projections(pipe, options.keys):
+            weights[f"{name}.weight"] = _solve(layer.weight, erase, keep, options).to(layer.weight.dtype).cpu()
+    info.update(erase_scale=options.erase_scale, preserve_scale=options.preserve_scale, lamb=options.lamb, keys=options.keys,
+                erased_tokens=len(erase[0]), preserved_tokens=len(keep), parameters=int(sum(w.numel() for w in weights.values())))  # fmt: skip
+    return Edit(SPEC.name, info, weights=weights)
+
+
+def _ids(pipe, texts: list[str]):
+    tok = pipe.tokenizer
+    return tok(texts, padding="max_length", max_length=tok.model_max_length, truncation=True, return_tensors="pt").input_ids
+
+
+def _eos(pipe) -> int:
+    return int(pipe.tokenizer.eos_token_id)
+
+
+def _end(ids, eos: int) -> int:
+    """The position of the first end-of-text token (the last position when there is none)."""
+    hits = (ids == eos).nonzero()
+    return int(hits[0, 0]) if len(hits) else len(ids) - 1
+
+
+def _rows(targets, anchors, ids_t, ids_a, eos: int):
+    """(c, anchor embedding) rows: each target token from its first difference to the end, with the
+    anchor token it maps to (module docstring)."""
+    import torch
+
+    cs, vs = [], []
+    for e_t, e_a, t, a in zip(targets, anchors, ids_t, ids_a):
+        n_t, n_a = _end(t, eos), _end(a, eos)
+        differ = (t != a).nonzero()
+        first = int(differ[0, 0]) if len(differ) else n_t
+        for i in range(first, len(t)):
+            j = n_a if i < n_t else min(n_a + i - n_t, len(a) - 1)
+            cs.append(e_t[i])
+            vs.append(e_a[j])
+    if not cs:
+        raise ValueError("UCE found no token where the concept's prompts differ from their anchors: is the concept's "
+                         "anchor the same caption as its target?")  # fmt: skip
+    return torch.stack(cs).double(), torch.stack(vs).double()
+
+
+def _kept(anchors, ids_a, eos: int):
+    import torch
+
+    return torch.cat([e[1 : _end(a, eos) + 1] for e, a in zip(anchors, ids_a)]).double()
+
+
+def _projections(pipe, keys: bool):
+    """(module path, Linear) of every cross-attention value projection of the denoiser (and key)."""
+    wanted = ("attn2.to_v", "attn2.to_k") if keys else ("attn2.to_v",)
+    return [(n, m) for n, m in pipe.unet.named_modules() if n.endswith(wanted)]
+
+
+def _solve(w, erase, keep, o: UCEOptions):
+    """UCE's closed form for one projection (module docstring)."""
+    import torch
+
+    W = w.detach().double().cpu()
+    c, anchor = erase
+    v = anchor @ W.T  # the anchor's values under the original projection
+    eye = torch.eye(W.shape[1], dtype=torch.float64)
+    left = o.lamb * W + o.erase_scale * v.T @ c + o.preserve_scale * (keep @ W.T).T @ keep
+    right = o.lamb * eye + o.erase_scale * c.T @ c + o.preserve_scale * keep.T @ keep
+    return torch.linalg.solve(right, left.T).T  # left @ right^-1, right symmetric
+
+
+def settings(size: str, iterations: int) -> list[Setting]:
+    scales = (1.0,) if size in ("quick", "core") else (0.3, 1.0, 3.0)
+    return [Setting({"erase_scale": s}, f"scale={s:g}", main=s == 1.0, column=True, repeat="never") for s in scales]
+
+
+SPEC = EraserSpec(
+    name="uce",
+    help="UCE: closed-form edit of the cross-attention keys and values, concept tokens mapped to the anchor's "
+    "(weights.safetensors; no training)",
+    options=UCEOptions,
+    run=run,
+    files=(WEIGHTS,),
+    settings=settings,
+    seeded=False,
+    order=5,
+)

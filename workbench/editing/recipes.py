@@ -1,0 +1,129 @@
+"""What the built-in erasers share, from options to a trained edit: the model's default settings,
+the frozen model's example source (fresh draws or one cached set), ConceptPrune's calibration
+masks, and the train / held-out loss kept in every trained edit's info. The erasers themselves
+are the modules of ``editing.methods``; ``editing.erasers.make_edit`` runs one.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from .edits import Edit
+from .erase import finetune, learn_masks
+from .examples import HELDOUT_SEED, Cached, FreshAC, FreshESD, frozen_examples, objective_loss, preservation_examples
+from .options import EraseRun
+
+#: the reference code's settings, used on any model that states none of its own (``eraser_defaults``
+#: on the pipeline class: the toy world's are in models/toyworld/pipeline.py). ESD: rohitgandikota/
+#: erasing esd_sd.py (200 iterations, lr 5e-5, batch 1, x_t sampled at guidance 3, negative guidance 2,
+#: i.e. eta 1, ESD-x). AC: nupurkmr9/concept-ablation's README for one GPU (200 steps, batch 4,
+#: lr 2e-6 scaled by the batch: 8e-6, the cross-attention key and value matrices, anchor images
+#: at 25 steps and guidance 6; its pool holds 1000). P-ESD / P-AC: ESD's and AC's sampling and
+#: batch; the mask's learning rate is ours (the paper states none).
+REFERENCE = {
+    "esd": {"iterations": 200, "lr": 5e-5, "batch": 1, "guidance": 3.0, "group": "esd-x"},
+    "ac": {"iterations": 200, "lr": 8e-6, "batch": 4, "guidance": 6.0, "pool_steps": 25, "group": "esd-x-kv", "pool": 1000},
+    "pesd": {"iterations": 200, "lr": 0.05, "batch": 1, "guidance": 3.0},
+    "pac": {"iterations": 200, "lr": 0.05, "batch": 4, "guidance": 6.0, "pool_steps": 25, "pool": 1000},
+}
+
+
+def defaults(pipe, method: str) -> dict:
+    """The settings an eraser uses on ``pipe`` when not given: the model's own ``eraser_defaults``
+    where its class states them, else the reference code's (``REFERENCE``)."""
+    own = getattr(type(pipe), "eraser_defaults", {})
+    return {**REFERENCE.get(method, {}), **own.get(method, {})}
+
+
+def conceptprune_masks(pipe, concept, k: float, t_hat: int, run: EraseRun) -> dict[str, np.ndarray]:
+    """ConceptPrune's skilled masks of a concept: its calibration pairs recorded (under
+    ``run.workdir``, or a temporary folder), then the masks at ``k`` and ``t_hat``."""
+    from ..analysis import concept_masks
+    from ..models.sites import weights_of
+    from ..prompts import PromptSet
+    from ..recording import record
+    from ..store import open_store
+    from .prune import as_dict
+
+    target, reference = list(concept.target), list(concept.anchor)
+    folder = Path(run.workdir) if run.workdir is not None else Path(tempfile.mkdtemp(prefix="conceptprune-"))
+    store = record(pipe, PromptSet(target + reference), folder / "calibration.zarr", steps=run.steps, guidance=run.guidance,
+                   progress=run.progress)  # fmt: skip
+    tree = open_store(store)
+    return as_dict(concept_masks(tree, weights_of(pipe, tree), target[0].set, reference[0].set, k=k, t_hat=t_hat))
+
+
+class Trained:
+    """One trained eraser's run: its settings resolved against the model's defaults, the example
+    source of its objective (``objective``: 'esd' or 'ac') and its preservation set."""
+
+    def __init__(self, pipe, method: str, objective: str, concept, options, run: EraseRun, info: dict):
+        self.pipe, self.method, self.objective, self.options, self.run, self.info = pipe, method, objective, options, run, info
+        d = self.d = defaults(pipe, method)
+        self.iterations, self.lr, self.batch = (
+            options.iterations or d["iterations"],
+            options.lr or d["lr"],
+            options.batch or d["batch"],
+        )
+        self.eta = getattr(options, "eta", 1.0)
+        target, reference = list(concept.target), list(concept.anchor)
+        texts, seeds, anchors = [p.text for p in target], [p.seed for p in target], [p.text for p in reference]
+        self.source = self._source(texts, seeds, anchors)
+        self.keep = (preservation_examples(pipe, anchors, [p.seed for p in reference], run.steps, run.guidance)
+                     if options.preserve else None)  # fmt: skip
+        info.update(objective=objective, eta=self.eta, iterations=self.iterations, lr=self.lr, batch=self.batch,
+                    preserve=options.preserve, examples=options.examples, precision=run.precision)  # fmt: skip
+
+    def _source(self, texts, seeds, anchors):
+        pipe, run, opts, d = self.pipe, self.run, self.options, self.d
+        if opts.examples == "cached":  # the old protocol: the model's own guidance unless given
+            kw = {"anchors": anchors, "eta": self.eta, "steps": run.steps, "guidance": run.guidance}
+            ex = frozen_examples(pipe, texts, seeds, self.objective, **kw)
+            self.info.update(examples_cached=len(ex))
+            return Cached(ex, self.batch, run.seed,
+                          partial(frozen_examples, pipe, texts, [s + HELDOUT_SEED for s in seeds], self.objective, **kw))  # fmt: skip
+        g = run.guidance if run.guidance is not None else d.get("guidance")
+        if self.objective == "esd":
+            source = FreshESD(pipe, texts, eta=self.eta, steps=run.steps, guidance=g, batch=self.batch, seed=run.seed)
+            self.info.update(sampling_guidance=source.guidance)
+            return source
+        source = FreshAC(pipe, texts, anchors, pool=opts.pool or d.get("pool", 1000), steps=run.steps or d.get("pool_steps"),
+                         guidance=g, batch=self.batch, seed=run.seed)  # fmt: skip
+        self.info.update(sampling_guidance=source.guidance, pool=source.pool, pool_steps=source.steps)
+        return source
+
+    def finetune(self, group: str | None) -> Edit:
+        """Fine-tune a parameter group (the options' ``group``, else the default's): an edit of weights."""
+        group = group or self.d.get("group", "esd-x")
+        run = self.run
+        weights = finetune(self.pipe, self.source, group=group, iterations=self.iterations, lr=self.lr, batch=self.batch,
+                           seed=run.seed, preserve=self.keep, progress=run.progress, precision=run.precision,
+                           checkpointing=run.checkpointing)  # fmt: skip
+        self.info.update(group=group, parameters=int(sum(v.numel() for v in weights.values())))
+        return self.gap(Edit(self.method, self.info, weights=weights))
+
+    def learn_masks(self, concept) -> Edit:
+        """Learn a pruning mask (the options' sites, k, relaxation, init; ``tune`` trains weights too)."""
+        o, run = self.options, self.run
+        start = conceptprune_masks(self.pipe, concept, o.k, o.t_hat, run) if o.init == "conceptprune" else o.init
+        learned = learn_masks(self.pipe, self.source, sites=o.sites, k=o.k, relaxation=o.relaxation, init=start,
+                              iterations=self.iterations, lr=self.lr, batch=self.batch, seed=run.seed, preserve=self.keep,
+                              tune=o.tune, tune_lr=o.tune_lr, progress=run.progress, precision=run.precision,
+                              checkpointing=run.checkpointing)  # fmt: skip
+        self.info.update(k=o.k, relaxation=o.relaxation, init=o.init, site_filter=o.sites)
+        if o.tune is not None:
+            self.info.update(tune=o.tune, tune_lr=o.tune_lr, parameters=int(sum(v.numel() for v in learned.weights.values())))
+        return self.gap(learned.edit(self.method, self.info))
+
+    def gap(self, edit: Edit) -> Edit:
+        """The objective's loss where it trained and on seeds it never saw, kept in the edit's info."""
+        n = self.run.gap
+        if n:
+            train, held = self.source.train(n, self.iterations), self.source.heldout(n, self.iterations)
+            edit.info.update(train_loss=objective_loss(self.pipe, train, edit), heldout_loss=objective_loss(self.pipe, held, edit),
+                             gap_draws=len(train))  # fmt: skip
+        return edit
