@@ -41,9 +41,9 @@ class UCEOptions:
 def run(pipe, concept, options: UCEOptions, run, info: dict):
     import torch
 
+    from ...models.loading import generation_defaults
     from ..edits import Edit
     from ..examples import conditioning
-    from ...models.loading import generation_defaults
 
     pairs = list(zip(concept.target, concept.anchor))
     guidance = run.guidance if run.guidance is not None else generation_defaults(pipe)["guidance"]
