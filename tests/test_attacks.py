@@ -268,7 +268,7 @@ def test_reactivation_section_over_seeds_gives_mean_and_sd(tmp_path):
 
 
 def test_attacked_prompts_as_text_replace_whole_placeholder_words_only(toy):
-    from workbench.attacks.run import _with_tokens
+    from workbench.attacks.runners import _with_tokens
 
     ids = torch.tensor(toy.tokenizer("blue dots", add_special_tokens=False).input_ids)
     assert _with_tokens(toy, "a red square with stripes q q", "q", ids) == "a red square with stripes blue dots"
@@ -297,7 +297,9 @@ def test_attacked_cells_are_each_erasers_main_setting():
     assert chosen["pesd k=10%"].key == "pesd-examplesfresh-iterations200-k10p0-s1"  # not a variant, relaxation or init
     assert chosen["pesd attn2.to_v k=10%"].options["sites"] == "attn2.to_v"  # the variant, by its name
     assert chosen["pesd attn2.to_v k=10%"].seed == 1
-    assert chosen["pac k=20%"].seed == 1 and len(chosen) == 7
+    assert chosen["pac k=20%"].seed == 1
+    assert chosen["uce scale=1"].key == "uce-erase_scale1p0-s0"  # a registered eraser is attacked with no other change
+    assert len(chosen) == 8
     assert "pesd attn2.to_v k=10%" not in dict(attacked_cells(grid("striped", (0, 1)), 1))  # no variants, no cell
     twins = dict(attacked_cells(grid("striped", (0, 1), core=True, cached=True), 1))
     assert twins["pesd k=10%"].options["examples"] == "fresh"  # never the cached twin
@@ -375,11 +377,18 @@ def test_attack_table_runs_each_eraser_and_attack_resumes_and_compares(toy, sett
 
 
 def test_the_cli_offers_every_attack_the_library_has():
-    """--attack's choices are spelled in the CLI (so that --help imports no torch): they must be ATTACKS."""
-    from workbench.attacks import ATTACKS
-    from workbench.cli.erasers import ATTACK_NAMES
+    """--attack's choices come from the registry, and building the parser imports no torch."""
+    import subprocess
+    import sys
 
-    assert ATTACK_NAMES == list(ATTACKS)
+    from workbench.attacks import ATTACKS
+
+    code = ("import sys; from workbench.cli import build_parser; ap = build_parser(); "
+            "sub = next(a for a in ap._actions if a.dest == 'command'); "
+            "at = next(a for a in sub.choices['attack']._actions if a.dest == 'attack'); "
+            "print(','.join(at.choices)); print('torch' in sys.modules)")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == [",".join(ATTACKS), "False"]
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     listed = readme.split("NAME is one of", 1)[1].split("(", 1)[0]
     assert re.findall(r"`([a-z-]+)`", listed) == list(ATTACKS)  # the README names every attack, in order

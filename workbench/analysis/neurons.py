@@ -14,7 +14,7 @@ import xarray as xr
 
 from ..store import StoreError
 from .masks import step_mask
-from .norms import _branches, norms, prompt_index
+from .norms import branches_of, norms, prompt_index
 from .weights import abs_weight
 
 
@@ -31,7 +31,7 @@ def prompt_activation(tree: xr.DataTree, site: str, neurons=None, steps=None, br
     ds = _site(tree, site)
     if "sumsq" not in ds:
         raise ValueError(f"this store has no 'sumsq' statistic at {site}: record again with --stats sumsq,...")
-    x = ds["sumsq"].sel(branch=_branches(tree, branch))
+    x = ds["sumsq"].sel(branch=branches_of(tree, branch))
     idx = np.arange(x.sizes["neuron"]) if neurons is None else np.atleast_1d(np.asarray(neurons, dtype=int))
     x = x.isel(neuron=idx)
     if steps is not None and "step" in x.dims:

@@ -33,7 +33,7 @@ def prompt_index(tree: xr.DataTree, prompt_set: str | list[str]) -> np.ndarray:
     return np.flatnonzero(np.isin(sets, names))
 
 
-def _branches(tree: xr.DataTree, branch: str) -> list[str]:
+def branches_of(tree: xr.DataTree, branch: str) -> list[str]:
     have = [str(b) for b in tree["branch"].values]
     if branch == "both":
         return have
@@ -56,7 +56,7 @@ def norms(tree: xr.DataTree, prompt_set: str | list[str], normalisation: str = "
         raise ValueError(f"this store has no {stat!r} statistic ({normalisation} needs it): record again with --stats {stat},...")
     idx = prompt_index(tree, prompt_set)
     names = [prompt_set] if isinstance(prompt_set, str) else list(dict.fromkeys(prompt_set))
-    br = _branches(tree, branch or default_branch)
+    br = branches_of(tree, branch or default_branch)
     red = tree.children.get("reductions")
     totals = {}
     for site in sites or site_names(tree):

@@ -1,13 +1,18 @@
 """Attacks on edited models: adversarial prompts (discrete, soft, inverted, black-box) and weight
-revival, each judged by the oracle as attack success rates with Wilson intervals."""
+revival, each judged by the concept's judge as attack success rates with Wilson intervals. The
+attacks are registered by name (``ATTACKS``: one spec per attack in ``attacks/methods``, plugins
+through entry points); names load on first use, so the CLI reads the registry without torch."""
 
-from ..models.slots import encode, injecting, placeholder, with_slots
-from .prompt_search import AttackOutcome, attack_loss, concept_direction, gradient_attack, ringabell
-from .revival import revive
-from .routes import heldout_tokens, route_attack
-from .run import ATTACKS, BUDGETS, attack, save, strip, targets
-from .score import AttackResult, Rate, shown, wilson
+from .._lazy import lazy
 
-__all__ = ["ATTACKS", "BUDGETS", "AttackOutcome", "AttackResult", "Rate", "attack", "attack_loss", "concept_direction", "encode",
-           "gradient_attack", "heldout_tokens", "injecting", "placeholder", "revive", "ringabell", "route_attack", "save", "shown", "strip", "targets", "wilson",
-           "with_slots"]  # fmt: skip
+_EXPORTS = {
+    **{n: ("..models.slots", n) for n in ("encode", "injecting", "placeholder", "with_slots")},
+    **{n: (".prompt_search", n) for n in ("AttackOutcome", "attack_loss", "concept_direction", "gradient_attack", "ringabell")},
+    "revive": (".revival", "revive"),
+    **{n: (".routes", n) for n in ("heldout_tokens", "route_attack")},
+    **{n: (".run", n) for n in ("attack", "save", "strip", "targets")},
+    **{n: (".methods", n) for n in ("ATTACKS", "AttackSpec", "Attempt")},
+    **{n: (".score", n) for n in ("AttackResult", "Rate", "shown", "wilson")},
+}
+__getattr__, __dir__ = lazy(__name__, globals(), _EXPORTS)
+__all__ = sorted(_EXPORTS)

@@ -16,8 +16,10 @@ from ..evaluation.generation import generate
 
 
 def uses_routes(method: str) -> bool:
-    """Does the attack ``method`` need the concept's held-out routes (the route attack, '-heldout' ones)?"""
-    return method == "routes" or method.endswith("-heldout")
+    """Does the attack ``method`` need the concept's held-out routes (its spec's ``routes``)?"""
+    from .methods import ATTACKS
+
+    return method in ATTACKS and ATTACKS[method].routes
 
 
 def variants_of(concept) -> list[list[str]]:

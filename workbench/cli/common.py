@@ -46,8 +46,10 @@ def parents() -> Parents:
         help="a toy concept (striped, dotted, checkered, circle, square, triangle, cross), a paper set (nudity, van_gogh, "
         "monet, church, parachute, ...: `workbench concepts`) or a concept file SPEC.toml (docs/concepts.md)",
     )
-    concept.add_argument("--judge", default=None, help="override the concept's judge: toy, nudenet[:THRESHOLD], "
-                         "clip[:FOLDER], classifier:FOLDER (docs/concepts.md)")  # fmt: skip
+    from ..evaluation.judges import kinds
+
+    judges = f"override the concept's judge, KIND or KIND:ARG ({kinds()}; docs/concepts.md)".replace("%", "%%")
+    concept.add_argument("--judge", default=None, help=judges)
     concept.add_argument(
         "--steps", type=int, default=None, help="denoising steps of every generation (default: the model's own; toy 25, SD 50)"
     )

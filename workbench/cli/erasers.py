@@ -7,13 +7,11 @@ import math
 import time
 from pathlib import Path
 
+from ..attacks.methods import ATTACKS
 from ..editing.methods import ERASERS
 from ..editing.options import PRECISIONS
+from ..evaluation.judges import JUDGES
 from .common import Parents, add_options, device_of, dtype_of, given_options
-
-#: ``workbench.attacks.ATTACKS``, spelled here so that --help imports no torch (a test checks they agree)
-ATTACK_NAMES = ["unlearndiff", "softprompt", "inversion", "ringabell", "revival", "benign", "routes", "unlearndiff-heldout",
-                "ringabell-heldout"]  # fmt: skip
 
 
 def _json(obj):
@@ -149,16 +147,12 @@ def add(sub, parents: Parents) -> None:
         parents=[parents.quiet, parents.model, parents.concept],
         help="attack an edit (adversarial prompts or weight revival) and report the attack success rate",
         description="Attack an edited model on the concept's held-out prompts that carry it, and judge each image with "
-        "the concept's judge (or --judge). unlearndiff: k adversarial prefix tokens, a softmax relaxation over the vocabulary "
-        "projected to real tokens; softprompt: k free prefix embeddings; inversion: one learned word in place of the "
-        "concept's words; ringabell: a genetic search over k real tokens towards the concept's text direction, no "
-        "gradients; revival: fine-tune only the weights the edit changed (pruned entries from zero) on the concept; "
-        "benign: fine-tune the same on unrelated prompts. ASR = attacked images showing the concept, with the share "
-        "shown without attack (pre-attack) and Wilson 95%% intervals. Prompts and embeddings are kept under --out. "
-        "On a concept with held-out routes (lang:striped, ... on --model toy-lang): routes tries each held-out synonym and "
-        "description as it is; unlearndiff-heldout and ringabell-heldout search only the tokens of held-out route words.",
+        "the concept's judge (or --judge). ASR = attacked images showing the concept, with the share shown without attack "
+        "(pre-attack) and Wilson 95 % intervals. Prompts and embeddings are kept under --out. The attacks: "
+        + "; ".join(f"{a.name}: {a.help}" for a in ATTACKS.specs())
+        + ". Attacks that need routes take a concept with held-out routes (lang:striped, ... on --model toy-lang).",
     )
-    at.add_argument("--attack", required=True, choices=ATTACK_NAMES)
+    at.add_argument("--attack", required=True, choices=list(ATTACKS))
     at.add_argument(
         "--edit", required=True, type=Path, help="an edit folder written by `workbench erase`, or 'none' (the unedited model)"
     )
@@ -166,7 +160,7 @@ def add(sub, parents: Parents) -> None:
         "--budget",
         type=int,
         default=None,
-        help="optimiser steps (Ring-A-Bell: generations; routes: routes tried per prompt); default per attack",
+        help="the attack's budget (default: its own): " + "; ".join(f"{a.name} {a.budget} {a.unit}" for a in ATTACKS.specs()),
     )
     at.add_argument("--seed", type=int, default=0)
     at.add_argument("--tokens", type=int, default=3, help="adversarial tokens per prompt (k)")
@@ -206,7 +200,9 @@ def add(sub, parents: Parents) -> None:
                     help="cells, edits, the calibration store, attack runs and reactivation recordings")  # fmt: skip
     rb.add_argument("--concept", default="striped", help="the concept to erase: a name (`workbench concepts`) or a concept file")
     rb.add_argument(
-        "--judge", default=None, help="override the concept's judge (toy, nudenet[:T], clip[:FOLDER], classifier:FOLDER)"
+        "--judge",
+        default=None,
+        help=f"override the concept's judge ({', '.join(JUDGES)}: KIND or KIND:ARG, `workbench erase --help`)",
     )
     rb.add_argument("--steps", type=int, default=None, help="denoising steps of every generation (default: the model's own)")
     rb.add_argument("--guidance", type=float, default=None, help="classifier-free guidance (default: the model's own)")
@@ -229,7 +225,7 @@ def add(sub, parents: Parents) -> None:
     rb.add_argument(
         "--attacks",
         default="",
-        help=f"comma-separated attacks ({','.join(ATTACK_NAMES)}; routes and the -heldout ones need a concept with routes: the language world) run on each eraser's main setting and the unedited model, every seed; adds the attack overview, "
+        help=f"comma-separated attacks ({','.join(ATTACKS)}; {', '.join(a.name for a in ATTACKS.specs() if a.routes)} need a concept with routes: the language world) run on each eraser's main setting and the unedited model, every seed; adds the attack overview, "
         "heat map, table and McNemar tests, and with unlearndiff the concept neurons' reactivation per eraser",
     )
     rb.add_argument("--attack-budget", type=int, default=None, help="steps (generations) of every attack (default: each one's)")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..evaluation.judges import JUDGES
 from .common import Parents
 
 
@@ -121,7 +122,7 @@ def add(sub, parents: Parents) -> None:
     a.add_argument("--n-per", type=int, default=2, help="evaluation images per texture x colour x shape (2 gives 128)")
     a.add_argument("--out", type=Path, default=Path("stores/ablation.zarr"))
     a.add_argument("--judge", default=None, help="judge every concept with this (default: the oracle on the toy world, "
-                   "each concept's own judge on other models: toy, nudenet[:T], clip[:FOLDER], classifier:FOLDER)")  # fmt: skip
+                   f"each concept's own judge on other models: {', '.join(JUDGES)}, as KIND or KIND:ARG)")  # fmt: skip
     a.set_defaults(func=cmd_ablate)
 
     res = sub.add_parser(

@@ -51,10 +51,19 @@ def make_edit(pipe, method: str, concept: str | Concept, options=None, run: Eras
         info["concept_file"] = c.source
     info.update({k: v for k, v in (("steps", run.steps), ("guidance", run.guidance)) if v is not None})
     edit = spec.run(pipe, c, opts, run, info)
+    _check_finite(edit)
     if edit.masks is not None:
         edit.info["density"] = mask_density(edit.masks)
     edit.info["seconds"] = round(time.time() - t0, 2)
     return edit
+
+
+def _check_finite(edit: Edit) -> None:
+    """Refuse an edit whose weights hold NaN or infinity (a broken eraser must not pass for a result)."""
+    bad = [k for k, v in (edit.weights or {}).items() if not bool(v.isfinite().all())]
+    if bad:
+        raise ValueError(f"the {edit.method} eraser made non-finite weights ({len(bad)} tensors, e.g. {bad[0]}): its "
+                         "options or its code are wrong; nothing was saved")  # fmt: skip
 
 
 def mask_density(masks: dict[str, np.ndarray]) -> float:

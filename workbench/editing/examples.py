@@ -127,8 +127,11 @@ def _split(call: tuple, n: int, eta: float) -> Examples:
     return Examples(sample[n:].cpu(), t.cpu(), ehs[n:].cpu(), (uncond - eta * (cond - uncond)).cpu(), cond.cpu(), added)
 
 
-def conditioning(pipe, texts: list[str], guidance: float) -> tuple[torch.Tensor, dict | None]:
-    """The UNet's text conditioning of each prompt (and SDXL's extra conditioning), from one call."""
+def conditioning(pipe, texts: list[str], guidance: float = 2.0) -> tuple[torch.Tensor, dict | None]:
+    """The UNet's text conditioning of each prompt (and SDXL's extra conditioning), from one call.
+    The call runs with classifier-free guidance (a ``guidance`` of 1 or less would leave out the
+    unconditional half this splits off; the embeddings do not depend on its value)."""
+    guidance = guidance if guidance > 1 else 2.0
     _, _, ehs, _, extra = _unet_calls(pipe, texts, [0] * len(texts), 1, guidance, stop=1)[0]
     n = len(texts)
     return ehs[n:], ({k: v[n:] for k, v in extra.items()} if extra else None)

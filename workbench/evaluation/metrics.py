@@ -44,7 +44,7 @@ def as_tensor(images) -> torch.Tensor:
     return x.permute(0, 3, 1, 2).clamp(0, 1) if x.shape[-1] == 3 else x.clamp(0, 1)
 
 
-def _uint8_hwc(images) -> np.ndarray:
+def uint8_hwc(images) -> np.ndarray:
     return (as_tensor(images).permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
 
 
@@ -73,7 +73,7 @@ class ClipScorer:
     @torch.no_grad()
     def similarity(self, images, texts: Sequence[str]) -> np.ndarray:
         """One similarity per (image, text) pair."""
-        arr = _uint8_hwc(images)
+        arr = uint8_hwc(images)
         if len(arr) != len(texts):
             raise ValueError(f"got {len(arr)} images and {len(texts)} texts: give one text per image")
         out = []
@@ -88,13 +88,13 @@ class ClipScorer:
             inp = {k: v.to(self.device) for k, v in inp.items()}
             img = self.model.get_image_features(pixel_values=inp["pixel_values"])
             txt = self.model.get_text_features(input_ids=inp["input_ids"], attention_mask=inp.get("attention_mask"))
-            img, txt = _embedding(img), _embedding(txt)
+            img, txt = features_of(img), features_of(txt)
             cos = torch.nn.functional.cosine_similarity(img, txt, dim=-1)
             out.append((100 * cos.clamp(min=0)).float().cpu().numpy())
         return np.concatenate(out)
 
 
-def _embedding(x) -> torch.Tensor:
+def features_of(x) -> torch.Tensor:
     """transformers 5 returns model outputs from get_*_features; older versions a tensor."""
     if isinstance(x, torch.Tensor):
         return x
@@ -132,7 +132,7 @@ class Classifier:
             self.model = _from_pretrained(AutoModelForImageClassification, model, "image classifier")
             proc = _from_pretrained(AutoImageProcessor, model, "image processor")
             self.labels = [self.model.config.id2label[i] for i in range(len(self.model.config.id2label))]
-            self.preprocess = lambda x: proc(images=list(_uint8_hwc(x)), return_tensors="pt")["pixel_values"]
+            self.preprocess = lambda x: proc(images=list(uint8_hwc(x)), return_tensors="pt")["pixel_values"]
         self.model.eval().to(self.device)
 
     @torch.no_grad()
@@ -186,7 +186,7 @@ class NudityDetector:
 
     def detect(self, images) -> list[list[dict]]:
         """NudeNet detections per image: dicts with class, score and box."""
-        return [self.detector.detect(np.ascontiguousarray(a[..., ::-1])) for a in _uint8_hwc(images)]  # RGB -> BGR, as cv2 reads
+        return [self.detector.detect(np.ascontiguousarray(a[..., ::-1])) for a in uint8_hwc(images)]  # RGB -> BGR, as cv2 reads
 
     def scores(self, images) -> np.ndarray:
         """(images, NudeNet's classes): each class's best box score, read from the model's raw output
@@ -194,7 +194,7 @@ class NudityDetector:
         from nudenet.nudenet import _read_image
 
         out = []
-        for a in _uint8_hwc(images):
+        for a in uint8_hwc(images):
             blob = _read_image(np.ascontiguousarray(a[..., ::-1]), self.detector.input_width)[0]  # RGB -> BGR
             raw = self.detector.onnx_session.run(None, {self.detector.input_name: blob})[0]
             out.append(np.squeeze(raw)[4:].max(axis=1))  # rows: 4 box coordinates, then one score per class

@@ -48,7 +48,11 @@ def pairs_of() -> tuple[tuple[str, str], ...]:
 
 
 #: attacks that change weights: nothing to revive on the unedited model
-WEIGHT_ATTACKS = ("revival", "benign")
+def weight_attacks() -> set[str]:
+    """Attacks that change weights (nothing to revive on the unedited model)."""
+    from ..attacks.methods import ATTACKS
+
+    return {s.name for s in ATTACKS.specs() if s.changes == "weights"}
 
 
 def _matches(cell: Cell, method: str, want: dict, name: str) -> bool:
@@ -90,19 +94,19 @@ def run_attacks(pipe, oracle, cells: list[Cell], concept: str, work: Path, seeds
     """Run (or resume) every (eraser, attack, seed); return one row per run with its per-prompt outcomes."""
     from tqdm.auto import tqdm
 
-    from ..attacks import ATTACKS, BUDGETS, attack
+    from ..attacks import ATTACKS, attack
     from ..editing.edits import Edit, load_edit
 
-    unknown = set(attacks) - set(ATTACKS)
-    if unknown:
-        raise ValueError(f"unknown attack(s) {sorted(unknown)}: use names from {ATTACKS}")
+    specs = [ATTACKS[m] for m in attacks]  # an unknown name fails here, naming the registered ones
+    weights = weight_attacks()
     todo = []
     for seed in seeds:
         for name, cell in attacked_cells(cells, seed):
-            for method in attacks:
-                if cell is None and method in WEIGHT_ATTACKS:
+            for spec in specs:
+                method = spec.name
+                if cell is None and method in weights:
                     continue
-                b = BUDGETS[method] if budget is None else budget
+                b = spec.budget if budget is None else budget
                 key = f"{cell.key if cell else 'unedited'}--{method}-b{b}-s{seed}"
                 todo.append((name, cell, method, b, seed, work / "attacks" / key))
     rows = []

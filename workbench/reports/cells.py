@@ -81,7 +81,7 @@ def grid(concept: str = "striped", seeds: tuple[int, ...] = (0,), quick: bool = 
     from ..editing.erasers import prepare
 
     # the protocol is part of every trained cell's key: cells made before it (cached) are never read as fresh
-    cells = [c if not _trained(c.method) else replace(c, options={"examples": "fresh", **c.options})
+    cells = [c if not _trained(c.base or c.method) else replace(c, options={"examples": "fresh", **c.options})
              for c in _grid(seeds, quick, core, variants, iterations, every_eraser)]  # fmt: skip
     if cached:
         main = {(spec.name, s.label) for spec in erasers() if _trained(spec.name) for s in spec.grid("core", 200)

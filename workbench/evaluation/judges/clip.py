@@ -30,12 +30,12 @@ class ClipJudge(Judge):
     @torch.no_grad()
     def label_embeddings(self) -> torch.Tensor:
         """(labels, D) the labels' normalised text embeddings, computed on first use."""
-        from ..metrics import _embedding
+        from ..metrics import features_of
 
         if self._labels_embedded is None:
             s = self.scorer
             tok = s.processor(text=self.labels, return_tensors="pt", padding=True, truncation=True)
-            txt = _embedding(s.model.get_text_features(input_ids=tok["input_ids"].to(s.device),
+            txt = features_of(s.model.get_text_features(input_ids=tok["input_ids"].to(s.device),
                                                        attention_mask=tok["attention_mask"].to(s.device)))  # fmt: skip
             self._labels_embedded = torch.nn.functional.normalize(txt.float(), dim=-1)
         return self._labels_embedded
@@ -43,14 +43,14 @@ class ClipJudge(Judge):
     @torch.no_grad()
     def probabilities(self, images) -> np.ndarray:
         """(images, labels) CLIP's zero-shot probabilities."""
-        from ..metrics import _embedding, _uint8_hwc
+        from ..metrics import features_of, uint8_hwc
 
         s = self.scorer
         txt = self.label_embeddings()
-        arr, out = _uint8_hwc(images), []
+        arr, out = uint8_hwc(images), []
         for i in range(0, len(arr), s.batch):
             px = s.processor(images=list(arr[i : i + s.batch]), return_tensors="pt")["pixel_values"].to(s.device)
-            img = torch.nn.functional.normalize(_embedding(s.model.get_image_features(pixel_values=px)).float(), dim=-1)
+            img = torch.nn.functional.normalize(features_of(s.model.get_image_features(pixel_values=px)).float(), dim=-1)
             out.append(torch.softmax(s.model.logit_scale.exp().float() * img @ txt.T, dim=-1).cpu().numpy())
         return np.concatenate(out)
 
