@@ -44,7 +44,8 @@ def parents() -> Parents:
         "--concept",
         required=True,
         help="a toy concept (striped, dotted, checkered, circle, square, triangle, cross), a paper set (nudity, van_gogh, "
-        "monet, church, parachute, ...: `workbench concepts`) or a concept file SPEC.toml (docs/concepts.md)",
+        "monet, church, parachute, ...: `workbench concepts`) or a concept file SPEC.toml (docs/concepts.md); erase takes "
+        "several at once, comma-separated (striped,dotted), each judged on its own",
     )
     from ..evaluation.judges import kinds
 

@@ -33,7 +33,7 @@ def cmd_erase(args) -> int:
     from ..editing.erasers import prepare
     from ..evaluation.erasers import erase_and_judge, make_edit
     from ..evaluation.judges import judge_of
-    from ..prompts.concepts import get_concept
+    from ..prompts.concepts import get_concept, parts_of
     from .common import load
 
     out = Path(args.out)
@@ -42,21 +42,28 @@ def cmd_erase(args) -> int:
     spec, options, run = prepare(args.method, given_options(args, ERASERS[args.method]), run)  # before any loading
     concept = get_concept(args.concept, n_per=args.n_per, judge=args.judge)
     pipe = load(args)
-    judge = judge_of(None, concept, device=str(pipe.unet.device))  # before training: a judge that cannot load fails now
+    parts = parts_of(concept)  # several concepts: one edit, each judged by its own judge
+    judges = [
+        judge_of(None, c, device=str(pipe.unet.device)) for c in parts
+    ]  # before training: a judge that cannot load fails now
     edit = make_edit(pipe, spec.name, concept, options, run)
     edit.info["judge"] = concept.judge
     edit.save(out)
-    summary = erase_and_judge(pipe, judge, edit, n_per=args.n_per, steps=args.steps, guidance=args.guidance, concept=concept)
-    summary = _json({**summary, "judge": concept.judge, "edit": str(out)})
+    each = {c.name: _json({**erase_and_judge(pipe, j, edit, n_per=args.n_per, steps=args.steps, guidance=args.guidance,
+                                             concept=c), "judge": c.judge, "edit": str(out)})
+            for c, j in zip(parts, judges)}  # fmt: skip
+    summary = each[concept.name] if len(parts) == 1 else {"method": spec.name, "concept": concept.name, "edit": str(out),
+                                                          "seconds": edit.info["seconds"], "per_concept": each}  # fmt: skip
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     if args.json:
         print(json.dumps(summary))
-    else:
-        b, a, h = summary["before"], summary["after"], summary["harm"]
+        return 0
+    for name, one in each.items():
+        b, a, h = one["before"], one["after"], one["harm"]
         worst = f"{_pct(h['worst'])} ({h['attribute']})" if h["attribute"] else "n/a (this judge reads no attribute)"
-        print(f"{args.method}: '{concept.name}' on target prompts {_pct(b['concept_rate'])} -> {_pct(a['concept_rate'])} "
-              f"(judge {concept.judge}); worst drop of an attribute on other prompts {worst}; degraded {_pct(a['degraded_rate'])}; "
-              f"{summary['seconds']} s to erase; edit in {out}")  # fmt: skip
+        print(f"{args.method}: '{name}' on target prompts {_pct(b['concept_rate'])} -> {_pct(a['concept_rate'])} "
+              f"(judge {one['judge']}); worst drop of an attribute on other prompts {worst}; degraded {_pct(a['degraded_rate'])}; "
+              f"{one['seconds']} s to erase; edit in {out}")  # fmt: skip
     return 0
 
 

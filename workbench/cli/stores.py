@@ -30,13 +30,14 @@ def cmd_record(args) -> int:
 
 
 def cmd_sites(args) -> int:
-    from ..models import FAMILIES, catalogue, select
+    from ..models import catalogue, family_of, select
 
     pipe = load(args)
     chosen = select(pipe, args.sites.split(",")) if args.sites else catalogue(pipe)
     for s in chosen:
         print(f"{s.family:11s} {s.width:6d}  {s.name}")
-    print(f"# {len(chosen)} sites; families: {', '.join(FAMILIES)}", file=sys.stderr)
+    family = family_of(pipe)
+    print(f"# {len(chosen)} sites; model family {family.name}; site families: {', '.join(family.sites)}", file=sys.stderr)
     return 0
 
 

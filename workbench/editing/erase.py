@@ -17,7 +17,7 @@ from torch import nn
 
 from ..models.sites import SiteFilter, module_of, select
 from .examples import Cached, Examples, ExampleSource, frozen_examples, preservation_examples
-from .options import GROUPS, RELAXATIONS
+from .options import RELAXATIONS
 from .training import batches, prediction_loss, trainable
 
 __all__ = ["Examples", "finetune", "frozen_examples", "group_params", "learn_masks", "preservation_examples"]
@@ -25,16 +25,16 @@ __all__ = ["Examples", "finetune", "frozen_examples", "group_params", "learn_mas
 
 # -- fine-tuning (ESD-x, ESD-u, AC) ---------------------------------------------------------------
 def group_params(pipe, group: str) -> dict[str, nn.Parameter]:
-    """The UNet parameters a fine-tuning eraser trains: 'esd-x' every cross-attention (attn2)
-    parameter, 'esd-x-kv' only its key and value matrices, 'esd-u' everything but cross-attention."""
-    if group not in GROUPS:
-        raise ValueError(f"unknown parameter group {group!r}: use one of {GROUPS}")
-    named = dict(pipe.unet.named_parameters())
-    if group == "esd-x":
-        return {k: p for k, p in named.items() if ".attn2." in k}
-    if group == "esd-x-kv":
-        return {k: p for k, p in named.items() if ".attn2.to_k." in k or ".attn2.to_v." in k}
-    return {k: p for k, p in named.items() if ".attn2." not in k}
+    """The denoiser parameters a fine-tuning eraser trains, as the pipeline's model family defines the
+    group (SD UNets: 'esd-x' every cross-attention (attn2) parameter, 'esd-x-kv' only its key and
+    value matrices, 'esd-u' everything but cross-attention)."""
+    from ..models.families import family_of
+
+    family = family_of(pipe)
+    if group not in family.groups:
+        raise ValueError(f"unknown parameter group {group!r} for {family.name} models: use one of {', '.join(family.groups)}")
+    named = dict(getattr(pipe, family.denoiser).named_parameters())
+    return {k: p for k, p in named.items() if family.groups[group](k)}
 
 
 def _source(ex: Examples | ExampleSource, batch: int, seed: int) -> ExampleSource:

@@ -12,10 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..models.families import MODEL_FAMILIES
+
 #: the erasing objectives: ESD's negatively guided target, AC's anchor prediction
 OBJECTIVES = ("esd", "ac")
-#: parameter groups for fine-tuning: ESD-x (cross-attention), its key/value matrices only, ESD-u (the rest)
-GROUPS = ("esd-x", "esd-x-kv", "esd-u")
+#: parameter groups for fine-tuning, as every registered model family names them (SD UNets: ESD-x, the
+#: cross-attention; esd-x-kv, its key/value matrices only; ESD-u, the rest)
+GROUPS = tuple(dict.fromkeys(g for family in MODEL_FAMILIES.specs() for g in family.groups))
 RELAXATIONS = ("ste-topk", "hard-concrete", "sigmoid")
 INITS = ("uniform", "wanda", "conceptprune")
 #: where a trained eraser's examples come from: new x_t every iteration (the reference code) or one cached set

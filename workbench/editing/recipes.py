@@ -41,7 +41,23 @@ def defaults(pipe, method: str) -> dict:
 
 def conceptprune_masks(pipe, concept, k: float, t_hat: int, run: EraseRun) -> dict[str, np.ndarray]:
     """ConceptPrune's skilled masks of a concept: its calibration pairs recorded (under
-    ``run.workdir``, or a temporary folder), then the masks at ``k`` and ``t_hat``."""
+    ``run.workdir``, or a temporary folder), then the masks at ``k`` and ``t_hat``. Several
+    concepts at once (``prompts.concepts.combine``): the union of each one's mask, each recorded
+    in a store of its own."""
+    from ..prompts.concepts import parts_of
+
+    folder = Path(run.workdir) if run.workdir is not None else Path(tempfile.mkdtemp(prefix="conceptprune-"))
+    parts = parts_of(concept)
+    if len(parts) == 1:
+        return _skilled(pipe, concept, k, t_hat, run, folder / "calibration.zarr")
+    union: dict[str, np.ndarray] = {}
+    for part in parts:
+        for site, m in _skilled(pipe, part, k, t_hat, run, folder / f"calibration-{part.name}.zarr").items():
+            union[site] = m | union[site] if site in union else m
+    return union
+
+
+def _skilled(pipe, concept, k: float, t_hat: int, run: EraseRun, path: Path) -> dict[str, np.ndarray]:
     from ..analysis import concept_masks
     from ..models.sites import weights_of
     from ..prompts import PromptSet
@@ -50,9 +66,7 @@ def conceptprune_masks(pipe, concept, k: float, t_hat: int, run: EraseRun) -> di
     from .prune import as_dict
 
     target, reference = list(concept.target), list(concept.anchor)
-    folder = Path(run.workdir) if run.workdir is not None else Path(tempfile.mkdtemp(prefix="conceptprune-"))
-    store = record(pipe, PromptSet(target + reference), folder / "calibration.zarr", steps=run.steps, guidance=run.guidance,
-                   progress=run.progress)  # fmt: skip
+    store = record(pipe, PromptSet(target + reference), path, steps=run.steps, guidance=run.guidance, progress=run.progress)
     tree = open_store(store)
     return as_dict(concept_masks(tree, weights_of(pipe, tree), target[0].set, reference[0].set, k=k, t_hat=t_hat))
 

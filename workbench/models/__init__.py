@@ -25,6 +25,7 @@ _EXPORTS = {
         n: "sites"
         for n in ("DEFAULT", "FAMILIES", "Site", "SiteFilter", "catalogue", "check_weights", "module_of", "select", "weights_of")
     },
+    **{n: "families" for n in ("MODEL_FAMILIES", "ModelFamily", "family_of")},
     **{n: "tiny" for n in ("sd15_random", "sd15_unet_random", "tiny_sd15", "tiny_sdxl")},
 }
 __all__ = sorted(_EXPORTS)

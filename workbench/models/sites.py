@@ -16,14 +16,11 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # torch loads with the model, not with the store that names sites
     from torch import nn
 
-#: family -> (component, glob over that component's module paths)
-FAMILIES: dict[str, tuple[str, str]] = {
-    "ffn2": ("unet", "*.ff.net.2"),
-    "ffn1": ("unet", "*.ff.net.0.proj"),
-    "attn2.to_k": ("unet", "*.attn2.to_k"),
-    "attn2.to_v": ("unet", "*.attn2.to_v"),
-    "text.fc2": ("text", "*.mlp.fc2"),
-}
+from .families import MODEL_FAMILIES, family_of
+
+#: the site families of every registered model family (name -> (component kind, glob)); a pipeline's
+#: own are its family's (``family_of(pipe).sites``)
+FAMILIES: dict[str, tuple[str, str]] = {n: v for spec in MODEL_FAMILIES.specs() for n, v in spec.sites.items()}
 TEXT_COMPONENTS = ("text_encoder", "text_encoder_2")
 DEFAULT = "ffn2"
 
@@ -44,10 +41,12 @@ class Site:
 
 
 def _components(pipe) -> dict[str, nn.Module]:
+    """The denoiser and text encoders of the pipeline's model family, as they are present."""
     from torch import nn
 
+    family = family_of(pipe)
     out = {}
-    for name in ("unet", *TEXT_COMPONENTS):
+    for name in (family.denoiser, *family.text_encoders):
         mod = getattr(pipe, name, None)
         if isinstance(mod, nn.Module):
             out[name] = mod
@@ -55,17 +54,18 @@ def _components(pipe) -> dict[str, nn.Module]:
 
 
 def catalogue(pipe) -> list[Site]:
-    """Every Linear of every family in this pipeline, in module order."""
+    """Every Linear of every site family of this pipeline's model family, in module order."""
     from torch import nn
 
+    family = family_of(pipe)
     sites = []
     for comp, module in _components(pipe).items():
         for path, m in module.named_modules():
             if not isinstance(m, nn.Linear):
                 continue
-            for fam, (kind, pattern) in FAMILIES.items():
-                if (kind == "text") == (comp in TEXT_COMPONENTS) and fnmatch.fnmatchcase(path, pattern):
-                    name = path if comp == "unet" else f"{comp}.{path}"
+            for fam, (kind, pattern) in family.sites.items():
+                if (kind == "text") == (comp in family.text_encoders) and fnmatch.fnmatchcase(path, pattern):
+                    name = path if comp == family.denoiser else f"{comp}.{path}"
                     sites.append(Site(name, fam, comp, path, m.in_features))
     return sites
 
@@ -90,7 +90,7 @@ def select(pipe, sites: SiteFilter = DEFAULT) -> list[Site]:
                 examples = ", ".join(s.name for s in every[:2])
                 raise ValueError(
                     f"site pattern {pat!r} matches no layer of this model: use a family "
-                    f"({', '.join(FAMILIES)}), a glob over module paths (e.g. {examples}), "
+                    f"({', '.join(family_of(pipe).sites)}), a glob over module paths (e.g. {examples}), "
                     "or `workbench sites --model ...` to list them"
                 )
             chosen += [s for s in hit if s not in chosen]

@@ -234,6 +234,8 @@ def get_concept(name: str | Path, n_per: int = 2, judge: str | None = None) -> C
     text = str(name)
     if text.endswith(".toml") or Path(text).is_file():
         return from_toml(text).with_judge(judge)
+    if "," in text:  # several concepts erased at once
+        return combine([get_concept(part.strip(), n_per, judge) for part in text.split(",") if part.strip()])
     for mod in providers():
         if hasattr(mod, "get_concept"):
             found = mod.get_concept(text, n_per)
@@ -242,6 +244,29 @@ def get_concept(name: str | Path, n_per: int = 2, judge: str | None = None) -> C
     raise ConceptError(
         f"unknown concept {text!r}: give a concept file (.toml, docs/concepts.md) or one of: {', '.join(named_concepts())}"
     )
+
+
+def combine(concepts: list[Concept]) -> Concept:
+    """Several concepts as one to erase at once ('striped,dotted'): their calibration pairs and
+    held-out prompts one after another, each judged by its own judge (``parts``). Erasers train on
+    the union; ConceptPrune prunes the union of each concept's mask."""
+    if len(concepts) == 1:
+        return concepts[0]
+    names = [c.name for c in concepts]
+    if len(set(names)) != len(names):
+        raise ConceptError(f"concepts {','.join(names)}: a concept is named twice; name each once")
+    worlds = {c.extra.get("world") for c in concepts}
+    if len(worlds) > 1:
+        raise ConceptError(f"concepts {','.join(names)} belong to different worlds: erase together only concepts of one model")
+    cat = lambda attr: tuple(x for c in concepts for x in getattr(c, attr))  # noqa: E731
+    return Concept(",".join(names), cat("target"), cat("anchor"), cat("evaluation"), cat("shows"), cat("bases"),
+                   concepts[0].judge, cat("labels"), description="; ".join(c.description for c in concepts if c.description),
+                   extra={"parts": tuple(concepts), **({"world": worlds.pop()} if worlds != {None} else {})})  # fmt: skip
+
+
+def parts_of(concept: Concept) -> tuple[Concept, ...]:
+    """The concepts a combined concept erases together (itself, for one concept)."""
+    return concept.extra.get("parts") or (concept,)
 
 
 def concept_for_set(name: str, n_per: int = 2, judge: str | None = None) -> Concept:

@@ -387,7 +387,7 @@ def table_section(rows: list[dict], concept: str, seconds: int, n_per: int, quic
         "Trained erasers draw their examples as the reference code does (`editing/examples.py`): ESD and P-ESD a new "
         "x_t every iteration (a calibration prompt, a new seed, a random stopping step of the frozen model's sampling); "
         "AC and P-AC a pool of the frozen model's anchor images, noised anew each iteration at a uniform timestep; the "
-        "settings are in each edit's `info.json`. Rows named '... cached' train on one cached set instead (every UNet "
+        "settings are in each edit's `edit.json`. Rows named '... cached' train on one cached set instead (every UNet "
         "call of the frozen model sampling the calibration prompts from their own seeds: the old protocol's examples), "
         "at the same batch and iterations as their fresh twins, so that only where the examples come from differs. "
         "'train / held-out' is the edit's own objective's loss on draws it trained on and on the same prompts and steps "
