@@ -22,10 +22,10 @@ def module_name(path: Path) -> str:
 
 def layer_of(module: str) -> str:
     """workbench.models.toyworld.draw -> 'models'; workbench._lazy (the facades' helper) and
-    workbench._registry (the plugin registries' class), which import nothing of ours, sit below
+    workbench.registry (the plugin registries' class), which import nothing of ours, sit below
     every layer; the package's other top files on top."""
     parts = module.split(".")
-    if parts[1:2] in (["_lazy"], ["_registry"]):
+    if parts[1:2] in (["_lazy"], ["registry"]):
         return "prompts"
     return parts[1] if len(parts) > 1 and parts[1] in LAYERS else "cli"
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from workbench._registry import Registry, UnknownName, options_of
 from workbench.editing.methods import ERASERS
+from workbench.registry import Registry, UnknownName, options_of
 
 ROOT = Path(__file__).parents[1]
 

@@ -25,7 +25,7 @@ from ..evaluation.generation import generate
 from ..evaluation.judges import judge_of
 from ..evaluation.judging import settings
 from ..models.loading import model_id
-from ..prompts.concepts import get_concept, parts_of
+from ..prompts.concepts import get_concept, single
 from .methods import ATTACKS, Attempt
 from .routes import variants_of
 from .score import AttackResult
@@ -54,10 +54,7 @@ def attack(pipe, judge, edit: Edit, concept, method: str, budget: int | None = N
     budget = spec.budget if budget is None else int(budget)
     if budget < 1:
         raise ValueError(f"budget={budget}: give at least 1 step")
-    c = get_concept(concept, n_per=n_per)
-    if len(parts_of(c)) > 1:
-        raise ValueError(f"attack one concept at a time (--concept {parts_of(c)[0].name}, then the others): an edit of "
-                         f"{c.name} is attacked on each concept's own prompts")  # fmt: skip
+    c = single(get_concept(concept, n_per=n_per), "an attack")
     c.check_model(model_id(pipe))
     if spec.changes == "prompt" and getattr(pipe, "text_encoder_2", None) is not None:
         weight_attacks = " or ".join(s.name for s in ATTACKS.specs() if s.changes == "weights")

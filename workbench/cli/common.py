@@ -119,7 +119,7 @@ def given_options(args, spec) -> dict:
     is refused, with the ones it takes."""
     import dataclasses
 
-    from .. import _registry
+    from .. import registry
 
     mine = {f.name for f in dataclasses.fields(spec.options)}
     every = set(getattr(args, "_option_names", ()))
@@ -127,6 +127,6 @@ def given_options(args, spec) -> dict:
     wrong = sorted(set(given) - mine)
     if wrong:
         flags = ", ".join("--" + n.replace("_", "-") for n in wrong)
-        raise _registry.UnknownName(f"{spec.name} takes no {flags}: its options are "
+        raise registry.UnknownName(f"{spec.name} takes no {flags}: its options are "
                                     f"{', '.join('--' + n.replace('_', '-') for n in sorted(mine)) or 'none'}")  # fmt: skip
     return given

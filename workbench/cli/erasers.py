@@ -71,10 +71,10 @@ def cmd_attack(args) -> int:
     from ..attacks import attack
     from ..editing.edits import Edit, load_edit
     from ..evaluation.judges import judge_of
-    from ..prompts.concepts import get_concept
+    from ..prompts.concepts import get_concept, single
     from .common import load
 
-    concept = get_concept(args.concept, n_per=args.n_per, judge=args.judge)
+    concept = single(get_concept(args.concept, n_per=args.n_per, judge=args.judge), "an attack")
     edit = Edit("unedited") if str(args.edit) == "none" else load_edit(args.edit)  # the reference: the model as it is
     pipe = load(args)
     judge = judge_of(None, concept, device=str(pipe.unet.device))
@@ -120,6 +120,13 @@ def cmd_robustness(args) -> int:
 
 def add(sub, parents: Parents) -> None:
     """Declare this group's subcommands."""
+    _add_erase(sub, parents)
+    _add_attack(sub, parents)
+    _add_reactivation(sub, parents)
+    _add_robustness(sub, parents)
+
+
+def _add_erase(sub, parents: Parents) -> None:
     e = sub.add_parser(
         "erase",
         parents=[parents.quiet, parents.model, parents.concept],
@@ -149,6 +156,8 @@ def add(sub, parents: Parents) -> None:
     e.add_argument("--json", action="store_true", help="print one JSON object (the keys of `workbench demo --json`)")
     e.set_defaults(func=cmd_erase)
 
+
+def _add_attack(sub, parents: Parents) -> None:
     at = sub.add_parser(
         "attack",
         parents=[parents.quiet, parents.model, parents.concept],
@@ -176,6 +185,8 @@ def add(sub, parents: Parents) -> None:
     at.add_argument("--json", action="store_true", help="print one JSON object")
     at.set_defaults(func=cmd_attack)
 
+
+def _add_reactivation(sub, parents: Parents) -> None:
     ra = sub.add_parser(
         "reactivation",
         parents=[parents.quiet, parents.mask, parents.model],
@@ -194,6 +205,8 @@ def add(sub, parents: Parents) -> None:
     ra.add_argument("--steps", type=int, default=25, help="denoising steps of the recordings (the attack's own)")
     ra.set_defaults(func=cmd_reactivation)
 
+
+def _add_robustness(sub, parents: Parents) -> None:
     rb = sub.add_parser(
         "robustness",
         parents=[parents.quiet, parents.model],

@@ -235,6 +235,19 @@ def _applied(pipe, edit):
 
 def add(sub, parents: Parents) -> None:
     """Declare this group's subcommands."""
+    _add_record(sub, parents)
+    _add_sites(sub, parents)
+    _add_sets(sub, parents)
+    _add_concepts(sub, parents)
+    _add_info(sub, parents)
+    _add_reduce(sub, parents)
+    _add_push(sub, parents)
+    _add_masks(sub, parents)
+    _add_neuron(sub, parents)
+    _add_maps(sub, parents)
+
+
+def _add_record(sub, parents: Parents) -> None:
     r = sub.add_parser(
         "record",
         parents=[parents.model, parents.quiet],
@@ -295,6 +308,8 @@ def add(sub, parents: Parents) -> None:
     )
     r.set_defaults(func=cmd_record)
 
+
+def _add_sites(sub, parents: Parents) -> None:
     s = sub.add_parser(
         "sites",
         parents=[parents.model],
@@ -304,6 +319,8 @@ def add(sub, parents: Parents) -> None:
     s.add_argument("--sites", default=None, help="only those a filter selects (families or globs, comma-separated)")
     s.set_defaults(func=cmd_sites)
 
+
+def _add_sets(sub, parents: Parents) -> None:
     c = sub.add_parser(
         "sets",
         help="list named prompt sets, or print one",
@@ -313,6 +330,8 @@ def add(sub, parents: Parents) -> None:
     c.add_argument("--seed", type=int, default=0)
     c.set_defaults(func=cmd_sets)
 
+
+def _add_concepts(sub, parents: Parents) -> None:
     cc = sub.add_parser(
         "concepts",
         help="list the concepts erase, attack and robustness take by name, or print one",
@@ -323,11 +342,15 @@ def add(sub, parents: Parents) -> None:
     cc.add_argument("--n-per", type=int, default=2, help="held-out images per prompt pattern")
     cc.set_defaults(func=cmd_concepts)
 
+
+def _add_info(sub, parents: Parents) -> None:
     i = sub.add_parser("info", help="summarise a store", description="Print a store's model, steps, sites and prompt sets.")
     i.add_argument("store", help="a folder or a URL (s3://, gs://, file://)")
     i.add_argument("--check", action="store_true", help="read every chunk once and report a corrupt one")
     i.set_defaults(func=cmd_info)
 
+
+def _add_reduce(sub, parents: Parents) -> None:
     rd = sub.add_parser(
         "reduce",
         parents=[parents.quiet],
@@ -339,6 +362,8 @@ def add(sub, parents: Parents) -> None:
     rd.add_argument("store", type=Path)
     rd.set_defaults(func=cmd_reduce)
 
+
+def _add_push(sub, parents: Parents) -> None:
     pu = sub.add_parser(
         "push",
         parents=[parents.quiet],
@@ -351,6 +376,8 @@ def add(sub, parents: Parents) -> None:
     pu.add_argument("url")
     pu.set_defaults(func=cmd_push)
 
+
+def _add_masks(sub, parents: Parents) -> None:
     m = sub.add_parser(
         "masks",
         parents=[parents.mask],
@@ -379,6 +406,8 @@ def add(sub, parents: Parents) -> None:
     m.add_argument("--out", type=Path, default=None, help=".safetensors or .zarr (default: beside the store)")
     m.set_defaults(func=cmd_masks)
 
+
+def _add_neuron(sub, parents: Parents) -> None:
     n = sub.add_parser(
         "neuron",
         help="one neuron: the prompts that drive it most, and its Wanda score per step",
@@ -400,6 +429,8 @@ def add(sub, parents: Parents) -> None:
     n.add_argument("--json", action="store_true", help="print one JSON object")
     n.set_defaults(func=cmd_neuron)
 
+
+def _add_maps(sub, parents: Parents) -> None:
     mp = sub.add_parser(
         "maps",
         parents=[parents.model, parents.quiet],

@@ -15,9 +15,9 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .._registry import check_choices, options_of
 from ..models.loading import model_hashes, model_id
 from ..prompts.concepts import Concept, get_concept
+from ..registry import check_choices, options_of
 from .edits import Edit
 from .methods import ERASERS
 from .options import EraseRun

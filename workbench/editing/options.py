@@ -4,7 +4,7 @@ erasers, and ``EraseRun``, the settings of one run that are no eraser's own (see
 precision, where calibration goes, progress).
 
 A field's ``metadata`` holds its ``help`` and, where the values are few, its ``choices``: the CLI
-builds ``workbench erase``'s options from them, and ``_registry.check_choices`` validates them.
+builds ``workbench erase``'s options from them, and ``registry.check_choices`` validates them.
 """
 
 from __future__ import annotations

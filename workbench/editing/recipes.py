@@ -17,26 +17,14 @@ from .erase import finetune, learn_masks
 from .examples import HELDOUT_SEED, Cached, FreshAC, FreshESD, frozen_examples, objective_loss, preservation_examples
 from .options import EraseRun
 
-#: the reference code's settings, used on any model that states none of its own (``eraser_defaults``
-#: on the pipeline class: the toy world's are in models/toyworld/pipeline.py). ESD: rohitgandikota/
-#: erasing esd_sd.py (200 iterations, lr 5e-5, batch 1, x_t sampled at guidance 3, negative guidance 2,
-#: i.e. eta 1, ESD-x). AC: nupurkmr9/concept-ablation's README for one GPU (200 steps, batch 4,
-#: lr 2e-6 scaled by the batch: 8e-6, the cross-attention key and value matrices, anchor images
-#: at 25 steps and guidance 6; its pool holds 1000). P-ESD / P-AC: ESD's and AC's sampling and
-#: batch; the mask's learning rate is ours (the paper states none).
-REFERENCE = {
-    "esd": {"iterations": 200, "lr": 5e-5, "batch": 1, "guidance": 3.0, "group": "esd-x"},
-    "ac": {"iterations": 200, "lr": 8e-6, "batch": 4, "guidance": 6.0, "pool_steps": 25, "group": "esd-x-kv", "pool": 1000},
-    "pesd": {"iterations": 200, "lr": 0.05, "batch": 1, "guidance": 3.0},
-    "pac": {"iterations": 200, "lr": 0.05, "batch": 4, "guidance": 6.0, "pool_steps": 25, "pool": 1000},
-}
-
 
 def defaults(pipe, method: str) -> dict:
     """The settings an eraser uses on ``pipe`` when not given: the model's own ``eraser_defaults``
-    where its class states them, else the reference code's (``REFERENCE``)."""
+    where its class states them, else the reference code's (its spec's ``reference``)."""
+    from .methods import ERASERS
+
     own = getattr(type(pipe), "eraser_defaults", {})
-    return {**REFERENCE.get(method, {}), **own.get(method, {})}
+    return {**ERASERS[method].reference, **own.get(method, {})}
 
 
 def conceptprune_masks(pipe, concept, k: float, t_hat: int, run: EraseRun) -> dict[str, np.ndarray]:

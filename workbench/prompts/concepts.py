@@ -269,6 +269,16 @@ def parts_of(concept: Concept) -> tuple[Concept, ...]:
     return concept.extra.get("parts") or (concept,)
 
 
+def single(concept: Concept, what: str) -> Concept:
+    """``concept`` if it is one concept; several erased together are refused for ``what`` (an
+    attack, a robustness page), which reads one concept's prompts at a time."""
+    parts = parts_of(concept)
+    if len(parts) > 1:
+        raise ConceptError(f"{what} takes one concept at a time (--concept {parts[0].name}, then the others): an edit of "
+                           f"{concept.name} is read on each concept's own prompts")  # fmt: skip
+    return concept
+
+
 def concept_for_set(name: str, n_per: int = 2, judge: str | None = None) -> Concept:
     """The concept ``name`` names, or else the one whose target prompts form the prompt set ``name``
     (a store's set: 'naked' is the nudity concept's)."""

@@ -50,9 +50,9 @@ def run_robustness(out: str | Path = "docs/robustness.md", work: str | Path = "s
     import torch
 
     from ..evaluation.judges import judge_of
-    from ..prompts.concepts import get_concept
+    from ..prompts.concepts import get_concept, single
 
-    c = get_concept(concept, n_per=n_per, judge=judge)
+    c = single(get_concept(concept, n_per=n_per, judge=judge), "a robustness page")
     pipe = load_pipeline(model, device=device, dtype=dtype or torch.float32)
     oracle = judge_of(None, c, device=device)
     c.check_model(model)

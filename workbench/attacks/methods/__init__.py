@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..._registry import Registry
+from ...registry import Registry
 
 #: what an attack changes: the prompt (adversarial text or embeddings) or the edited model's weights
 CHANGES = ("prompt", "weights")

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ..._registry import Registry
+from ...registry import Registry
 
 if TYPE_CHECKING:
     from ..edits import Edit
@@ -52,6 +52,9 @@ class EraserSpec:
     settings: Callable[[str, int], list[Setting]] = field(default=lambda size, iterations: [])
     #: how the attack table and pages name its main setting ('esd-x lr=1e-4'); default: name and label
     title: Callable[[Setting], str] | None = None
+    #: the reference code's settings, used on any model that states none of its own (``eraser_defaults``
+    #: on the pipeline class: the toy world's are in models/toyworld/pipeline.py)
+    reference: dict = field(default_factory=dict)
     seeded: bool = True  # False: the same edit whatever the seed (ConceptPrune): one cell, seed 0
     order: int = 100  # its place in grids and tables (plugins: after the built-ins)
 

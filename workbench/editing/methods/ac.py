@@ -33,6 +33,9 @@ SPEC = EraserSpec(
     run=run,
     files=(WEIGHTS,),
     settings=settings,
+    # nupurkmr9/concept-ablation's README for one GPU: 200 steps, batch 4, lr 2e-6 scaled by the batch (8e-6),
+    # the cross-attention key and value matrices, anchor images at 25 steps and guidance 6, a pool of 1000
+    reference={"iterations": 200, "lr": 8e-6, "batch": 4, "guidance": 6.0, "pool_steps": 25, "group": "esd-x-kv", "pool": 1000},
     title=lambda s: "ac lr=1e-4" if s.label == "lr=0.0001" else f"ac {s.label}",
     order=2,
 )

@@ -35,6 +35,9 @@ SPEC = EraserSpec(
     run=run,
     files=(WEIGHTS,),
     settings=settings,
+    # rohitgandikota/erasing esd_sd.py: 200 iterations, lr 5e-5, batch 1, x_t sampled at guidance 3,
+    # negative guidance 2 (eta 1), ESD-x
+    reference={"iterations": 200, "lr": 5e-5, "batch": 1, "guidance": 3.0, "group": "esd-x"},
     title=lambda s: "esd-x lr=1e-4" if s.label == "lr=0.0001" else f"esd {s.label}",
     order=1,
 )

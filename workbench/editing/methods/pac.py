@@ -33,5 +33,7 @@ SPEC = EraserSpec(
     options=PACOptions,
     run=run,
     settings=settings,
+    # AC's sampling and batch; the mask's learning rate is ours (the paper states none)
+    reference={"iterations": 200, "lr": 0.05, "batch": 4, "guidance": 6.0, "pool_steps": 25, "pool": 1000},
     order=4,
 )

@@ -38,5 +38,7 @@ SPEC = EraserSpec(
     options=PESDOptions,
     run=run,
     settings=settings,
+    # ESD's sampling and batch; the mask's learning rate is ours (the paper states none)
+    reference={"iterations": 200, "lr": 0.05, "batch": 1, "guidance": 3.0},
     order=3,
 )

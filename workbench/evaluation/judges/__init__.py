@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..._registry import Registry
+from ...registry import Registry
 
 if TYPE_CHECKING:
     from ...prompts import Prompt

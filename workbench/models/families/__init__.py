@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..._registry import Registry
+from ...registry import Registry
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,8 @@ class ToyWorldPipeline(DiffusionPipeline):
     #: how this model is meant to be sampled (a saved copy names this class, so it keeps them);
     #: guidance 4 wrecks this small pixel-space model (docs/toyworld.md)
     generation_defaults = {"guidance": 1.5, "steps": 25}
-    #: the erasers' settings here where they differ from the reference code's (``editing.erasers.
-    #: REFERENCE``, used on SD): x_t sampled at the toy's own guidance 1.5 (SD's reference samples at 3
+    #: the erasers' settings here where they differ from the reference code's (each eraser spec's
+    #: ``reference`` in editing/methods/, used on SD): x_t sampled at the toy's own guidance 1.5 (SD's reference samples at 3
     #: for ESD and 6 for AC's anchor images, which wreck this model), the learning rates of the toy's
     #: working points (docs/robustness.md sweeps them), AC at batch 1 like ESD, and an AC pool of 128
     #: anchor images (8 per calibration prompt; the reference's 1000 is for one concept prompt set)
