@@ -72,3 +72,23 @@ def _float32(path: Path, f, key: str) -> np.ndarray:
         fh.seek(8 + size + lo)
         bits = np.frombuffer(fh.read(hi - lo), dtype="<u2").reshape(info["shape"])
     return (bits.astype(np.uint32) << 16).view(np.float32)
+
+
+def weights_from_files(tree, model: str | None = None) -> tuple[dict[str, np.ndarray], int] | None:
+    """The store's site weights (as the recording ran them: cast to its dtype) and the UNet's
+    parameter count, read from the model folder's files, when every component's files digest as
+    the store's ``weights_digest`` says; None when the files cannot tell (a store recorded before
+    digests, a hub id, bfloat16) or do not match: then load the pipeline, whose check names the
+    component that differs. ``model`` defaults to the store's model id."""
+    from ..models.files import folder_digest, folder_of, parameter_count
+
+    prov = tree.attrs["provenance"]
+    want = prov.get("weights_digest") or {}
+    folder = folder_of(model or prov["model_id"])
+    dtype = str(prov.get("dtype") or "float32")
+    if not want or folder is None or any(folder_digest(folder, c, dtype) != d for c, d in want.items()):
+        return None
+    weights = load_weights(folder, tree)
+    if dtype != "float32":
+        weights = {k: v.astype(dtype).astype(np.float32) for k, v in weights.items()}
+    return weights, parameter_count(folder, "unet")

@@ -116,28 +116,39 @@ def cmd_push(args) -> int:
 
 def cmd_masks(args) -> int:
     from ..analysis import concept_masks, density, parse_window, save_masks
-    from ..models import check_weights, load_pipeline, weights_of
+    from ..analysis.weights import weights_from_files
     from ..store import open_store
 
     tree = open_store(args.store)
     model = tree.attrs["provenance"]["model_id"] if args.model is None else args.model
-    pipe = load_pipeline(model, device="cpu")
     t_hat, window = parse_window(f"first:{args.t_hat}" if args.window == "first" else args.window)
-    weights = weights_of(pipe, tree, allow_other_weights=args.allow_other_weights)
+    found = weights_from_files(tree, model)  # the folder's files, when they digest as the store's weights: no model
+    weights, total, match = (*found, True) if found is not None else _weights_from_pipeline(tree, model, args)
     masks = concept_masks(tree, weights, args.target, args.reference, k=args.k, t_hat=t_hat, window=window,
                           kind=args.kind, normalisation=args.normalisation)  # fmt: skip
     masks.attrs["store"] = str(args.store)
     masks.attrs["weights_model"] = model
-    masks.attrs["weights_match_store"] = check_weights(pipe, tree.attrs["provenance"], allow_other_weights=True)
+    masks.attrs["weights_match_store"] = match
     when = f"t{args.t_hat}" if args.window == "first" else args.window.replace(":", "")
     out = args.out or Path(str(args.store).removesuffix(".zarr") + f"-{args.target}-k{args.k:g}-{when}.safetensors")
     save_masks(masks, out)
-    d = density(masks, total_params=sum(p.numel() for p in pipe.unet.parameters()))
+    d = density(masks, total_params=total)
     for site, frac in zip(d["site"].values, d["density"].values):
         print(f"{frac:8.4%}  {site}")
     print(f"{float(d['overall']):8.4%}  of the masked sites' weights; {float(d['of_model']):.4%} of all UNet parameters")
     print(out)
     return 0
+
+
+def _weights_from_pipeline(tree, model: str, args) -> tuple[dict, int, bool]:
+    """The store's site weights from the loaded pipeline (checked against the store's weights hash),
+    its UNet's parameter count, and whether the weights are the store's."""
+    from ..models import check_weights, load_pipeline, weights_of
+
+    pipe = load_pipeline(model, device="cpu")
+    weights = weights_of(pipe, tree, allow_other_weights=args.allow_other_weights)
+    total = sum(p.numel() for p in pipe.unet.parameters())
+    return weights, total, check_weights(pipe, tree.attrs["provenance"], allow_other_weights=True)
 
 
 def cmd_neuron(args) -> int:

@@ -11,11 +11,7 @@ from pathlib import Path
 
 import torch
 
-TOY = "toy"
-#: the language world (issue 24): the toy world's images, captions with several routes to each concept
-TOY_LANG = "toy-lang"
-#: the embedded worlds (their images, oracle and judge are the same) and how pages name them
-TOY_WORLDS = {TOY: "the toy world", TOY_LANG: "the language toy world (`toy-lang`)"}
+from .toyworld import TOY, TOY_LANG, TOY_WORLDS  # noqa: F401 (the model ids, named where the worlds live)
 
 
 class ModelNotFoundError(FileNotFoundError):
@@ -92,6 +88,24 @@ def model_hashes(pipe, dtype: torch.dtype | None = None) -> dict[str, str]:
     return {
         c: weights_hash(m, dtype) for c in ("unet", "text_encoder", "text_encoder_2") if (m := getattr(pipe, c, None)) is not None
     }
+
+
+def model_digests(pipe) -> dict[str, str]:
+    """The order-free digest of each component's weights (``weights_digest``), which a model folder's
+    safetensors files give without building the model (``models.files.folder_digest``)."""
+    return {c: weights_digest(m) for c in ("unet", "text_encoder", "text_encoder_2") if (m := getattr(pipe, c, None)) is not None}
+
+
+def weights_digest(module: torch.nn.Module) -> str:
+    """blake2b over every state_dict tensor in name order (name, shape, dtype, bytes): equal iff the
+    weights are, and computable from the files save_pretrained writes (``models.files``)."""
+    h = hashlib.blake2b(digest_size=16)
+    state = module.state_dict()
+    for name in sorted(state):
+        t = state[name].detach().contiguous().cpu()
+        h.update(f"{name}:{tuple(t.shape)}:{str(t.dtype).removeprefix('torch.')}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
 
 
 def model_id(pipe) -> str:

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import zarr
 
-from ..models.loading import generation_defaults, model_hashes, model_id
+from ..models.loading import generation_defaults, model_digests, model_hashes, model_id
 from ..models.sites import SiteFilter, select
 from ..models.slots import Slots, injecting
 from ..prompts import PromptSet
@@ -46,6 +46,7 @@ def provenance(pipe, steps: int, guidance: float, size: int | None) -> dict:
         "model_id": model_id(pipe),
         "pipeline": type(pipe).__name__,
         "weights_hash": hashes,
+        "weights_digest": model_digests(pipe),  # the same weights, checkable from the model folder's files alone
         "scheduler": {"class": type(sched).__name__, **{k: jsonable(v) for k, v in dict(sched.config).items()}},
         "steps": steps,
         "guidance": guidance,

@@ -9,6 +9,12 @@ from pathlib import Path
 
 from .grammar import ATTRIBUTES, COLOURS, NO_OBJECT, SCENES, SHAPES, TEXTURES, Spec, parse
 
+TOY = "toy"
+#: the language world (issue 24): the toy world's images, captions with several routes to each concept
+TOY_LANG = "toy-lang"
+#: the embedded worlds (their images, oracle and judge are the same) and how pages name them
+TOY_WORLDS = {TOY: "the toy world", TOY_LANG: "the language toy world (`toy-lang`)"}
+
 WEIGHTS = Path(__file__).parent / "weights"
 #: the language world's weights (``--model toy-lang``), once ``train --language --export`` wrote them
 WEIGHTS_LANG = Path(__file__).parent / "weights-lang"
