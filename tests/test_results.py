@@ -141,29 +141,25 @@ def test_the_reading_of_the_numbers_is_computed_from_the_cells(quick):
     assert f"the text encoder's {'/'.join(map(str, sorted(widths)))}-d states" in "\n".join(findings({"c_sites": c}, tree, 1))
 
 
-def _table_rows(text: str, heading: str) -> list[dict]:
-    """The rows of the first markdown table after ``heading`` (or of the page's first table)."""
-    lines = text[text.index(heading) :].splitlines() if heading else text.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("| "))
-    head = [c.strip() for c in lines[start].strip("|").split("|")]
-    rows = []
-    for line in lines[start + 2 :]:
-        if not line.startswith("|"):
-            break
-        rows.append(dict(zip(head, (c.strip() for c in line.strip("|").split("|")))))
-    return rows
+def test_results_tables_and_the_robustness_grid_judge_one_conceptprune_edit_alike(toy, tmp_path):
+    """ConceptPrune k = 2 % on 'striped' against 'plain' is one edit in both machineries, run here at
+    tiny sizes: the results' ablation (a store, its skilled mask, the oracle) and the robustness
+    grid's cell (make_edit, erase_and_judge): same concept rate, same density, same worst drop (one
+    harm function)."""
+    from workbench.evaluation.ablate import Ablation, ablate
+    from workbench.models.toyworld import load_oracle
+    from workbench.prompts import get
+    from workbench.recording import record
+    from workbench.reports.cells import Cell, run_cell
+    from workbench.reports.results import worst_drop
+    from workbench.store import open_store
 
-
-def test_results_and_robustness_pages_read_the_same_conceptprune_edit_alike():
-    """ConceptPrune k = 2 %, t-hat 10 on 'striped' against 'plain' is one edit in both generated
-    pages (results' table (a), robustness' grid): same concept rate, same worst drop (one harm function)."""
-    docs = os.path.join(os.path.dirname(__file__), "..", "docs")
-    with open(os.path.join(docs, "results.md")) as f:
-        results = _table_rows(f.read(), "## (a) Style erasure")
-    with open(os.path.join(docs, "robustness.md")) as f:
-        robustness = _table_rows(f.read(), "")
-    a = next(r for r in results if r["concept"] == "striped" and r["kind"] == "skilled")
-    b = next(r for r in robustness if r["method"] == "conceptprune" and r["setting"] == "k=2%" and r["seed"] == "0")
-    assert a["concept rate"].split("→")[1].strip().replace(" ", "") == b["concept rate"]
-    assert float(a["worst other drop"].split()[0]) == float(b["worst drop"])
-    assert a["density"].replace(" ", "") == b["density"]
+    oracle = load_oracle()
+    tree = open_store(record(toy, get("texture:striped"), tmp_path / "s.zarr", steps=4, progress=False))
+    spec = Ablation(concepts=["striped"], reference="plain", ks=[2.0], windows=["first:3"], kinds=["skilled"], steps=4, n_per=1)
+    table = ablate(toy, oracle, tree, spec, tmp_path / "a.zarr", progress=False)
+    a = table.isel(concept=0, family=0, k=0, window=0, kind=0)
+    b = run_cell(toy, oracle, Cell("conceptprune", {"k": 2.0}), "striped", tmp_path / "w", 1, {"steps": 4, "t_hat": 3})
+    assert float(a["concept_rate"]) == b["after"]["concept_rate"]
+    assert float(a["density"]) == pytest.approx(b["density"], abs=1e-12)
+    assert worst_drop(table.attrs["baseline"]["striped"], a) == pytest.approx(b["harm"]["worst"], abs=1e-12)
