@@ -21,6 +21,7 @@ import torch
 
 from ..editing.edits import Edit, applied
 from ..editing.examples import frozen_examples
+from ..editing.options import GUIDED_AWAY
 from ..evaluation.generation import generate
 from ..evaluation.judges import judge_of
 from ..evaluation.judging import settings
@@ -78,7 +79,7 @@ def attack(pipe, judge, edit: Edit, concept, method: str, budget: int | None = N
         before = shown(generate(pipe, texts, seeds, steps, guidance), tg)
     ex = None
     if spec.examples:  # the unedited model's trajectories for the target prompts: the attack loss's examples
-        ex = frozen_examples(pipe, texts, seeds, "esd", steps=steps, guidance=guidance)
+        ex = frozen_examples(pipe, texts, seeds, GUIDED_AWAY, steps=steps, guidance=guidance)
         ex.target = ex.frozen.clone()
     info: dict = {"method": method, "edit": edit.method, "budget": budget, "seed": seed, "k": k, "judge": j.name,
                   "steps": steps, "guidance": guidance}  # fmt: skip

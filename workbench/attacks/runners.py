@@ -10,6 +10,7 @@ import torch
 
 from ..editing.edits import applied
 from ..editing.examples import frozen_examples
+from ..editing.options import GUIDED_AWAY
 from ..evaluation.generation import generate
 from ..models.slots import injecting, placeholder
 from .methods import Attempt
@@ -24,7 +25,7 @@ def weights(a: Attempt, benign: bool = False) -> tuple[list[bool], list[str]]:
     ex = a.examples
     if benign:
         others = a.concept.eval_other[: len(a.targets)]
-        ex = frozen_examples(a.pipe, [p.text for p in others], [p.seed for p in others], "esd", steps=a.steps,
+        ex = frozen_examples(a.pipe, [p.text for p in others], [p.seed for p in others], GUIDED_AWAY, steps=a.steps,
                              guidance=a.guidance)  # fmt: skip
         ex.target = ex.frozen.clone()
     revived, trace = revive(a.pipe, a.edit, ex, iterations=a.budget, seed=a.seed, benign=benign, progress=a.progress)

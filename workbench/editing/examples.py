@@ -31,7 +31,7 @@ from dataclasses import dataclass, fields
 
 import torch
 
-from .options import OBJECTIVES
+from .options import ANCHORED, GUIDED_AWAY, OBJECTIVES
 from .training import batches
 
 #: seeds of held-out draws start here; training draws take seeds below it (the reference: [0, 2**15])
@@ -153,7 +153,7 @@ def frozen_examples(
     pipe,
     prompts: Sequence[str],
     seeds: Sequence[int],
-    objective: str = "esd",
+    objective: str = GUIDED_AWAY,
     anchors: Sequence[str] | None = None,
     eta: float = 1.0,
     steps: int | None = None,
@@ -171,7 +171,7 @@ def frozen_examples(
     steps, guidance = _sampling(pipe, steps, guidance)
     n = len(prompts)
     ex = Examples.cat([_split(call, n, eta) for call in _unet_calls(pipe, list(prompts), list(seeds), steps, guidance)])
-    if objective == "ac":
+    if objective == ANCHORED:
         if anchors is None or len(anchors) != n:
             raise ValueError(
                 "AC needs one anchor prompt per concept prompt (e.g. 'a red circle' for 'a red circle with stripes')"
@@ -186,7 +186,7 @@ def frozen_examples(
 
 def preservation_examples(pipe, prompts: Sequence[str], seeds: Sequence[int], steps=None, guidance=None) -> Examples:
     """Examples whose target is the frozen model's own prediction: holds unrelated prompts in place."""
-    ex = frozen_examples(pipe, prompts, seeds, "esd", eta=0.0, steps=steps, guidance=guidance)
+    ex = frozen_examples(pipe, prompts, seeds, GUIDED_AWAY, eta=0.0, steps=steps, guidance=guidance)
     ex.target = ex.frozen.clone()
     return ex
 

@@ -15,7 +15,7 @@ import numpy as np
 from .edits import Edit
 from .erase import finetune, learn_masks
 from .examples import HELDOUT_SEED, Cached, FreshAC, FreshESD, frozen_examples, objective_loss, preservation_examples
-from .options import EraseRun
+from .options import GUIDED_AWAY, EraseRun
 
 
 def defaults(pipe, method: str) -> dict:
@@ -89,7 +89,7 @@ class Trained:
             return Cached(ex, self.batch, run.seed,
                           partial(frozen_examples, pipe, texts, [s + HELDOUT_SEED for s in seeds], self.objective, **kw))  # fmt: skip
         g = run.guidance if run.guidance is not None else d.get("guidance")
-        if self.objective == "esd":
+        if self.objective == GUIDED_AWAY:
             source = FreshESD(pipe, texts, eta=self.eta, steps=run.steps, guidance=g, batch=self.batch, seed=run.seed)
             self.info.update(sampling_guidance=source.guidance)
             return source

@@ -10,6 +10,7 @@ from ..editing.edits import Edit, applied
 from ..editing.erasers import make_edit, mask_density
 from ..editing.examples import Examples, FreshESD, frozen_examples, objective_loss
 from ..editing.methods import ERASERS
+from ..editing.options import GUIDED_AWAY
 from ..prompts.concepts import get_concept
 from .harm import harm
 from .judges import judge_of
@@ -36,7 +37,7 @@ def calibration(concept):
 def esd_examples(pipe, concept, steps: int | None = None, guidance: float | None = None) -> Examples:
     """ESD's cached training examples of a concept (its calibration target prompts and their seeds, eta = 1)."""
     target, _ = calibration(concept)
-    return frozen_examples(pipe, [p.text for p in target], [p.seed for p in target], "esd", steps=steps, guidance=guidance)
+    return frozen_examples(pipe, [p.text for p in target], [p.seed for p in target], GUIDED_AWAY, steps=steps, guidance=guidance)
 
 
 def esd_heldout(pipe, concept, n: int = 64, steps: int | None = None, guidance: float | None = None) -> Examples:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from ..editing.edits import Edit, load_edit
-from ..editing.methods import ERASERS
+from ..editing.methods import ERASERS, MASKS
 from ..editing.prune import random_like
 from ..evaluation.erasers import erase_and_judge, make_edit, mask_density
 from ..evaluation.harm import harm
@@ -81,10 +81,10 @@ def grid(concept: str = "striped", seeds: tuple[int, ...] = (0,), quick: bool = 
     from ..editing.erasers import prepare
 
     # the protocol is part of every trained cell's key: cells made before it (cached) are never read as fresh
-    cells = [c if not _trained(c.base or c.method) else replace(c, options={"examples": "fresh", **c.options})
+    cells = [c if not trained(c.base or c.method) else replace(c, options={"examples": "fresh", **c.options})
              for c in _grid(seeds, quick, core, variants, iterations, every_eraser)]  # fmt: skip
     if cached:
-        main = {(spec.name, s.label) for spec in erasers() if _trained(spec.name) for s in spec.grid("core", 200)
+        main = {(spec.name, s.label) for spec in erasers() if trained(spec.name) for s in spec.grid("core", 200)
                 if s.main and s.repeat == "always"}  # fmt: skip
         cells += [replace(c, options={**c.options, "examples": "cached"}, name=f"{c.method} cached")
                   for c in list(cells) if (c.method, c.label) in main and not c.name]  # fmt: skip
@@ -94,9 +94,15 @@ def grid(concept: str = "striped", seeds: tuple[int, ...] = (0,), quick: bool = 
     return cells
 
 
-def _trained(method: str) -> bool:
-    """Whether an eraser draws training examples (its options have the example protocol)."""
-    return "examples" in {f.name for f in fields(ERASERS[method].options)}
+def trained(method: str) -> bool:
+    """Whether ``method`` is a registered eraser that draws training examples (its options have the
+    example protocol)."""
+    return method in ERASERS and "examples" in {f.name for f in fields(ERASERS[method].options)}
+
+
+def learned_mask(method: str) -> bool:
+    """Whether ``method`` is a trained eraser whose edit is a pruning mask (P-ESD, P-AC)."""
+    return trained(method) and ERASERS[method].files == (MASKS,)
 
 
 def _grid(seeds: tuple[int, ...], quick: bool, core: bool, variants: bool, iterations: int | None,

@@ -21,7 +21,7 @@ from ..evaluation.erasers import esd_heldout, objective_loss
 from ..evaluation.harm import ACCEPT
 from ..models import load_pipeline
 from ..models.loading import TOY_WORLDS
-from .cells import RANDOM, erasers, grid, mean_over_seeds, run_cell, worst
+from .cells import RANDOM, erasers, grid, learned_mask, mean_over_seeds, run_cell, trained, worst
 from .kept import write_keeping
 
 
@@ -142,7 +142,7 @@ def claims(rows: list[dict], best: dict, base: dict, concept: str) -> list[str]:
            "comparable FID; these sentences test the clean half, at matched harm (the attacked half: 'Under attack' "
            "below, when the sweep ran with --attacks)."]  # fmt: skip
     rate = {m: best[m]["rate"] for m in best}
-    for mine, rival in (("pesd", "conceptprune"), ("pesd", "esd"), ("pac", "ac"), ("pac", "conceptprune")):
+    for mine, rival in ((sp.name, rival) for sp in erasers() for rival in sp.claims):
         if mine in rate and rival in rate:
             verb = "erases more than" if rate[mine] < rate[rival] else "does not erase more than"
             out.append(
@@ -179,7 +179,7 @@ def memorising(rows: list[dict], base: dict, concept: str, unedited: float | Non
     out = []
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
-        if r["method"] in ("esd", "pesd", "esd cached", "pesd cached", "ac", "pac"):
+        if trained(r["method"].removesuffix(" cached")):
             groups.setdefault((r["method"], r["label"]), []).append(r)
     for (method, label), rs in groups.items():
         gap, rates = _gap(rs), [r["after"]["concept_rate"] for r in rs]
@@ -427,7 +427,7 @@ def best_section(rows: list[dict], settings: list[dict], concept: str) -> list[s
         else:
             lines.append(f"- {method}: no setting stays within {100 * ACCEPT:g} points of harm")
     strong = [
-        m for m in settings if m["method"] in ("pesd", "pac") and m["rate"] <= 0.1 * base["concept_rate"] and m["worst"] <= ACCEPT
+        m for m in settings if learned_mask(m["method"]) and m["rate"] <= 0.1 * base["concept_rate"] and m["worst"] <= ACCEPT
     ]
     lines += ["", f"A learned mask reaching >= 90 % cut with every other attribute within {100 * ACCEPT:g} points: "
               + (", ".join(f"{m['method']} {m['label']} (density {m['density']:.2%})" for m in strong) or "none in this sweep") + "."]  # fmt: skip

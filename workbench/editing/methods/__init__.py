@@ -55,6 +55,8 @@ class EraserSpec:
     #: the reference code's settings, used on any model that states none of its own (``eraser_defaults``
     #: on the pipeline class: the toy world's are in models/toyworld/pipeline.py)
     reference: dict = field(default_factory=dict)
+    #: the erasers its paper claims it erases more than at matched harm (the robustness page tests each)
+    claims: tuple[str, ...] = ()
     seeded: bool = True  # False: the same edit whatever the seed (ConceptPrune): one cell, seed 0
     order: int = 100  # its place in grids and tables (plugins: after the built-ins)
 

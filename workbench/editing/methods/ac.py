@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..options import Anchors, FineTune
+from ..options import ANCHORED, Anchors, FineTune
 from . import WEIGHTS, EraserSpec, Setting
 
 
@@ -17,7 +17,7 @@ class ACOptions(FineTune, Anchors):
 def run(pipe, concept, options: ACOptions, run, info: dict):
     from ..recipes import Trained
 
-    return Trained(pipe, SPEC.name, "ac", concept, options, run, info).finetune(options.group)
+    return Trained(pipe, SPEC.name, ANCHORED, concept, options, run, info).finetune(options.group)
 
 
 def settings(size: str, iterations: int) -> list[Setting]:

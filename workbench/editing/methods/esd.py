@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..options import ESDTarget, FineTune
+from ..options import GUIDED_AWAY, ESDTarget, FineTune
 from . import WEIGHTS, EraserSpec, Setting
 
 
@@ -17,7 +17,7 @@ class ESDOptions(FineTune, ESDTarget):
 def run(pipe, concept, options: ESDOptions, run, info: dict):
     from ..recipes import Trained
 
-    return Trained(pipe, SPEC.name, "esd", concept, options, run, info).finetune(options.group)
+    return Trained(pipe, SPEC.name, GUIDED_AWAY, concept, options, run, info).finetune(options.group)
 
 
 def settings(size: str, iterations: int) -> list[Setting]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..options import Anchors, LearnedMask
+from ..options import ANCHORED, Anchors, LearnedMask
 from . import EraserSpec, Setting
 
 #: P-AC's one k in every grid, the quick one included (the attack table names it by this k)
@@ -20,7 +20,7 @@ class PACOptions(LearnedMask, Anchors):
 def run(pipe, concept, options: PACOptions, run, info: dict):
     from ..recipes import Trained
 
-    return Trained(pipe, SPEC.name, "ac", concept, options, run, info).learn_masks(concept)
+    return Trained(pipe, SPEC.name, ANCHORED, concept, options, run, info).learn_masks(concept)
 
 
 def settings(size: str, iterations: int) -> list[Setting]:
@@ -35,5 +35,6 @@ SPEC = EraserSpec(
     settings=settings,
     # AC's sampling and batch; the mask's learning rate is ours (the paper states none)
     reference={"iterations": 200, "lr": 0.05, "batch": 4, "guidance": 6.0, "pool_steps": 25, "pool": 1000},
+    claims=("ac", "conceptprune"),
     order=4,
 )

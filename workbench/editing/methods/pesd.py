@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..options import ESDTarget, LearnedMask
+from ..options import GUIDED_AWAY, ESDTarget, LearnedMask
 from . import EraserSpec, Setting
 
 
@@ -17,7 +17,7 @@ class PESDOptions(LearnedMask, ESDTarget):
 def run(pipe, concept, options: PESDOptions, run, info: dict):
     from ..recipes import Trained
 
-    return Trained(pipe, SPEC.name, "esd", concept, options, run, info).learn_masks(concept)
+    return Trained(pipe, SPEC.name, GUIDED_AWAY, concept, options, run, info).learn_masks(concept)
 
 
 def settings(size: str, iterations: int) -> list[Setting]:
@@ -40,5 +40,6 @@ SPEC = EraserSpec(
     settings=settings,
     # ESD's sampling and batch; the mask's learning rate is ours (the paper states none)
     reference={"iterations": 200, "lr": 0.05, "batch": 1, "guidance": 3.0},
+    claims=("conceptprune", "esd"),
     order=3,
 )
