@@ -95,3 +95,26 @@ def test_weights_hash_follows_pruning(toy):
     with pruned(toy, random_masks(toy, seed=7)):
         during = weights_hash(toy.unet)
     assert during != before and weights_hash(toy.unet) == before
+
+
+def test_a_random_control_of_a_loaded_edit_is_the_same_in_every_process(tmp_path):
+    """random_like draws site by site from one generator: a loaded edit must give its sites in the
+    order they were saved (safetensors returns them in no fixed order), so that a seed names one
+    control whichever process draws it."""
+    import hashlib
+    import subprocess
+    import sys
+
+    from workbench.editing.edits import Edit
+    from workbench.editing.prune import random_like
+
+    rng = np.random.default_rng(0)
+    masks = {f"site{i}.ff.net.2": rng.random((6, 16)) < 0.2 for i in (3, 0, 7, 1, 5, 2, 6, 4)}  # not in sorted order
+    Edit("pesd", {"concept": "striped"}, masks=masks).save(tmp_path / "e")
+    here = random_like(masks, seed=4)
+    want = hashlib.md5(b"".join(here[s].tobytes() for s in sorted(here))).hexdigest()
+    code = ("import hashlib; from workbench.editing.edits import load_edit; from workbench.editing.prune import random_like; "
+            f"m = random_like(load_edit({str(tmp_path / 'e')!r}).masks, seed=4); "
+            "print(hashlib.md5(b''.join(m[s].tobytes() for s in sorted(m))).hexdigest())")  # fmt: skip
+    for _ in range(2):
+        assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == want

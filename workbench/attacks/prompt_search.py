@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..editing.erase import Examples
-from ..editing.training import batches, prediction_loss, trainable
+from ..editing.training import batches, optimise, prediction_loss, trainable
 from ..models.slots import encode, injecting, real_tokens, token_table, with_slots
 
 
@@ -70,7 +70,6 @@ def gradient_attack(pipe, ex: Examples, prompts: list[str], word: str, token_id:
     the end (UnlearnDiffAtk's setting: the projected, real-token prompt is judged); else free
     embeddings (a soft prompt, or an inverted concept: no text reaches them). ``allowed``: the token
     ids a discrete attack may choose (default every real token)."""
-    from tqdm.auto import tqdm
 
     texts = (
         [with_slots(p, word, k, where) for p in prompts] if bases is None else [with_slots(b, word, k, "suffix") for b in bases]
@@ -97,15 +96,13 @@ def gradient_attack(pipe, ex: Examples, prompts: list[str], word: str, token_id:
     before = mean_loss(pipe, ex, prompts)
     with torch.no_grad():
         start_loss = mean_loss(pipe, ex, texts, token_id, vectors().detach())
-    opt = torch.optim.Adam(params, lr=lr)
-    trace = []
+
+    def step(it: int, idx: torch.Tensor):
+        loss = attack_loss(pipe, ex, texts, token_id, vectors(), idx)
+        return loss, float(loss.detach())
+
     with trainable(pipe):  # the slots learn, the model does not
-        for idx in tqdm(list(batches(len(ex), batch, iterations, seed)), desc="attack", disable=not progress):
-            loss = attack_loss(pipe, ex, texts, token_id, vectors(), idx)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            trace.append(float(loss.detach()))
+        trace = optimise(params, batches(len(ex), batch, iterations, seed), step, iterations, "attack", progress, lr=lr)
     with torch.no_grad():
         if discrete:
             ids = _polish(pipe, ex, texts, token_id, table, allowed, logits.detach(), n)

@@ -18,7 +18,7 @@ import torch
 
 from ..editing.edits import Edit
 from ..editing.erase import Examples
-from ..editing.training import batches, prediction_loss, trainable
+from ..editing.training import batches, optimise, prediction_loss, trainable
 from ..models.sites import module_of, select
 
 
@@ -38,8 +38,6 @@ def revive(pipe, edit: Edit, ex: Examples, iterations: int = 100, lr: float = 1e
            benign: bool = False, progress: bool = False) -> tuple[Edit, list[float]]:  # fmt: skip
     """Fine-tune what ``edit`` changed on ``ex`` (its ``target``); returns the revived edit (weights
     only: apply it on the unedited model) and the loss per iteration."""
-    from tqdm.auto import tqdm
-
     named = dict(pipe.unet.named_parameters())
     sites = _site_params(pipe, edit.masks) if edit.masks is not None else {}
     base = {p: named[p].detach().clone() for p, _ in sites.values()}
@@ -61,16 +59,13 @@ def revive(pipe, edit: Edit, ex: Examples, iterations: int = 100, lr: float = 1e
                 out[p] = torch.where(m, deltas[p], base[p])
         return out
 
-    opt = torch.optim.Adam([*deltas.values(), *start.values()], lr=lr)
-    trace = []
+    def step(it: int, idx: torch.Tensor):
+        loss = prediction_loss(pipe, ex, idx, current())
+        return loss, float(loss.detach())
+
     with trainable(pipe):  # the model's own parameters learn nothing: the deltas do
-        for idx in tqdm(batches(len(ex), batch, iterations, seed), total=iterations,
-                        desc="revival" if not benign else "benign fine-tune", disable=not progress):  # fmt: skip
-            loss = prediction_loss(pipe, ex, idx, current())
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            trace.append(float(loss.detach()))
+        trace = optimise([*deltas.values(), *start.values()], batches(len(ex), batch, iterations, seed), step, iterations,
+                         "revival" if not benign else "benign fine-tune", progress, lr=lr)  # fmt: skip
     with torch.no_grad():
         weights = {k: v.detach().clone() for k, v in current().items()}
     info = {**edit.info, "revived_from": edit.method, "benign": benign, "iterations": iterations, "lr": lr}

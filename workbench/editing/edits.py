@@ -101,8 +101,23 @@ def load_edit(folder: str | Path) -> Edit:
             tensors[name] = load(data)
         except Exception as err:  # safetensors' SafetensorError names no file
             raise ValueError(f"{path} could not be read ({type(err).__name__}: {err}): {remake}") from err
-    masks = {s: t.numpy().astype(bool) for s, t in tensors[MASKS].items()} if MASKS in tensors else None
+    masks = None
+    if MASKS in tensors:  # in the order they were saved: safetensors hands them back in no fixed order
+        order = _saved_sites(folder / MASKS) or sorted(tensors[MASKS])
+        masks = {s: tensors[MASKS][s].numpy().astype(bool) for s in order}
     return Edit(method, info, masks, tensors.get(WEIGHTS))
+
+
+def _saved_sites(path: Path) -> list[str] | None:
+    """The site order a masks file records (``Edit.save``'s metadata), if it records one.
+
+    The order matters: a random control drawn from a loaded edit (``random_like``) consumes its
+    generator site by site, so the same seed must meet the sites in the same order in every process."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), "np") as f:
+        sites = json.loads((f.metadata() or {}).get("workbench", "{}")).get("sites")
+    return list(sites) if sites else None
 
 
 def check_model(pipe, edit: Edit) -> None:

@@ -18,7 +18,7 @@ from torch import nn
 from ..models.sites import SiteFilter, module_of, select
 from .examples import Cached, Examples, ExampleSource, frozen_examples, preservation_examples
 from .options import RELAXATIONS
-from .training import batches, prediction_loss, trainable
+from .training import batches, optimise, prediction_loss, trainable
 
 __all__ = ["Examples", "finetune", "frozen_examples", "group_params", "learn_masks", "preservation_examples"]
 
@@ -88,23 +88,22 @@ def finetune(
     ``editing.examples`` (``FreshESD``, ``FreshAC``: the reference protocol). The pipeline's
     own weights are restored bit for bit before returning: the edit is the returned tensors.
     ``precision`` and ``checkpointing``: see ``training.trainable`` (SD-size runs on one GPU)."""
-    from tqdm.auto import tqdm
-
     params = group_params(pipe, group)
     torch.manual_seed(seed)
     keep = batches(len(preserve), batch, iterations, seed + 1) if preserve is not None else None
+
+    def step(it: int, b: Examples):
+        loss = prediction_loss(pipe, b, _all(b))
+        value = loss.item() if log is not None else None
+        if keep is not None:
+            loss = loss + preserve_weight * prediction_loss(pipe, preserve, next(keep))
+        return loss, value
+
     with trainable(pipe, params, precision, checkpointing):
-        opt = torch.optim.Adam(list(params.values()), lr=lr)
-        for b in tqdm(_draws(_source(ex, batch, seed), iterations, params), total=iterations, desc=f"{group} fine-tune",
-                      disable=not progress):  # fmt: skip
-            loss = prediction_loss(pipe, b, _all(b))
-            if log is not None:
-                log.append(loss.item())
-            if keep is not None:
-                loss = loss + preserve_weight * prediction_loss(pipe, preserve, next(keep))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+        draws = _draws(_source(ex, batch, seed), iterations, params)
+        logged = optimise(list(params.values()), draws, step, iterations, f"{group} fine-tune", progress, lr=lr)
+        if log is not None:
+            log.extend(logged)
         return {k: p.detach().cpu().clone() for k, p in params.items()}
 
 
@@ -197,8 +196,6 @@ def learn_masks(
     ``tune``, a parameter group of ``finetune`` ('esd-x', ...), trains those weights too (Adam at
     ``tune_lr``), with the mask: the trained values come back in the result's ``weights`` and the
     pipeline's weights are restored bit for bit."""
-    from tqdm.auto import tqdm
-
     from ..analysis.masks import n_keep
 
     if relaxation not in RELAXATIONS:
@@ -235,22 +232,21 @@ def learn_masks(
         groups.append({"params": list(trained.values()), "lr": tune_lr})
     keep = batches(len(preserve), batch, iterations, seed + 1) if preserve is not None else None
     torch.manual_seed(seed)
-    losses: list[float] = []
+
+    def step(it: int, b: Examples):
+        for gt in gates.values():
+            gt.temperature = max(0.05, 1.0 * (0.05 ** (it / max(1, iterations - 1))))
+        params = {pn: w * (1 - gates[site_of[pn]].prune()) for pn, w in weights.items()}
+        loss = prediction_loss(pipe, b, _all(b), params)
+        value = loss.item()  # the erasing loss alone, per iteration
+        if keep is not None:
+            loss = loss + preserve_weight * prediction_loss(pipe, preserve, next(keep), params)
+        if relaxation != "ste-topk":  # hold the (soft) pruned share at the budget
+            loss = loss + sparsity_weight * sum((gates[s].expected() - target_share[s]) ** 2 for s in gates)
+        return loss, value
+
     with trainable(pipe, trained, precision, checkpointing):
-        opt = torch.optim.Adam(groups)
-        for it, b in enumerate(tqdm(_draws(_source(ex, batch, seed), iterations, trained), total=iterations,
-                                    desc=f"{relaxation} mask", disable=not progress)):  # fmt: skip
-            for gt in gates.values():
-                gt.temperature = max(0.05, 1.0 * (0.05 ** (it / max(1, iterations - 1))))
-            params = {pn: w * (1 - gates[site_of[pn]].prune()) for pn, w in weights.items()}
-            loss = prediction_loss(pipe, b, _all(b), params)
-            losses.append(loss.item())  # the erasing loss alone, per iteration
-            if keep is not None:
-                loss = loss + preserve_weight * prediction_loss(pipe, preserve, next(keep), params)
-            if relaxation != "ste-topk":  # hold the (soft) pruned share at the budget
-                loss = loss + sparsity_weight * sum((gates[s].expected() - target_share[s]) ** 2 for s in gates)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+        draws = _draws(_source(ex, batch, seed), iterations, trained)
+        losses = optimise(groups, draws, step, iterations, f"{relaxation} mask", progress)
         tuned = {k: p.detach().cpu().clone() for k, p in trained.items()} or None
     return LearnedMasks({s: gt.hard().cpu() for s, gt in gates.items()}, tuned, losses)

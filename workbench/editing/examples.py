@@ -74,35 +74,25 @@ class Examples:
         return Examples(**out, added=added)
 
 
-class _Enough(Exception):
-    """Raised from the UNet hook once a trajectory has gone far enough."""
-
-
 def _unet_calls(pipe, texts: list[str], seeds: list[int], steps: int, guidance: float, stop: int | None = None) -> list[tuple]:
     """(sample, timestep, encoder_hidden_states, prediction, added_cond_kwargs) of every UNet call of
     one generation (the last None for models without extra conditioning); with ``stop``, only the
     first ``stop`` calls (the generation is cut there)."""
-    from ..models.hooks import Hook, hooks
+    from ..models.hooks import DenoiserCall, Hook, StopForward, hooks
     from ..recording.hooks import run_pipe
 
     calls = []
 
     def hook(module, args, kwargs, out):
-        sample = args[0] if args else kwargs["sample"]
-        t = args[1] if len(args) > 1 else kwargs["timestep"]
-        ehs = kwargs.get("encoder_hidden_states", args[2] if len(args) > 2 else None)
+        c = DenoiserCall.of(args, kwargs)
         pred = out[0] if isinstance(out, tuple) else out.sample
-        added = kwargs.get("added_cond_kwargs")
-        added = {k: v.detach() for k, v in added.items()} if added else None
-        calls.append((sample.detach(), torch.as_tensor(t).detach(), ehs.detach(), pred.detach(), added))
+        added = {k: v.detach() for k, v in c.added.items()} if c.added else None
+        calls.append((c.sample.detach(), torch.as_tensor(c.timestep).detach(), c.context.detach(), pred.detach(), added))
         if stop is not None and len(calls) >= stop:
-            raise _Enough
+            raise StopForward
 
-    with hooks(Hook(pipe.unet, hook, with_kwargs=True)), torch.no_grad():
-        try:
-            run_pipe(pipe, texts, seeds, steps, guidance)
-        except _Enough:
-            pass
+    with hooks(Hook(pipe.unet, hook, with_kwargs=True), stop=True), torch.no_grad():
+        run_pipe(pipe, texts, seeds, steps, guidance)
     return calls
 
 

@@ -1,11 +1,12 @@
 """The toolkit every eraser and attack trains with: minibatches of frozen-model examples, the
-prediction loss, and ``trainable``, which lets exactly the given tensors learn and puts the
-pipeline back as it was (values, gradients and requires_grad flags) when the block ends."""
+prediction loss, ``trainable``, which lets exactly the given tensors learn and puts the pipeline
+back as it was (values, gradients and requires_grad flags) when the block ends, and ``optimise``,
+the one Adam loop of ESD, AC, P-ESD, P-AC, the gradient prompt attacks and revival."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
 
 import torch
@@ -23,6 +24,26 @@ def batches(n: int, batch: int, iterations: int, seed: int) -> Iterator[torch.Te
     g = torch.Generator().manual_seed(seed)
     for _ in range(iterations):
         yield torch.randint(0, n, (min(batch, n),), generator=g)
+
+
+def optimise(params: list, draws: Iterable, step: Callable[[int, object], tuple[torch.Tensor, float | None]], total: int,
+             desc: str, progress: bool = False, lr: float | None = None) -> list[float]:  # fmt: skip
+    """The one training loop: Adam over ``params`` (tensors, or parameter groups with their own
+    ``lr``), one update per draw. ``step(iteration, draw)`` returns the loss to minimise and the
+    value to log for that iteration (None: nothing); the logged values come back in order. A
+    progress bar of ``total`` iterations named ``desc`` unless ``progress`` is off."""
+    from tqdm.auto import tqdm
+
+    opt = torch.optim.Adam(params) if lr is None else torch.optim.Adam(params, lr=lr)
+    logged: list[float] = []
+    for it, draw in enumerate(tqdm(draws, total=total, desc=desc, disable=not progress)):
+        loss, value = step(it, draw)
+        if value is not None:
+            logged.append(value)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return logged
 
 
 def prediction_loss(pipe, ex, idx: torch.Tensor, params: dict | None = None, target: str = "target",

@@ -3,7 +3,9 @@
 Like baukit's ``Trace``: ``with hooks(Hook(module, fn, pre=True), ...):`` registers each hook and
 removes every one of them when the block ends, also when a registration or the block raises. The
 recorder, the frozen-example capture, the slot injection and the raw-input capture all use it, so
-no hook outlives the code that needed it.
+no hook outlives the code that needed it. ``DenoiserCall.of(args, kwargs)`` reads a denoiser call's
+arguments however the pipeline passed them; a hook raises ``StopForward`` to end a generation early
+(baukit's ``stop=True``), which ``hooks(..., stop=True)`` catches.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from torch import nn
@@ -28,15 +30,42 @@ class Hook:
     with_kwargs: bool = False
 
 
+class StopForward(Exception):
+    """Raised by a hook once it has what it needs: the forward (and the generation around it) ends."""
+
+
+@dataclass(frozen=True)
+class DenoiserCall:
+    """A denoiser call's arguments (diffusers' UNet: ``sample``, ``timestep``,
+    ``encoder_hidden_states``, SDXL's ``added_cond_kwargs``), positional or keyword."""
+
+    sample: Any
+    timestep: Any
+    context: Any
+    added: dict | None
+
+    @classmethod
+    def of(cls, args: tuple, kwargs: dict) -> DenoiserCall:
+        def arg(i: int, name: str):
+            return kwargs[name] if name in kwargs else (args[i] if len(args) > i else None)
+
+        return cls(arg(0, "sample"), arg(1, "timestep"), arg(2, "encoder_hidden_states"), kwargs.get("added_cond_kwargs"))
+
+
 @contextlib.contextmanager
-def hooks(*spec: Hook) -> Iterator[list]:
-    """Register every hook of ``spec``; yield their handles; remove them all on exit."""
+def hooks(*spec: Hook, stop: bool = False) -> Iterator[list]:
+    """Register every hook of ``spec``; yield their handles; remove them all on exit. ``stop``: a
+    ``StopForward`` raised inside the block ends it quietly."""
     handles = []
     try:
         for h in spec:
             register = h.module.register_forward_pre_hook if h.pre else h.module.register_forward_hook
             handles.append(register(h.fn, with_kwargs=h.with_kwargs))
-        yield handles
+        try:
+            yield handles
+        except StopForward:
+            if not stop:
+                raise
     finally:
         for handle in handles:
             handle.remove()

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..models.hooks import Hook, hooks
+from ..models.hooks import DenoiserCall, Hook, hooks
 from ..models.sites import Site, SiteFilter, module_of, select
 from .batch import Recording
 
@@ -76,8 +76,7 @@ class Recorder:
 
     # -- hooks -------------------------------------------------------------------------------
     def _unet_hook(self, module, args, kwargs):
-        t = kwargs.get("timestep", args[1] if len(args) > 1 else None)
-        t = torch.as_tensor(t).detach().reshape(-1)[:1].clone()
+        t = torch.as_tensor(DenoiserCall.of(args, kwargs).timestep).detach().reshape(-1)[:1].clone()
         self._timesteps.append(t)
 
     def _site_hook(self, site: Site):

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..models.hooks import Hook, hooks
+from ..models.hooks import DenoiserCall, Hook, hooks
 from ..models.loading import generation_defaults, model_hashes, model_id
 from ..models.sites import Site, module_of, select
 from ..models.slots import Slots, injecting
@@ -61,8 +61,7 @@ class MapRecorder:
 
         def unet(module, args, kwargs):
             self.call += 1
-            sample = kwargs.get("sample", args[0] if args else None)
-            self.latent = tuple(sample.shape[-2:])
+            self.latent = tuple(DenoiserCall.of(args, kwargs).sample.shape[-2:])
 
         def site_hook(site: Site, idx: torch.Tensor):
             on = {}  # the neuron index on the activations' device, moved there once
