@@ -24,8 +24,8 @@ import time
 import torch
 
 from workbench.attacks.prompt_search import gradient_attack
-from workbench.editing.erase import finetune, frozen_examples, learn_masks
 from workbench.editing.examples import FreshESD
+from workbench.editing.learning import finetune, frozen_examples, learn_masks
 from workbench.models import sd15_random
 from workbench.models.slots import placeholder
 

@@ -200,7 +200,7 @@ def test_sd_size_training_options_bf16_autocast_and_gradient_checkpointing(folde
     """--precision bf16 and --gradient-checkpointing train and leave the model as it was (flags too)."""
     import torch
 
-    from workbench.editing.erase import finetune, frozen_examples
+    from workbench.editing.learning import finetune, frozen_examples
     from workbench.editing.training import prediction_loss, trainable
     from workbench.models import load_pipeline
 

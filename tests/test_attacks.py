@@ -16,7 +16,7 @@ from workbench.attacks import AttackResult, encode, injecting, placeholder, revi
 from workbench.attacks.prompt_search import concept_direction, gradient_attack, ringabell
 from workbench.attacks.run import strip
 from workbench.cli import main
-from workbench.editing.erase import frozen_examples
+from workbench.editing.learning import frozen_examples
 from workbench.evaluation.erasers import calibration, make_edit
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from workbench.editing import Cached, FreshAC, FreshESD, finetune, frozen_examples, group_params, prediction_loss
-from workbench.editing.erasers import make_edit
+from workbench.editing.make import make_edit
 from workbench.editing.training import batches, trainable
 
 PROMPT = "a naked man"

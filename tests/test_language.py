@@ -248,7 +248,7 @@ def test_an_edit_made_on_one_world_is_refused_on_the_other(toy, lang, tmp_path, 
     both must match; a language concept on the original world is refused with the fix."""
     from workbench.cli import main
     from workbench.editing.edits import applied
-    from workbench.editing.erasers import make_edit
+    from workbench.editing.make import make_edit
 
     edit = make_edit(toy, "conceptprune", "striped", {"t_hat": 2}, {"steps": 3, "progress": False})
     with pytest.raises(ValueError, match="made for other weights \\(text_encoder"):

@@ -4,7 +4,7 @@ Ring-A-Bell-style black-box token search.
 The white-box attacks minimise the *attack loss*: the edited model's noise prediction for the
 attacked prompt against the unedited model's prediction for the plain target prompt, at the
 unedited model's own x_t along its sampling trajectory for that prompt (every UNet call, one
-example each; ``editing.erase.frozen_examples``). This is a deterministic stand-in for
+example each; ``editing.learning.frozen_examples``). This is a deterministic stand-in for
 UnlearnDiffAtk's denoising loss on images of the concept made by the unedited model: both are
 lowest when the edited model, given the attacked prompt, denoises towards the concept's images.
 ``AttackOutcome.loss_before`` is the loss of the plain target prompt, ``loss_after`` the
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..editing.erase import Examples
+from ..editing.learning import Examples
 from ..editing.training import batches, optimise, prediction_loss, trainable
 from ..models.slots import encode, injecting, real_tokens, token_table, with_slots
 

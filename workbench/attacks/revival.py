@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 
 from ..editing.edits import Edit
-from ..editing.erase import Examples
+from ..editing.learning import Examples
 from ..editing.training import batches, optimise, prediction_loss, trainable
 from ..models.sites import module_of, select
 

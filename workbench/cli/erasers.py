@@ -30,7 +30,7 @@ def _pct(x) -> str:
 
 
 def cmd_erase(args) -> int:
-    from ..editing.erasers import prepare
+    from ..editing.make import prepare
     from ..evaluation.erasers import erase_and_judge, make_edit
     from ..evaluation.judges import judge_of
     from ..prompts.concepts import get_concept, parts_of

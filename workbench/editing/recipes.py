@@ -1,7 +1,7 @@
 """What the built-in erasers share, from options to a trained edit: the model's default settings,
 the frozen model's example source (fresh draws or one cached set), ConceptPrune's calibration
 masks, and the train / held-out loss kept in every trained edit's info. The erasers themselves
-are the modules of ``editing.methods``; ``editing.erasers.make_edit`` runs one.
+are the modules of ``editing.methods``; ``editing.make.make_edit`` runs one.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from .edits import Edit
-from .erase import finetune, learn_masks
 from .examples import HELDOUT_SEED, Cached, FreshAC, FreshESD, frozen_examples, objective_loss, preservation_examples
+from .learning import finetune, learn_masks
 from .options import GUIDED_AWAY, EraseRun
 
 

@@ -1,14 +1,14 @@
 """Erasers judged: ``erase_and_judge`` reads a concept's held-out prompts before and after an
 edit with the concept's judge (the keys of ``workbench demo --json``, plus the harm); and the
 erasing objective's loss of an edit (``objective_loss``). The erasers themselves are
-``editing.erasers.make_edit`` over the registry ``editing.methods.ERASERS``.
+``editing.make.make_edit`` over the registry ``editing.methods.ERASERS``.
 """
 
 from __future__ import annotations
 
 from ..editing.edits import Edit, applied
-from ..editing.erasers import make_edit, mask_density
 from ..editing.examples import Examples, FreshESD, frozen_examples, objective_loss
+from ..editing.make import make_edit, mask_density
 from ..editing.methods import ERASERS
 from ..editing.options import GUIDED_AWAY
 from ..prompts.concepts import get_concept

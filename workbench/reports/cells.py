@@ -78,7 +78,7 @@ def grid(concept: str = "striped", seeds: tuple[int, ...] = (0,), quick: bool = 
     draw fresh examples (the reference protocol); ``cached`` adds, for every seed, the main
     settings trained on one cached set (rows 'esd cached', ...: the deviation beside the reference).
     Every cell's options are checked against its eraser before the grid is returned."""
-    from ..editing.erasers import prepare
+    from ..editing.make import prepare
 
     # the protocol is part of every trained cell's key: cells made before it (cached) are never read as fresh
     cells = [c if not trained(c.base or c.method) else replace(c, options={"examples": "fresh", **c.options})
