@@ -163,6 +163,32 @@ class LearnedMasks:
         return Edit(method, dict(info or {}), masks={s: m.numpy() for s, m in self.masks.items()}, weights=self.weights)
 
 
+def _gates(pipe, sites: SiteFilter, k: float, relaxation: str, init: str | dict, seed: int):
+    """(site -> its gate at its start, UNet parameter name -> the weight it masks) of ``learn_masks``."""
+    from ..analysis.masks import n_keep
+
+    g = torch.Generator().manual_seed(seed)
+    gates: dict[str, _Gate] = {}
+    weights: dict[str, nn.Parameter] = {}
+    names = {id(p): n for n, p in pipe.unet.named_parameters()}
+    for s in select(pipe, sites):
+        if s.is_text:
+            raise ValueError(f"{s.name} is a text-encoder site: learned masks cover UNet sites only")
+        w = module_of(pipe, s).weight
+        if isinstance(init, dict):
+            start = torch.where(torch.as_tensor(init[s.name]), 2.0, -2.0) + 0.01 * torch.randn(w.shape, generator=g)
+        elif init == "wanda":
+            a = w.detach().abs().float().cpu()
+            start = (a - a.mean(1, keepdim=True)) / (a.std(1, keepdim=True) + 1e-8)
+        elif init == "uniform":
+            start = 0.01 * torch.randn(w.shape, generator=g) - 2.0
+        else:
+            raise ValueError(f"unknown init {init!r}: 'uniform', 'wanda' or a dict of masks")
+        gates[s.name] = _Gate(start.to(w.device), relaxation, n_keep(w.shape[1], k))
+        weights[names[id(w)]] = w
+    return gates, weights
+
+
 def learn_masks(
     pipe,
     ex: Examples | ExampleSource,
@@ -196,32 +222,9 @@ def learn_masks(
     ``tune``, a parameter group of ``finetune`` ('esd-x', ...), trains those weights too (Adam at
     ``tune_lr``), with the mask: the trained values come back in the result's ``weights`` and the
     pipeline's weights are restored bit for bit."""
-    from ..analysis.masks import n_keep
-
     if relaxation not in RELAXATIONS:
         raise ValueError(f"unknown relaxation {relaxation!r}: use one of {RELAXATIONS}")
-    chosen = select(pipe, sites)
-    g = torch.Generator().manual_seed(seed)
-    gates: dict[str, _Gate] = {}
-    weights: dict[str, nn.Parameter] = {}
-    names = {id(p): n for n, p in pipe.unet.named_parameters()}
-    for s in chosen:
-        layer = module_of(pipe, s)
-        if s.is_text:
-            raise ValueError(f"{s.name} is a text-encoder site: learned masks cover UNet sites only")
-        w = layer.weight
-        n = n_keep(w.shape[1], k)
-        if isinstance(init, dict):
-            start = torch.where(torch.as_tensor(init[s.name]), 2.0, -2.0) + 0.01 * torch.randn(w.shape, generator=g)
-        elif init == "wanda":
-            a = w.detach().abs().float().cpu()
-            start = (a - a.mean(1, keepdim=True)) / (a.std(1, keepdim=True) + 1e-8)
-        elif init == "uniform":
-            start = 0.01 * torch.randn(w.shape, generator=g) - 2.0
-        else:
-            raise ValueError(f"unknown init {init!r}: 'uniform', 'wanda' or a dict of masks")
-        gates[s.name] = _Gate(start.to(w.device), relaxation, n)
-        weights[names[id(w)]] = w
+    gates, weights = _gates(pipe, sites, k, relaxation, init, seed)
     site_of = dict(zip(weights, gates))
     target_share = {s: gt.n / gt.logit.shape[1] for s, gt in gates.items()}
     trained = group_params(pipe, tune) if tune is not None else {}

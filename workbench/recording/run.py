@@ -125,7 +125,13 @@ def record(
                 raise
             writer.finish()
         return Path(out)
-    i, n = shard
+    _record_shard(run, out, *shard)
+    return Path(out)
+
+
+def _record_shard(run: _Run, out: str | Path, i: int, n: int) -> None:
+    """Shard ``i`` of ``n``: plan the store if it is the first, fill its own chunks, and mark the
+    store complete if it is the last to finish."""
     with shard_lock(out, i, n):  # a second copy of this shard is refused
         with WriterLock(out, role=f"shard {i}/{n} planning", wait=True):
             _refuse_shards(out, n)
@@ -138,7 +144,6 @@ def record(
                     f"(or run `workbench record --finalise {out}`)",
                     file=sys.stderr,
                 )
-    return Path(out)
 
 
 def parse_shard(shard: tuple[int, int] | str | None) -> tuple[int, int] | None:

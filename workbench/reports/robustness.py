@@ -61,8 +61,8 @@ def run_robustness(out: str | Path = "docs/robustness.md", work: str | Path = "s
     setting = {k: v for k, v in {"steps": steps, "guidance": guidance, "t_hat": t_hat}.items() if v is not None}
     t0 = time.time()
     cells = grid(c.name, seeds, quick, core, variants, iterations, cached, every_eraser)
-    # the random controls read their P-ESD mask: run them last
-    cells.sort(key=lambda c: c.method == "random")
+    # the random controls read their eraser's mask: run them last
+    cells.sort(key=lambda c: c.method == RANDOM)
     results = {}
     for cell in tqdm(cells, desc="erasers", disable=not progress):
         path = work / "cells" / f"{cell.key}.json"
@@ -71,34 +71,14 @@ def run_robustness(out: str | Path = "docs/robustness.md", work: str | Path = "s
             tmp.write_text(json.dumps(run_cell(pipe, oracle, cell, concept, work, n_per, setting), default=float))
             tmp.rename(path)  # a cell is whole or absent
         results[cell.key] = json.loads(path.read_text())
-    # how far each edit meets ESD's objective: the loss over one fixed held-out set of ESD's draws (once per cell)
-    ex = None
-    for cell in cells:
-        path = work / "cells" / f"{cell.key}.json"
-        r = results[cell.key]
-        if "esd_loss" not in r:
-            ex = esd_heldout(pipe, concept, 64, setting.get("steps"), setting.get("guidance")) if ex is None else ex
-            if cell.method == "random":
-                base = load_edit(work / "edits" / cell.base_key)
-                edit = Edit("random", {}, masks=random_like(base.masks, seed=cell.draw_seed))
-            else:
-                edit = load_edit(work / "edits" / cell.key)
-            r["esd_loss"] = objective_loss(pipe, ex, edit)
-            r["esd_loss_unedited"] = objective_loss(pipe, ex)
-            path.write_text(json.dumps(r, default=float))
+    _esd_losses(pipe, cells, results, concept, work, setting)
     attack_rows, harm = [], {}
     if attacks:
-        from .attacked import attacked_cells, run_attacks
+        from .attacked import run_attacks
 
         attack_rows = run_attacks(pipe, oracle, cells, concept, work, seeds, attacks, attack_budget, progress,
                                   setting.get("steps"), setting.get("guidance"))  # fmt: skip
-        for seed in seeds:
-            for name, cell in attacked_cells(cells, seed):
-                if cell is not None:
-                    harm.setdefault(name, []).append(results[cell.key])
-        harm = {n: (sum(worst(r) for r in rs) / len(rs), sum(r["after"].get("fid", float("nan")) for r in rs) / len(rs))
-                for n, rs in harm.items()}  # fmt: skip
-        harm["unedited"] = (0.0, results[cells[0].key]["before"].get("fid", float("nan")))
+        harm = _attacked_harm(cells, results, seeds)
     reactivation = None
     if "unlearndiff" in attacks:
         from .attacked import reactivation_runs
@@ -115,6 +95,41 @@ def run_robustness(out: str | Path = "docs/robustness.md", work: str | Path = "s
     write_markdown(out, list(results.values()), c.name, round(time.time() - t0), n_per, quick, core, attack_rows, harm, work,
                    reactivation, world=TOY_WORLDS.get(model, f"`{model}`"))  # fmt: skip
     return results
+
+
+def _esd_losses(pipe, cells: list, results: dict, concept, work: Path, setting: dict) -> None:
+    """How far each edit meets ESD's objective: the loss over one fixed held-out set of ESD's draws,
+    computed once per cell and kept in its JSON (``esd_loss``, ``esd_loss_unedited``)."""
+    ex = None
+    for cell in cells:
+        path = work / "cells" / f"{cell.key}.json"
+        r = results[cell.key]
+        if "esd_loss" in r:
+            continue
+        ex = esd_heldout(pipe, concept, 64, setting.get("steps"), setting.get("guidance")) if ex is None else ex
+        if cell.method == RANDOM:
+            base = load_edit(work / "edits" / cell.base_key)
+            edit = Edit(RANDOM, {}, masks=random_like(base.masks, seed=cell.draw_seed))
+        else:
+            edit = load_edit(work / "edits" / cell.key)
+        r["esd_loss"] = objective_loss(pipe, ex, edit)
+        r["esd_loss_unedited"] = objective_loss(pipe, ex)
+        path.write_text(json.dumps(r, default=float))
+
+
+def _attacked_harm(cells: list, results: dict, seeds: tuple[int, ...]) -> dict[str, tuple[float, float]]:
+    """Each attacked eraser's mean worst drop and toy FID over the seeds (the unedited model: 0 and its own)."""
+    from .attacked import attacked_cells
+
+    rows: dict[str, list[dict]] = {}
+    for seed in seeds:
+        for name, cell in attacked_cells(cells, seed):
+            if cell is not None:
+                rows.setdefault(name, []).append(results[cell.key])
+    harm = {n: (sum(worst(r) for r in rs) / len(rs), sum(r["after"].get("fid", float("nan")) for r in rs) / len(rs))
+            for n, rs in rows.items()}  # fmt: skip
+    harm["unedited"] = (0.0, results[cells[0].key]["before"].get("fid", float("nan")))
+    return harm
 
 
 def _num(x, fmt: str) -> str:
