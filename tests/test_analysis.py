@@ -323,3 +323,20 @@ def test_the_neuron_command_lists_the_top_prompts(tmp_path, capsys):
     assert [r["prompt"] for r in got["top"]["4"]] == [int(p) for p in want["prompt"].sel(neuron=4).values]
     assert main(["neuron", str(store), "--site", "nowhere", "--neuron", "1"]) == 2
     assert "not in this store" in capsys.readouterr().err
+
+
+def test_the_wb_accessor_reads_a_store_and_masks_in_one_place(tmp_path):
+    """``tree.wb``: sites in order, their families, the provenance, masks as a dict; a tree that
+    names no sites says so."""
+    import xarray as xr
+
+    from workbench.analysis import masks_tree
+
+    masks = masks_tree({"b.ff.net.2": np.eye(2, dtype=bool), "a.ff.net.2": np.zeros((2, 3), dtype=bool)})
+    assert masks.wb.sites == ["b.ff.net.2", "a.ff.net.2"]  # the order given, not sorted
+    assert list(masks.wb.masks()) == ["b.ff.net.2", "a.ff.net.2"] and masks.wb.masks()["b.ff.net.2"].dtype == bool
+    tree = xr.DataTree(xr.Dataset(attrs={"sites": ["x", "y"], "site_info": {"x": {"family": "ffn2"}, "y": {"family": "ffn1"}},
+                                         "provenance": {"model_id": "toy"}}))  # fmt: skip
+    assert tree.wb.of_family("ffn1") == ["y"] and tree.wb.provenance == {"model_id": "toy"}
+    with pytest.raises(ValueError, match="names no sites"):
+        xr.DataTree().wb.sites

@@ -2,6 +2,7 @@
 objects. Nothing here runs or loads a model: importing it costs numpy, xarray and zarr, never
 torch, diffusers, transformers or plotly (tests/test_layers.py checks it)."""
 
+from ..store import accessor  # noqa: F401  (``tree.wb``: sites, site_info, provenance, masks)
 from .density import density, density_per_step, norm_distribution
 from .io import load_masks, masks_tree, save_masks
 from .maps import concept_map, neuron_maps, region_share, site_scale, strongest_neurons, top_mapped, upsample

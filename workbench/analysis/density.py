@@ -14,7 +14,7 @@ def density(masks: xr.DataTree, total_params: int | None = None) -> xr.Dataset:
     """Per site the pruned share of its weight (``density``) and entry count; ``overall`` over all
     masked sites, and ``of_model`` as a share of ``total_params`` (e.g. all UNet parameters). The
     masks' target, reference, k, t_hat and kind travel in ``attrs`` (figure titles read them)."""
-    sites = list(masks.attrs["sites"])
+    sites = list(masks.wb.sites)
     counts = np.array([int(masks[s]["mask"].sum()) for s in sites])
     sizes = np.array([masks[s]["mask"].size for s in sites])
     ds = xr.Dataset(
@@ -31,7 +31,7 @@ def density(masks: xr.DataTree, total_params: int | None = None) -> xr.Dataset:
 def density_per_step(tree: xr.DataTree, weights: dict, target, reference, k: float = 2.0, kind: str = "skilled",
                      normalisation: str = "wanda", branch: str | None = None, sites: list[str] | None = None) -> xr.DataArray:  # fmt: skip
     """Skilled share of each UNet site's weight at every step: (site, step); ``sites`` limits it."""
-    unet = [s for s in site_names(tree) if tree.attrs["site_info"][s]["component"] == "unet"]  # text sites have no steps
+    unet = [s for s in site_names(tree) if tree.wb.site_info[s]["component"] == "unet"]  # text sites have no steps
     sites = [s for s in (sites or unet) if s in unet]
     nt = norms(tree, target, normalisation, branch, sites)
     nr = norms(tree, reference, normalisation, branch, sites)
@@ -54,7 +54,7 @@ def norm_distribution(tree: xr.DataTree, sets: list[str], family: str = "ffn2", 
                       steps=None) -> xr.DataArray:  # fmt: skip
     """Neuron norms of every site of a family, per prompt set: (set, neuron_all) for histograms,
     averaged over ``steps`` (default all)."""
-    info = tree.attrs["site_info"]
+    info = tree.wb.site_info
     sites = [s for s in site_names(tree) if info[s]["family"] == family]
     if not sites:
         raise ValueError(f"this store has no {family!r} sites: it holds {sorted({v['family'] for v in info.values()})}")

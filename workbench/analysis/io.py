@@ -16,7 +16,7 @@ def save_masks(masks: xr.DataTree, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     attrs = {k: (v if isinstance(v, (str, int, float, list, bool)) else str(v)) for k, v in masks.attrs.items()}
     if path.suffix == ".safetensors":
-        tensors = {s: np.ascontiguousarray(masks[s]["mask"].values, dtype=bool) for s in masks.attrs["sites"]}
+        tensors = {s: np.ascontiguousarray(masks[s]["mask"].values, dtype=bool) for s in masks.wb.sites}
         save_file(tensors, str(path), metadata={"workbench": json.dumps(attrs)})
     else:
         out = masks.copy()

@@ -14,7 +14,7 @@ import xarray as xr
 
 
 def mapped_sites(maps: xr.DataTree) -> list[str]:
-    return list(maps.attrs["sites"])
+    return list(maps.wb.sites)
 
 
 def neuron_maps(maps: xr.DataTree, site: str, neurons=None, steps=None) -> xr.DataArray:
@@ -95,7 +95,7 @@ def strongest_neurons(masks: xr.DataTree, per_site: int = 32, sites: list[str] |
     """The concept neurons to map: per site, the ``per_site`` input columns holding most of the
     mask's entries (ConceptPrune's skilled weights), most first; sites with an empty mask left out."""
     out = {}
-    for s in sites or masks.attrs["sites"]:
+    for s in sites or masks.wb.sites:
         count = masks[s]["mask"].sum("row").values
         order = [int(j) for j in np.argsort(-count, kind="stable")[:per_site] if count[j] > 0]
         if order:

@@ -152,7 +152,7 @@ def concept_masks(
     result = xr.DataTree.from_dict(per_site(one, list(sites)))
     result.attrs.update(
         target=str(target), reference=str(reference), k=float(k), t_hat=-1 if t_hat is None else int(t_hat), kind=kind,
-        normalisation=normalisation, steps=steps, sites=list(sites), store_weights_hash=str(tree.attrs["provenance"].get("weights_hash")),
+        normalisation=normalisation, steps=steps, sites=list(sites), store_weights_hash=str(tree.wb.provenance.get("weights_hash")),
     )  # fmt: skip
     return result
 
@@ -166,7 +166,7 @@ def union(*masks: xr.DataTree) -> xr.DataTree:
     """OR of several concepts' masks (paper A.5): a site absent from one counts as all-False."""
     if not masks:
         raise ValueError("union needs at least one mask")
-    sites = list(dict.fromkeys(s for m in masks for s in m.attrs["sites"]))
+    sites = list(dict.fromkeys(s for m in masks for s in m.wb.sites))
     out = {}
     for s in sites:
         arrs = [m[s]["mask"] for m in masks if s in m.children]

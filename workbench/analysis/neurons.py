@@ -19,7 +19,7 @@ from .weights import abs_weight
 
 
 def _site(tree: xr.DataTree, site: str) -> xr.Dataset:
-    if site not in tree.attrs["sites"]:
+    if site not in tree.wb.sites:
         raise ValueError(f"site {site!r} is not in this store: it holds {list(tree.attrs['sites'])} (`workbench info STORE`)")
     return tree[site].to_dataset()
 

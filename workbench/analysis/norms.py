@@ -17,7 +17,7 @@ NORMALISATIONS = {"wanda": ("sumsq", "cond"), "authors": ("sumsq_unit", "both")}
 
 
 def site_names(tree: xr.DataTree) -> list[str]:
-    return list(tree.attrs["sites"])
+    return list(tree.wb.sites)
 
 
 def prompt_index(tree: xr.DataTree, prompt_set: str | list[str]) -> np.ndarray:

@@ -12,7 +12,7 @@ from .weights import abs_weight
 
 def jaccard(a: xr.DataTree, b: xr.DataTree) -> xr.Dataset:
     """Jaccard |A & B| / |A | B| per shared site (``per_site``) and over all of them (``total``)."""
-    sites = [s for s in a.attrs["sites"] if s in b.children]
+    sites = [s for s in a.wb.sites if s in b.children]
     inter = np.array([int((a[s]["mask"] & b[s]["mask"]).sum()) for s in sites])
     uni = np.array([int((a[s]["mask"] | b[s]["mask"]).sum()) for s in sites])
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -37,7 +37,7 @@ def overlap_per_step(tree: xr.DataTree, weights: dict, concepts: dict[str, tuple
     """Jaccard of per-step masks M_t between every pair of concepts: (step, concept, concept_2).
     ``concepts`` maps a name to its (target set, reference set)."""
     names = list(concepts)
-    sites = [s for s in site_names(tree) if tree.attrs["site_info"][s]["component"] == "unet"]
+    sites = [s for s in site_names(tree) if tree.wb.site_info[s]["component"] == "unet"]
     n_steps = tree.sizes["step"]
     inter = np.zeros((n_steps, len(names), len(names)))
     uni = np.zeros_like(inter)

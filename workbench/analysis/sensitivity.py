@@ -41,7 +41,7 @@ def wanda_activation(tree: xr.DataTree, weights: dict, prompt_set, sites: list[s
 
 def concept_neurons(masks: xr.DataTree) -> xr.DataTree:
     """Per site ``concept`` (neuron) bool: columns with any entry in the (skilled) mask."""
-    return xr.DataTree.from_dict({s: xr.Dataset({"concept": masks[s]["mask"].any("row")}) for s in masks.attrs["sites"]})
+    return xr.DataTree.from_dict({s: xr.Dataset({"concept": masks[s]["mask"].any("row")}) for s in masks.wb.sites})
 
 
 def sensitivity(clean: xr.DataTree, attacked: xr.DataTree, weights: dict, clean_set, attacked_set, t_hat: int | None = None,
@@ -71,7 +71,7 @@ def sensitivity_summary(sens: xr.DataTree, concept: xr.DataTree) -> xr.DataArray
     """Mean sensitivity of concept neurons and of the others, per site and over all sites
     (site 'all': neurons pooled): dims (site, group)."""
     rows, pooled = {}, {"concept": [], "other": []}
-    for s in sens.attrs["sites"]:
+    for s in sens.wb.sites:
         v = sens[s]["sensitivity"].values
         c = concept[s]["concept"].values.astype(bool) if s in concept.children else np.zeros(v.shape, bool)
         rows[s] = [float(np.nanmean(v[c])) if c.any() else np.nan, float(np.nanmean(v[~c])) if (~c).any() else np.nan]

@@ -80,6 +80,6 @@ def unpack(result: xr.DataTree, site: str, k: float, t_hat: int) -> np.ndarray:
 
 def sweep_density(result: xr.DataTree) -> xr.DataArray:
     """Share of all swept sites' weights pruned, for every (k, t_hat)."""
-    total = sum(result[s]["packed"].sizes["row"] * result[s].attrs["width"] for s in result.attrs["sites"])
-    count = sum(result[s]["count"] for s in result.attrs["sites"])
+    total = sum(result[s]["packed"].sizes["row"] * result[s].attrs["width"] for s in result.wb.sites)
+    count = sum(result[s]["count"] for s in result.wb.sites)
     return (count / total).rename("density")

@@ -82,7 +82,7 @@ def weights_from_files(tree, model: str | None = None) -> tuple[dict[str, np.nda
     component that differs. ``model`` defaults to the store's model id."""
     from ..models.files import folder_digest, folder_of, parameter_count
 
-    prov = tree.attrs["provenance"]
+    prov = tree.wb.provenance
     want = prov.get("weights_digest") or {}
     folder = folder_of(model or prov["model_id"])
     dtype = str(prov.get("dtype") or "float32")

@@ -34,7 +34,7 @@ def cmd_ablate(args) -> int:
     tree = open_store(args.store)
     from ..models.loading import TOY_WORLDS
 
-    recorded = tree.attrs["provenance"]["model_id"]
+    recorded = tree.wb.provenance["model_id"]
     toy = recorded in TOY_WORLDS  # both worlds draw the same images: the oracle judges them
     if (toy or args.model in TOY_WORLDS) and recorded != args.model:
         raise ValueError(
@@ -43,7 +43,7 @@ def cmd_ablate(args) -> int:
         )
     spec = Ablation(concepts=args.concepts.split(","), reference=args.reference, families=args.families.split(","),
                     ks=[float(k) for k in args.ks.split(",")], windows=args.windows.split(","), kinds=args.kinds.split(","),
-                    steps=int(tree.attrs["provenance"]["steps"]), n_per=args.n_per, judge=args.judge)  # fmt: skip
+                    steps=int(tree.wb.provenance["steps"]), n_per=args.n_per, judge=args.judge)  # fmt: skip
     ds = ablate(load(args), load_oracle() if toy else None, tree, spec, args.out, progress=not args.quiet)
     print("unpruned baseline (what each cell is compared with):")
     for concept, b in ds.attrs["baseline"].items():

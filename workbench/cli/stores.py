@@ -120,7 +120,7 @@ def cmd_masks(args) -> int:
     from ..store import open_store
 
     tree = open_store(args.store)
-    model = tree.attrs["provenance"]["model_id"] if args.model is None else args.model
+    model = tree.wb.provenance["model_id"] if args.model is None else args.model
     t_hat, window = parse_window(f"first:{args.t_hat}" if args.window == "first" else args.window)
     found = weights_from_files(tree, model)  # the folder's files, when they digest as the store's weights: no model
     weights, total, match = (*found, True) if found is not None else _weights_from_pipeline(tree, model, args)
@@ -148,7 +148,7 @@ def _weights_from_pipeline(tree, model: str, args) -> tuple[dict, int, bool]:
     pipe = load_pipeline(model, device="cpu")
     weights = weights_of(pipe, tree, allow_other_weights=args.allow_other_weights)
     total = sum(p.numel() for p in pipe.unet.parameters())
-    return weights, total, check_weights(pipe, tree.attrs["provenance"], allow_other_weights=True)
+    return weights, total, check_weights(pipe, tree.wb.provenance, allow_other_weights=True)
 
 
 def cmd_neuron(args) -> int:
@@ -173,7 +173,7 @@ def cmd_neuron(args) -> int:
     if args.target and args.reference:
         from ..models import load_pipeline, weights_of
 
-        model = tree.attrs["provenance"]["model_id"] if args.model is None else args.model
+        model = tree.wb.provenance["model_id"] if args.model is None else args.model
         weights = weights_of(load_pipeline(model, device="cpu"), tree)
         prof = neuron_profile(tree, weights, args.site, neurons, args.target, args.reference, k=args.k)
         out["profile"] = {j: {"target": prof["target"].sel(neuron=j).values.tolist(),
@@ -221,7 +221,7 @@ def cmd_maps(args) -> int:
     if args.limit:
         prompts = PromptSet(list(prompts)[: args.limit])
     pipe = load(args)
-    prov = tree.attrs["provenance"]
+    prov = tree.wb.provenance
     check_weights(pipe, prov)  # the unedited weights the store was recorded with (an --edit goes on top of them)
     calls = [int(x) for x in str(args.calls).split(",")]
     ctx = _applied(pipe, args.edit)

@@ -13,6 +13,7 @@ import torch
 import xarray as xr
 
 from ..models.sites import catalogue, module_of
+from ..store import accessor  # noqa: F401  (``masks.wb``)
 
 MaskLike = xr.DataTree | dict
 
@@ -20,7 +21,7 @@ MaskLike = xr.DataTree | dict
 def as_dict(masks: MaskLike) -> dict[str, np.ndarray]:
     """{site: bool array} from a mask DataTree (analysis output) or a plain dict."""
     if isinstance(masks, xr.DataTree):
-        return {s: np.asarray(masks[s]["mask"].values, dtype=bool) for s in masks.attrs["sites"]}
+        return masks.wb.masks()
     return {s: np.asarray(m, dtype=bool) for s, m in masks.items()}
 
 

@@ -83,7 +83,7 @@ def ablate(pipe, oracle, tree: xr.DataTree, spec: Ablation, out: str | Path, pro
             prompt_index(tree, [m, *reference_for(m, spec.reference)])
     for w in spec.windows:  # check every window against the recorded steps before creating the store
         step_window(tree.sizes["step"], *parse_window(w))
-    info = tree.attrs["site_info"]
+    info = tree.wb.site_info
     for fam in spec.families:
         if not any(v["family"] == fam for v in info.values()):
             raise ValueError(f"the store has no {fam!r} sites: record them with `workbench record --sites {fam},...`")
@@ -110,7 +110,7 @@ def ablate(pipe, oracle, tree: xr.DataTree, spec: Ablation, out: str | Path, pro
     cells = [ix for ix in itertools.product(*(range(n) for n in shape)) if not done[ix]]
     for ix in tqdm(cells, desc="ablation cells", disable=not progress):
         concept, fam, k, window, kind = (coords[d][i] for d, i in zip(dims, ix))
-        sites = [s for s in tree.attrs["sites"] if info[s]["family"] == fam]
+        sites = tree.wb.of_family(fam)
         t_hat, win = parse_window(window)
         mkind = "unskilled" if kind == "unskilled" else "skilled"
         masks = union(

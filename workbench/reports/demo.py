@@ -71,7 +71,7 @@ def run_demo(concept: str = "striped", k: float = 2.0, t_hat: int = 10, out: str
         ],
     ]
     summary["seconds"] = round(time.time() - t0, 1)
-    write_report(out / "report.html", summary, figs, tree.attrs["provenance"])
+    write_report(out / "report.html", summary, figs, tree.wb.provenance)
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
 

@@ -37,8 +37,8 @@ class Explorer:
         import ipywidgets as w
 
         self.tree, self.weights, self.maps, self.n_top = tree, weights, maps, top
-        info = tree.attrs["site_info"]
-        self.sites = [s for s in tree.attrs["sites"] if info[s]["component"] == "unet"]
+        info = tree.wb.site_info
+        self.sites = [s for s in tree.wb.sites if info[s]["component"] == "unet"]
         if not self.sites:
             raise ValueError("this store has no UNet sites to explore (text-encoder sites have no steps)")
         sets = list(dict.fromkeys(str(s) for s in tree["set"].values))
@@ -211,7 +211,7 @@ def explore(store, weights: dict | None = None, target: str | None = None, refer
     if weights is None:
         from ..models import load_pipeline, weights_of
 
-        weights = weights_of(load_pipeline(tree.attrs["provenance"]["model_id"], device="cpu"), tree)
+        weights = weights_of(load_pipeline(tree.wb.provenance["model_id"], device="cpu"), tree)
     m = None
     if not isinstance(store, xr.DataTree) and maps is not False:
         have = map_groups(store)

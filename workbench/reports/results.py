@@ -119,8 +119,7 @@ def run_results(out: str | Path = "docs/results.md", stores: str | Path = "store
 def figures(pipe, tree: xr.DataTree, results: dict[str, xr.Dataset], steps: int, quick: bool) -> list:
     """Fig. 4a trade-off, site and mask-kind bars, per-step curves, norm distributions, and image
     grids (t-hat strip, skilled vs unskilled vs random) on the same prompts and seeds."""
-    info = tree.attrs["site_info"]
-    ffn2 = [s for s in tree.attrs["sites"] if info[s]["family"] == "ffn2"]
+    ffn2 = tree.wb.of_family("ffn2")
     weights = weights_of(pipe, ffn2)
     d = results["d_tradeoff"]
     figs = [
@@ -311,7 +310,7 @@ def findings(results: dict[str, xr.Dataset], tree: xr.DataTree, n_per: int) -> l
             + ", ".join(f"{f} {cut:.0%} (density {dn:.2%})" for f, cut, dn in per)
             + "."
         )
-        info = tree.attrs["site_info"]
+        info = tree.wb.site_info
         widths = sorted({v["width"] for v in info.values() if v["family"] in ("attn2.to_k", "attn2.to_v")})
         if widths:
             out.append(f"  The cross-attention key and value inputs are the text encoder's {'/'.join(map(str, widths))}-d states "
@@ -347,7 +346,7 @@ def write_markdown(out: Path, tables: list[Table], results: dict, tree: xr.DataT
     """The markdown: verdicts, one section a table with the figures whose title names it ('(d) ...')
     as images below it, the remaining figures at the end, then the kept notes."""
     images = dict(images or {})
-    prov = tree.attrs["provenance"]
+    prov = tree.wb.provenance
     wh = prov.get("weights_hash")
     wh = ", ".join(f"{k} {str(v)[:10]}" for k, v in wh.items()) if isinstance(wh, dict) else str(wh)[:12]
     n_eval = 64 * n_per

@@ -10,6 +10,7 @@ import numpy as np
 import xarray as xr
 import zarr
 
+from . import accessor  # noqa: F401  (registers ``tree.wb`` on the trees open_store returns)
 from .core import SCHEMA, StoreError, short, zarr_store
 from .reductions import GROUP, fresh, incomplete
 
