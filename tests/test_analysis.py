@@ -339,4 +339,4 @@ def test_the_wb_accessor_reads_a_store_and_masks_in_one_place(tmp_path):
                                          "provenance": {"model_id": "toy"}}))  # fmt: skip
     assert tree.wb.of_family("ffn1") == ["y"] and tree.wb.provenance == {"model_id": "toy"}
     with pytest.raises(ValueError, match="names no sites"):
-        xr.DataTree().wb.sites
+        _ = xr.DataTree().wb.sites

@@ -21,9 +21,6 @@ from pathlib import Path
 from ..editing.methods import ERASERS, main_setting
 from .cells import Cell
 
-#: the variant put under attack beside every eraser's main setting (with ``--variants``): P-ESD's mask on
-#: the cross-attention values, the best within-5-points mask of the grid
-VARIANTS = (("pesd attn2.to_v k=10%", "pesd", {"k": 10.0, "sites": "attn2.to_v"}, "pesd on attn2.to_v"),)
 #: the papers' claims tested pairwise besides every eraser against the unedited model
 CLAIMS = (("pesd k=10%", "esd-x lr=1e-4"), ("pesd k=10%", "conceptprune k=2%"), ("conceptprune k=2%", "esd-x lr=1e-4"),
           ("pac k=20%", "ac lr=1e-4"), ("ac lr=1e-4", "esd-x lr=1e-4"), ("pesd attn2.to_v k=10%", "esd-x lr=1e-4"),
@@ -34,12 +31,18 @@ def attacked() -> tuple[tuple[str, str, dict, str], ...]:
     """The erasers put under attack: every registered eraser's main setting (``Setting.main``), then
     the variants, each as (display name, method, the options that must match exactly, the variant's
     name or "" for a main cell); the unedited model is always attacked too."""
-    out = []
+    out, variants = [], []
     for spec in ERASERS.specs():
         main = main_setting(spec)
         if main is not None:
-            out.append((spec.display(main), spec.name, {k: v for k, v in main.options.items() if k != "iterations"}, ""))
-    return (*out, *VARIANTS)
+            out.append((spec.display(main), spec.name, _matched(main.options), ""))
+        variants += [(s.attacked, spec.name, _matched(s.options), s.name) for s in spec.variants(False, 200) if s.attacked]
+    return (*out, *variants)
+
+
+def _matched(options: dict) -> dict:
+    """The options an attacked cell must match exactly (any iterations)."""
+    return {k: v for k, v in options.items() if k != "iterations"}
 
 
 def pairs_of() -> tuple[tuple[str, str], ...]:

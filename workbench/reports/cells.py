@@ -127,27 +127,31 @@ def _grid(seeds: tuple[int, ...], quick: bool, core: bool, variants: bool, itera
 
 
 def _variants(seeds: tuple[int, ...], quick: bool, its: int) -> list[Cell]:
-    """The first seed's variants of ESD-x and P-ESD (``grid``'s ``variants``)."""
-    seed, pk = seeds[0], 10.0
-    cells = [Cell("esd", {"lr": lr, "iterations": its, "preserve": True}, seed, f"lr={lr:g}", "esd+preserve")
-             for lr in ((1e-4,) if quick else (1e-4, 3e-4))]  # fmt: skip
-    cells += [
-        Cell("pesd", {"k": pk, "iterations": its, "preserve": True}, seed, f"k={pk:g}%", "pesd+preserve"),
-        Cell("pesd", {"k": pk, "iterations": its, "init": "conceptprune"}, seed, f"k={pk:g}%", "pesd init conceptprune"),
-    ]
-    cells += [Cell("pesd", {"k": pk, "iterations": its, "tune": "esd-x", "tune_lr": lr}, seed, f"k={pk:g}% lr={lr:g}",
-                   "pesd+esd-x") for lr in ((1e-4,) if quick else (3e-5, 1e-4))]  # fmt: skip
-    if not quick:  # other parameter groups for the mask, and preservation between ESD-x's two lrs
-        cells += [Cell("pesd", {"k": pk, "iterations": its, "sites": "ffn1"}, seed, f"k={pk:g}%", "pesd on ffn1")]
-        # the mask over the cross-attention values erased most within the harm budget: every seed, and k = 20 %
-        cells += [Cell("pesd", {"k": pk, "iterations": its, "sites": "attn2.to_v"}, s, f"k={pk:g}%", "pesd on attn2.to_v")
-                  for s in seeds]  # fmt: skip
-        cells += [Cell("pesd", {"k": 20.0, "iterations": its, "sites": "attn2.to_v"}, seed, "k=20%", "pesd on attn2.to_v")]
-        cells += _controls(
-            {"k": pk, "iterations": its, "sites": "attn2.to_v"}, seed, f"k={pk:g}%", "pesd", "random on attn2.to_v"
-        )
-        cells += [Cell("esd", {"lr": 2e-4, "iterations": its, "preserve": True}, seed, "lr=0.0002", "esd+preserve")]
+    """Every eraser's variants (``EraserSpec.variants``; ``grid``'s ``variants``), on the first
+    seed or every seed, and the random controls of those that ask for them."""
+    cells = []
+    for sp in erasers():
+        for s in sp.variants(quick, its):
+            cells += [Cell(sp.name, s.options, seed, s.label, s.name) for seed in (seeds if s.seeds == "every" else seeds[:1])]
+            if s.controls:
+                cells += _controls(s.options, seeds[0], s.label, sp.name, control_name(sp.name, s.name))
     return cells
+
+
+def control_name(eraser: str, variant: str) -> str:
+    """The row of a variant's random controls: 'random on attn2.to_v' beside 'pesd on attn2.to_v'."""
+    return RANDOM + variant.removeprefix(eraser)
+
+
+def variant_bases() -> dict[str, tuple[str, ...]]:
+    """Each variant's row and the rows it is read against (its controls: the variant and the random row)."""
+    out: dict[str, tuple[str, ...]] = {}
+    for sp in erasers():
+        for s in sp.variants(False, 200):
+            out[s.name] = s.bases
+            if s.controls:
+                out[control_name(sp.name, s.name)] = (s.name, RANDOM)
+    return out
 
 
 def run_cell(pipe, oracle, cell: Cell, concept, work: Path, n_per: int, setting: dict | None = None) -> dict:

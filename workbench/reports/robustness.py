@@ -21,7 +21,7 @@ from ..evaluation.erasers import esd_heldout, objective_loss
 from ..evaluation.harm import ACCEPT
 from ..models import load_pipeline
 from ..models.loading import TOY_WORLDS
-from .cells import RANDOM, erasers, grid, learned_mask, mean_over_seeds, run_cell, trained, worst
+from .cells import RANDOM, erasers, grid, learned_mask, mean_over_seeds, run_cell, trained, variant_bases, worst
 from .kept import write_keeping
 
 
@@ -256,28 +256,17 @@ def objective_met(groups: dict[tuple, list[dict]], concept: str, unedited: float
     return out
 
 
-#: each variant and the rows it is read against: (the variant's method, the base methods)
-VARIANT_BASES = {
-    "pesd on ffn1": ("pesd",),
-    "pesd on attn2.to_v": ("pesd",),
-    "random on attn2.to_v": ("pesd on attn2.to_v", "random"),
-    "esd+preserve": ("esd",),
-    "pesd+preserve": ("pesd",),
-    "pesd init conceptprune": ("pesd", "conceptprune"),
-    "pesd+esd-x": ("esd", "pesd"),
-}
-
-
 def variant_notes(settings: list[dict]) -> list[str]:
     """One sentence per variant setting: its concept rate and harm beside those of its bases at the
     same setting (ESD at the same lr, P-ESD and ConceptPrune at the same k)."""
     out = []
     index = {(m["method"], m["label"]): m for m in settings}
+    bases = variant_bases()
     for m in settings:
-        if m["method"] not in VARIANT_BASES:
+        if m["method"] not in bases:
             continue
         parts = []
-        for base in VARIANT_BASES[m["method"]]:
+        for base in bases[m["method"]]:
             for label in m["label"].split(" "):
                 b = index.get((base, label))
                 if b is not None:

@@ -38,6 +38,12 @@ class Setting:
     column: bool = False
     controls: bool = False
     repeat: str = "always"
+    #: a variant's row name ('esd+preserve'), the rows it is read against, whether every seed runs it
+    #: ('every') or the first ('first'), and its name in the attack table when it is attacked
+    name: str = ""
+    bases: tuple[str, ...] = ()
+    seeds: str = "first"
+    attacked: str = ""
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,9 @@ class EraserSpec:
     run: Callable[..., Edit]
     files: tuple[str, ...] = (MASKS,)
     settings: Callable[[str, int], list[Setting]] = field(default=lambda size, iterations: [])
+    #: its variants for ``--variants`` (other options beside its sweep, rows of their own): ``variants(quick,
+    #: iterations)``
+    variants: Callable[[bool, int], list[Setting]] = field(default=lambda quick, iterations: [])
     #: how the attack table and pages name its main setting ('esd-x lr=1e-4'); default: name and label
     title: Callable[[Setting], str] | None = None
     #: the reference code's settings, used on any model that states none of its own (``eraser_defaults``

@@ -20,6 +20,12 @@ def run(pipe, concept, options: ESDOptions, run, info: dict):
     return Trained(pipe, SPEC.name, GUIDED_AWAY, concept, options, run, info).finetune(options.group)
 
 
+def variants(quick: bool, iterations: int) -> list[Setting]:
+    """The preservation term, at and between the main lrs."""
+    return [Setting({"lr": lr, "iterations": iterations, "preserve": True}, f"lr={lr:g}", name="esd+preserve", bases=("esd",))
+            for lr in ((1e-4,) if quick else (1e-4, 3e-4, 2e-4))]  # fmt: skip
+
+
 def settings(size: str, iterations: int) -> list[Setting]:
     lrs = (1e-4,) if size == "quick" else (1e-4, 3e-4) if size == "core" else (3e-5, 1e-4, 3e-4)
     out = [Setting({"lr": lr, "iterations": iterations}, f"lr={lr:g}", main=lr == 1e-4, column=size != "full") for lr in lrs]
@@ -35,6 +41,7 @@ SPEC = EraserSpec(
     run=run,
     files=(WEIGHTS,),
     settings=settings,
+    variants=variants,
     # rohitgandikota/erasing esd_sd.py: 200 iterations, lr 5e-5, batch 1, x_t sampled at guidance 3,
     # negative guidance 2 (eta 1), ESD-x
     reference={"iterations": 200, "lr": 5e-5, "batch": 1, "guidance": 3.0, "group": "esd-x"},

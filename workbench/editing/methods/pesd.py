@@ -32,12 +32,38 @@ def settings(size: str, iterations: int) -> list[Setting]:
     return out
 
 
+def variants(quick: bool, its: int) -> list[Setting]:
+    """The preservation term, ConceptPrune's mask as the start, the mask trained with ESD-x weights;
+    in full, masks on other sites (the cross-attention values on every seed, with random controls)."""
+    base = {"k": 10.0, "iterations": its}
+    out = [
+        Setting({**base, "preserve": True}, "k=10%", name="pesd+preserve", bases=("pesd",)),
+        Setting({**base, "init": "conceptprune"}, "k=10%", name="pesd init conceptprune", bases=("pesd", "conceptprune")),
+    ]
+    out += [
+        Setting({**base, "tune": "esd-x", "tune_lr": lr}, f"k=10% lr={lr:g}", name="pesd+esd-x", bases=("esd", "pesd"))
+        for lr in ((1e-4,) if quick else (3e-5, 1e-4))
+    ]
+    if quick:
+        return out
+    to_v = {**base, "sites": "attn2.to_v"}
+    return out + [
+        Setting({**base, "sites": "ffn1"}, "k=10%", name="pesd on ffn1", bases=("pesd",)),
+        # the mask over the cross-attention values erased most within the harm budget: every seed, random
+        # controls of its size, k = 20 % too, and attacked beside the main settings
+        Setting(to_v, "k=10%", name="pesd on attn2.to_v", bases=("pesd",), seeds="every", controls=True,
+                attacked="pesd attn2.to_v k=10%"),
+        Setting({**to_v, "k": 20.0}, "k=20%", name="pesd on attn2.to_v", bases=("pesd",)),
+    ]  # fmt: skip
+
+
 SPEC = EraserSpec(
     name="pesd",
     help="P-ESD: a pruning mask learned with ESD's objective, weights frozen (masks.safetensors)",
     options=PESDOptions,
     run=run,
     settings=settings,
+    variants=variants,
     # ESD's sampling and batch; the mask's learning rate is ours (the paper states none)
     reference={"iterations": 200, "lr": 0.05, "batch": 1, "guidance": 3.0},
     claims=("conceptprune", "esd"),
