@@ -15,7 +15,7 @@ def main() -> None:
     ap.add_argument("--work", default="stores/explore")
     ap.add_argument("--edits", default="stores/robustness/edits", help="a folder of edits to reuse (by cell key)")
     ap.add_argument("--concept", default="striped")
-    ap.add_argument("--attack", default="unlearndiff")
+    ap.add_argument("--attack", default=None, help="the attack mapped (default: the reactivation attack, unlearndiff)")
     ap.add_argument("--n", type=int, default=8, help="target prompts mapped (and as many without the concept)")
     args = ap.parse_args()
     print(run_explore(args.out, args.work, args.edits, args.concept, args.attack, args.n))

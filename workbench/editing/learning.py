@@ -156,7 +156,7 @@ class LearnedMasks:
     weights: dict[str, torch.Tensor] | None = None
     losses: list[float] = field(default_factory=list)
 
-    def edit(self, method: str = "pesd", info: dict | None = None):
+    def edit(self, method: str, info: dict | None = None):
         """These masks (and weights) as an ``Edit`` to save or apply."""
         from .edits import Edit
 

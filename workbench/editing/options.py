@@ -20,7 +20,9 @@ GUIDED_AWAY, ANCHORED = OBJECTIVES = ("esd", "ac")
 #: cross-attention; esd-x-kv, its key/value matrices only; ESD-u, the rest)
 GROUPS = tuple(dict.fromkeys(g for family in MODEL_FAMILIES.specs() for g in family.groups))
 RELAXATIONS = ("ste-topk", "hard-concrete", "sigmoid")
-INITS = ("uniform", "wanda", "conceptprune")
+#: a learned mask's start: small random logits, |W| scaled, or ConceptPrune's mask at the same k and t-hat
+FROM_CONCEPTPRUNE = "conceptprune"
+INITS = ("uniform", "wanda", FROM_CONCEPTPRUNE)
 #: where a trained eraser's examples come from: new x_t every iteration (the reference code) or one cached set
 PROTOCOLS = ("fresh", "cached")
 PRECISIONS = ("fp32", "bf16", "fp16")

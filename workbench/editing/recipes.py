@@ -15,7 +15,7 @@ import numpy as np
 from .edits import Edit
 from .examples import HELDOUT_SEED, Cached, FreshAC, FreshESD, frozen_examples, objective_loss, preservation_examples
 from .learning import finetune, learn_masks
-from .options import GUIDED_AWAY, EraseRun
+from .options import FROM_CONCEPTPRUNE, GUIDED_AWAY, EraseRun
 
 
 def defaults(pipe, method: str) -> dict:
@@ -111,7 +111,7 @@ class Trained:
     def learn_masks(self, concept) -> Edit:
         """Learn a pruning mask (the options' sites, k, relaxation, init; ``tune`` trains weights too)."""
         o, run = self.options, self.run
-        start = conceptprune_masks(self.pipe, concept, o.k, o.t_hat, run) if o.init == "conceptprune" else o.init
+        start = conceptprune_masks(self.pipe, concept, o.k, o.t_hat, run) if o.init == FROM_CONCEPTPRUNE else o.init
         learned = learn_masks(self.pipe, self.source, sites=o.sites, k=o.k, relaxation=o.relaxation, init=start,
                               iterations=self.iterations, lr=self.lr, batch=self.batch, seed=run.seed, preserve=self.keep,
                               tune=o.tune, tune_lr=o.tune_lr, progress=run.progress, precision=run.precision,

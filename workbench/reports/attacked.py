@@ -134,11 +134,13 @@ def run_attacks(pipe, oracle, cells: list[Cell], concept: str, work: Path, seeds
     return rows
 
 
-def reactivation_runs(
-    rows: list[dict], work: Path, seed: int, attack: str = "unlearndiff"
-) -> dict[str, tuple[Path | None, Path]]:
+def reactivation_runs(rows: list[dict], work: Path, seed: int, attack: str | None = None) -> dict[str, tuple[Path | None, Path]]:
     """For ``reports.reactivation.compare_reactivation``: each eraser's (edit folder, attack folder)
-    of ``seed``'s ``attack`` runs, the unedited model first; empty when that attack was not run."""
+    of ``seed``'s ``attack`` runs (default: the reactivation attack), the unedited model first; empty
+    when that attack was not run."""
+    from ..attacks.methods import reactivation_attack
+
+    attack = attack or reactivation_attack()
     return {r["eraser"]: (work / "edits" / r["cell"] if r["cell"] else None, Path(r["folder"]))
             for r in rows if r["attack"] == attack and r["seed"] == seed}  # fmt: skip
 

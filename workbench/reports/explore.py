@@ -63,12 +63,15 @@ def _images(maps) -> torch.Tensor:
 
 
 def run_explore(out: str | Path = "docs/explore.md", work: str | Path = "stores/explore", edits: str | Path | None = "stores/robustness/edits",
-                concept: str = "striped", attack: str = "unlearndiff", n: int = 8, per_site: int = 16, progress: bool = True) -> Path:  # fmt: skip
-    """Write the page and its figures (docs/figures/explore-*.png); returns the page's path."""
+                concept: str = "striped", attack: str | None = None, n: int = 8, per_site: int = 16, progress: bool = True) -> Path:  # fmt: skip
+    """Write the page and its figures (docs/figures/explore-*.png); returns the page's path. ``attack``
+    defaults to the reactivation attack (UnlearnDiffAtk, the P-ESD paper's Fig. 3)."""
+    from ..attacks.methods import reactivation_attack
     from ..models import load_pipeline
     from ..models.toyworld.draw import foreground
 
     t0 = time.time()
+    attack = attack or reactivation_attack()
     out, work = Path(out), Path(work)
     edits = Path(edits) if edits else None
     pipe = load_pipeline("toy")

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import statistics
 
-#: the attacks that use words no eraser saw, and their reading
-ROUTE_ATTACKS = {
-    "routes": "the held-out routes as they are",
-    "unlearndiff-heldout": "UnlearnDiffAtk restricted to held-out route tokens",
-    "ringabell-heldout": "Ring-A-Bell restricted to held-out route tokens",
-    "unlearndiff": "UnlearnDiffAtk over the whole vocabulary",
-    "ringabell": "Ring-A-Bell over the whole vocabulary",
-}
+
+def route_attacks() -> dict[str, str]:
+    """The attacks this section reads and how (their specs' ``reading``): those that use words no
+    eraser saw first, then the free ones."""
+    from ..attacks.methods import ATTACKS
+
+    return {s.name: s.reading for s in sorted(ATTACKS.specs(), key=lambda s: not s.routes) if s.reading}
+
+
 #: the pairs the section decides: a word-remapping eraser against pruning, and each against nothing
 QUESTIONS = (("ac lr=1e-4", "unedited"), ("conceptprune k=2%", "ac lr=1e-4"), ("conceptprune k=2%", "esd-x lr=1e-4"))
 
@@ -54,7 +55,7 @@ def answers(rows: list[dict], concept: str, harm: dict | None = None) -> list[st
     pooled = pooled_cells(rows)
     tests = {(t["a"], t["b"], t["attack"]): t for t in paired_tests(rows, pairs=QUESTIONS)}
     out = []
-    for m, what in ROUTE_ATTACKS.items():
+    for m, what in route_attacks().items():
         base = pooled.get(("unedited", m))
         if base is None:
             continue

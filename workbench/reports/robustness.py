@@ -80,7 +80,9 @@ def run_robustness(out: str | Path = "docs/robustness.md", work: str | Path = "s
                                   setting.get("steps"), setting.get("guidance"))  # fmt: skip
         harm = _attacked_harm(cells, results, seeds)
     reactivation = None
-    if "unlearndiff" in attacks:
+    from ..attacks.methods import reactivation_attack
+
+    if reactivation_attack() in attacks:
         from .attacked import reactivation_runs
         from .reactivation import compare_reactivation
 

@@ -68,6 +68,10 @@ class AttackSpec:
     changes: str = "prompt"
     examples: bool = True  # needs the unedited model's trajectories of the target prompts
     routes: bool = False  # needs the concept's held-out routes (the language world's concepts)
+    #: how the language world's page reads its runs ('' : not read there)
+    reading: str = ""
+    #: the attack whose runs the reactivation analysis records (the P-ESD paper's Fig. 3: UnlearnDiffAtk)
+    reactivation: bool = False
     order: int = 100
 
 
@@ -85,4 +89,10 @@ def runner(target: str, **bound) -> Callable[[Attempt], tuple]:
 
 ATTACKS: Registry[AttackSpec] = Registry("attack", "workbench.attacks", __name__)
 
-__all__ = ["ATTACKS", "CHANGES", "AttackSpec", "Attempt", "runner"]
+
+def reactivation_attack() -> str | None:
+    """The attack whose runs the reactivation analysis records, if one is registered."""
+    return next((s.name for s in ATTACKS.specs() if s.reactivation), None)
+
+
+__all__ = ["ATTACKS", "CHANGES", "AttackSpec", "Attempt", "reactivation_attack", "runner"]

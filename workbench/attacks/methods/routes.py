@@ -7,4 +7,4 @@ from . import AttackSpec, runner
 
 SPEC = AttackSpec("routes", "each held-out synonym and description of the concept as it is (concepts with routes)",
                   runner("workbench.attacks.runners:routes"), budget=16, unit="routes tried per prompt", examples=False,
-                  routes=True, order=6)  # fmt: skip
+                  routes=True, reading="the held-out routes as they are", order=6)  # fmt: skip
