@@ -298,14 +298,14 @@ def test_attacked_cells_are_each_erasers_main_setting():
     assert chosen["pesd attn2.to_v k=10%"].options["sites"] == "attn2.to_v"  # the variant, by its name
     assert chosen["pesd attn2.to_v k=10%"].seed == 1
     assert chosen["pac k=20%"].seed == 1
-    assert chosen["uce scale=1"].key == "uce-erase_scale1p0-s0"  # a registered eraser is attacked with no other change
+    assert chosen["uce scale=0.001"].key == "uce-erase_scale0p001-s0"  # a registered eraser is attacked with no other change
     assert len(chosen) == 8
     assert "pesd attn2.to_v k=10%" not in dict(attacked_cells(grid("striped", (0, 1)), 1))  # no variants, no cell
     twins = dict(attacked_cells(grid("striped", (0, 1), core=True, cached=True), 1))
     assert twins["pesd k=10%"].options["examples"] == "fresh"  # never the cached twin
     # the core grid's second seed: ESD-x and P-ESD only, unless every eraser is asked for (the deterministic
     # erasers' one edit, seed 0, is attacked with every seed)
-    assert set(twins) == {"unedited", "conceptprune k=2%", "uce scale=1", "esd-x lr=1e-4", "pesd k=10%"}
+    assert set(twins) == {"unedited", "conceptprune k=2%", "uce scale=0.001", "esd-x lr=1e-4", "pesd k=10%"}
     every = dict(attacked_cells(grid("striped", (0, 1), core=True, every_eraser=True), 1))
     assert set(every) == set(twins) | {"ac lr=1e-4", "pac k=20%"} and every["ac lr=1e-4"].seed == every["pac k=20%"].seed == 1
 
