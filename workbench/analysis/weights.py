@@ -10,9 +10,6 @@ from pathlib import Path
 
 import numpy as np
 
-#: where diffusers' save_pretrained puts each component's weights, in the order tried
-_FILES = ("diffusion_pytorch_model.safetensors", "model.safetensors")
-
 
 def abs_weight(weights: dict, site: str, width: int) -> np.ndarray:
     """|W| of one site as float32 numpy, checked against the store's neuron count."""
@@ -31,6 +28,8 @@ def load_weights(folder: str | Path, sites) -> dict[str, np.ndarray]:
     inside ``unet/``; text sites start with their component (``text_encoder.text_model...``)."""
     from safetensors import safe_open
 
+    from ..models.files import component_file
+
     names = list(sites.attrs["sites"]) if hasattr(sites, "attrs") else list(sites)
     folder = Path(folder)
     by_component: dict[str, list[str]] = {}
@@ -42,7 +41,7 @@ def load_weights(folder: str | Path, sites) -> dict[str, np.ndarray]:
             by_component.setdefault("unet", []).append(n)
     out = {}
     for comp, members in by_component.items():
-        files = [folder / comp / f for f in _FILES if (folder / comp / f).exists()]
+        files = [f] if (f := component_file(folder, comp)) is not None else []
         if not files:
             raise FileNotFoundError(
                 f"no safetensors weights in {folder / comp}: give the folder the model was saved to (save_pretrained)"

@@ -89,7 +89,7 @@ def load_edit(folder: str | Path) -> Edit:
     if files is None:  # saved before its files were recorded: what is there, and what its method needs
         held = needs(method) + ((WEIGHTS,) if info.get("tune") else ())
         files = {name: None for name in (MASKS, WEIGHTS) if name in held or (folder / name).exists()}
-    tensors = {}
+    tensors, order = {}, None
     for name, digest in files.items():
         path = folder / name
         if not path.exists():
@@ -99,24 +99,24 @@ def load_edit(folder: str | Path) -> Edit:
             raise ValueError(f"{path} is damaged (its checksum is not the one {meta.name} records): {remake}")
         try:
             tensors[name] = load(data)
+            order = _saved_sites(data) if name == MASKS else order
         except Exception as err:  # safetensors' SafetensorError names no file
             raise ValueError(f"{path} could not be read ({type(err).__name__}: {err}): {remake}") from err
     masks = None
     if MASKS in tensors:  # in the order they were saved: safetensors hands them back in no fixed order
-        order = _saved_sites(folder / MASKS) or sorted(tensors[MASKS])
+        order = order or sorted(tensors[MASKS])
         masks = {s: tensors[MASKS][s].numpy().astype(bool) for s in order}
     return Edit(method, info, masks, tensors.get(WEIGHTS))
 
 
-def _saved_sites(path: Path) -> list[str] | None:
-    """The site order a masks file records (``Edit.save``'s metadata), if it records one.
+def _saved_sites(data: bytes) -> list[str] | None:
+    """The site order a masks file's bytes record (``Edit.save``'s metadata in the safetensors
+    header: 8 bytes of header length, then the JSON header), if they record one.
 
     The order matters: a random control drawn from a loaded edit (``random_like``) consumes its
     generator site by site, so the same seed must meet the sites in the same order in every process."""
-    from safetensors import safe_open
-
-    with safe_open(str(path), "np") as f:
-        sites = json.loads((f.metadata() or {}).get("workbench", "{}")).get("sites")
+    header = json.loads(data[8 : 8 + int.from_bytes(data[:8], "little")])
+    sites = json.loads(header.get("__metadata__", {}).get("workbench", "{}")).get("sites")
     return list(sites) if sites else None
 
 
