@@ -24,35 +24,52 @@ def abs_weight(weights: dict, site: str, width: int) -> np.ndarray:
 def load_weights(folder: str | Path, sites) -> dict[str, np.ndarray]:
     """Site weights (float32) read from a diffusers model folder, only the tensors needed.
 
-    ``sites``: a store (its sites are used) or a list of site names. UNet sites are module paths
-    inside ``unet/``; text sites start with their component (``text_encoder.text_model...``)."""
+    ``sites``: a store (its sites and their ``site_info`` are used: component, module path, the
+    neurons' columns) or a list of UNet / text-encoder site names (denoiser sites are module paths
+    inside ``unet/``; text sites start with their component: ``text_encoder.text_model...``)."""
     from safetensors import safe_open
 
     from ..models.files import component_file
 
-    names = list(sites.attrs["sites"]) if hasattr(sites, "attrs") else list(sites)
     folder = Path(folder)
-    by_component: dict[str, list[str]] = {}
-    for n in names:
-        comp, _, path = n.partition(".")
-        if comp in ("text_encoder", "text_encoder_2"):
-            by_component.setdefault(comp, []).append(n)
-        else:
-            by_component.setdefault("unet", []).append(n)
+    by_component: dict[str, list[tuple[str, str, list | None]]] = {}
+    for n, (comp, path, cols) in _where(sites).items():
+        by_component.setdefault(comp, []).append((n, path, cols))
     out = {}
     for comp, members in by_component.items():
-        files = [f] if (f := component_file(folder, comp)) is not None else []
-        if not files:
+        file = component_file(folder, comp)
+        if file is None:
             raise FileNotFoundError(
-                f"no safetensors weights in {folder / comp}: give the folder the model was saved to (save_pretrained)"
+                f"no single safetensors file in {folder / comp}: give the folder the model was saved to (save_pretrained), "
+                "or load the pipeline (weights_of(pipe, store)) for sharded checkpoints"
             )
-        with safe_open(str(files[0]), framework="np") as f:
+        with safe_open(str(file), framework="np") as f:
             keys = set(f.keys())
-            for n in members:
-                key = (n if comp == "unet" else n.partition(".")[2]) + ".weight"
+            for n, path, cols in members:
+                key = path + ".weight"
                 if key not in keys:
-                    raise ValueError(f"{files[0]} has no tensor {key}: was the store recorded with another model?")
-                out[n] = _float32(files[0], f, key)
+                    raise ValueError(f"{file} has no tensor {key}: was the store recorded with another model?")
+                w = _float32(file, f, key)
+                out[n] = w if cols is None else np.ascontiguousarray(w[:, cols[0] : cols[1]])
+    return out
+
+
+def _where(sites) -> dict[str, tuple[str, str, list | None]]:
+    """site name -> (component, module path, neuron columns) from a store's site_info, or parsed
+    from bare names (UNet and text-encoder sites)."""
+    if hasattr(sites, "attrs"):
+        info = sites.attrs.get("site_info") or {}
+        out = {}
+        for n in sites.attrs["sites"]:
+            i = info.get(n, {})
+            comp = i.get("component") or ("unet" if not n.startswith("text_encoder") else n.partition(".")[0])
+            path = i.get("path") or (n if comp == "unet" else n.partition(".")[2])
+            out[n] = (comp, path, i.get("cols"))
+        return out
+    out = {}
+    for n in sites:
+        comp, _, path = n.partition(".")
+        out[n] = (comp, path, None) if comp.startswith("text_encoder") else ("unet", n, None)
     return out
 
 
@@ -90,4 +107,6 @@ def weights_from_files(tree, model: str | None = None) -> tuple[dict[str, np.nda
     weights = load_weights(folder, tree)
     if dtype != "float32":
         weights = {k: v.astype(dtype).astype(np.float32) for k, v in weights.items()}
-    return weights, parameter_count(folder, "unet")
+    denoiser = next((i["component"] for i in (tree.attrs.get("site_info") or {}).values()
+                     if not str(i.get("component", "")).startswith("text_encoder")), "unet")  # fmt: skip
+    return weights, parameter_count(folder, denoiser)

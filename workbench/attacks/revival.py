@@ -19,18 +19,21 @@ import torch
 from ..editing.edits import Edit
 from ..editing.learning import Examples
 from ..editing.training import batches, optimise, prediction_loss, trainable
-from ..models.sites import module_of, select
+from ..models.families import denoiser_of
+from ..models.sites import full_mask, module_of, select
 
 
-def _site_params(pipe, masks: dict) -> dict[str, tuple[str, torch.Tensor]]:
-    """site name -> (UNet parameter name of its weight, its mask as a bool tensor)."""
-    names = {id(p): n for n, p in pipe.unet.named_parameters()}
-    out = {}
+def _site_params(pipe, masks: dict) -> dict[str, torch.Tensor]:
+    """The denoiser's parameter name of each masked site's weight -> its pruned entries (bool; the
+    union where two sites are column or token parts of one Linear)."""
+    names = {id(p): n for n, p in denoiser_of(pipe).named_parameters()}
+    out: dict[str, torch.Tensor] = {}
     for site in select(pipe, list(masks)):
         w = module_of(pipe, site).weight
         if id(w) not in names:
-            raise ValueError(f"revival works on UNet sites; {site.name} is not one")
-        out[site.name] = (names[id(w)], torch.as_tensor(masks[site.name]).bool())
+            raise ValueError(f"revival works on the denoiser's sites; {site.name} is not one")
+        m = full_mask(site, masks[site.name], tuple(w.shape))
+        out[names[id(w)]] = out[names[id(w)]] | m if names[id(w)] in out else m
     return out
 
 
@@ -38,9 +41,9 @@ def revive(pipe, edit: Edit, ex: Examples, iterations: int = 100, lr: float = 1e
            benign: bool = False, progress: bool = False) -> tuple[Edit, list[float]]:  # fmt: skip
     """Fine-tune what ``edit`` changed on ``ex`` (its ``target``); returns the revived edit (weights
     only: apply it on the unedited model) and the loss per iteration."""
-    named = dict(pipe.unet.named_parameters())
+    named = dict(denoiser_of(pipe).named_parameters())
     sites = _site_params(pipe, edit.masks) if edit.masks is not None else {}
-    base = {p: named[p].detach().clone() for p, _ in sites.values()}
+    base = {p: named[p].detach().clone() for p in sites}
     deltas = {p: torch.zeros_like(base[p], requires_grad=True) for p in base}
     # an edit's fine-tuned tensors (ESD, AC, or a mask trained with them) move from their edited values
     start = {
@@ -51,7 +54,7 @@ def revive(pipe, edit: Edit, ex: Examples, iterations: int = 100, lr: float = 1e
 
     def current():
         out = dict(start)
-        for p, m in sites.values():
+        for p, m in sites.items():
             m = m.to(base[p].device)
             if benign:  # pruned entries stay zero, the kept ones move
                 out[p] = torch.where(m, torch.zeros_like(base[p]), base[p] + deltas[p])

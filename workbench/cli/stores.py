@@ -5,7 +5,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from ..models.families import MODEL_FAMILIES
 from .common import Parents, load
+
+
+def _joined(names: str | tuple[str, ...]) -> str:
+    return names if isinstance(names, str) else ",".join(names)
 
 
 def cmd_record(args) -> int:
@@ -22,7 +27,7 @@ def cmd_record(args) -> int:
     for name in args.prompts:
         prompts = prompts + get(name, seed=args.seed)
     pipe = load(args)
-    sites = args.sites.split(",")
+    sites = args.sites.split(",") if args.sites else None  # None: the model family's default
     out = record(pipe, prompts, args.out, sites=sites, steps=args.steps, guidance=args.guidance, batch_size=args.batch_size,
                  stats=args.stats.split(","), size=args.size, progress=not args.quiet, shard=shard)  # fmt: skip
     print(out)
@@ -35,7 +40,7 @@ def cmd_sites(args) -> int:
     pipe = load(args)
     chosen = select(pipe, args.sites.split(",")) if args.sites else catalogue(pipe)
     for s in chosen:
-        print(f"{s.family:11s} {s.width:6d}  {s.name}")
+        print(f"{s.family:15s} {s.width:6d}  {s.name}")
     family = family_of(pipe)
     print(f"# {len(chosen)} sites; model family {family.name}; site families: {', '.join(family.sites)}", file=sys.stderr)
     return 0
@@ -135,7 +140,7 @@ def cmd_masks(args) -> int:
     d = density(masks, total_params=total)
     for site, frac in zip(d["site"].values, d["density"].values):
         print(f"{frac:8.4%}  {site}")
-    print(f"{float(d['overall']):8.4%}  of the masked sites' weights; {float(d['of_model']):.4%} of all UNet parameters")
+    print(f"{float(d['overall']):8.4%}  of the masked sites' weights; {float(d['of_model']):.4%} of all the denoiser's parameters")
     print(out)
     return 0
 
@@ -144,10 +149,11 @@ def _weights_from_pipeline(tree, model: str, args) -> tuple[dict, int, bool]:
     """The store's site weights from the loaded pipeline (checked against the store's weights hash),
     its UNet's parameter count, and whether the weights are the store's."""
     from ..models import check_weights, load_pipeline, weights_of
+    from ..models.families import denoiser_of
 
     pipe = load_pipeline(model, device="cpu")
     weights = weights_of(pipe, tree, allow_other_weights=args.allow_other_weights)
-    total = sum(p.numel() for p in pipe.unet.parameters())
+    total = sum(p.numel() for p in denoiser_of(pipe).parameters())
     return weights, total, check_weights(pipe, tree.wb.provenance, allow_other_weights=True)
 
 
@@ -276,8 +282,10 @@ def _add_record(sub, parents: Parents) -> None:
     r.add_argument("--out", default=None, help="the store, a local folder (default: stores/<first set>.zarr)")
     r.add_argument(
         "--sites",
-        default="ffn2",
-        help="comma-separated families (ffn2, ffn1, attn2.to_k, attn2.to_v, text.fc2) or globs over module paths",
+        default=None,
+        help="comma-separated site families or globs over module paths (default: the model family's: "
+        + "; ".join(f"{f.name}: {_joined(f.default_site)}" for f in MODEL_FAMILIES.specs())
+        + "; `workbench sites --model M` lists them all)",
     )
     r.add_argument(
         "--steps",

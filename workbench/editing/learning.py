@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..models.sites import SiteFilter, module_of, select
+from ..models.families import denoiser_of
+from ..models.sites import SiteFilter, module_of, select, weight_of
 from .examples import Cached, Examples, ExampleSource, frozen_examples, preservation_examples
 from .options import RELAXATIONS
 from .training import batches, optimise, prediction_loss, trainable
@@ -115,12 +116,20 @@ def _row_topk(scores: torch.Tensor, n: int) -> torch.Tensor:
 
 
 class _Gate:
-    """A differentiable pruning gate over one weight matrix; ``prune()`` is in [0, 1] (1 = gone)."""
+    """A differentiable pruning gate over one site's weight (its Linear's, or the ``cols`` slice of
+    it); ``prune()`` is in [0, 1] (1 = gone)."""
 
-    def __init__(self, init: torch.Tensor, relaxation: str, n: int, beta: float = 2 / 3):
+    def __init__(self, init: torch.Tensor, relaxation: str, n: int, cols: tuple[int, int] | None = None, beta: float = 2 / 3):
         self.logit = nn.Parameter(init.clone().float())
-        self.relaxation, self.n, self.beta = relaxation, n, beta
+        self.relaxation, self.n, self.beta, self.cols = relaxation, n, beta, cols
         self.temperature = 1.0
+
+    def apply(self, w: torch.Tensor) -> torch.Tensor:
+        """The Linear's whole weight with the gate on the site's columns (the rest untouched)."""
+        if self.cols is None:
+            return w * (1 - self.prune())
+        a, b = self.cols
+        return torch.cat([w[:, :a], w[:, a:b] * (1 - self.prune()), w[:, b:]], dim=1)
 
     def prune(self, training: bool = True) -> torch.Tensor:
         s = self.logit
@@ -170,11 +179,14 @@ def _gates(pipe, sites: SiteFilter, k: float, relaxation: str, init: str | dict,
     g = torch.Generator().manual_seed(seed)
     gates: dict[str, _Gate] = {}
     weights: dict[str, nn.Parameter] = {}
-    names = {id(p): n for n, p in pipe.unet.named_parameters()}
+    names = {id(p): n for n, p in denoiser_of(pipe).named_parameters()}
     for s in select(pipe, sites):
         if s.is_text:
-            raise ValueError(f"{s.name} is a text-encoder site: learned masks cover UNet sites only")
-        w = module_of(pipe, s).weight
+            raise ValueError(f"{s.name} is a text-encoder site: learned masks cover the denoiser's sites only")
+        if names[id(module_of(pipe, s).weight)] in weights:
+            raise ValueError(f"{s.name} shares its Linear with another chosen site: learn a mask for one token population "
+                             "(e.g. mlp.single, not also mlp.single.text)")  # fmt: skip
+        w = weight_of(pipe, s)
         if isinstance(init, dict):
             start = torch.where(torch.as_tensor(init[s.name]), 2.0, -2.0) + 0.01 * torch.randn(w.shape, generator=g)
         elif init == "wanda":
@@ -184,8 +196,8 @@ def _gates(pipe, sites: SiteFilter, k: float, relaxation: str, init: str | dict,
             start = 0.01 * torch.randn(w.shape, generator=g) - 2.0
         else:
             raise ValueError(f"unknown init {init!r}: 'uniform', 'wanda' or a dict of masks")
-        gates[s.name] = _Gate(start.to(w.device), relaxation, n_keep(w.shape[1], k))
-        weights[names[id(w)]] = w
+        gates[s.name] = _Gate(start.to(w.device), relaxation, n_keep(w.shape[1], k), s.cols)
+        weights[names[id(module_of(pipe, s).weight)]] = module_of(pipe, s).weight
     return gates, weights
 
 
@@ -239,7 +251,7 @@ def learn_masks(
     def step(it: int, b: Examples):
         for gt in gates.values():
             gt.temperature = max(0.05, 1.0 * (0.05 ** (it / max(1, iterations - 1))))
-        params = {pn: w * (1 - gates[site_of[pn]].prune()) for pn, w in weights.items()}
+        params = {pn: gates[site_of[pn]].apply(w) for pn, w in weights.items()}
         loss = prediction_loss(pipe, b, _all(b), params)
         value = loss.item()  # the erasing loss alone, per iteration
         if keep is not None:

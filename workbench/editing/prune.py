@@ -1,6 +1,7 @@
 """Apply masks to a loaded pipeline: reversibly (bit-exact restore) or for export.
 
-A mask for a site has the shape of that site's Linear weight; pruning sets W <- W * (1 - M).
+A mask for a site has the shape of that site's weight (its Linear's, or the neurons' column slice of
+it: ``models.sites.weight_of``); pruning sets W <- W * (1 - M) there and nowhere else.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from ..models.sites import catalogue, module_of
+from ..models.sites import catalogue, weight_of
 from ..store import accessor  # noqa: F401  (``masks.wb``)
 
 MaskLike = xr.DataTree | dict
@@ -36,10 +37,10 @@ class Pruner:
         for name, m in self.masks.items():
             if name not in by_name:
                 raise ValueError(f"the model has no site {name}: were these masks computed for another model?")
-            layer = module_of(pipe, by_name[name])
-            if tuple(layer.weight.shape) != m.shape:
-                raise ValueError(f"mask for {name} has shape {m.shape}, the weight {tuple(layer.weight.shape)}: another model?")
-            self._targets.append((layer, torch.from_numpy(m).to(layer.weight.device)))
+            w = weight_of(pipe, by_name[name])
+            if tuple(w.shape) != m.shape:
+                raise ValueError(f"mask for {name} has shape {m.shape}, the weight {tuple(w.shape)}: another model?")
+            self._targets.append((w, torch.from_numpy(m).to(w.device)))
         self._saved: list[torch.Tensor] | None = None
 
     @property
@@ -50,17 +51,17 @@ class Pruner:
     def apply(self) -> Pruner:
         if self.applied:
             raise RuntimeError("masks already applied: restore() first")
-        self._saved = [layer.weight[m].clone() for layer, m in self._targets]
-        for layer, m in self._targets:
-            layer.weight[m] = 0
+        self._saved = [w[m].clone() for w, m in self._targets]
+        for w, m in self._targets:
+            w[m] = 0
         return self
 
     @torch.no_grad()
     def restore(self) -> None:
         if not self.applied:
             return
-        for (layer, m), saved in zip(self._targets, self._saved):
-            layer.weight[m] = saved
+        for (w, m), saved in zip(self._targets, self._saved):
+            w[m] = saved
         self._saved = None
 
     def count(self) -> int:

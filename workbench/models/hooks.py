@@ -37,7 +37,8 @@ class StopForward(Exception):
 @dataclass(frozen=True)
 class DenoiserCall:
     """A denoiser call's arguments (diffusers' UNet: ``sample``, ``timestep``,
-    ``encoder_hidden_states``, SDXL's ``added_cond_kwargs``), positional or keyword."""
+    ``encoder_hidden_states``, SDXL's ``added_cond_kwargs``; its transformers: ``hidden_states``
+    for ``sample``), positional or keyword."""
 
     sample: Any
     timestep: Any
@@ -49,7 +50,8 @@ class DenoiserCall:
         def arg(i: int, name: str):
             return kwargs[name] if name in kwargs else (args[i] if len(args) > i else None)
 
-        return cls(arg(0, "sample"), arg(1, "timestep"), arg(2, "encoder_hidden_states"), kwargs.get("added_cond_kwargs"))
+        sample = arg(0, "hidden_states" if "hidden_states" in kwargs else "sample")
+        return cls(sample, arg(1, "timestep"), arg(2, "encoder_hidden_states"), kwargs.get("added_cond_kwargs"))
 
 
 @contextlib.contextmanager

@@ -78,22 +78,42 @@ SD_DEFAULTS = {"guidance": 7.5, "steps": 50}
 
 def generation_defaults(pipe) -> dict:
     """Guidance and steps a model is meant to be sampled with: its class's ``generation_defaults``
-    where it states them (the toy world, and any saved copy of it), else Stable Diffusion's."""
-    return {**SD_DEFAULTS, **getattr(type(pipe), "generation_defaults", {})}
+    where it states them (the toy world, and any saved copy of it), else its model family's
+    (Stable Diffusion's 50 steps at 7.5, FLUX.1-dev's 28 at 3.5, ...)."""
+    from .families import family_of
+
+    return {**SD_DEFAULTS, **family_of(pipe).defaults, **getattr(type(pipe), "generation_defaults", {})}
+
+
+def default_image_size(pipe) -> int:
+    """The image side a pipeline makes by default: its denoiser's sample size times the VAE's factor
+    (FLUX states it as ``default_sample_size``, in latents before its 2x2 packing)."""
+    from .families import denoiser_of
+
+    factor = getattr(pipe, "vae_scale_factor", 8)
+    if hasattr(pipe, "default_sample_size"):
+        return int(pipe.default_sample_size * factor)
+    return int(denoiser_of(pipe).config.sample_size * factor)
+
+
+def _weighted(pipe) -> dict[str, torch.nn.Module]:
+    """The components a store's sites can live in: the denoiser and the text encoders."""
+    from .families import family_of
+
+    family = family_of(pipe)
+    return {c: m for c in (family.denoiser, *family.text_encoders) if (m := getattr(pipe, c, None)) is not None}
 
 
 def model_hashes(pipe, dtype: torch.dtype | None = None) -> dict[str, str]:
     """The weights hash of each component a store's sites can live in (in ``dtype`` when given:
     the hashes a copy of these weights cast to it has)."""
-    return {
-        c: weights_hash(m, dtype) for c in ("unet", "text_encoder", "text_encoder_2") if (m := getattr(pipe, c, None)) is not None
-    }
+    return {c: weights_hash(m, dtype) for c, m in _weighted(pipe).items()}
 
 
 def model_digests(pipe) -> dict[str, str]:
     """The order-free digest of each component's weights (``weights_digest``), which a model folder's
     safetensors files give without building the model (``models.files.folder_digest``)."""
-    return {c: weights_digest(m) for c in ("unet", "text_encoder", "text_encoder_2") if (m := getattr(pipe, c, None)) is not None}
+    return {c: weights_digest(m) for c, m in _weighted(pipe).items()}
 
 
 def weights_digest(module: torch.nn.Module) -> str:

@@ -1,9 +1,13 @@
 """The site catalogue: hookable layers named by module path, selected by family, glob or callable.
 
-A *site* is the input of one ``nn.Linear`` in the UNet or a text encoder. Names are plain module
-paths (``down_blocks.0.attentions.0.transformer_blocks.0.ff.net.2``); text-encoder sites carry
-their component first (``text_encoder.text_model.encoder.layers.0.mlp.fc2``). Nothing here knows a
-particular model: families are suffix patterns over module paths.
+A *site* is the input of one ``nn.Linear`` in the denoiser (a UNet or a diffusion transformer) or a
+text encoder: its neurons are the Linear's input columns. Names are plain module paths
+(``down_blocks.0.attentions.0.transformer_blocks.0.ff.net.2``); text-encoder sites carry their
+component first (``text_encoder.text_model.encoder.layers.0.mlp.fc2``). Where a Linear's input holds
+more than neurons (FLUX's single-stream ``proj_out``), a site is a column slice of it, and where it
+sees [text, image] tokens together, one population of them; its name then ends in ``:image`` or
+``:text``. Nothing here knows a particular model: the model families (``models.families``) give
+the patterns.
 """
 
 from __future__ import annotations
@@ -16,28 +20,46 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # torch loads with the model, not with the store that names sites
     from torch import nn
 
-from .families import MODEL_FAMILIES, family_of
+from .families import MODEL_FAMILIES, SiteSpec, denoiser_of, family_of
+from .hooks import Hook
 
-#: the site families of every registered model family (name -> (component kind, glob)); a pipeline's
-#: own are its family's (``family_of(pipe).sites``)
-FAMILIES: dict[str, tuple[str, str]] = {n: v for spec in MODEL_FAMILIES.specs() for n, v in spec.sites.items()}
-TEXT_COMPONENTS = ("text_encoder", "text_encoder_2")
+#: the site families of every registered model family (name -> its SiteSpec, the first family's
+#: where two share a name); a pipeline's own are its family's (``family_of(pipe).sites``)
+FAMILIES: dict[str, SiteSpec] = {}
+for _spec in MODEL_FAMILIES.specs():
+    for _n, _v in _spec.sites.items():
+        FAMILIES.setdefault(_n, _v)
+TEXT_COMPONENTS = tuple(dict.fromkeys(c for spec in MODEL_FAMILIES.specs() for c in spec.text_encoders))
+#: the default site families, used when a pipeline's own cannot be asked (the UNets')
 DEFAULT = "ffn2"
 
 
 @dataclass(frozen=True)
 class Site:
-    """One hookable Linear: its name, family, owning component and input width (neurons)."""
+    """One hookable Linear: its name, family, owning component and input width (neurons).
+    ``cols``: the input columns [start, stop) that are its neurons (None: all); ``tokens``:
+    'image' or 'text' where the Linear sees both populations (None: all its tokens)."""
 
     name: str
     family: str
     component: str
     path: str
     width: int
+    cols: tuple[int, int] | None = None
+    tokens: str | None = None
 
     @property
     def is_text(self) -> bool:
         return self.component in TEXT_COMPONENTS
+
+    def info(self) -> dict:
+        """What a store keeps about the site (``site_info``)."""
+        out = {"family": self.family, "component": self.component, "width": self.width, "path": self.path}
+        if self.cols is not None:
+            out["cols"] = list(self.cols)
+        if self.tokens is not None:
+            out["tokens"] = self.tokens
+        return out
 
 
 def _components(pipe) -> dict[str, nn.Module]:
@@ -54,7 +76,7 @@ def _components(pipe) -> dict[str, nn.Module]:
 
 
 def catalogue(pipe) -> list[Site]:
-    """Every Linear of every site family of this pipeline's model family, in module order."""
+    """Every site of every site family of this pipeline's model family, in module order."""
     from torch import nn
 
     family = family_of(pipe)
@@ -63,11 +85,69 @@ def catalogue(pipe) -> list[Site]:
         for path, m in module.named_modules():
             if not isinstance(m, nn.Linear):
                 continue
-            for fam, (kind, pattern) in family.sites.items():
-                if (kind == "text") == (comp in family.text_encoders) and fnmatch.fnmatchcase(path, pattern):
-                    name = path if comp == family.denoiser else f"{comp}.{path}"
-                    sites.append(Site(name, fam, comp, path, m.in_features))
+            for fam, spec in family.sites.items():
+                if (spec.kind == "text") == (comp in family.text_encoders) and fnmatch.fnmatchcase(path, spec.glob):
+                    sites.append(_site(comp, family.denoiser, path, m, fam, spec))
     return sites
+
+
+def _site(comp: str, denoiser: str, path: str, m: nn.Linear, fam: str, spec: SiteSpec) -> Site:
+    """The Site a SiteSpec makes of one Linear."""
+    name = path if comp == denoiser else f"{comp}.{path}"
+    cols = None
+    if spec.columns == "tail":
+        cols = (m.out_features, m.in_features)
+    elif spec.columns is not None:
+        raise ValueError(f"site family {fam!r}: unknown columns {spec.columns!r} (None or 'tail')")
+    if spec.tokens is not None:
+        if spec.tokens not in ("image", "text"):
+            raise ValueError(f"site family {fam!r}: unknown tokens {spec.tokens!r} (None, 'image' or 'text')")
+        name = f"{name}:{spec.tokens}"
+    width = m.in_features if cols is None else cols[1] - cols[0]
+    return Site(name, fam, comp, path, width, cols, spec.tokens)
+
+
+def default_sites(pipe) -> str | tuple[str, ...]:
+    """The site families the paper's method uses on this pipeline (its family's ``default_site``)."""
+    return family_of(pipe).default_site
+
+
+def neuron_input(site: Site, x, text_tokens: int | None = None):
+    """The site's neurons' part of its Linear's input x: (rows, tokens, width)."""
+    if x.dim() == 2:
+        x = x[:, None]
+    if site.cols is not None:
+        x = x[..., site.cols[0] : site.cols[1]]
+    if site.tokens is not None:
+        if text_tokens is None:
+            raise RuntimeError(f"{site.name}: the text-token count of its block was not seen (hook it with site_hooks)")
+        x = x[:, text_tokens:] if site.tokens == "image" else x[:, :text_tokens]
+    return x
+
+
+def site_hooks(pipe, sites: list[Site], fn) -> list[Hook]:
+    """Forward pre-hooks calling ``fn(site, x)`` with each site's neurons' input (``neuron_input``);
+    a site that splits tokens gets the text-token count from its block's ``encoder_hidden_states``."""
+    seen: dict[str, int] = {}
+    spec: list[Hook] = []
+    blocks = {s.path.rpartition(".")[0] for s in sites if s.tokens is not None}
+    for block in sorted(blocks):
+
+        def count(module, args, kwargs, block=block):  # the block's (hidden_states, encoder_hidden_states, ...)
+            seen[block] = (kwargs["encoder_hidden_states"] if "encoder_hidden_states" in kwargs else args[1]).shape[1]
+
+        owner = next(s.component for s in sites if s.path.rpartition(".")[0] == block)
+        spec.append(Hook(getattr(pipe, owner).get_submodule(block), count, pre=True, with_kwargs=True))
+
+    def make(site: Site):
+        block = site.path.rpartition(".")[0]
+
+        def hook(module, args):
+            fn(site, neuron_input(site, args[0], seen.get(block)))
+
+        return hook
+
+    return spec + [Hook(module_of(pipe, s), make(s), pre=True) for s in sites]
 
 
 SiteFilter = str | Iterable[str] | Callable[[str], bool] | None
@@ -78,7 +158,7 @@ def select(pipe, sites: SiteFilter = DEFAULT) -> list[Site]:
     either, or a callable on names (like TransformerLens's names_filter); None means the default."""
     every = catalogue(pipe)
     if sites is None:
-        sites = DEFAULT
+        sites = default_sites(pipe)
     if callable(sites):
         chosen = [s for s in every if sites(s.name)]
     else:
@@ -121,11 +201,12 @@ def check_weights(pipe, provenance: dict, allow_other_weights: bool = False) -> 
 
     recorded = dict(provenance.get("weights_hash") or {})
     dtype = recorded_dtype(provenance)
-    now = model_hashes(pipe, dtype=None if pipe.unet.dtype == dtype else dtype)
+    own = denoiser_of(pipe).dtype
+    now = model_hashes(pipe, dtype=None if own == dtype else dtype)
     differ = [c for c in recorded if recorded[c] != now.get(c)]
     if differ and not allow_other_weights:
         c = differ[0]
-        cast = "" if pipe.unet.dtype == dtype else f", compared in the store's {str(dtype).removeprefix('torch.')}"
+        cast = "" if own == dtype else f", compared in the store's {str(dtype).removeprefix('torch.')}"
         raise ValueError(
             f"the store was recorded with other weights than this model's ({c}: store {str(recorded[c])[:12]}, "
             f"model {str(now.get(c))[:12]}{cast}): pass the model it was recorded with ({provenance.get('model_id')!r}), "
@@ -137,6 +218,26 @@ def check_weights(pipe, provenance: dict, allow_other_weights: bool = False) -> 
 def module_of(pipe, site: Site) -> nn.Linear:
     """The Linear a site names."""
     return getattr(pipe, site.component).get_submodule(site.path)
+
+
+def weight_of(pipe, site: Site):
+    """The site's neurons' columns of its Linear's weight (out, width): a view, so writing into it
+    writes the Linear (pruning a single-stream neuron touches only its MLP column)."""
+    w = module_of(pipe, site).weight
+    return w if site.cols is None else w[:, site.cols[0] : site.cols[1]]
+
+
+def full_mask(site: Site, mask, shape: tuple[int, int]):
+    """A site's mask (out, width) placed in its whole Linear's weight (out, in_features): False
+    outside the neurons' columns."""
+    import torch
+
+    m = torch.as_tensor(mask).bool()
+    if site.cols is None:
+        return m
+    out = torch.zeros(shape, dtype=torch.bool)
+    out[:, site.cols[0] : site.cols[1]] = m
+    return out
 
 
 def weights_of(pipe, sites, allow_other_weights: bool = False) -> dict:
@@ -157,6 +258,6 @@ def weights_of(pipe, sites, allow_other_weights: bool = False) -> dict:
         raise ValueError(f"the model has no site {missing[0]}: was the store recorded with another model?")
     out = {}
     for n in names:
-        w = module_of(pipe, by_name[n]).weight.detach()
+        w = weight_of(pipe, by_name[n]).detach()
         out[n] = (w if dtype is None else w.to(dtype)).float().cpu().numpy()
     return out

@@ -10,8 +10,10 @@ reduced on its own device in float32 to
 
 No host sync happens per call and no activation leaves the device; ``result()`` copies the
 reduced statistics once, after the pipeline call. With classifier-free guidance the batch is
-[uncond, cond] (diffusers' order), split into the ``branch`` dimension. Text-encoder sites run once
-per prompt encoding, cond first, then uncond; they have no step dimension.
+[uncond, cond] (diffusers' order), split into the ``branch`` dimension; a guidance-distilled model
+(FLUX.1) calls its denoiser once per step: one branch, 'cond'. Text-encoder sites run once per
+prompt encoding, cond first, then uncond; they have no step dimension. Timesteps are stored in the
+scheduler's units (FLUX's pipeline hands its transformer t / 1000: multiplied back).
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..models.families import family_of
 from ..models.hooks import DenoiserCall, Hook, hooks
-from ..models.sites import Site, SiteFilter, module_of, select
+from ..models.sites import Site, SiteFilter, select, site_hooks
 from .batch import Recording
 
 STATS = ("sumsq", "sumsq_unit", "sum", "absmax")
@@ -59,7 +62,7 @@ class Recorder:
     >>> rec.result(n_prompts=len(prompts), cfg=True)
     """
 
-    def __init__(self, pipe, sites: SiteFilter = "ffn2", stats: Sequence[str] = DEFAULT_STATS):
+    def __init__(self, pipe, sites: SiteFilter = None, stats: Sequence[str] = DEFAULT_STATS):
         unknown = [s for s in stats if s not in STATS]
         if unknown or not stats:
             raise ValueError(f"unknown statistic(s) {unknown or stats}: choose from {STATS}")
@@ -75,26 +78,19 @@ class Recorder:
         self._tokens: dict[str, int] = {}
 
     # -- hooks -------------------------------------------------------------------------------
-    def _unet_hook(self, module, args, kwargs):
+    def _denoiser_hook(self, module, args, kwargs):
         t = torch.as_tensor(DenoiserCall.of(args, kwargs).timestep).detach().reshape(-1)[:1].clone()
-        self._timesteps.append(t)
+        self._timesteps.append(t * self._family.timestep_scale)
 
-    def _site_hook(self, site: Site):
-        calls = self._calls[site.name]
-
-        def hook(module, args):
-            x = args[0]
-            if x.dim() == 2:
-                x = x[:, None]
-            self._tokens[site.name] = x.shape[1]
-            calls.append(reduce_tokens(x.detach(), self.stats))
-
-        return hook
+    def _site_hook(self, site: Site, x: torch.Tensor) -> None:
+        self._tokens[site.name] = x.shape[1]
+        self._calls[site.name].append(reduce_tokens(x.detach(), self.stats))
 
     def __enter__(self) -> Recorder:
         self.reset()
-        spec = [Hook(self.pipe.unet, self._unet_hook, pre=True, with_kwargs=True)]
-        spec += [Hook(module_of(self.pipe, site), self._site_hook(site), pre=True) for site in self.sites]
+        self._family = family_of(self.pipe)
+        spec = [Hook(getattr(self.pipe, self._family.denoiser), self._denoiser_hook, pre=True, with_kwargs=True)]
+        spec += site_hooks(self.pipe, self.sites, self._site_hook)
         self._stack.enter_context(hooks(*spec))  # a failed registration removes the ones before it
         return self
 
@@ -125,7 +121,7 @@ class Recorder:
                     per_stat[stat] = full.permute(1, 0, 2).contiguous().numpy()
                 else:
                     if len(calls) != steps:
-                        raise RuntimeError(f"site {site.name} ran {len(calls)} times in {steps} UNet calls")
+                        raise RuntimeError(f"site {site.name} ran {len(calls)} times in {steps} denoiser calls")
                     x = torch.stack([c[stat] for c in calls])  # (steps, rows, neurons)
                     if x.shape[1] != nb * n_prompts:
                         raise RuntimeError(f"site {site.name} saw {x.shape[1]} rows, expected {nb} x {n_prompts}")
@@ -136,10 +132,17 @@ class Recorder:
         return Recording(out, ts, dict(self._tokens), branches)
 
 
+def uses_cfg(pipe, guidance: float) -> bool:
+    """Whether a run at ``guidance`` batches [uncond, cond] (classifier-free guidance): guidance
+    above 1 on a model that is not guidance-distilled."""
+    return guidance > 1.0 and not family_of(pipe).distilled(pipe)
+
+
 def run_pipe(pipe, texts: list[str], seeds: list[int], steps: int, guidance: float, size: int | None = None):
     """One generation call with one CPU generator per prompt (device-independent noise)."""
     gens = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
     kwargs = dict(prompt=texts, num_inference_steps=steps, guidance_scale=guidance, generator=gens, output_type="latent")
+    kwargs.update(family_of(pipe).call)
     if size is not None:
         kwargs.update(height=size, width=size)
     return pipe(**kwargs)
@@ -149,12 +152,9 @@ def capture_inputs(pipe, sites: SiteFilter, fn) -> dict[str, list[torch.Tensor]]
     """Raw inputs of the chosen sites during ``fn()`` (for tests and activation maps: memory-hungry)."""
     raw: dict[str, list[torch.Tensor]] = {}
 
-    def make(name):
-        def hook(module: nn.Module, args):
-            raw.setdefault(name, []).append(args[0].detach().float().cpu().clone())
+    def keep(site: Site, x: torch.Tensor) -> None:
+        raw.setdefault(site.name, []).append(x.detach().float().cpu().clone())
 
-        return hook
-
-    with hooks(*(Hook(module_of(pipe, s), make(s.name), pre=True) for s in select(pipe, sites))):
+    with hooks(*site_hooks(pipe, select(pipe, sites), keep)):
         fn()
     return raw

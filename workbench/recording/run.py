@@ -16,13 +16,14 @@ import numpy as np
 import torch
 import zarr
 
-from ..models.loading import generation_defaults, model_digests, model_hashes, model_id
+from ..models.families import denoiser_of, family_of
+from ..models.loading import default_image_size, generation_defaults, model_digests, model_hashes, model_id
 from ..models.sites import SiteFilter, select
 from ..models.slots import Slots, injecting
 from ..prompts import PromptSet
 from ..store import StoreError, StoreWriter, WriterLock, jsonable
 from ..store.lock import live_shards, shard_lock
-from .hooks import DEFAULT_STATS, Recorder, run_pipe
+from .hooks import DEFAULT_STATS, Recorder, run_pipe, uses_cfg
 
 DEFAULT_STORES = Path("stores")
 
@@ -41,7 +42,9 @@ def provenance(pipe, steps: int, guidance: float, size: int | None) -> dict:
     """What a store must remember about how it was recorded."""
     hashes = model_hashes(pipe)
     sched = pipe.scheduler
-    image_size = size or getattr(pipe, "image_size", None) or pipe.unet.config.sample_size * getattr(pipe, "vae_scale_factor", 8)
+    den = denoiser_of(pipe)
+    image_size = size or getattr(pipe, "image_size", None) or default_image_size(pipe)
+    family = family_of(pipe)
     return {
         "model_id": model_id(pipe),
         "pipeline": type(pipe).__name__,
@@ -50,9 +53,11 @@ def provenance(pipe, steps: int, guidance: float, size: int | None) -> dict:
         "scheduler": {"class": type(sched).__name__, **{k: jsonable(v) for k, v in dict(sched.config).items()}},
         "steps": steps,
         "guidance": guidance,
+        "guidance_mode": "distilled" if family.distilled(pipe) else ("cfg" if uses_cfg(pipe, guidance) else "none"),
+        "model_family": family.name,
         "image_size": int(image_size),
-        "dtype": str(pipe.unet.dtype).replace("torch.", ""),
-        "device": str(pipe.unet.device),
+        "dtype": str(den.dtype).replace("torch.", ""),
+        "device": str(den.device),
         "seeds": "one torch.Generator('cpu') per prompt, seeded with the prompt's seed; paired target/reference prompts share seeds",
         "packages": _versions(),
     }
@@ -62,7 +67,7 @@ def record(
     pipe,
     prompts: PromptSet,
     out: str | Path,
-    sites: SiteFilter = "ffn2",
+    sites: SiteFilter = None,
     steps: int | None = None,
     guidance: float | None = None,
     batch_size: int = 8,
@@ -286,7 +291,7 @@ def _record_prompts(
     done = writer.done()
     todo = sorted(i for i in set(index) if not done[i])
     stored = writer.prompts()
-    cfg = guidance > 1.0
+    cfg = uses_cfg(pipe, guidance)
     # batches follow store chunks, so two batches never write the same chunk
     batches: dict[int, list[int]] = {}
     for i in todo:

@@ -73,7 +73,7 @@ class StoreWriter:
         group = zarr.open_group(str(tmp), mode="w", zarr_format=3)
         group.attrs.update(
             {"workbench_schema": SCHEMA, "provenance": provenance, "sites": [s.name for s in sites], "stats": list(stats),
-             "site_info": {s.name: {"family": s.family, "component": s.component, "width": s.width} for s in sites},
+             "site_info": {s.name: s.info() for s in sites},
              "chunk": chunk, "n_prompts": 0, "complete": False, "created": now(), "updated": now()}
         )  # fmt: skip
         for name, dtype in (("prompt", "int64"), ("seed", "int64"), ("done", "bool"), ("text", str), ("set", str)):

@@ -15,19 +15,44 @@ from ...registry import Registry
 
 
 @dataclass(frozen=True)
+class SiteSpec:
+    """One site family: the Linears of a component kind ('denoiser' or 'text') whose module paths
+    match ``glob``. ``columns``: where a Linear's input holds more than neurons, which input
+    columns are the neurons ('tail': the last in_features - out_features, FLUX's single-stream
+    ``proj_out`` over [attention output, MLP output]). ``tokens``: where the Linear sees its block's
+    [text tokens, image tokens] concatenation (the block's ``encoder_hidden_states`` first, as
+    FLUX's single-stream blocks do), which population this site keeps: 'image' or 'text'."""
+
+    kind: str
+    glob: str
+    columns: str | None = None
+    tokens: str | None = None
+    help: str = ""
+
+
+@dataclass(frozen=True)
 class ModelFamily:
-    """One family of models (module docstring). ``sites``: family name -> (component kind, glob),
-    the kind 'denoiser' or 'text'; ``groups``: an eraser's parameter group -> predicate on the
-    denoiser's parameter names; ``default_site``: the family of sites the paper's method uses."""
+    """One family of models (module docstring). ``sites``: family name -> its ``SiteSpec``;
+    ``groups``: an eraser's parameter group -> predicate on the denoiser's parameter names;
+    ``default_site``: the site families the paper's method uses on it; ``distilled``: guidance is
+    an embedding (FLUX.1-dev): one denoiser call per step, one branch; ``defaults``: its sampling
+    steps and guidance; ``call``: extra keyword arguments its pipeline needs for our runs;
+    ``timestep_scale``: what the denoiser's timestep argument is multiplied by to give the
+    scheduler's timestep (FLUX's pipeline passes t / 1000)."""
 
     name: str
     help: str
     detect: Callable[[object], bool]
     denoiser: str
     text_encoders: tuple[str, ...]
-    sites: dict[str, tuple[str, str]]
+    sites: dict[str, SiteSpec]
     groups: dict[str, Callable[[str], bool]] = field(default_factory=dict)
-    default_site: str = "ffn2"
+    default_site: str | tuple[str, ...] = "ffn2"
+    distilled: Callable[[object], bool] = lambda pipe: False
+    defaults: dict = field(default_factory=lambda: {"guidance": 7.5, "steps": 50})
+    call: dict = field(default_factory=dict)
+    timestep_scale: float = 1.0
+    flow: bool = False
     order: int = 100
 
 
@@ -45,4 +70,19 @@ def family_of(pipe) -> ModelFamily:
     )
 
 
-__all__ = ["MODEL_FAMILIES", "ModelFamily", "family_of"]
+def denoiser_of(pipe):
+    """The pipeline's denoiser module (``pipe.unet``, ``pipe.transformer``), by its family."""
+    return getattr(pipe, family_of(pipe).denoiser)
+
+
+def transformer_class_is(*names: str) -> Callable[[object], bool]:
+    """A ``detect`` for pipelines whose ``transformer`` is (a subclass of) one of these classes."""
+
+    def detect(pipe) -> bool:
+        t = getattr(pipe, "transformer", None)
+        return t is not None and any(c.__name__ in names for c in type(t).__mro__)
+
+    return detect
+
+
+__all__ = ["MODEL_FAMILIES", "ModelFamily", "SiteSpec", "denoiser_of", "family_of", "transformer_class_is"]

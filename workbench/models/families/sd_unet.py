@@ -8,7 +8,7 @@ matrices, ESD-u everything else.
 
 from __future__ import annotations
 
-from . import ModelFamily
+from . import ModelFamily, SiteSpec
 
 SPEC = ModelFamily(
     name="sd-unet",
@@ -17,11 +17,11 @@ SPEC = ModelFamily(
     denoiser="unet",
     text_encoders=("text_encoder", "text_encoder_2"),
     sites={
-        "ffn2": ("denoiser", "*.ff.net.2"),
-        "ffn1": ("denoiser", "*.ff.net.0.proj"),
-        "attn2.to_k": ("denoiser", "*.attn2.to_k"),
-        "attn2.to_v": ("denoiser", "*.attn2.to_v"),
-        "text.fc2": ("text", "*.mlp.fc2"),
+        "ffn2": SiteSpec("denoiser", "*.ff.net.2", help="the FFN's down projection (the paper's neurons)"),
+        "ffn1": SiteSpec("denoiser", "*.ff.net.0.proj", help="the FFN's GEGLU projection"),
+        "attn2.to_k": SiteSpec("denoiser", "*.attn2.to_k", help="cross-attention keys"),
+        "attn2.to_v": SiteSpec("denoiser", "*.attn2.to_v", help="cross-attention values"),
+        "text.fc2": SiteSpec("text", "*.mlp.fc2", help="the text encoders' MLP down projections"),
     },
     groups={
         "esd-x": lambda name: ".attn2." in name,

@@ -1,0 +1,32 @@
+"""PixArt-Alpha / Sigma: a DiT of ``BasicTransformerBlock``s (self-attention, cross-attention to
+T5, an FFN) with adaLN-single; classifier-free guidance on epsilon (a DPM solver). Its blocks are
+the UNet's transformer blocks, so its sites and groups read as SD's: the FFN down projection
+(``mlp``), cross-attention (``attn2``) for ESD-x and AC.
+"""
+
+from __future__ import annotations
+
+from . import ModelFamily, SiteSpec, transformer_class_is
+
+SPEC = ModelFamily(
+    name="pixart",
+    help="PixArt-Alpha / Sigma DiTs (cross-attention to T5, classifier-free guidance, epsilon)",
+    detect=transformer_class_is("PixArtTransformer2DModel"),
+    denoiser="transformer",
+    text_encoders=("text_encoder",),
+    sites={
+        "mlp": SiteSpec("denoiser", "transformer_blocks.*.ff.net.2", help="the FFN's down projection (image tokens)"),
+        "attn2.to_k": SiteSpec("denoiser", "*.attn2.to_k", help="cross-attention keys"),
+        "attn2.to_v": SiteSpec("denoiser", "*.attn2.to_v", help="cross-attention values"),
+        "text.t5": SiteSpec("text", "*.DenseReluDense.wo", help="T5's FFN down projections"),
+    },
+    groups={
+        "esd-x": lambda name: ".attn2." in name,
+        "esd-x-kv": lambda name: ".attn2.to_k." in name or ".attn2.to_v." in name,
+        "esd-u": lambda name: ".attn2." not in name,
+    },
+    default_site="mlp",
+    defaults={"guidance": 4.5, "steps": 20},
+    call={"use_resolution_binning": False, "clean_caption": False},
+    order=30,
+)

@@ -1,0 +1,35 @@
+"""Stable Diffusion 3 / 3.5: an MMDiT of joint blocks, each with an FFN on the image tokens
+(``ff``) and one on the text tokens (``ff_context``; the last block's text stream is pre-only and
+has none). Two CLIP encoders and T5; classifier-free guidance (batch [uncond, cond]); flow matching.
+
+Erasers' groups as FLUX's (models/families/flux.py): the text stream's attention projections stand
+in for ESD-x's cross-attention, ``add_k_proj`` / ``add_v_proj`` for AC's key/value pair.
+"""
+
+from __future__ import annotations
+
+from . import ModelFamily, SiteSpec, transformer_class_is
+from .flux import TEXT_ATTN, TEXT_KV
+
+SPEC = ModelFamily(
+    name="sd3",
+    help="Stable Diffusion 3 / 3.5 MMDiTs (joint blocks, classifier-free guidance, flow matching)",
+    detect=transformer_class_is("SD3Transformer2DModel"),
+    denoiser="transformer",
+    text_encoders=("text_encoder", "text_encoder_2", "text_encoder_3"),
+    sites={
+        "mlp": SiteSpec("denoiser", "transformer_blocks.*.ff.net.2", help="joint block FFN down projection, image tokens"),
+        "mlp.text": SiteSpec("denoiser", "transformer_blocks.*.ff_context.net.2", help="joint block FFN down projection, text tokens"),
+        "text.fc2": SiteSpec("text", "*.mlp.fc2", help="the CLIP encoders' MLP down projections"),
+        "text.t5": SiteSpec("text", "*.DenseReluDense.wo", help="T5's FFN down projections"),
+    },
+    groups={
+        "esd-x": lambda name: any(k in name for k in TEXT_ATTN),
+        "esd-x-kv": lambda name: any(k in name for k in TEXT_KV),
+        "esd-u": lambda name: not any(k in name for k in TEXT_ATTN),
+    },
+    default_site="mlp",
+    defaults={"guidance": 7.0, "steps": 28},
+    flow=True,
+    order=20,
+)
