@@ -140,7 +140,9 @@ def cmd_masks(args) -> int:
     d = density(masks, total_params=total)
     for site, frac in zip(d["site"].values, d["density"].values):
         print(f"{frac:8.4%}  {site}")
-    print(f"{float(d['overall']):8.4%}  of the masked sites' weights; {float(d['of_model']):.4%} of all the denoiser's parameters")
+    print(
+        f"{float(d['overall']):8.4%}  of the masked sites' weights; {float(d['of_model']):.4%} of all the denoiser's parameters"
+    )
     print(out)
     return 0
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..models.families import denoiser_of, family_of
 from ..models.loading import model_hashes
 from .methods import ERASERS, MASKS, WEIGHTS
 from .prune import pruned
@@ -124,10 +125,15 @@ def check_model(pipe, edit: Edit) -> None:
     """Refuse an edit made for other weights: every component hash the edit records (the UNet and
     the text encoders) must be this pipeline's, since an edit is trained through the text encoder
     too (the language toy world shares the original's UNet, not its text encoder)."""
+    family = family_of(pipe).name
+    made_on = edit.info.get("model_family")
+    if made_on is not None and made_on != family:
+        raise ValueError(f"this edit ({edit.method}) was made on a {made_on} model and this is a {family} model: load the "
+                         "model it was made for (its edit.json names it), or make the edit again on this one")  # fmt: skip
     want = edit.info.get("weights_hash") or {}
     have = model_hashes(pipe)
-    for part in ("unet", "text_encoder", "text_encoder_2"):
-        if part in want and part in have and want[part] != have[part]:
+    for part in want:
+        if part in have and want[part] != have[part]:
             raise ValueError(
                 f"this edit ({edit.method}) was made for other weights ({part}: edit {want[part][:12]}, model {have[part][:12]}): "
                 "load the model it was made for (its edit.json names it), or make the edit again on this model"
@@ -142,12 +148,12 @@ def applied(pipe, edit: Edit | str | Path, check: bool = True):
     if check:
         check_model(pipe, edit)
     saved: dict[str, torch.Tensor] = {}
-    named = dict(pipe.unet.named_parameters())
+    named = dict(denoiser_of(pipe).named_parameters())
     try:
         with torch.no_grad():
             for k, v in (edit.weights or {}).items():
                 if k not in named or named[k].shape != v.shape:
-                    raise ValueError(f"the edit's parameter {k} does not fit this UNet: was it made for another model?")
+                    raise ValueError(f"the edit's parameter {k} does not fit this denoiser: was it made for another model?")
                 saved[k] = named[k].detach().clone()
                 named[k].copy_(v.to(named[k].device, named[k].dtype))
         if edit.masks is not None:

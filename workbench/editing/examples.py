@@ -48,11 +48,20 @@ class Examples:
     target: torch.Tensor  # (E, C, H, W) what the edited model should predict
     #: (E, C, H, W) the frozen model's own prediction for the concept prompt (None where training needs none)
     frozen: torch.Tensor | None
-    #: the UNet's extra conditioning per example (SDXL: pooled text_embeds and time_ids), or None
+    #: the denoiser's extra conditioning per example (SDXL: pooled text_embeds and time_ids; a
+    #: transformer's pooled projection and guidance embedding), or None
     added: dict[str, torch.Tensor] | None = None
+    #: the denoiser's inputs without a batch row, the same for every example (FLUX's position ids)
+    shared: dict | None = None
 
     def __len__(self) -> int:
         return self.x.shape[0]
+
+    def shared_on(self, device=None) -> dict | None:
+        """``shared`` on ``device``."""
+        if not self.shared or device is None:
+            return self.shared
+        return {k: v.to(device) if torch.is_tensor(v) else v for k, v in self.shared.items()}
 
     def added_at(self, idx, device=None) -> dict | None:
         """``added_cond_kwargs`` for the examples ``idx`` (None for models without)."""
@@ -63,78 +72,114 @@ class Examples:
     def take(self, idx) -> Examples:
         """The examples ``idx`` as a new set."""
         frozen = None if self.frozen is None else self.frozen[idx]
-        return Examples(self.x[idx], self.t[idx], self.cond[idx], self.target[idx], frozen, self.added_at(idx))
+        return Examples(self.x[idx], self.t[idx], self.cond[idx], self.target[idx], frozen, self.added_at(idx), self.shared)
 
     @staticmethod
     def cat(parts: Sequence[Examples]) -> Examples:
         """One set of several, in order."""
         out = {f.name: None if any(getattr(p, f.name) is None for p in parts) else torch.cat([getattr(p, f.name) for p in parts])
-               for f in fields(Examples) if f.name != "added"}  # fmt: skip
+               for f in fields(Examples) if f.name not in ("added", "shared")}  # fmt: skip
         added = {k: torch.cat([p.added[k] for p in parts]) for k in parts[0].added} if parts[0].added else None
-        return Examples(**out, added=added)
+        return Examples(**out, added=added, shared=parts[0].shared)
 
 
-def _unet_calls(pipe, texts: list[str], seeds: list[int], steps: int, guidance: float, stop: int | None = None) -> list[tuple]:
-    """(sample, timestep, encoder_hidden_states, prediction, added_cond_kwargs) of every UNet call of
-    one generation (the last None for models without extra conditioning); with ``stop``, only the
-    first ``stop`` calls (the generation is cut there)."""
-    from ..models.hooks import DenoiserCall, Hook, StopForward, hooks
+def _denoiser_calls(pipe, texts: list[str], seeds: list[int], steps: int, guidance: float, stop: int | None = None,
+                    size: int | None = None) -> list:  # fmt: skip
+    """Every denoiser call of one generation (``models.denoise.Captured``) at image side ``size``
+    (None: the model's own); with ``stop``, only the first ``stop`` calls (the generation is cut there)."""
+    from ..models.denoise import capture
+    from ..models.families import denoiser_of
+    from ..models.hooks import Hook, StopForward, hooks
     from ..recording.hooks import run_pipe
 
     calls = []
 
     def hook(module, args, kwargs, out):
-        c = DenoiserCall.of(args, kwargs)
-        pred = out[0] if isinstance(out, tuple) else out.sample
-        added = {k: v.detach() for k, v in c.added.items()} if c.added else None
-        calls.append((c.sample.detach(), torch.as_tensor(c.timestep).detach(), c.context.detach(), pred.detach(), added))
+        calls.append(capture(pipe, args, kwargs, out))
         if stop is not None and len(calls) >= stop:
             raise StopForward
 
-    with hooks(Hook(pipe.unet, hook, with_kwargs=True), stop=True), torch.no_grad():
-        run_pipe(pipe, texts, seeds, steps, guidance)
+    with hooks(Hook(denoiser_of(pipe), hook, with_kwargs=True), stop=True), torch.no_grad():
+        run_pipe(pipe, texts, seeds, steps, guidance, size)
     return calls
 
 
 def _sampling(pipe, steps: int | None, guidance: float | None) -> tuple[int, float]:
+    from ..models.families import family_of
     from ..models.loading import generation_defaults
 
     d = generation_defaults(pipe)
     steps = d["steps"] if steps is None else steps
     guidance = d["guidance"] if guidance is None else guidance
-    if guidance <= 1.0:
+    if guidance <= 1.0 and not family_of(pipe).distilled(pipe):
         raise ValueError(f"guidance={guidance}: ESD and AC need the empty prompt's prediction, so sample with guidance > 1")
     return steps, guidance
 
 
-def _split(call: tuple, n: int, eta: float) -> Examples:
-    """The cond half of one CFG call as examples with ESD's target."""
-    sample, t, ehs, pred, extra = call
-    uncond, cond = pred[:n], pred[n:]
-    added = {k: v[n:].cpu() for k, v in extra.items()} if extra else None
-    t = t.expand(n) if t.dim() == 0 else t[n:]
+def _rows(part, lo: int):
+    """Rows ``lo:`` of a tensor or of each tensor of a dict (None stays None)."""
+    if part is None:
+        return None
+    if isinstance(part, dict):
+        return {k: v[lo:].cpu() for k, v in part.items()}
+    return part[lo:].cpu()
+
+
+def _split(pipe, call, n: int, eta: float) -> Examples:
+    """One denoiser call's concept rows as examples with ESD's target. With classifier-free guidance
+    the batch is [uncond, cond]; a guidance-distilled model (FLUX.1) makes one call per step, so the
+    empty prompt's prediction at the same x_t is one more call (``_null``)."""
+    from ..models.families import family_of
+
+    t = call.timestep.expand(call.sample.shape[0]) if call.timestep.dim() == 0 else call.timestep
+    if family_of(pipe).distilled(pipe):
+        cond = call.prediction
+        uncond = _null(pipe, call)
+        lo = 0
+    else:
+        lo = call.sample.shape[0] - n
+        uncond, cond = call.prediction[:lo], call.prediction[lo:]
     # kept on the CPU: a batch moves to the model's device when used (SD-size sets stay out of GPU memory)
-    return Examples(sample[n:].cpu(), t.cpu(), ehs[n:].cpu(), (uncond - eta * (cond - uncond)).cpu(), cond.cpu(), added)
-
-
-def conditioning(pipe, texts: list[str], guidance: float = 2.0) -> tuple[torch.Tensor, dict | None]:
-    """The UNet's text conditioning of each prompt (and SDXL's extra conditioning), from one call.
-    The call runs with classifier-free guidance (a ``guidance`` of 1 or less would leave out the
-    unconditional half this splits off; the embeddings do not depend on its value)."""
-    guidance = guidance if guidance > 1 else 2.0
-    _, _, ehs, _, extra = _unet_calls(pipe, texts, [0] * len(texts), 1, guidance, stop=1)[0]
-    n = len(texts)
-    return ehs[n:], ({k: v[n:] for k, v in extra.items()} if extra else None)
+    return Examples(call.sample[lo:].cpu(), t[lo:].cpu(), call.context[lo:].cpu(), (uncond - eta * (cond - uncond)).cpu(),
+                    cond.cpu(), _rows(call.added, lo), call.shared)  # fmt: skip
 
 
 @torch.no_grad()
-def _frozen(pipe, x, t, cond, added, batch: int = 32) -> torch.Tensor:
-    dev = next(pipe.unet.parameters()).device
+def _null(pipe, call) -> torch.Tensor:
+    """The frozen prediction for the empty prompt at a call's x_t (its other inputs unchanged):
+    what stands in for the unconditional branch of a guidance-distilled model, as the ESD
+    reference's FLUX script does (rohitgandikota/erasing ``esd_flux``: the empty prompt's
+    prediction at the sampled x_t). The guidance embedding stays the sampling call's (that script
+    samples x_t at 3.5 and predicts at 1.0; docs/transformers.md)."""
+    from ..models.denoise import predict
+
+    n = call.sample.shape[0]
+    empty, extra = conditioning(pipe, [""])
+    added = dict(call.added or {})
+    added.update({k: v.expand(n, *v.shape[1:]) for k, v in (extra or {}).items() if k != "guidance"})
+    return predict(pipe, call.sample, call.timestep, empty.to(call.context).expand(n, *empty.shape[1:]), added, call.shared)
+
+
+def conditioning(pipe, texts: list[str], guidance: float = 2.0) -> tuple[torch.Tensor, dict | None]:
+    """The denoiser's text conditioning of each prompt (and its per-row extra conditioning), from one
+    call. A model with classifier-free guidance runs it with guidance (a ``guidance`` of 1 or less
+    would leave out the unconditional half this splits off; the embeddings do not depend on its value)."""
+    guidance = guidance if guidance > 1 else 2.0
+    call = _denoiser_calls(pipe, texts, [0] * len(texts), 1, guidance, stop=1)[0]
+    lo = call.sample.shape[0] - len(texts)
+    return call.context[lo:], ({k: v[lo:] for k, v in call.added.items()} if call.added else None)
+
+
+@torch.no_grad()
+def _frozen(pipe, x, t, cond, added, shared=None, batch: int = 32) -> torch.Tensor:
+    from ..models.denoise import device_of, predict
+
+    dev = device_of(pipe)
     out = []
     for i in range(0, len(x), batch):
         a = None if added is None else {k: v[i : i + batch].to(dev) for k, v in added.items()}
-        out.append(pipe.unet(x[i : i + batch].to(dev), t[i : i + batch].to(dev), encoder_hidden_states=cond[i : i + batch].to(dev),
-                             added_cond_kwargs=a).sample.cpu())  # fmt: skip
+        sh = None if not shared else {k: v.to(dev) if torch.is_tensor(v) else v for k, v in shared.items()}
+        out.append(predict(pipe, x[i : i + batch].to(dev), t[i : i + batch].to(dev), cond[i : i + batch].to(dev), a, sh).cpu())
     return torch.cat(out)
 
 
@@ -148,6 +193,7 @@ def frozen_examples(
     eta: float = 1.0,
     steps: int | None = None,
     guidance: float | None = None,
+    size: int | None = None,
 ) -> Examples:
     """Sample the concept prompts with the frozen model and build every training example once.
 
@@ -160,23 +206,24 @@ def frozen_examples(
         raise ValueError("no concept prompts: give at least one")
     steps, guidance = _sampling(pipe, steps, guidance)
     n = len(prompts)
-    ex = Examples.cat([_split(call, n, eta) for call in _unet_calls(pipe, list(prompts), list(seeds), steps, guidance)])
+    calls = _denoiser_calls(pipe, list(prompts), list(seeds), steps, guidance, size=size)
+    ex = Examples.cat([_split(pipe, call, n, eta) for call in calls])
     if objective == ANCHORED:
         if anchors is None or len(anchors) != n:
             raise ValueError(
                 "AC needs one anchor prompt per concept prompt (e.g. 'a red circle' for 'a red circle with stripes')"
             )
-        first = _unet_calls(pipe, list(anchors), list(seeds), 1, guidance)[0]
+        anchor, anchor_added = conditioning(pipe, list(anchors), guidance)
         reps = len(ex) // n  # the examples are ordered call by call, prompt by prompt
-        a = first[2][n:].repeat(reps, 1, 1)  # the anchors' cond embeddings
-        extra = {k: v[n:].repeat(reps, *([1] * (v.dim() - 1))) for k, v in first[4].items()} if first[4] else None
-        ex.target = _frozen(pipe, ex.x, ex.t, a, extra)
+        a = anchor.repeat(reps, 1, 1)  # the anchors' cond embeddings
+        extra = {k: v.repeat(reps, *([1] * (v.dim() - 1))) for k, v in anchor_added.items()} if anchor_added else None
+        ex.target = _frozen(pipe, ex.x, ex.t, a, extra, ex.shared)
     return ex
 
 
-def preservation_examples(pipe, prompts: Sequence[str], seeds: Sequence[int], steps=None, guidance=None) -> Examples:
+def preservation_examples(pipe, prompts: Sequence[str], seeds: Sequence[int], steps=None, guidance=None, size=None) -> Examples:
     """Examples whose target is the frozen model's own prediction: holds unrelated prompts in place."""
-    ex = frozen_examples(pipe, prompts, seeds, GUIDED_AWAY, eta=0.0, steps=steps, guidance=guidance)
+    ex = frozen_examples(pipe, prompts, seeds, GUIDED_AWAY, eta=0.0, steps=steps, guidance=guidance, size=size)
     ex.target = ex.frozen.clone()
     return ex
 
@@ -240,10 +287,11 @@ class FreshESD(_Fresh):
     the example is that UNet call's x_t with ESD's target (one cut trajectory per iteration)."""
 
     def __init__(self, pipe, prompts: Sequence[str], eta: float = 1.0, steps: int | None = None, guidance: float | None = None,
-                 batch: int = 1, seed: int = 0):  # fmt: skip
+                 batch: int = 1, seed: int = 0, size: int | None = None):  # fmt: skip
         if len(prompts) == 0:
             raise ValueError("no concept prompts: give at least one")
         self.pipe, self.prompts, self.eta, self.batch, self.seed = pipe, list(prompts), eta, batch, seed
+        self.size = size
         self.steps, self.guidance = _sampling(pipe, steps, guidance)
 
     def _examples(self, draws: list[tuple[int, int, int]]) -> Examples:
@@ -252,8 +300,8 @@ class FreshESD(_Fresh):
         for lo in range(0, len(draws), 16):
             chunk = draws[lo : lo + 16]
             texts, seeds, stops = [self.prompts[i] for i, _, _ in chunk], [s for _, s, _ in chunk], [t for _, _, t in chunk]
-            calls = _unet_calls(self.pipe, texts, seeds, self.steps, self.guidance, stop=max(stops) + 1)
-            per_call = {s: _split(calls[s], len(chunk), self.eta) for s in set(stops)}
+            calls = _denoiser_calls(self.pipe, texts, seeds, self.steps, self.guidance, stop=max(stops) + 1, size=self.size)
+            per_call = {s: _split(self.pipe, calls[s], len(chunk), self.eta) for s in set(stops)}
             parts += [per_call[s].take(slice(b, b + 1)) for b, s in enumerate(stops)]
         return Examples.cat(parts)
 
@@ -285,17 +333,22 @@ class FreshAC(_Fresh):
     anchor image redrawn from a seed training never saw."""
 
     def __init__(self, pipe, prompts: Sequence[str], anchors: Sequence[str], pool: int = 1000, steps: int | None = None,
-                 guidance: float | None = None, batch: int = 4, seed: int = 0):  # fmt: skip
+                 guidance: float | None = None, batch: int = 4, seed: int = 0, size: int | None = None):  # fmt: skip
         from diffusers import DDPMScheduler
+
+        from ..models.families import family_of
 
         if len(anchors) != len(prompts) or not prompts:
             raise ValueError(
                 "AC needs one anchor prompt per concept prompt (e.g. 'a red circle' for 'a red circle with stripes')"
             )
         self.pipe, self.batch, self.seed, self.pool, self.anchors = pipe, batch, seed, pool, list(anchors)
+        self.size = size
         self.steps, self.guidance = _sampling(pipe, steps, guidance)
-        self.noise = DDPMScheduler.from_config(pipe.scheduler.config)
+        self.family = family_of(pipe)
+        self.noise = None if self.family.flow else DDPMScheduler.from_config(pipe.scheduler.config)
         self.cond, self.added = conditioning(pipe, list(prompts), self.guidance)
+        self.shared = _denoiser_calls(pipe, [prompts[0]], [0], 1, self.guidance, stop=1, size=size)[0].shared
         self.anchor, self.anchor_added = conditioning(pipe, list(anchors), self.guidance)
         self._x0: dict[tuple[bool, int], torch.Tensor] = {}
         self._images(range(pool), False)
@@ -310,7 +363,9 @@ class FreshAC(_Fresh):
         for lo in range(0, len(todo), 16):
             chunk = todo[lo : lo + 16]
             seeds = [i // a + (HELDOUT_SEED if heldout else 0) for i in chunk]
-            x0 = run_pipe(self.pipe, [self.anchors[i % a] for i in chunk], seeds, self.steps, self.guidance).images.cpu()
+            x0 = run_pipe(
+                self.pipe, [self.anchors[i % a] for i in chunk], seeds, self.steps, self.guidance, self.size
+            ).images.cpu()
             self._x0.update({(heldout, i): x for i, x in zip(chunk, x0)})
 
     def _plan(self, it: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -318,20 +373,30 @@ class FreshAC(_Fresh):
         pick = torch.randint(0, self.pool, (self.batch,), generator=g)
         shape = self._x0[(False, 0)].shape
         noise = torch.randn((self.batch, *shape), generator=g)
-        t = torch.randint(0, self.noise.config.num_train_timesteps, (self.batch,), generator=g)
+        t = torch.randint(0, 1000 if self.noise is None else self.noise.config.num_train_timesteps, (self.batch,), generator=g)
         return pick, noise, t
+
+    def _noised(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x_t and the denoiser's timestep argument: DDPM's q(x_t | x_0) from the model's scheduler
+        config, or for flow matching x_t = (1 - s) x_0 + s noise at s = t / 1000, the argument in
+        the units the pipeline passes (FLUX: s itself)."""
+        if self.noise is not None:
+            return self.noise.add_noise(x0.float(), noise, t), t
+        s = (t.float() / 1000).view(-1, *([1] * (x0.dim() - 1)))
+        return (1 - s) * x0.float() + s * noise, t.float() / self.family.timestep_scale
 
     def _examples(self, its: list[int], heldout: bool = False) -> Examples:
         plans = [self._plan(it) for it in its]
         pick, noise, t = (torch.cat(p) for p in zip(*plans))
         self._images(pick.tolist(), heldout)
         x0 = torch.stack([self._x0[(heldout, int(i))] for i in pick])
-        x = self.noise.add_noise(x0.float(), noise, t).to(self.cond.dtype)
+        x, t = self._noised(x0, noise, t)
+        x = x.to(self.cond.dtype)
         w = pick % len(self.anchors)
         added = {k: v[w].cpu() for k, v in self.added.items()} if self.added else None
         anchor_added = {k: v[w] for k, v in self.anchor_added.items()} if self.anchor_added else None
-        target = _frozen(self.pipe, x, t, self.anchor[w], anchor_added)
-        return Examples(x, t, self.cond[w].cpu(), target, None, added)
+        target = _frozen(self.pipe, x, t, self.anchor[w], anchor_added, self.shared)
+        return Examples(x, t, self.cond[w].cpu(), target, None, added, self.shared)
 
     def draws(self, it: int) -> Examples:
         """The examples training iteration ``it`` draws."""
@@ -359,9 +424,5 @@ def objective_loss(pipe, ex: Examples, edit=None, batch: int = 50) -> float:
 
     ctx = applied(pipe, edit) if edit is not None else contextlib.nullcontext()
     with ctx:
-        dev = next(pipe.unet.parameters()).device
-        pred = torch.cat([pipe.unet(ex.x[i : i + batch].to(dev), ex.t[i : i + batch].to(dev),
-                                    encoder_hidden_states=ex.cond[i : i + batch].to(dev),
-                                    added_cond_kwargs=ex.added_at(slice(i, i + batch), dev)).sample.cpu()
-                          for i in range(0, len(ex), batch)])  # fmt: skip
+        pred = _frozen(pipe, ex.x, ex.t, ex.cond, ex.added, ex.shared, batch)
     return float(torch.nn.functional.mse_loss(pred.float(), ex.target.float()))

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from ..models.families import family_of
 from ..models.loading import model_hashes, model_id
 from ..prompts.concepts import Concept, get_concept
 from ..registry import check_choices, options_of
@@ -46,7 +47,7 @@ def make_edit(pipe, method: str, concept: str | Concept, options=None, run: Eras
     c = get_concept(concept)
     c.check_model(model_id(pipe))
     t0 = time.time()
-    info: dict = {"concept": c.name, "seed": run.seed, "weights_hash": model_hashes(pipe)}
+    info: dict = {"concept": c.name, "seed": run.seed, "model_family": family_of(pipe).name, "weights_hash": model_hashes(pipe)}
     if c.source and c.source.endswith(".toml"):
         info["concept_file"] = c.source
     info.update({k: v for k, v in (("steps", run.steps), ("guidance", run.guidance)) if v is not None})

@@ -38,13 +38,16 @@ def option(default, help: str, choices: tuple | None = None):
 @dataclass(frozen=True)
 class EraseRun:
     """Settings of one erasing run that belong to no eraser: the seed, the frozen model's sampling
-    (``steps``, ``guidance``: the model's own when None), training precision and gradient
+    (``steps``, ``guidance``, image ``size``: the model's own when None), training precision and gradient
     checkpointing, where calibration recordings go, progress bars, and the draws of the train /
     held-out loss kept in the edit's info (``gap``; 0: not measured)."""
 
     seed: int = 0
     steps: int | None = None
     guidance: float | None = None
+    size: int | None = option(
+        None, "image side of the frozen model's samples (default: the model's own; FLUX's ESD reference trains at 512)"
+    )
     precision: str = option("fp32", "the denoiser's forward in training (weights and Adam stay float32)", PRECISIONS)
     checkpointing: bool = False
     workdir: str | Path | None = None
@@ -102,7 +105,7 @@ class LearnedMask(Training, MaskBudget):
 
     relaxation: str = option("ste-topk", "the mask relaxation", RELAXATIONS)
     init: str = option("uniform", "the mask logits' start (conceptprune: its mask at the same k and t-hat)", INITS)
-    sites: str = option("ffn2", "the sites whose weights are masked (a family: ffn2, ffn1, attn2.to_k, attn2.to_v, or "
-                        "a glob over module paths)")  # fmt: skip
+    sites: str | None = option(None, "the sites whose weights are masked: site families or globs over module paths, "
+                               "comma-separated (default: the model family's, ffn2 on UNets; `workbench sites` lists them)")  # fmt: skip
     tune: str | None = option(None, "also fine-tune this parameter group with the mask (the edit holds both)", GROUPS)
     tune_lr: float = option(1e-4, "with tune: the weights' learning rate")

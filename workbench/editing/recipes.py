@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..models.sites import default_sites
 from .edits import Edit
 from .examples import HELDOUT_SEED, Cached, FreshAC, FreshESD, frozen_examples, objective_loss, preservation_examples
 from .learning import finetune, learn_masks
@@ -54,9 +55,14 @@ def _skilled(pipe, concept, k: float, t_hat: int, run: EraseRun, path: Path) -> 
     from .prune import as_dict
 
     target, reference = list(concept.target), list(concept.anchor)
-    store = record(pipe, PromptSet(target + reference), path, steps=run.steps, guidance=run.guidance, progress=run.progress)
+    store = record(pipe, PromptSet(target + reference), path, steps=run.steps, guidance=run.guidance, size=run.size,
+                   progress=run.progress)  # fmt: skip
     tree = open_store(store)
     return as_dict(concept_masks(tree, weights_of(pipe, tree), target[0].set, reference[0].set, k=k, t_hat=t_hat))
+
+
+def _joined(sites) -> str:
+    return sites if isinstance(sites, str) else ",".join(sites)
 
 
 class Trained:
@@ -75,7 +81,7 @@ class Trained:
         target, reference = list(concept.target), list(concept.anchor)
         texts, seeds, anchors = [p.text for p in target], [p.seed for p in target], [p.text for p in reference]
         self.source = self._source(texts, seeds, anchors)
-        self.keep = (preservation_examples(pipe, anchors, [p.seed for p in reference], run.steps, run.guidance)
+        self.keep = (preservation_examples(pipe, anchors, [p.seed for p in reference], run.steps, run.guidance, run.size)
                      if options.preserve else None)  # fmt: skip
         info.update(objective=objective, eta=self.eta, iterations=self.iterations, lr=self.lr, batch=self.batch,
                     preserve=options.preserve, examples=options.examples, precision=run.precision)  # fmt: skip
@@ -83,18 +89,20 @@ class Trained:
     def _source(self, texts, seeds, anchors):
         pipe, run, opts, d = self.pipe, self.run, self.options, self.d
         if opts.examples == "cached":  # the old protocol: the model's own guidance unless given
-            kw = {"anchors": anchors, "eta": self.eta, "steps": run.steps, "guidance": run.guidance}
+            kw = {"anchors": anchors, "eta": self.eta, "steps": run.steps, "guidance": run.guidance, "size": run.size}
             ex = frozen_examples(pipe, texts, seeds, self.objective, **kw)
             self.info.update(examples_cached=len(ex))
             return Cached(ex, self.batch, run.seed,
                           partial(frozen_examples, pipe, texts, [s + HELDOUT_SEED for s in seeds], self.objective, **kw))  # fmt: skip
         g = run.guidance if run.guidance is not None else d.get("guidance")
         if self.objective == GUIDED_AWAY:
-            source = FreshESD(pipe, texts, eta=self.eta, steps=run.steps, guidance=g, batch=self.batch, seed=run.seed)
+            source = FreshESD(
+                pipe, texts, eta=self.eta, steps=run.steps, guidance=g, batch=self.batch, seed=run.seed, size=run.size
+            )
             self.info.update(sampling_guidance=source.guidance)
             return source
         source = FreshAC(pipe, texts, anchors, pool=opts.pool or d.get("pool", 1000), steps=run.steps or d.get("pool_steps"),
-                         guidance=g, batch=self.batch, seed=run.seed)  # fmt: skip
+                         guidance=g, batch=self.batch, seed=run.seed, size=run.size)  # fmt: skip
         self.info.update(sampling_guidance=source.guidance, pool=source.pool, pool_steps=source.steps)
         return source
 
@@ -112,11 +120,12 @@ class Trained:
         """Learn a pruning mask (the options' sites, k, relaxation, init; ``tune`` trains weights too)."""
         o, run = self.options, self.run
         start = conceptprune_masks(self.pipe, concept, o.k, o.t_hat, run) if o.init == FROM_CONCEPTPRUNE else o.init
-        learned = learn_masks(self.pipe, self.source, sites=o.sites, k=o.k, relaxation=o.relaxation, init=start,
+        sites = o.sites.split(",") if o.sites else default_sites(self.pipe)
+        learned = learn_masks(self.pipe, self.source, sites=sites, k=o.k, relaxation=o.relaxation, init=start,
                               iterations=self.iterations, lr=self.lr, batch=self.batch, seed=run.seed, preserve=self.keep,
                               tune=o.tune, tune_lr=o.tune_lr, progress=run.progress, precision=run.precision,
                               checkpointing=run.checkpointing)  # fmt: skip
-        self.info.update(k=o.k, relaxation=o.relaxation, init=o.init, site_filter=o.sites)
+        self.info.update(k=o.k, relaxation=o.relaxation, init=o.init, site_filter=o.sites or _joined(sites))
         if o.tune is not None:
             self.info.update(tune=o.tune, tune_lr=o.tune_lr, parameters=int(sum(v.numel() for v in learned.weights.values())))
         return self.gap(learned.edit(self.method, self.info))

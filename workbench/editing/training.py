@@ -12,9 +12,11 @@ from contextvars import ContextVar
 import torch
 from torch import nn
 
-#: the pipeline components whose parameters ``trainable`` governs
-COMPONENTS = ("unet", "text_encoder", "text_encoder_2")
-#: training precisions: fp32, or bf16 / fp16 autocast of the UNet's forward (weights and optimiser stay float32)
+from ..models.families import MODEL_FAMILIES
+
+#: the pipeline components whose parameters ``trainable`` governs (every family's denoiser and text encoders)
+COMPONENTS = tuple(dict.fromkeys(c for f in MODEL_FAMILIES.specs() for c in (f.denoiser, *f.text_encoders)))
+#: training precisions: fp32, or bf16 / fp16 autocast of the denoiser's forward (weights and optimiser stay float32)
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 _AUTOCAST: ContextVar[torch.dtype | None] = ContextVar("autocast", default=None)
 
@@ -48,35 +50,31 @@ def optimise(params: list, draws: Iterable, step: Callable[[int, object], tuple[
 
 def prediction_loss(pipe, ex, idx: torch.Tensor, params: dict | None = None, target: str = "target",
                     cond: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
-    """MSE of the UNet's noise prediction at examples ``idx`` against ``ex.<target>`` ('target':
-    the eraser's objective, 'frozen': the unedited model's prediction). ``params`` replaces UNet
-    parameters for this call (``torch.func.functional_call``: masks, deltas); ``cond`` replaces the
-    examples' text embeddings (an attacked prompt's)."""
-    dev = next(pipe.unet.parameters()).device
-    args = (ex.x[idx].to(dev), ex.t[idx].to(dev))
-    kwargs = {"encoder_hidden_states": (ex.cond[idx] if cond is None else cond).to(dev)}
-    if getattr(ex, "added", None):
-        kwargs["added_cond_kwargs"] = ex.added_at(idx, dev)
+    """MSE of the denoiser's prediction at examples ``idx`` against ``ex.<target>`` ('target':
+    the eraser's objective, 'frozen': the unedited model's prediction). ``params`` replaces
+    denoiser parameters for this call (``torch.func.functional_call``: masks, deltas); ``cond``
+    replaces the examples' text embeddings (an attacked prompt's)."""
+    from ..models.denoise import device_of, predict
+
+    dev = device_of(pipe)
     dtype = _AUTOCAST.get()
     amp = torch.autocast(dev.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
     with amp:
-        if params:
-            pred = torch.func.functional_call(pipe.unet, params, args, kwargs, strict=False).sample
-        else:
-            pred = pipe.unet(*args, **kwargs).sample
+        pred = predict(pipe, ex.x[idx].to(dev), ex.t[idx].to(dev), (ex.cond[idx] if cond is None else cond).to(dev),
+                       ex.added_at(idx, dev), ex.shared_on(dev), params)  # fmt: skip
     return nn.functional.mse_loss(pred.float(), getattr(ex, target)[idx].to(dev).float())
 
 
 @contextlib.contextmanager
 def trainable(pipe, params: dict[str, torch.Tensor] | None = None, precision: str = "fp32", checkpointing: bool = False):
     """Inside, the tensors of ``params`` (parameters of the pipeline) require gradients and no other
-    parameter of its UNet and text encoders does. On exit, also after an error, those tensors hold
+    parameter of its denoiser and text encoders does. On exit, also after an error, those tensors hold
     their values of before bit for bit, with no gradient, and every parameter's ``requires_grad``
     is what it was: what was learned must be copied out inside the block.
 
-    For SD-size training on one GPU: ``precision`` 'bf16' or 'fp16' runs ``prediction_loss``'s UNet
+    For SD-size training on one GPU: ``precision`` 'bf16' or 'fp16' runs ``prediction_loss``'s denoiser
     forward under autocast (the trained tensors stay in their dtype), ``checkpointing`` turns on
-    diffusers' gradient checkpointing of the UNet inside the block (off again after)."""
+    diffusers' gradient checkpointing of the denoiser inside the block (off again after)."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}: use one of {list(PRECISIONS)}")
     params = dict(params or {})
@@ -85,17 +83,20 @@ def trainable(pipe, params: dict[str, torch.Tensor] | None = None, precision: st
     saved = {k: p.detach().clone() for k, p in params.items()}
     learn = {id(p) for p in params.values()}
     token = _AUTOCAST.set(PRECISIONS[precision])
-    was = bool(getattr(pipe.unet, "is_gradient_checkpointing", False))
+    from ..models.families import denoiser_of
+
+    den = denoiser_of(pipe)
+    was = bool(getattr(den, "is_gradient_checkpointing", False))
     try:
         if checkpointing and not was:
-            pipe.unet.enable_gradient_checkpointing()
+            den.enable_gradient_checkpointing()
         for p in every:
             p.requires_grad_(id(p) in learn)
         yield params
     finally:
         _AUTOCAST.reset(token)
         if checkpointing and not was:
-            pipe.unet.disable_gradient_checkpointing()
+            den.disable_gradient_checkpointing()
         with torch.no_grad():
             for k, p in params.items():
                 p.copy_(saved[k])

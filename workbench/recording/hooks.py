@@ -23,7 +23,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from torch import nn
 
 from ..models.families import family_of
 from ..models.hooks import DenoiserCall, Hook, hooks

@@ -19,8 +19,15 @@ def run(pipe, concept, options: ConceptPruneOptions, run, info: dict):
     from ..recipes import conceptprune_masks
 
     masks = conceptprune_masks(pipe, concept, options.k, options.t_hat, run)
-    info.update(k=options.k, t_hat=options.t_hat, site_filter="ffn2")
+    info.update(k=options.k, t_hat=options.t_hat, site_filter=",".join(sorted({fam for fam, _ in _families(pipe, masks)})))
     return Edit(SPEC.name, info, masks=masks)
+
+
+def _families(pipe, masks):
+    from ...models.sites import catalogue
+
+    by_name = {s.name: s for s in catalogue(pipe)}
+    return [(by_name[n].family, n) for n in masks]
 
 
 def settings(size: str, iterations: int) -> list[Setting]:

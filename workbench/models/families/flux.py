@@ -29,11 +29,23 @@ SPEC = ModelFamily(
     text_encoders=("text_encoder", "text_encoder_2"),
     sites={
         "mlp": SiteSpec("denoiser", "transformer_blocks.*.ff.net.2", help="double-stream FFN down projection, image tokens"),
-        "mlp.text": SiteSpec("denoiser", "transformer_blocks.*.ff_context.net.2", help="double-stream FFN down projection, text tokens"),
-        "mlp.single": SiteSpec("denoiser", "single_transformer_blocks.*.proj_out", columns="tail", tokens="image",
-                               help="single-stream MLP (proj_out's MLP columns), image tokens"),
-        "mlp.single.text": SiteSpec("denoiser", "single_transformer_blocks.*.proj_out", columns="tail", tokens="text",
-                                    help="single-stream MLP (proj_out's MLP columns), text tokens"),
+        "mlp.text": SiteSpec(
+            "denoiser", "transformer_blocks.*.ff_context.net.2", help="double-stream FFN down projection, text tokens"
+        ),
+        "mlp.single": SiteSpec(
+            "denoiser",
+            "single_transformer_blocks.*.proj_out",
+            columns="tail",
+            tokens="image",
+            help="single-stream MLP (proj_out's MLP columns), image tokens",
+        ),
+        "mlp.single.text": SiteSpec(
+            "denoiser",
+            "single_transformer_blocks.*.proj_out",
+            columns="tail",
+            tokens="text",
+            help="single-stream MLP (proj_out's MLP columns), text tokens",
+        ),
         "text.fc2": SiteSpec("text", "*.mlp.fc2", help="CLIP's MLP down projections"),
         "text.t5": SiteSpec("text", "*.DenseReluDense.wo", help="T5's FFN down projections"),
     },

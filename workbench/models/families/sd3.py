@@ -19,7 +19,9 @@ SPEC = ModelFamily(
     text_encoders=("text_encoder", "text_encoder_2", "text_encoder_3"),
     sites={
         "mlp": SiteSpec("denoiser", "transformer_blocks.*.ff.net.2", help="joint block FFN down projection, image tokens"),
-        "mlp.text": SiteSpec("denoiser", "transformer_blocks.*.ff_context.net.2", help="joint block FFN down projection, text tokens"),
+        "mlp.text": SiteSpec(
+            "denoiser", "transformer_blocks.*.ff_context.net.2", help="joint block FFN down projection, text tokens"
+        ),
         "text.fc2": SiteSpec("text", "*.mlp.fc2", help="the CLIP encoders' MLP down projections"),
         "text.t5": SiteSpec("text", "*.DenseReluDense.wo", help="T5's FFN down projections"),
     },
