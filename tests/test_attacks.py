@@ -101,9 +101,9 @@ def test_revival_trains_only_what_the_edit_changed(toy, setting, benign):
     revived, trace = revive(toy, edit, ex, iterations=15, lr=1e-3, seed=0, benign=benign)
     assert np.mean(trace[-5:]) < np.mean(trace[:5])
     named = dict(toy.unet.named_parameters())
-    from workbench.attacks.revival import _site_params
+    from workbench.attacks.revival import masked_params
 
-    for _site, (pname, mask) in _site_params(toy, edit.masks).items():
+    for pname, mask in masked_params(toy, edit.masks).items():
         w, orig = revived.weights[pname], named[pname].detach()
         if benign:  # pruned entries held at zero; kept ones moved
             assert torch.all(w[mask] == 0) and not torch.equal(w[~mask], orig[~mask])
@@ -112,7 +112,7 @@ def test_revival_trains_only_what_the_edit_changed(toy, setting, benign):
 
 
 def test_revival_of_a_mask_trained_with_weights_revives_both(toy, setting):
-    from workbench.attacks.revival import _site_params
+    from workbench.attacks.revival import masked_params
     from workbench.editing import Edit
 
     edit, _, ex, _ = setting
@@ -120,7 +120,7 @@ def test_revival_of_a_mask_trained_with_weights_revives_both(toy, setting):
     tuned = {k: p.detach().clone() + 0.01 for k, p in named.items() if ".attn2.to_v." in k}
     both = Edit("pesd", edit.info, masks=edit.masks, weights=tuned)
     revived, _ = revive(toy, both, ex, iterations=4, lr=1e-3, seed=0)
-    masked = {pname for pname, _ in _site_params(toy, edit.masks).values()}
+    masked = set(masked_params(toy, edit.masks))
     assert set(revived.weights) == masked | set(tuned)  # neither part dropped
     assert all(not torch.equal(revived.weights[k], v) for k, v in tuned.items())  # moved from their edited values
 

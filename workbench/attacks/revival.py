@@ -23,7 +23,7 @@ from ..models.families import denoiser_of
 from ..models.sites import full_mask, module_of, select
 
 
-def _site_params(pipe, masks: dict) -> dict[str, torch.Tensor]:
+def masked_params(pipe, masks: dict) -> dict[str, torch.Tensor]:
     """The denoiser's parameter name of each masked site's weight -> its pruned entries (bool; the
     union where two sites are column or token parts of one Linear)."""
     names = {id(p): n for n, p in denoiser_of(pipe).named_parameters()}
@@ -42,7 +42,7 @@ def revive(pipe, edit: Edit, ex: Examples, iterations: int = 100, lr: float = 1e
     """Fine-tune what ``edit`` changed on ``ex`` (its ``target``); returns the revived edit (weights
     only: apply it on the unedited model) and the loss per iteration."""
     named = dict(denoiser_of(pipe).named_parameters())
-    sites = _site_params(pipe, edit.masks) if edit.masks is not None else {}
+    sites = masked_params(pipe, edit.masks) if edit.masks is not None else {}
     base = {p: named[p].detach().clone() for p in sites}
     deltas = {p: torch.zeros_like(base[p], requires_grad=True) for p in base}
     # an edit's fine-tuned tensors (ESD, AC, or a mask trained with them) move from their edited values

@@ -25,6 +25,7 @@ from ..editing.options import GUIDED_AWAY
 from ..evaluation.generation import generate
 from ..evaluation.judges import judge_of
 from ..evaluation.judging import settings
+from ..models.families import denoiser_of
 from ..models.loading import model_id
 from ..prompts.concepts import get_concept, single
 from .methods import ATTACKS, Attempt
@@ -66,7 +67,7 @@ def attack(pipe, judge, edit: Edit, concept, method: str, budget: int | None = N
     if spec.routes:
         variants_of(c)  # before any generation: a concept without routes fails now
     steps, guidance = settings(pipe, steps, guidance)
-    j = judge_of(judge, c, device=str(pipe.unet.device))
+    j = judge_of(judge, c, device=str(denoiser_of(pipe).device))
 
     def shown(images, prompts) -> list[bool]:
         return [bool(x) for x in j(images, prompts).shown]

@@ -34,11 +34,13 @@ def parents() -> Parents:
     model.add_argument(
         "--allow-download", action="store_true", help="let diffusers fetch weights from a hub (off: no downloads at run time)"
     )
+    model.add_argument("--size", type=int, default=None, help="image side in pixels of every generation (default: the "
+                       "model's own: 1024 for FLUX.1 and SD3.5, 512 for SD1.5)")  # fmt: skip
     quiet = argparse.ArgumentParser(add_help=False)
     quiet.add_argument("--quiet", action="store_true", help="no progress bars")
     mask = argparse.ArgumentParser(add_help=False)
     mask.add_argument("--k", type=float, default=2.0, help="percent of each weight row (ConceptPrune's k; the paper: 1-5)")
-    mask.add_argument("--t-hat", type=int, default=10, help="aggregate the first t-hat UNet calls (the paper: 9-20)")
+    mask.add_argument("--t-hat", type=int, default=10, help="aggregate the first t-hat denoiser calls (the paper: 9-20)")
     concept = argparse.ArgumentParser(add_help=False)
     concept.add_argument(
         "--concept",
@@ -84,7 +86,10 @@ def load(args):
         diffusers.utils.logging.disable_progress_bar()
         transformers.utils.logging.disable_progress_bar()
 
-    return load_pipeline(args.model, device=device_of(args), dtype=dtype_of(args), allow_download=args.allow_download)
+    from ..models.loading import set_image_size
+
+    pipe = load_pipeline(args.model, device=device_of(args), dtype=dtype_of(args), allow_download=args.allow_download)
+    return set_image_size(pipe, args.size) if getattr(args, "size", None) else pipe
 
 
 def add_options(parser: argparse.ArgumentParser, specs: list) -> None:

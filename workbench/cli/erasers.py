@@ -11,6 +11,7 @@ from ..attacks.methods import ATTACKS
 from ..editing.methods import ERASERS
 from ..editing.options import PRECISIONS
 from ..evaluation.judges import JUDGES
+from ..models.families import denoiser_of
 from .common import Parents, add_options, device_of, dtype_of, given_options
 
 
@@ -44,7 +45,7 @@ def cmd_erase(args) -> int:
     pipe = load(args)
     parts = parts_of(concept)  # several concepts: one edit, each judged by its own judge
     judges = [
-        judge_of(None, c, device=str(pipe.unet.device)) for c in parts
+        judge_of(None, c, device=str(denoiser_of(pipe).device)) for c in parts
     ]  # before training: a judge that cannot load fails now
     edit = make_edit(pipe, spec.name, concept, options, run)
     edit.info["judge"] = concept.judge
@@ -77,7 +78,7 @@ def cmd_attack(args) -> int:
     concept = single(get_concept(args.concept, n_per=args.n_per, judge=args.judge), "an attack")
     edit = Edit("unedited") if str(args.edit) == "none" else load_edit(args.edit)  # the reference: the model as it is
     pipe = load(args)
-    judge = judge_of(None, concept, device=str(pipe.unet.device))
+    judge = judge_of(None, concept, device=str(denoiser_of(pipe).device))
     out = args.out or Path("stores/attacks") / f"{args.attack}-{Path(args.edit).name}-{concept.name}-s{args.seed}"
     result = attack(pipe, judge, edit, concept, args.attack, budget=args.budget, seed=args.seed, n_per=args.n_per, k=args.tokens,
                     steps=args.steps, guidance=args.guidance, out=out, progress=not (args.quiet or args.json))  # fmt: skip

@@ -311,7 +311,6 @@ def _add_record(sub, parents: Parents) -> None:
     )
     r.add_argument("--batch-size", type=int, default=8, help="prompts per pipeline call (also the store's prompt chunk)")
     r.add_argument("--stats", default="sumsq,sumsq_unit", help="comma-separated: sumsq, sumsq_unit, sum, absmax")
-    r.add_argument("--size", type=int, default=None, help="image size in pixels (default: the model's)")
     r.add_argument(
         "--shard",
         default=None,

@@ -20,6 +20,7 @@ from ..analysis import concept_masks, density, parse_window, step_window, union
 from ..analysis.norms import prompt_index
 from ..editing import pruned, random_like
 from ..models import weights_of
+from ..models.families import denoiser_of
 from ..store import consolidate, jsonable
 from .judging import evaluate
 from .toy import eval_images, toy_evaluate
@@ -94,7 +95,7 @@ def ablate(pipe, oracle, tree: xr.DataTree, spec: Ablation, out: str | Path, pro
     group = _open_results(out, spec, coords, shape, dims)
     weights = weights_of(pipe, tree)
     toy = oracle is not None and spec.judge in (None, "toy")
-    judged = {} if toy else _judged(spec, oracle, str(pipe.unet.device))
+    judged = {} if toy else _judged(spec, oracle, str(denoiser_of(pipe).device))
     if "baseline_concept_rate" not in group.attrs:
         images = eval_images(pipe, spec.n_per, spec.steps) if toy else None  # the unpruned model's images serve every concept
         base = {}

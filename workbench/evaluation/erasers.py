@@ -11,6 +11,7 @@ from ..editing.examples import Examples, FreshESD, frozen_examples, objective_lo
 from ..editing.make import make_edit, mask_density
 from ..editing.methods import ERASERS
 from ..editing.options import GUIDED_AWAY
+from ..models.families import denoiser_of
 from ..prompts.concepts import get_concept
 from .harm import harm
 from .judges import judge_of
@@ -56,7 +57,7 @@ def erase_and_judge(pipe, judge, edit: Edit, n_per: int = 2, steps: int | None =
     --json`` keys, and ``harm``). ``judge``: a Judge, a spec ('toy', 'nudenet', 'clip:FOLDER', ...),
     the toy oracle, or None for the concept's own; ``concept`` defaults to the edit's."""
     c = get_concept(concept if concept is not None else edit.info.get("concept_file", edit.info["concept"]), n_per=n_per)
-    judge = judge_of(judge, c, device=str(pipe.unet.device))  # built once for both readings
+    judge = judge_of(judge, c, device=str(denoiser_of(pipe).device))  # built once for both readings
     before = evaluate(pipe, c, judge, steps, guidance)
     with applied(pipe, edit):
         after = evaluate(pipe, c, judge, steps, guidance)

@@ -9,7 +9,8 @@ from collections.abc import Sequence
 
 import torch
 
-from ..models.loading import model_hashes
+from ..models.families import denoiser_of, family_of
+from ..models.loading import image_size_of, model_hashes
 
 #: images_of memo: (weights, scheduler, settings, prompts) -> images; a few entries
 _EVAL_CACHE: OrderedDict[tuple, torch.Tensor] = OrderedDict()
@@ -21,14 +22,14 @@ def generate(pipe, texts: list[str], seeds: list[int], steps: int = 25, guidance
     """Images (N, 3, H, W) in [0, 1], one CPU generator per prompt."""
     if len(texts) != len(seeds):
         raise ValueError(f"got {len(texts)} prompts and {len(seeds)} seeds: give one seed per prompt")
+    size = image_size_of(pipe)
+    extra = {**family_of(pipe).call, **({"height": size, "width": size} if size is not None else {})}
     out = []
     for i in range(0, len(texts), batch):
         gens = [torch.Generator().manual_seed(int(s)) for s in seeds[i : i + batch]]
-        out.append(
-            pipe(texts[i : i + batch], num_inference_steps=steps, guidance_scale=guidance, generator=gens, output_type="pt")
-            .images.float()
-            .cpu()
-        )
+        images = pipe(texts[i : i + batch], num_inference_steps=steps, guidance_scale=guidance, generator=gens, output_type="pt",
+                      **extra).images  # fmt: skip
+        out.append(images.float().cpu())
     return torch.cat(out)
 
 
@@ -39,7 +40,8 @@ def images_of(pipe, prompts: Sequence, steps: int, guidance: float) -> torch.Ten
     the unedited model's images once."""
     texts, seeds = [p.text for p in prompts], [int(p.seed) for p in prompts]
     key = (tuple(sorted(model_hashes(pipe).items())), json.dumps(dict(pipe.scheduler.config), sort_keys=True, default=str),
-           str(pipe.unet.dtype), str(pipe.unet.device), steps, float(guidance), tuple(texts), tuple(seeds))  # fmt: skip
+           str(denoiser_of(pipe).dtype), str(denoiser_of(pipe).device), image_size_of(pipe), steps, float(guidance), tuple(texts),
+           tuple(seeds))  # fmt: skip
     if key not in _EVAL_CACHE:
         _EVAL_CACHE[key] = generate(pipe, texts, seeds, steps, guidance)
         while len(_EVAL_CACHE) > _EVAL_CACHE_SIZE:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..models.families import denoiser_of
 from ..models.loading import generation_defaults
 from .generation import images_of
 from .judges import Judge, Verdicts, judge_of
@@ -57,5 +58,5 @@ def evaluate(pipe, concept, judge=None, steps: int | None = None, guidance: floa
     """Generate the concept's evaluation prompts on ``pipe`` (as it is now: apply an edit around the
     call) and judge them; ``judge`` None takes the concept's own."""
     steps, guidance = settings(pipe, steps, guidance)
-    j = judge_of(judge, concept, device=str(pipe.unet.device))
+    j = judge_of(judge, concept, device=str(denoiser_of(pipe).device))
     return read(j, concept, images_of(pipe, list(concept.evaluation), steps, guidance))

@@ -85,11 +85,27 @@ def generation_defaults(pipe) -> dict:
     return {**SD_DEFAULTS, **family_of(pipe).defaults, **getattr(type(pipe), "generation_defaults", {})}
 
 
+def set_image_size(pipe, size: int | None):
+    """Make ``size`` the image side of every generation the workbench runs on ``pipe`` (recording,
+    erasers' samples, judging) where no size is given; None: the model's own. Returns the pipeline."""
+    if size is not None and (int(size) < 8 or int(size) % 8):
+        raise ValueError(f"image size {size}: give a multiple of 8 pixels (the VAE's and the patches' factor), e.g. 512")
+    pipe.workbench_image_size = None if size is None else int(size)
+    return pipe
+
+
+def image_size_of(pipe) -> int | None:
+    """The image side ``set_image_size`` gave this pipeline (None: the model's own)."""
+    return getattr(pipe, "workbench_image_size", None)
+
+
 def default_image_size(pipe) -> int:
     """The image side a pipeline makes by default: its denoiser's sample size times the VAE's factor
     (FLUX states it as ``default_sample_size``, in latents before its 2x2 packing)."""
     from .families import denoiser_of
 
+    if image_size_of(pipe) is not None:
+        return image_size_of(pipe)
     factor = getattr(pipe, "vae_scale_factor", 8)
     if hasattr(pipe, "default_sample_size"):
         return int(pipe.default_sample_size * factor)

@@ -46,7 +46,7 @@ def t5_tokenizer(max_length: int = 32) -> T5TokenizerFast:
 def _t5(tok: T5TokenizerFast, width: int = 32) -> T5EncoderModel:
     return T5EncoderModel(T5Config(vocab_size=len(tok), d_model=width, d_ff=2 * width, d_kv=8, num_layers=2, num_heads=4,
                                    num_decoder_layers=0, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1,
-                                   feed_forward_proj="gated-gelu"))  # fmt: skip
+                                   feed_forward_proj="gated-gelu", dropout_rate=0.0)).eval()  # fmt: skip
 
 
 def _vae16(latent: int = 16, **extra) -> AutoencoderKL:
@@ -69,8 +69,7 @@ def tiny_flux(seed: int = 0, guidance_embeds: bool = True) -> FluxPipeline:
     pipe = FluxPipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=_vae16(4, shift_factor=0.0, scaling_factor=1.0),
                         text_encoder=clip, tokenizer=clip_tok, text_encoder_2=_t5(t5_tok), tokenizer_2=t5_tok,
                         transformer=transformer)  # fmt: skip
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    return _ready(pipe)
 
 
 def tiny_sd3(seed: int = 0) -> StableDiffusion3Pipeline:
@@ -87,8 +86,7 @@ def tiny_sd3(seed: int = 0) -> StableDiffusion3Pipeline:
     pipe = StableDiffusion3Pipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=_vae16(4, shift_factor=0.0),
                                     text_encoder=clip1, tokenizer=tok, text_encoder_2=clip2, tokenizer_2=tok,
                                     text_encoder_3=_t5(t5_tok), tokenizer_3=t5_tok, transformer=transformer)  # fmt: skip
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    return _ready(pipe)
 
 
 def tiny_pixart(seed: int = 0) -> PixArtSigmaPipeline:
@@ -101,6 +99,14 @@ def tiny_pixart(seed: int = 0) -> PixArtSigmaPipeline:
     t5_tok = t5_tokenizer()
     pipe = PixArtSigmaPipeline(tokenizer=t5_tok, text_encoder=_t5(t5_tok), vae=_vae16(4), transformer=transformer,
                                scheduler=DPMSolverMultistepScheduler())  # fmt: skip
+    return _ready(pipe)
+
+
+def _ready(pipe):
+    """Every component in eval mode (built from configs, they start in training mode) and no bars."""
+    for c in pipe.components.values():
+        if isinstance(c, torch.nn.Module):
+            c.eval()
     pipe.set_progress_bar_config(disable=True)
     return pipe
 

@@ -26,6 +26,7 @@ import torch
 
 from ..models.families import family_of
 from ..models.hooks import DenoiserCall, Hook, hooks
+from ..models.loading import image_size_of
 from ..models.sites import Site, SiteFilter, select, site_hooks
 from .batch import Recording
 
@@ -142,6 +143,7 @@ def run_pipe(pipe, texts: list[str], seeds: list[int], steps: int, guidance: flo
     gens = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
     kwargs = dict(prompt=texts, num_inference_steps=steps, guidance_scale=guidance, generator=gens, output_type="latent")
     kwargs.update(family_of(pipe).call)
+    size = size if size is not None else image_size_of(pipe)
     if size is not None:
         kwargs.update(height=size, width=size)
     return pipe(**kwargs)

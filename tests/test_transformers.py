@@ -1,0 +1,159 @@
+"""Diffusion transformers (FLUX.1, SD3, PixArt-Sigma) on tiny random pipelines of diffusers' own
+classes: their sites, recording parity (the stored sums equal a dense computation from a hook on
+the very module input), pruning exactly the single-stream MLP columns, the flow-matching ESD target,
+and every verb end to end from a saved folder."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from workbench.models.sites import catalogue, select
+from workbench.models.tiny_transformers import TINY_DITS, save_tiny_dit, tiny_flux, tiny_sd3
+from workbench.prompts import paired
+
+PROMPTS = paired(
+    ["a red circle with stripes", "a blue square with stripes"], ["a red circle", "a blue square"], "striped", "plain"
+)
+
+
+@pytest.fixture(scope="module")
+def flux():
+    return tiny_flux()
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("dits")
+    return {k: save_tiny_dit(k, root / k) for k in TINY_DITS}
+
+
+def test_each_family_lists_its_mlp_sites():
+    want = {"flux": {"mlp", "mlp.text", "mlp.single", "mlp.single.text"}, "sd3": {"mlp", "mlp.text"}, "pixart": {"mlp"}}
+    for kind, make in TINY_DITS.items():
+        fams = {s.family for s in catalogue(make())}
+        assert want[kind] <= fams, (kind, fams)
+    single = [s for s in catalogue(tiny_flux()) if s.family == "mlp.single"]
+    # FLUX's single-stream MLP: the last in - out input columns of proj_out, image tokens
+    assert [(s.cols, s.width, s.tokens) for s in single] == [((16, 80), 64, "image")] * 2
+
+
+def _dense_single(pipe, prompts, seeds, steps=2, size=16):
+    """Per denoiser call, sum over image tokens of proj_out's MLP-column inputs squared, from plain
+    torch hooks (the block's text length, proj_out's whole input)."""
+    blk = pipe.transformer.single_transformer_blocks[0]
+    seen, out = {}, []
+    h1 = blk.register_forward_pre_hook(lambda m, a, k: seen.update(n=k["encoder_hidden_states"].shape[1]), with_kwargs=True)
+    dim = blk.proj_out.out_features
+    h2 = blk.proj_out.register_forward_pre_hook(lambda m, a: out.append(a[0][:, seen["n"] :, dim:].float().square().sum(1)))
+    try:
+        gens = [torch.Generator().manual_seed(s) for s in seeds]
+        pipe(prompts, num_inference_steps=steps, height=size, width=size, generator=gens, output_type="latent")
+    finally:
+        h1.remove()
+        h2.remove()
+    return torch.stack(out)  # (steps, prompts, neurons)
+
+
+def test_recorded_single_stream_sums_equal_a_dense_hook(flux, tmp_path):
+    from workbench.recording import record
+    from workbench.store import open_store
+
+    store = record(flux, PROMPTS, tmp_path / "f.zarr", sites="single_transformer_blocks.0.*:image", steps=2, size=16,
+                   progress=False)  # fmt: skip
+    tree = open_store(store)
+    assert tree.attrs["provenance"]["guidance_mode"] == "distilled" and list(tree["branch"].values) == ["cond"]
+    got = tree["single_transformer_blocks.0.proj_out:image"]["sumsq"].values[:, 0]  # (prompt, step, neuron)
+    dense = _dense_single(flux, [p.text for p in PROMPTS], [p.seed for p in PROMPTS]).permute(1, 0, 2).numpy()
+    np.testing.assert_allclose(got, dense, rtol=1e-5)
+    assert tree.attrs["site_info"]["single_transformer_blocks.0.proj_out:image"]["cols"] == [16, 80]
+
+
+def test_pruning_a_single_stream_neuron_zeroes_its_proj_out_column_only(flux):
+    from workbench.editing.prune import pruned
+
+    site = select(flux, "single_transformer_blocks.1.proj_out:image")[0]
+    w = flux.transformer.single_transformer_blocks[1].proj_out.weight
+    before = w.detach().clone()
+    mask = np.zeros((w.shape[0], site.width), dtype=bool)
+    mask[3, 5] = True
+    col = flux.transformer.single_transformer_blocks[1].proj_out.out_features + 5  # after the attention output's columns
+    with pruned(flux, {site.name: mask}):
+        changed = (w != before).nonzero().tolist()
+        assert changed == [[3, col]] and float(w[3, col].detach()) == 0.0
+    assert torch.equal(w, before)
+
+
+def test_flux_esd_target_is_the_formula_on_a_perturbed_input(flux):
+    """ESD's target for a guidance-distilled model, against a transcription: v("") - eta (v(c) - v(""))
+    at a perturbed x_t, the empty prompt's embeddings from the pipeline's own encode_prompt."""
+    from workbench.editing.examples import _denoiser_calls, _split
+
+    call = _denoiser_calls(flux, ["a red circle with stripes"], [0], 3, 3.5, stop=2, size=16)[1]
+    g = torch.Generator().manual_seed(1)
+    call.sample = call.sample + 0.1 * torch.randn(call.sample.shape, generator=g)
+    kw = dict(timestep=call.timestep, txt_ids=call.shared["txt_ids"], img_ids=call.shared["img_ids"],
+              guidance=call.added["guidance"], return_dict=False)  # fmt: skip
+    with torch.no_grad():
+        call.prediction = flux.transformer(hidden_states=call.sample, encoder_hidden_states=call.context,
+                                           pooled_projections=call.added["pooled_projections"], **kw)[0]  # fmt: skip
+        e, pooled, _ = flux.encode_prompt([""], [""], max_sequence_length=call.context.shape[1])
+        null = flux.transformer(hidden_states=call.sample, encoder_hidden_states=e, pooled_projections=pooled, **kw)[0]
+    eta = 1.7
+    ex = _split(flux, call, 1, eta)
+    np.testing.assert_allclose(ex.target.numpy(), (null - eta * (call.prediction - null)).numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_flow_matching_velocity_target_equals_the_epsilon_target():
+    """docs/transformers.md: with x_t = (1 - s) x0 + s e and v = e - x0, e = x_t + (1 - s) v, so ESD's
+    target in epsilon space, mapped to v, is ESD's formula applied to v."""
+    g = torch.Generator().manual_seed(0)
+    x_t, v0, vc = (torch.randn(4, generator=g) for _ in range(3))
+    s, eta = 0.3, 1.5
+    eps = lambda v: x_t + (1 - s) * v  # noqa: E731
+    target_eps = eps(v0) - eta * (eps(vc) - eps(v0))
+    target_v = v0 - eta * (vc - v0)
+    torch.testing.assert_close(eps(target_v), target_eps)
+
+
+def test_an_edit_made_on_flux_is_refused_on_sd3(flux):
+    from workbench.editing import make_edit
+    from workbench.editing.edits import applied
+
+    edit = make_edit(flux, "conceptprune", "striped", {"t_hat": 1}, {"steps": 2, "size": 16, "progress": False})
+    with pytest.raises(ValueError, match="made on a flux model and this is a sd3 model") as err, applied(tiny_sd3(), edit):
+        pass
+    assert "\n" not in str(err.value)
+
+
+def _cli(*args, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "workbench", *map(str, args)], capture_output=True, text=True, cwd=cwd)
+
+
+@pytest.mark.parametrize("kind", list(TINY_DITS))
+def test_every_verb_runs_on_a_saved_folder(kind, folders, tmp_path):
+    folder = folders[kind]
+    sites = _cli("sites", "--model", folder)
+    assert sites.returncode == 0, sites.stderr
+    assert " mlp " in sites.stdout or "\nmlp " in "\n" + sites.stdout
+    store = tmp_path / "s.zarr"
+    rec = _cli("record", "--model", folder, "--prompts", "shape:circle", "--out", store, "--steps", 2, "--size", 16, "--quiet")
+    assert rec.returncode == 0, rec.stderr
+    masks = _cli("masks", store, "--target", "circle", "--reference", "scene", "--t-hat", 2, "--out", tmp_path / "m.safetensors")
+    assert masks.returncode == 0, masks.stderr
+    assert (tmp_path / "m.safetensors").exists()
+    for method in ("conceptprune", "esd", "pesd", "ac"):
+        extra = ["--iterations", 2] if method != "conceptprune" else []
+        extra += ["--pool", 2] if method == "ac" else []
+        extra += ["--t-hat", 1] if method in ("conceptprune", "pesd") else []
+        out = tmp_path / method
+        run = _cli("erase", "--model", folder, "--concept", "striped", "--method", method, "--out", out, "--steps", 2,
+                   "--size", 16, "--n-per", 1, "--quiet", *extra)  # fmt: skip
+        assert run.returncode == 0, (method, run.stderr[-2000:])
+        info = json.loads((out / "edit.json").read_text())
+        assert info["info"]["model_family"] == kind if "info" in info else info["model_family"] == kind
