@@ -99,3 +99,38 @@ def test_every_relative_link_in_the_readme_and_docs_points_at_a_file():
             if not (page.parent / target.split("#", 1)[0]).exists():
                 dead.append(f"{page.relative_to(root)} -> {target}")
     assert seen > 20 and not dead, dead
+
+
+def test_readme_commands_on_diffusion_transformers_run_on_tiny_folders(tmp_path, monkeypatch, capsys):
+    """The section's lines, as written, with $FLUX, $SD35 and $CLIP pointing at tiny folders, the
+    image side 16 and the sizes made tiny (2 steps, 2 iterations, 1 attack step)."""
+    import shlex
+
+    from workbench.cli import main
+    from workbench.models.tiny import save_tiny_clip
+    from workbench.models.tiny_transformers import save_tiny_dit
+
+    text = README.read_text()
+    section = text[text.index("## Diffusion transformers") :]
+    block = re.search(r"```bash\n(.*?)```", section, flags=re.S).group(1)
+    lines = [x for x in block.splitlines() if x.startswith("workbench ")]
+    assert [shlex.split(x)[1] for x in lines] == ["sites", "record", "masks", "erase", "erase", "attack"]
+    paths = {"$FLUX": str(save_tiny_dit("flux", tmp_path / "flux")), "$SD35": str(save_tiny_dit("sd3", tmp_path / "sd3")),
+             "$CLIP": str(save_tiny_clip(tmp_path / "clip"))}  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    for line in lines:
+        for var, path in paths.items():
+            line = line.replace(var, path)
+        argv = [("16" if a == "512" else a) for a in shlex.split(line)[1:]]
+        extra = {"record": ["--steps", "2", "--quiet"], "masks": ["--t-hat", "2"], "sites": []}.get(argv[0])
+        if extra is None:
+            extra = [*_tiny(argv), "--steps", "2", "--n-per", "1", "--quiet"]
+        assert main([*argv, *extra]) == 0, line
+        said = capsys.readouterr().out
+        if argv[0] == "sites":
+            assert "mlp.single " in said and ":image" in said
+    assert (tmp_path / "stores" / "flux-vangogh.zarr").exists()
+    assert (tmp_path / "edits" / "flux-vangogh-masks.safetensors").exists()
+    for out in ("edits/flux-vangogh-cp", "edits/sd35-vangogh-esd"):
+        assert (tmp_path / out / "edit.json").exists() and (tmp_path / out / "summary.json").exists()
+    assert (tmp_path / "attacks" / "sd35-vangogh-esd" / "result.json").exists()

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from workbench.models import FAMILIES, select
+from workbench.models import family_of, select
 from workbench.recording.hooks import Recorder, capture_inputs, run_pipe
 
 
@@ -33,7 +33,7 @@ def direct(raw_calls, n_prompts, nb, is_text):
 @pytest.mark.parametrize("guidance", [1.0, 5.0])
 def test_recorded_equals_direct(request, model, guidance):
     pipe = request.getfixturevalue(model)
-    families = list(FAMILIES)
+    families = list(family_of(pipe).sites)
     texts, seeds = ["a red circle", "a blue square on snow", "fog"], [0, 1, 2]
     size = None if model == "toy" else 64
     stats = ("sumsq", "sumsq_unit", "sum", "absmax")
@@ -60,7 +60,7 @@ def test_recorded_equals_direct(request, model, guidance):
             assert torch.equal(both, ~torch.isnan(got))
             torch.testing.assert_close(got[both], want[both], rtol=2e-5, atol=1e-5)
         seen_families.add(site.family)
-    assert seen_families == set(FAMILIES)
+    assert seen_families == set(families)
 
 
 def test_hooks_removed_after_exception(toy):

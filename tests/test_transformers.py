@@ -5,9 +5,10 @@ and every verb end to end from a saved folder."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -53,7 +54,15 @@ def _dense_single(pipe, prompts, seeds, steps=2, size=16):
     h2 = blk.proj_out.register_forward_pre_hook(lambda m, a: out.append(a[0][:, seen["n"] :, dim:].float().square().sum(1)))
     try:
         gens = [torch.Generator().manual_seed(s) for s in seeds]
-        pipe(prompts, num_inference_steps=steps, height=size, width=size, generator=gens, output_type="latent")
+        pipe(
+            prompts,
+            num_inference_steps=steps,
+            height=size,
+            width=size,
+            generator=gens,
+            output_type="latent",
+            max_sequence_length=pipe.tokenizer_2.model_max_length,
+        )  # what the workbench runs FLUX at: T5's own length
     finally:
         h1.remove()
         h2.remove()
@@ -131,8 +140,17 @@ def test_an_edit_made_on_flux_is_refused_on_sd3(flux):
     assert "\n" not in str(err.value)
 
 
-def _cli(*args, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "workbench", *map(str, args)], capture_output=True, text=True, cwd=cwd)
+def _cli(*args) -> subprocess.CompletedProcess:
+    """``workbench ARGS`` in this process (the CLI's own entry point; a subprocess costs seconds of imports)."""
+    from workbench.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as stop:
+            code = stop.code
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
 @pytest.mark.parametrize("kind", list(TINY_DITS))
@@ -157,3 +175,32 @@ def test_every_verb_runs_on_a_saved_folder(kind, folders, tmp_path):
         assert run.returncode == 0, (method, run.stderr[-2000:])
         info = json.loads((out / "edit.json").read_text())
         assert info["info"]["model_family"] == kind if "info" in info else info["model_family"] == kind
+    att = _cli("attack", "--model", folder, "--edit", tmp_path / "esd", "--concept", "striped", "--attack", "softprompt",
+               "--budget", 2, "--steps", 2, "--size", 16, "--n-per", 1, "--json", "--out", tmp_path / "att")  # fmt: skip
+    assert att.returncode == 0, att.stderr[-2000:]
+    result = json.loads(att.stdout.strip().splitlines()[-1])
+    assert result["asr"]["n"] == result["prompts"] > 0 and 0.0 <= result["asr"]["rate"] <= 1.0
+
+
+def test_sdxl_takes_the_prompt_attacks_with_slots_in_its_second_encoder():
+    """SDXL's slots live in its OpenCLIP encoder (text_encoder_2): the attack changes what that
+    encoder embeds at the placeholder, and the judged result comes back."""
+    from workbench.attacks import attack
+    from workbench.editing import make_edit
+    from workbench.models.loading import set_image_size
+    from workbench.models.slots import injecting, placeholder, slot_parts
+    from workbench.models.tiny import tiny_sdxl
+
+    pipe = set_image_size(tiny_sdxl(), 16)
+    assert slot_parts(pipe)[0] is pipe.text_encoder_2
+    word, tid = placeholder(pipe, ["a red circle"])
+    seen = []
+    pipe.text_encoder_2.register_forward_hook(lambda m, a, o: seen.append(o[0] if isinstance(o, tuple) else o.last_hidden_state))
+    ids = pipe.tokenizer_2([f"{word} a red circle"], return_tensors="pt").input_ids
+    pipe.text_encoder_2(ids)
+    with injecting(pipe, tid, torch.zeros(1, 1, pipe.text_encoder_2.config.hidden_size)):
+        pipe.text_encoder_2(ids)
+    assert not torch.equal(seen[0], seen[1])
+    edit = make_edit(pipe, "esd", "striped", {"iterations": 1}, {"steps": 2, "progress": False})
+    result = attack(pipe, None, edit, "striped", "softprompt", budget=2, n_per=1, steps=2).summary()
+    assert result["asr"]["n"] == result["prompts"] > 0

@@ -21,6 +21,7 @@ from torch import nn
 
 from ..editing.learning import Examples
 from ..editing.training import batches, optimise, prediction_loss, trainable
+from ..models.denoise import device_of, predict
 from ..models.slots import encode, injecting, real_tokens, token_table, with_slots
 
 
@@ -119,8 +120,9 @@ def _per_prompt_loss(pipe, ex: Examples, texts, token_id, vectors, idx: torch.Te
     p = (idx % n).tolist()
     with injecting(pipe, token_id, vectors[p]):
         cond = encode(pipe, [texts[i] for i in p])
-    dev = next(pipe.unet.parameters()).device
-    pred = pipe.unet(ex.x[idx].to(dev), ex.t[idx].to(dev), encoder_hidden_states=cond).sample
+    dev = device_of(pipe)
+    added = {**(ex.added_at(idx, dev) or {}), **(cond.added or {})} or None
+    pred = predict(pipe, ex.x[idx].to(dev), ex.t[idx].to(dev), cond.context, added, ex.shared_on(dev))
     err = (pred.float() - ex.frozen[idx].to(dev).float()).pow(2).flatten(1).mean(1).cpu()
     return torch.zeros(n).index_add_(0, idx % n, err) / torch.bincount(idx % n, minlength=n).clamp(min=1)
 
@@ -154,7 +156,7 @@ def _polish(pipe, ex, texts, token_id, table, allowed, logits, n, candidates: in
 def concept_direction(pipe, concept_prompts: list[str], reference_prompts: list[str]) -> torch.Tensor:
     """Ring-A-Bell's concept vector: the mean difference of the text encodings (L, D) of paired
     prompts with and without the concept."""
-    return (encode(pipe, concept_prompts) - encode(pipe, reference_prompts)).mean(0)
+    return (encode(pipe, concept_prompts).context - encode(pipe, reference_prompts).context).mean(0)
 
 
 @torch.no_grad()
@@ -172,13 +174,13 @@ def ringabell(pipe, prompts: list[str], bases: list[str], direction: torch.Tenso
     allowed = real_tokens(pipe) if allowed is None else allowed
     n = len(bases)
     texts = [with_slots(b, word, k, "suffix") for b in bases]
-    target = (encode(pipe, bases) + eta * direction[None]).flatten(1)  # (N, L*D)
+    target = (encode(pipe, bases).context + eta * direction[None]).flatten(1)  # (N, L*D)
     pop = allowed[torch.randint(0, len(allowed), (n, population, k), generator=g)]
 
     def fitness(pop):
         flat_texts = [t for t in texts for _ in range(population)]
         with injecting(pipe, token_id, table[pop.reshape(n * population, k)]):
-            enc = encode(pipe, flat_texts).flatten(1)
+            enc = encode(pipe, flat_texts).context.flatten(1)
         return nn.functional.cosine_similarity(enc, target.repeat_interleave(population, 0)).reshape(n, population)
 
     trace = []

@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 
 from ..evaluation.generation import generate
+from ..models.slots import slot_parts
 
 
 def uses_routes(method: str) -> bool:
@@ -38,7 +39,7 @@ def heldout_tokens(pipe, concept) -> torch.Tensor:
     """The token ids of the concept's held-out route words that no train route uses."""
     variants_of(concept)  # a concept without routes: the same error as the route attack's
     words = concept.extra.get("heldout_words") or []
-    tok = pipe.tokenizer
+    tok = slot_parts(pipe)[1]
     special = set(tok.all_special_ids)
     ids = sorted({i for w in words for i in tok(w, add_special_tokens=False).input_ids if i not in special})
     if not ids or tok.unk_token_id in ids:

@@ -4,8 +4,9 @@ Target prompts are the concept's held-out prompts that carry it (``Concept.eval_
 toy world's: the held-out captions that name it); each is judged on the edited model without
 attack (``before``) and after (``after``), with its own seed. Budgets count optimiser steps
 (white-box, revival) or generations (Ring-A-Bell): each attack's ``AttackSpec`` says which; its
-code is in ``attacks.runners`` (built-ins) or a plugin. Any SD-family model with one text encoder
-(SD 1.x, 2.x, the toy world) takes prompt attacks; weight revival works on SDXL too.
+code is in ``attacks.runners`` (built-ins) or a plugin. Every model family takes every attack: the
+prompt attacks' slots live in the family's main text encoder (CLIP on SD 1.x / 2.x and the toy
+worlds, OpenCLIP on SDXL, T5 on FLUX, SD3 and PixArt: ``models.slots``).
 On a concept with held-out routes (the language toy world's), ``routes`` tries its held-out words
 as they are, and ``unlearndiff-heldout`` / ``ringabell-heldout`` search only those words' tokens
 (``attacks.routes``).
@@ -58,12 +59,6 @@ def attack(pipe, judge, edit: Edit, concept, method: str, budget: int | None = N
         raise ValueError(f"budget={budget}: give at least 1 step")
     c = single(get_concept(concept, n_per=n_per), "an attack")
     c.check_model(model_id(pipe))
-    if spec.changes == "prompt" and getattr(pipe, "text_encoder_2", None) is not None:
-        weight_attacks = " or ".join(s.name for s in ATTACKS.specs() if s.changes == "weights")
-        raise ValueError(
-            f"prompt attacks ({method}) cover models with one text encoder (SD 1.x, 2.x, the toy world); this model has two "
-            f"(SDXL): attack its weights with --attack {weight_attacks}"
-        )
     if spec.routes:
         variants_of(c)  # before any generation: a concept without routes fails now
     steps, guidance = settings(pipe, steps, guidance)

@@ -12,7 +12,7 @@ from ..editing.edits import applied
 from ..editing.examples import frozen_examples
 from ..editing.options import GUIDED_AWAY
 from ..evaluation.generation import generate
-from ..models.slots import injecting, placeholder
+from ..models.slots import injecting, placeholder, slot_parts
 from .methods import Attempt
 from .prompt_search import concept_direction, gradient_attack
 from .prompt_search import ringabell as genetic
@@ -72,7 +72,7 @@ def _slot(a: Attempt, heldout: bool):
     word, tid = placeholder(a.pipe, a.texts)
     allowed = heldout_tokens(a.pipe, a.concept) if heldout else None
     if allowed is not None:
-        a.info["vocabulary"] = a.pipe.tokenizer.convert_ids_to_tokens(allowed.tolist())
+        a.info["vocabulary"] = slot_parts(a.pipe)[1].convert_ids_to_tokens(allowed.tolist())
     return word, tid, allowed
 
 
@@ -94,5 +94,6 @@ def _judged(a: Attempt, res, word: str, tid: int) -> tuple[list[bool], list[str]
 def _with_tokens(pipe, text: str, word: str, ids: torch.Tensor) -> str:
     """The attacked prompt as text: each placeholder word (a whole word, never part of another)
     replaced by its chosen token."""
-    chosen = iter(pipe.tokenizer.convert_ids_to_tokens(i).replace("</w>", "") for i in ids.tolist())
+    tok = slot_parts(pipe)[1]
+    chosen = iter(tok.convert_tokens_to_string([tok.convert_ids_to_tokens(i)]).strip() for i in ids.tolist())
     return " ".join(next(chosen) if w == word else w for w in text.split(" "))

@@ -48,20 +48,21 @@ def optimise(params: list, draws: Iterable, step: Callable[[int, object], tuple[
     return logged
 
 
-def prediction_loss(pipe, ex, idx: torch.Tensor, params: dict | None = None, target: str = "target",
-                    cond: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+def prediction_loss(pipe, ex, idx: torch.Tensor, params: dict | None = None, target: str = "target", cond=None) -> torch.Tensor:
     """MSE of the denoiser's prediction at examples ``idx`` against ``ex.<target>`` ('target':
     the eraser's objective, 'frozen': the unedited model's prediction). ``params`` replaces
     denoiser parameters for this call (``torch.func.functional_call``: masks, deltas); ``cond``
-    replaces the examples' text embeddings (an attacked prompt's)."""
+    (a ``models.slots.Conditioning``) replaces the examples' text conditioning (an attacked prompt's)."""
     from ..models.denoise import device_of, predict
 
     dev = device_of(pipe)
+    context, added = ex.cond[idx], ex.added_at(idx, dev)
+    if cond is not None:
+        context, added = cond.context, {**(added or {}), **{k: v.to(dev) for k, v in (cond.added or {}).items()}} or None
     dtype = _AUTOCAST.get()
     amp = torch.autocast(dev.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
     with amp:
-        pred = predict(pipe, ex.x[idx].to(dev), ex.t[idx].to(dev), (ex.cond[idx] if cond is None else cond).to(dev),
-                       ex.added_at(idx, dev), ex.shared_on(dev), params)  # fmt: skip
+        pred = predict(pipe, ex.x[idx].to(dev), ex.t[idx].to(dev), context.to(dev), added, ex.shared_on(dev), params)
     return nn.functional.mse_loss(pred.float(), getattr(ex, target)[idx].to(dev).float())
 
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import torch
 
-from ..models.families import denoiser_of, family_of
+from ..models.families import call_options, denoiser_of
 from ..models.loading import image_size_of, model_hashes
 
 #: images_of memo: (weights, scheduler, settings, prompts) -> images; a few entries
@@ -23,7 +23,7 @@ def generate(pipe, texts: list[str], seeds: list[int], steps: int = 25, guidance
     if len(texts) != len(seeds):
         raise ValueError(f"got {len(texts)} prompts and {len(seeds)} seeds: give one seed per prompt")
     size = image_size_of(pipe)
-    extra = {**family_of(pipe).call, **({"height": size, "width": size} if size is not None else {})}
+    extra = {**call_options(pipe), **({"height": size, "width": size} if size is not None else {})}
     out = []
     for i in range(0, len(texts), batch):
         gens = [torch.Generator().manual_seed(int(s)) for s in seeds[i : i + batch]]

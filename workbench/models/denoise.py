@@ -5,7 +5,8 @@ guidance=..., txt_ids=..., img_ids=...)``.
 
 A captured call splits into the noisy input, the timestep argument (as the pipeline passed it:
 FLUX's is t / 1000), the text conditioning, ``added``: the other per-row inputs (SDXL's
-``added_cond_kwargs``, a transformer's pooled projection and guidance embedding), and ``shared``:
+``added_cond_kwargs``, a transformer's pooled projection, guidance embedding and PixArt's text
+attention mask: they travel with the conditioning they belong to), and ``shared``:
 inputs with no batch row (FLUX's position ids). The erasers' examples keep these, and
 ``predict`` calls the denoiser on any rows of them, with replaced parameters where training asks.
 """
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 SHARED = ("txt_ids", "img_ids")
 #: arguments of a call that are not inputs
 _SKIP = ("return_dict", "joint_attention_kwargs", "attention_kwargs", "cross_attention_kwargs", "controlnet_block_samples",
-         "controlnet_single_block_samples", "controlnet_blocks_repeat", "attention_mask", "encoder_attention_mask")  # fmt: skip
+         "controlnet_single_block_samples", "controlnet_blocks_repeat")  # fmt: skip
 
 
 @dataclass

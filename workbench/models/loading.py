@@ -80,9 +80,10 @@ def generation_defaults(pipe) -> dict:
     """Guidance and steps a model is meant to be sampled with: its class's ``generation_defaults``
     where it states them (the toy world, and any saved copy of it), else its model family's
     (Stable Diffusion's 50 steps at 7.5, FLUX.1-dev's 28 at 3.5, ...)."""
-    from .families import family_of
+    from .families import MODEL_FAMILIES
 
-    return {**SD_DEFAULTS, **family_of(pipe).defaults, **getattr(type(pipe), "generation_defaults", {})}
+    family = next((f for f in MODEL_FAMILIES.specs() if f.detect(pipe)), None)
+    return {**SD_DEFAULTS, **(family.defaults if family else {}), **getattr(type(pipe), "generation_defaults", {})}
 
 
 def set_image_size(pipe, size: int | None):

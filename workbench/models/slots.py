@@ -7,6 +7,10 @@ A prompt is written with K copies of a one-token placeholder word (``"q q q a re
 placeholder rows' embeddings, prompt by prompt, with given vectors (a soft prompt, a mix of
 vocabulary embeddings, or the embeddings of real tokens). Everything else (positions, causal mask,
 the pipeline's own encoding and negative prompt) is the model's own code: no forward is rewritten.
+
+Which encoder holds the slots is the model family's choice (``ModelFamily.slots``): CLIP on SD 1.x /
+2.x, the second (OpenCLIP) encoder on SDXL, T5 on FLUX, SD3 and PixArt; the model's other encoders
+read the placeholder word as text.
 """
 
 from __future__ import annotations
@@ -16,15 +20,23 @@ from dataclasses import dataclass
 
 import torch
 
+from .families import family_of
 from .hooks import Hook, hooks
 
 #: one-token words tried as the placeholder, in order (the first the tokenizer keeps whole wins)
 CANDIDATES = ("q", "sks", "zq", "xj")
 
 
+def slot_parts(pipe):
+    """(text encoder, tokenizer) whose token embeddings the slots replace (the family's choice)."""
+    names = family_of(pipe).slots
+    enc, tok = names(pipe) if callable(names) else names
+    return getattr(pipe, enc), getattr(pipe, tok)
+
+
 def placeholder(pipe, prompts: list[str]) -> tuple[str, int]:
     """A word the tokenizer maps to one token that no prompt contains: (word, token id)."""
-    tok = pipe.tokenizer
+    tok = slot_parts(pipe)[1]
     for word in CANDIDATES:
         ids = tok(word, add_special_tokens=False).input_ids
         if len(ids) == 1 and not any(ids[0] in tok(p).input_ids for p in prompts):
@@ -39,13 +51,13 @@ def with_slots(prompt: str, word: str, k: int, where: str = "prefix") -> str:
 
 
 def token_table(pipe) -> torch.Tensor:
-    """The text encoder's token-embedding matrix (V, D)."""
-    return pipe.text_encoder.get_input_embeddings().weight
+    """The slots' text encoder's token-embedding matrix (V, D)."""
+    return slot_parts(pipe)[0].get_input_embeddings().weight
 
 
 def real_tokens(pipe) -> torch.Tensor:
     """Ids an attack may choose: every vocabulary entry but the special tokens."""
-    tok = pipe.tokenizer
+    tok = slot_parts(pipe)[1]
     special = set(tok.all_special_ids)
     return torch.tensor([i for i in range(token_table(pipe).shape[0]) if i not in special])
 
@@ -69,13 +81,13 @@ def injecting(pipe, token_id: int, vectors, texts: list[str] | None = None):
     used in order of the rows that hold placeholders, across calls (the pipeline encodes one call's
     prompts in order); ``vectors`` may then be a callable returning it (evaluated at each encoding,
     for training)."""
-    layer = pipe.text_encoder.get_input_embeddings()
+    encoder, tok = slot_parts(pipe)
+    layer = _embedding_called(encoder)
     state = {"row": 0}
     keyed = None
     if texts is not None:
-        tok = pipe.tokenizer
-        ids = tok(list(texts), padding="max_length", max_length=tok.model_max_length, truncation=True).input_ids
-        keyed = {tuple(r): i for i, r in enumerate(ids)}
+        ids = tok(list(texts), truncation=True, max_length=tok.model_max_length).input_ids
+        keyed = {_key(r, tok.pad_token_id): i for i, r in enumerate(ids)}
 
     def hook(module, args, out):
         ids = args[0]
@@ -87,7 +99,7 @@ def injecting(pipe, token_id: int, vectors, texts: list[str] | None = None):
         for r in rows:
             pos = (ids[r] == token_id).nonzero().flatten()
             if keyed is not None:
-                key = tuple(ids[r].tolist())
+                key = _key(ids[r].tolist(), tok.pad_token_id)
                 if key not in keyed:
                     raise ValueError("a prompt with placeholder slots has no embeddings: give Slots for every slotted prompt")
                 v = vec[keyed[key]]
@@ -101,9 +113,38 @@ def injecting(pipe, token_id: int, vectors, texts: list[str] | None = None):
         yield
 
 
-def encode(pipe, texts: list[str]) -> torch.Tensor:
-    """Text-encoder hidden states the way SD-family pipelines condition the UNet (padded to the
-    tokenizer's length); placeholders are swapped when called inside ``injecting``."""
-    tok = pipe.tokenizer
-    ids = tok(texts, padding="max_length", max_length=tok.model_max_length, truncation=True, return_tensors="pt").input_ids
-    return pipe.text_encoder(ids.to(pipe.text_encoder.device))[0]
+def _embedding_called(encoder) -> torch.nn.Module:
+    """The token-embedding module the encoder's forward calls: the last module holding the input
+    embedding's weight (T5 ties ``shared`` to ``encoder.embed_tokens`` and calls the latter)."""
+    table = encoder.get_input_embeddings().weight
+    return [m for m in encoder.modules() if isinstance(m, torch.nn.Embedding) and m.weight is table][-1]
+
+
+def _key(ids: list[int], pad: int | None) -> tuple[int, ...]:
+    """A row's token ids without trailing padding (pipelines pad to their own lengths)."""
+    ids = list(ids)
+    while ids and ids[-1] == pad:
+        ids.pop()
+    return tuple(ids)
+
+
+@dataclass
+class Conditioning:
+    """The denoiser's text conditioning of some prompts: ``context`` (its encoder_hidden_states)
+    and ``added``, the per-row inputs that go with it (a pooled embedding, an attention mask)."""
+
+    context: torch.Tensor
+    added: dict | None = None
+
+    def take(self, idx) -> Conditioning:
+        return Conditioning(self.context[idx], {k: v[idx] for k, v in self.added.items()} if self.added else None)
+
+
+def encode(pipe, texts: list[str]) -> Conditioning:
+    """The denoiser's conditioning of ``texts`` as the model's pipeline computes it (the family's
+    ``encode``), differentiable; placeholders are swapped when called inside ``injecting``."""
+    family = family_of(pipe)
+    if family.encode is None:
+        raise ValueError(f"the {family.name} model family states no text encoding: prompt attacks need one (ModelFamily.encode)")
+    context, added = family.encode(pipe, list(texts))
+    return Conditioning(context, added)

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from ..models.families import family_of
+from ..models.families import call_options, family_of
 from ..models.hooks import DenoiserCall, Hook, hooks
 from ..models.loading import image_size_of
 from ..models.sites import Site, SiteFilter, select, site_hooks
@@ -142,7 +142,7 @@ def run_pipe(pipe, texts: list[str], seeds: list[int], steps: int, guidance: flo
     """One generation call with one CPU generator per prompt (device-independent noise)."""
     gens = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
     kwargs = dict(prompt=texts, num_inference_steps=steps, guidance_scale=guidance, generator=gens, output_type="latent")
-    kwargs.update(family_of(pipe).call)
+    kwargs.update(call_options(pipe))
     size = size if size is not None else image_size_of(pipe)
     if size is not None:
         kwargs.update(height=size, width=size)

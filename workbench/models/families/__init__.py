@@ -38,7 +38,8 @@ class ModelFamily:
     an embedding (FLUX.1-dev): one denoiser call per step, one branch; ``defaults``: its sampling
     steps and guidance; ``call``: extra keyword arguments its pipeline needs for our runs;
     ``timestep_scale``: what the denoiser's timestep argument is multiplied by to give the
-    scheduler's timestep (FLUX's pipeline passes t / 1000)."""
+    scheduler's timestep (FLUX's pipeline passes t / 1000); ``flow``: a flow-matching model
+    (velocity prediction on x_t = (1 - s) x0 + s noise)."""
 
     name: str
     help: str
@@ -50,9 +51,14 @@ class ModelFamily:
     default_site: str | tuple[str, ...] = "ffn2"
     distilled: Callable[[object], bool] = lambda pipe: False
     defaults: dict = field(default_factory=lambda: {"guidance": 7.5, "steps": 50})
-    call: dict = field(default_factory=dict)
+    call: dict | Callable[[object], dict] = field(default_factory=dict)
     timestep_scale: float = 1.0
     flow: bool = False
+    #: the text encoder and tokenizer whose token embeddings the attacks' slots replace
+    slots: tuple[str, str] | Callable[[object], tuple[str, str]] = ("text_encoder", "tokenizer")
+    #: ``encode(pipe, texts) -> (context, added)``: the denoiser's conditioning of prompts, differentiable
+    #: through the slots' encoder (``added``: per-row inputs it replaces, e.g. the pooled projection)
+    encode: Callable | None = None
     order: int = 100
 
 
@@ -70,6 +76,12 @@ def family_of(pipe) -> ModelFamily:
     )
 
 
+def call_options(pipe) -> dict:
+    """The extra keyword arguments the pipeline's family gives its generation calls."""
+    call = family_of(pipe).call
+    return dict(call(pipe) if callable(call) else call)
+
+
 def denoiser_of(pipe):
     """The pipeline's denoiser module (``pipe.unet``, ``pipe.transformer``), by its family."""
     return getattr(pipe, family_of(pipe).denoiser)
@@ -85,4 +97,4 @@ def transformer_class_is(*names: str) -> Callable[[object], bool]:
     return detect
 
 
-__all__ = ["MODEL_FAMILIES", "ModelFamily", "SiteSpec", "denoiser_of", "family_of", "transformer_class_is"]
+__all__ = ["MODEL_FAMILIES", "ModelFamily", "SiteSpec", "call_options", "denoiser_of", "family_of", "transformer_class_is"]

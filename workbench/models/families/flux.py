@@ -18,6 +18,19 @@ from __future__ import annotations
 
 from . import ModelFamily, SiteSpec, transformer_class_is
 
+
+def call(pipe) -> dict:
+    """T5's text length: the pipeline's 512, or the T5 tokenizer's own length where it is shorter."""
+    return {"max_sequence_length": min(512, int(pipe.tokenizer_2.model_max_length))}
+
+
+def encode(pipe, texts: list[str]):
+    """T5's hidden states (the slots live in T5) and CLIP's pooled embedding of the same text: a
+    placeholder word reaches CLIP as itself, so the pooled vector sees the word, never the slots."""
+    context, pooled, _ = pipe.encode_prompt(texts, texts, **call(pipe))
+    return context, {"pooled_projections": pooled}
+
+
 TEXT_ATTN = (".attn.add_q_proj.", ".attn.add_k_proj.", ".attn.add_v_proj.", ".attn.to_add_out.")
 TEXT_KV = (".attn.add_k_proj.", ".attn.add_v_proj.")
 
@@ -59,5 +72,8 @@ SPEC = ModelFamily(
     defaults={"guidance": 3.5, "steps": 28},
     timestep_scale=1000.0,
     flow=True,
+    call=call,
+    slots=("text_encoder_2", "tokenizer_2"),
+    encode=encode,
     order=10,
 )

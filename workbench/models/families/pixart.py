@@ -8,6 +8,15 @@ from __future__ import annotations
 
 from . import ModelFamily, SiteSpec, transformer_class_is
 
+
+def encode(pipe, texts: list[str]):
+    """T5's hidden states and their attention mask (the transformer's ``encoder_attention_mask``)."""
+    context, mask, _, _ = pipe.encode_prompt(
+        texts, do_classifier_free_guidance=False, max_sequence_length=min(300, int(pipe.tokenizer.model_max_length))
+    )
+    return context, {"encoder_attention_mask": mask}
+
+
 SPEC = ModelFamily(
     name="pixart",
     help="PixArt-Alpha / Sigma DiTs (cross-attention to T5, classifier-free guidance, epsilon)",
@@ -27,6 +36,11 @@ SPEC = ModelFamily(
     },
     default_site="mlp",
     defaults={"guidance": 4.5, "steps": 20},
-    call={"use_resolution_binning": False, "clean_caption": False},
+    call=lambda pipe: {
+        "use_resolution_binning": False,
+        "clean_caption": False,
+        "max_sequence_length": min(300, int(pipe.tokenizer.model_max_length)),
+    },
+    encode=encode,
     order=30,
 )

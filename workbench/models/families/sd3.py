@@ -11,6 +11,19 @@ from __future__ import annotations
 from . import ModelFamily, SiteSpec, transformer_class_is
 from .flux import TEXT_ATTN, TEXT_KV
 
+
+def encode(pipe, texts: list[str]):
+    """The joint context (both CLIPs' token states, then T5's: the slots live in T5) and the CLIPs'
+    pooled embedding, which sees the placeholder word itself."""
+    context, _, pooled, _ = pipe.encode_prompt(texts, texts, texts, do_classifier_free_guidance=False, **call(pipe))
+    return context, {"pooled_projections": pooled}
+
+
+def call(pipe) -> dict:
+    """T5's text length: the pipeline's 256, or the T5 tokenizer's own length where it is shorter."""
+    return {"max_sequence_length": min(256, int(pipe.tokenizer_3.model_max_length))}
+
+
 SPEC = ModelFamily(
     name="sd3",
     help="Stable Diffusion 3 / 3.5 MMDiTs (joint blocks, classifier-free guidance, flow matching)",
@@ -33,5 +46,8 @@ SPEC = ModelFamily(
     default_site="mlp",
     defaults={"guidance": 7.0, "steps": 28},
     flow=True,
+    call=call,
+    slots=("text_encoder_3", "tokenizer_3"),
+    encode=encode,
     order=20,
 )

@@ -10,6 +10,26 @@ from __future__ import annotations
 
 from . import ModelFamily, SiteSpec
 
+
+def slot_parts(pipe) -> tuple[str, str]:
+    return (
+        ("text_encoder_2", "tokenizer_2") if getattr(pipe, "text_encoder_2", None) is not None else ("text_encoder", "tokenizer")
+    )
+
+
+def encode(pipe, texts: list[str]):
+    """SD 1.x / 2.x and the toy worlds: the text encoder's hidden states, padded to the tokenizer's
+    length. SDXL: its pipeline's own encoding (both encoders' states side by side; the slots live in
+    the second, OpenCLIP, encoder, whose pooled embedding is ``text_embeds``)."""
+    if getattr(pipe, "text_encoder_2", None) is None:
+        tok = pipe.tokenizer
+        ids = tok(texts, padding="max_length", max_length=tok.model_max_length, truncation=True, return_tensors="pt").input_ids
+        return pipe.text_encoder(ids.to(pipe.text_encoder.device))[0], None
+    dev = pipe.text_encoder_2.device
+    context, _, pooled, _ = pipe.encode_prompt(texts, device=dev, num_images_per_prompt=1, do_classifier_free_guidance=False)
+    return context, {"text_embeds": pooled}
+
+
 SPEC = ModelFamily(
     name="sd-unet",
     help="Stable Diffusion UNets (SD 1.x, 2.x, SDXL) and the toy worlds",
@@ -28,5 +48,7 @@ SPEC = ModelFamily(
         "esd-x-kv": lambda name: ".attn2.to_k." in name or ".attn2.to_v." in name,
         "esd-u": lambda name: ".attn2." not in name,
     },
+    slots=slot_parts,
+    encode=encode,
     order=0,
 )
