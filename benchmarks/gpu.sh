@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Every GPU row of benchmarks/RESULTS.md at SD 1.5 size (random weights: the same compute as real
-# ones), in one run of under 8 minutes: recording overhead in fp16 (batch 8, 50 steps), and per
-# eraser iteration and attack step (ESD-x, P-ESD, UnlearnDiffAtk, soft prompt) with peak memory.
+# Every GPU row of benchmarks/RESULTS.md (random weights: the same compute as real ones), in one run
+# of under 8 minutes: at SD 1.5 size, recording overhead in fp16 (batch 8, 50 steps) and per eraser
+# iteration and attack step (ESD-x, P-ESD, UnlearnDiffAtk, soft prompt); at FLUX.1 and SD3.5-large
+# size in bf16 at 1024 px, one denoising step plain and recorded, one ESD-x iteration and one
+# prompt-attack step; each with peak memory.
 #
 #   bash benchmarks/gpu.sh --fetch   # here, once: wheels the device image lacks into .whl/ (ignored)
 #   bash benchmarks/gpu.sh           # on the GPU machine (the device tool: carry [".whl"]); writes
@@ -33,10 +35,14 @@ gpu=$(python3 -c "import torch; print(torch.cuda.get_device_name(0))")
     echo "Recording (\`benchmarks/record_overhead.py --mode sd15-gpu --repeats 2\`):"
     echo
     echo '```'
-    timeout 240 python3 benchmarks/record_overhead.py --mode sd15-gpu --repeats 2 2>&1 | tail -n 5 || echo "record_overhead: failed or past 240 s"
+    timeout 150 python3 benchmarks/record_overhead.py --mode sd15-gpu --repeats 2 2>&1 | tail -n 5 || echo "record_overhead: failed or past 150 s"
     echo '```'
     echo
     echo "Erasers and attacks (\`benchmarks/erasers.py --device cuda --iterations 10 --markdown\`):"
     echo
-    timeout 200 python3 benchmarks/erasers.py --device cuda --iterations 10 --markdown 2>&1 | grep '^|' || echo "erasers: failed or past 200 s"
+    timeout 120 python3 benchmarks/erasers.py --device cuda --iterations 10 --markdown 2>&1 | grep '^|' || echo "erasers: failed or past 120 s"
+    echo
+    echo "Diffusion transformers at full size, bf16, 1024 px (\`benchmarks/dit_sizes.py --device cuda --markdown\`):"
+    echo
+    timeout 180 python3 benchmarks/dit_sizes.py --device cuda --markdown 2>&1 | grep '^|' || echo "dit_sizes: failed or past 180 s"
 } | tee "$report"
