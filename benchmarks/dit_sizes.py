@@ -33,8 +33,13 @@ TINY = {"flux": ({"num_layers": 2, "num_single_layers": 2, "attention_head_dim":
 def pipeline(kind: str, scale: str, device: str, dtype: torch.dtype):
     """A pipeline whose transformer has the full (or tiny) size and random weights; tiny text
     encoders (never called: the conditioning is given) and a factor-8 VAE with 16 latent channels."""
-    from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel, SD3Transformer2DModel
-    from diffusers import StableDiffusion3Pipeline
+    from diffusers import (
+        FlowMatchEulerDiscreteScheduler,
+        FluxPipeline,
+        FluxTransformer2DModel,
+        SD3Transformer2DModel,
+        StableDiffusion3Pipeline,
+    )
 
     from workbench.models.tiny_transformers import _vae16, tiny_flux, tiny_sd3
 
@@ -126,7 +131,9 @@ def rows(kind: str, scale: str, device: str, steps: int = 2) -> list[tuple[str, 
     call.prediction = call.prediction.float()
     ex = _split(pipe, call, n, 1.0) if kind != "flux" else None
     if ex is None:  # FLUX: the empty prompt's prediction needs the text encoders; the target's cost is one more forward
-        ex = Examples(call.sample, call.timestep.expand(n), call.context, call.prediction, call.prediction, call.added, call.shared)
+        ex = Examples(
+            call.sample, call.timestep.expand(n), call.context, call.prediction, call.prediction, call.added, call.shared
+        )
     params = group_params(pipe, "esd-x")
     for p in params.values():
         p.data = p.data.float()

@@ -165,6 +165,10 @@ def test_every_verb_runs_on_a_saved_folder(kind, folders, tmp_path):
     masks = _cli("masks", store, "--target", "circle", "--reference", "scene", "--t-hat", 2, "--out", tmp_path / "m.safetensors")
     assert masks.returncode == 0, masks.stderr
     assert (tmp_path / "m.safetensors").exists()
+    maps = _cli("maps", store, "--model", folder, "--size", 16, "--masks", tmp_path / "m.safetensors", "--prompts", "shape:circle",
+                "--limit", 2, "--quiet")  # fmt: skip
+    assert maps.returncode == 0, maps.stderr[-2000:]
+    assert "2 prompts" in maps.stdout + maps.stderr
     for method in ("conceptprune", "esd", "pesd", "ac"):
         extra = ["--iterations", 2] if method != "conceptprune" else []
         extra += ["--pool", 2] if method == "ac" else []
@@ -204,3 +208,23 @@ def test_sdxl_takes_the_prompt_attacks_with_slots_in_its_second_encoder():
     edit = make_edit(pipe, "esd", "striped", {"iterations": 1}, {"steps": 2, "progress": False})
     result = attack(pipe, None, edit, "striped", "softprompt", budget=2, n_per=1, steps=2).summary()
     assert result["asr"]["n"] == result["prompts"] > 0
+
+
+def test_uce_edits_pixarts_cross_attention_and_refuses_joint_attention():
+    """PixArt's cross-attention reads the projected caption: UCE's rows are that input, and the
+    edit touches only attn2's keys and values. FLUX has no projection whose input is the text."""
+    from workbench.editing import make_edit
+    from workbench.editing.edits import applied
+    from workbench.models.loading import set_image_size
+    from workbench.models.tiny_transformers import tiny_pixart
+
+    pipe = set_image_size(tiny_pixart(), 16)
+    edit = make_edit(pipe, "uce", "striped", {"erase_scale": 1.0}, {"steps": 2, "progress": False})
+    assert edit.weights and all(".attn2.to_k." in k or ".attn2.to_v." in k for k in edit.weights)
+    w = pipe.transformer.transformer_blocks[0].attn2.to_v.weight
+    before = w.detach().clone()
+    with applied(pipe, edit):
+        assert not torch.equal(w, before)
+    assert torch.equal(w, before)
+    with pytest.raises(ValueError, match="no such projection"):
+        make_edit(set_image_size(tiny_flux(), 16), "uce", "striped", {}, {"steps": 2, "progress": False})

@@ -19,17 +19,30 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..models.families import call_options, denoiser_of
 from ..models.hooks import DenoiserCall, Hook, hooks
-from ..models.loading import generation_defaults, model_hashes, model_id
-from ..models.sites import Site, module_of, select
+from ..models.loading import generation_defaults, image_size_of, model_hashes, model_id
+from ..models.sites import Site, select, site_hooks
 from ..models.slots import Slots, injecting
 from ..prompts import PromptSet
 from ..store.maps import MapWriter
+from .hooks import uses_cfg
+
+
+def latent_grid(sample: torch.Tensor) -> tuple[int, int]:
+    """The latent's (height, width) from the denoiser's input: a UNet's or a patchifying
+    transformer's (B, C, H, W), or FLUX's packed (B, tokens, C) sequence of a square image."""
+    if sample.dim() == 3:
+        side = math.isqrt(sample.shape[1])
+        if side * side != sample.shape[1]:
+            raise ValueError(f"{sample.shape[1]} packed latent tokens are not a square grid: map square images")
+        return side, side
+    return tuple(sample.shape[-2:])
 
 
 def token_grid(tokens: int, height: int, width: int) -> tuple[int, int]:
     """The (h, w) grid of ``tokens`` spatial tokens for a latent of height x width (an integer
-    downsampling of it, as the UNet's levels are)."""
+    downsampling of it, as the UNet's levels and the transformers' patches are)."""
     f = math.sqrt(height * width / tokens)
     h, w = round(height / f), round(width / f)
     if h * w != tokens:
@@ -59,17 +72,16 @@ class MapRecorder:
     def __enter__(self) -> MapRecorder:
         self.call, self.latent, self.maps = -1, None, {s.name: [] for s in self.sites}
 
-        def unet(module, args, kwargs):
+        def denoiser(module, args, kwargs):
             self.call += 1
-            self.latent = tuple(DenoiserCall.of(args, kwargs).sample.shape[-2:])
+            self.latent = latent_grid(DenoiserCall.of(args, kwargs).sample)
 
         def site_hook(site: Site, idx: torch.Tensor):
             on = {}  # the neuron index on the activations' device, moved there once
 
-            def hook(module, args):
+            def hook(site_, x):  # x: the site's neurons' input on its own tokens (models.sites.neuron_input)
                 if self.call not in self.steps:
                     return
-                x = args[0]
                 rows = x.shape[0] // self.cfg_rows
                 cond = x[-rows:]  # diffusers' CFG batch is [uncond, cond]
                 h, w = token_grid(x.shape[1], *self.latent)
@@ -80,8 +92,9 @@ class MapRecorder:
 
             return hook
 
-        spec = [Hook(self.pipe.unet, unet, pre=True, with_kwargs=True)]
-        spec += [Hook(module_of(self.pipe, s), site_hook(s, i), pre=True) for s, i in self.sites.items()]
+        spec = [Hook(denoiser_of(self.pipe), denoiser, pre=True, with_kwargs=True)]
+        hooked = {s.name: site_hook(s, i) for s, i in self.sites.items()}
+        spec += site_hooks(self.pipe, list(self.sites), lambda site, x: hooked[site.name](site, x))
         self._stack.enter_context(hooks(*spec))
         return self
 
@@ -151,10 +164,12 @@ def record_maps(
 def _generate(pipe, rec: MapRecorder, prompts, n_steps: int, guidance: float) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """One pipeline call: uint8 images (n, H, W, 3) and the maps of each site."""
     gens = [torch.Generator("cpu").manual_seed(int(p.seed)) for p in prompts]
-    rec.cfg_rows = 2 if guidance > 1.0 else 1
+    rec.cfg_rows = 2 if uses_cfg(pipe, guidance) else 1
+    size = image_size_of(pipe)
+    extra = {**call_options(pipe), **({"height": size, "width": size} if size is not None else {})}
     with rec:
         out = pipe(prompt=[p.text for p in prompts], num_inference_steps=n_steps, guidance_scale=guidance, generator=gens,
-                   output_type="np")  # fmt: skip
+                   output_type="np", **extra)  # fmt: skip
     images = np.asarray(out.images if hasattr(out, "images") else out[0])
     if images.dtype != np.uint8:
         images = (np.clip(images, 0, 1) * 255).round().astype(np.uint8)

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ...models.families import denoiser_of, family_of
+from ...models.slots import slot_parts
 from ..options import option
 from . import WEIGHTS, EraserSpec, Setting
 
@@ -43,30 +45,56 @@ def run(pipe, concept, options: UCEOptions, run, info: dict):
 
     from ...models.loading import generation_defaults
     from ..edits import Edit
-    from ..examples import conditioning
 
     pairs = list(zip(concept.target, concept.anchor))
     guidance = run.guidance if run.guidance is not None else generation_defaults(pipe)["guidance"]
-    targets, _ = conditioning(pipe, [t.text for t, _ in pairs], guidance)
-    anchors, _ = conditioning(pipe, [a.text for _, a in pairs], guidance)
-    ids_t, ids_a = _ids(pipe, [t.text for t, _ in pairs]), _ids(pipe, [a.text for _, a in pairs])
-    erase, keep = _rows(targets, anchors, ids_t, ids_a, _eos(pipe)), _kept(anchors, ids_a, _eos(pipe))
-    weights = {}
+    layers = _projections(pipe, options.keys)
+    targets = _layer_inputs(pipe, [t.text for t, _ in pairs], guidance, layers)
+    anchors = _layer_inputs(pipe, [a.text for _, a in pairs], guidance, layers)
+    n_tokens = next(iter(targets.values())).shape[1]
+    ids_t, ids_a = _ids(pipe, [t.text for t, _ in pairs], n_tokens), _ids(pipe, [a.text for _, a in pairs], n_tokens)
+    weights, erased, kept = {}, 0, 0
     with torch.no_grad():
-        for name, layer in _projections(pipe, options.keys):
+        for name, layer in layers:
+            erase = _rows(targets[name], anchors[name], ids_t, ids_a, _eos(pipe))
+            keep = _kept(anchors[name], ids_a, _eos(pipe))
             weights[f"{name}.weight"] = _solve(layer.weight, erase, keep, options).to(layer.weight.dtype).cpu()
+            erased, kept = len(erase[0]), len(keep)
     info.update(erase_scale=options.erase_scale, preserve_scale=options.preserve_scale, lamb=options.lamb, keys=options.keys,
-                erased_tokens=len(erase[0]), preserved_tokens=len(keep), parameters=int(sum(w.numel() for w in weights.values())))  # fmt: skip
+                erased_tokens=erased, preserved_tokens=kept, parameters=int(sum(w.numel() for w in weights.values())))  # fmt: skip
     return Edit(SPEC.name, info, weights=weights)
 
 
-def _ids(pipe, texts: list[str]):
-    tok = pipe.tokenizer
-    return tok(texts, padding="max_length", max_length=tok.model_max_length, truncation=True, return_tensors="pt").input_ids
+def _layer_inputs(pipe, texts: list[str], guidance: float, layers) -> dict:
+    """Each projection's input (prompt, token, width) for the prompts' conditioning, from one
+    denoiser call: the text embeddings on a UNet, PixArt's projected caption (what the keys and
+    values read)."""
+    import torch
+
+    from ...models.hooks import Hook, hooks
+    from ..examples import _denoiser_calls
+
+    seen: dict[str, torch.Tensor] = {}
+
+    def keep(name):
+        def hook(module, args) -> None:  # a pre-hook returning a value would replace the input
+            seen.setdefault(name, args[0].detach()[-len(texts) :])  # the cond rows
+
+        return hook
+
+    with hooks(*(Hook(layer, keep(name), pre=True) for name, layer in layers)):
+        _denoiser_calls(pipe, texts, [0] * len(texts), 1, guidance if guidance > 1 else 2.0, stop=1)
+    return seen
+
+
+def _ids(pipe, texts: list[str], length: int):
+    """The prompts' token ids as the text encoder saw them, padded to the conditioning's length."""
+    tok = slot_parts(pipe)[1]
+    return tok(texts, padding="max_length", max_length=length, truncation=True, return_tensors="pt").input_ids
 
 
 def _eos(pipe) -> int:
-    return int(pipe.tokenizer.eos_token_id)
+    return int(slot_parts(pipe)[1].eos_token_id)
 
 
 def _end(ids, eos: int) -> int:
@@ -102,9 +130,18 @@ def _kept(anchors, ids_a, eos: int):
 
 
 def _projections(pipe, keys: bool):
-    """(module path, Linear) of every cross-attention value projection of the denoiser (and key)."""
-    wanted = ("attn2.to_v", "attn2.to_k") if keys else ("attn2.to_v",)
-    return [(n, m) for n, m in pipe.unet.named_modules() if n.endswith(wanted)]
+    """(module path, Linear) of every cross-attention value projection of the denoiser (and key):
+    the family's ``text_projections``, the Linears whose input is the text conditioning."""
+    family = family_of(pipe)
+    if not family.text_projections:
+        raise ValueError(
+            f"UCE edits projections whose input is the text conditioning (cross-attention keys and values); {family.name} "
+            "models read the prompt through joint attention, after per-block, timestep-modulated norms, so there is no such "
+            "projection and no closed form: erase with --method esd, ac or conceptprune"
+        )
+    k, v = family.text_projections
+    wanted = (v, k) if keys else (v,)
+    return [(n, m) for n, m in denoiser_of(pipe).named_modules() if n.endswith(wanted)]
 
 
 def _solve(w, erase, keep, o: UCEOptions):

@@ -54,6 +54,9 @@ class ModelFamily:
     call: dict | Callable[[object], dict] = field(default_factory=dict)
     timestep_scale: float = 1.0
     flow: bool = False
+    #: (keys, values): suffixes of the denoiser's Linears whose input is the text conditioning (UCE
+    #: edits them); None where the prompt enters through joint attention only
+    text_projections: tuple[str, str] | None = ("attn2.to_k", "attn2.to_v")
     #: the text encoder and tokenizer whose token embeddings the attacks' slots replace
     slots: tuple[str, str] | Callable[[object], tuple[str, str]] = ("text_encoder", "tokenizer")
     #: ``encode(pipe, texts) -> (context, added)``: the denoiser's conditioning of prompts, differentiable

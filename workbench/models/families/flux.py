@@ -72,6 +72,7 @@ SPEC = ModelFamily(
     defaults={"guidance": 3.5, "steps": 28},
     timestep_scale=1000.0,
     flow=True,
+    text_projections=None,
     call=call,
     slots=("text_encoder_2", "tokenizer_2"),
     encode=encode,

@@ -46,6 +46,7 @@ SPEC = ModelFamily(
     default_site="mlp",
     defaults={"guidance": 7.0, "steps": 28},
     flow=True,
+    text_projections=None,
     call=call,
     slots=("text_encoder_3", "tokenizer_3"),
     encode=encode,
