@@ -90,7 +90,7 @@ def timed(fn, device: str, repeats: int = 2) -> tuple[float, float]:
 
 
 def rows(kind: str, scale: str, device: str, steps: int = 2) -> list[tuple[str, float, float]]:
-    from workbench.editing.examples import Examples, _split
+    from workbench.editing.examples import Examples, call_examples
     from workbench.editing.learning import group_params
     from workbench.editing.training import prediction_loss, trainable
     from workbench.models.denoise import capture
@@ -129,7 +129,7 @@ def rows(kind: str, scale: str, device: str, steps: int = 2) -> list[tuple[str, 
     call = got[0]
     n = call.sample.shape[0] if kind == "flux" else call.sample.shape[0] // 2
     call.prediction = call.prediction.float()
-    ex = _split(pipe, call, n, 1.0) if kind != "flux" else None
+    ex = call_examples(pipe, call, n, 1.0) if kind != "flux" else None
     if ex is None:  # FLUX: the empty prompt's prediction needs the text encoders; the target's cost is one more forward
         ex = Examples(
             call.sample, call.timestep.expand(n), call.context, call.prediction, call.prediction, call.added, call.shared

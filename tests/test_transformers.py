@@ -101,9 +101,9 @@ def test_pruning_a_single_stream_neuron_zeroes_its_proj_out_column_only(flux):
 def test_flux_esd_target_is_the_formula_on_a_perturbed_input(flux):
     """ESD's target for a guidance-distilled model, against a transcription: v("") - eta (v(c) - v(""))
     at a perturbed x_t, the empty prompt's embeddings from the pipeline's own encode_prompt."""
-    from workbench.editing.examples import _denoiser_calls, _split
+    from workbench.editing.examples import call_examples, denoiser_calls
 
-    call = _denoiser_calls(flux, ["a red circle with stripes"], [0], 3, 3.5, stop=2, size=16)[1]
+    call = denoiser_calls(flux, ["a red circle with stripes"], [0], 3, 3.5, stop=2, size=16)[1]
     g = torch.Generator().manual_seed(1)
     call.sample = call.sample + 0.1 * torch.randn(call.sample.shape, generator=g)
     kw = dict(timestep=call.timestep, txt_ids=call.shared["txt_ids"], img_ids=call.shared["img_ids"],
@@ -114,7 +114,7 @@ def test_flux_esd_target_is_the_formula_on_a_perturbed_input(flux):
         e, pooled, _ = flux.encode_prompt([""], [""], max_sequence_length=call.context.shape[1])
         null = flux.transformer(hidden_states=call.sample, encoder_hidden_states=e, pooled_projections=pooled, **kw)[0]
     eta = 1.7
-    ex = _split(flux, call, 1, eta)
+    ex = call_examples(flux, call, 1, eta)
     np.testing.assert_allclose(ex.target.numpy(), (null - eta * (call.prediction - null)).numpy(), rtol=1e-4, atol=1e-6)
 
 

@@ -45,7 +45,7 @@ CASES = [
          r"was recorded with other settings \(steps: store has 3, now 4\)"),
     Case("k", "k out of range", ["masks", "{store}", "--target", "striped", "--reference", "plain", "--k", "0"], r"k=0.0 is out of range"),
     Case("that", "t-hat beyond the recorded steps", ["masks", "{store}", "--target", "striped", "--reference", "plain", "--t-hat", "9"],
-         r"t_hat=9 is beyond the recorded steps: this store has 3 UNet calls per prompt, use 1..3"),
+         r"t_hat=9 is beyond the recorded steps: this store has 3 denoiser calls per prompt, use 1..3"),
     Case("window", "unknown step window", ["masks", "{store}", "--target", "striped", "--reference", "plain", "--window", "foo"],
          r"unknown window 'foo': use 'first:T', 'all' or 'last:N'"),
     Case("target", "a target set the store does not hold", ["masks", "{store}", "--target", "dotted", "--reference", "plain"],

@@ -1,4 +1,4 @@
-"""Step windows: which UNet calls a mask aggregates. One parser for every caller (API, CLI, ablations)."""
+"""Step windows: which denoiser calls a mask aggregates. One parser for every caller (API, CLI, ablations)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ def step_window(n_steps: int, t_hat: int | None = None, window: str | tuple | li
     a slice or an explicit list."""
     if window is None or window == "first":
         if t_hat is None:
-            raise ValueError("give t_hat (the number of first UNet calls to aggregate) or a window")
+            raise ValueError("give t_hat (the number of first denoiser calls to aggregate) or a window")
         if not (1 <= int(t_hat) <= n_steps):
             raise ValueError(
-                f"t_hat={t_hat} is beyond the recorded steps: this store has {n_steps} UNet calls per prompt, use 1..{n_steps}"
+                f"t_hat={t_hat} is beyond the recorded steps: this store has {n_steps} denoiser calls per prompt, use 1..{n_steps}"
             )
         return list(range(int(t_hat)))
     if window == "all":

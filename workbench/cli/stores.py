@@ -238,7 +238,7 @@ def cmd_maps(args) -> int:
                            n_steps=prov.get("steps"), batch_size=args.batch_size, progress=not args.quiet)  # fmt: skip
     maps = open_maps(args.store, args.name)
     print(f"{path}: {maps.sizes['map_prompt']} prompts, {sum(len(v) for v in neurons.values())} neurons in {len(neurons)} sites, "
-          f"UNet calls {calls}")  # fmt: skip
+          f"denoiser calls {calls}")  # fmt: skip
     return 0
 
 
@@ -272,7 +272,7 @@ def _add_record(sub, parents: Parents) -> None:
         parents=[parents.model, parents.quiet],
         help="run the model over prompt sets and store per-site, per-step activation statistics",
         description="Generate images for prompt sets with hooks on the chosen sites, and write per prompt, "
-        "CFG branch, UNet call and neuron the token-reduced statistics into a Zarr store. Started again "
+        "CFG branch, denoiser call and neuron the token-reduced statistics into a Zarr store. Started again "
         "with the same arguments it records only what is missing; new prompt sets extend the store.",
     )
     r.add_argument(
@@ -403,7 +403,7 @@ def _add_masks(sub, parents: Parents) -> None:
         parents=[parents.mask],
         help="compute skilled/unskilled neuron masks from a store",
         description="ConceptPrune masks: top-k% of each row of the target's Wanda scores, kept where the target "
-        "scores above (skilled) or below (unskilled) the reference, OR-ed over the first t-hat UNet calls. "
+        "scores above (skilled) or below (unskilled) the reference, OR-ed over the first t-hat denoiser calls. "
         "Needs the weights of the model the store was recorded with (read from its provenance, or --model).",
     )
     m.add_argument("store", help="a recording store: a folder or a URL (s3://, gs://, file://)")
@@ -456,7 +456,7 @@ def _add_maps(sub, parents: Parents) -> None:
         parents=[parents.model, parents.quiet],
         help="record where chosen neurons fire: per-token activation maps and the images, kept in the store",
         description="Generate the given prompts again (the store's steps and guidance) and keep, for the chosen neurons and "
-        "UNet calls, each neuron's input over the latent's token grid (cond branch, float16) and the generated image, in "
+        "denoiser calls, each neuron's input over the latent's token grid (cond branch, float16) and the generated image, in "
         "the store's maps group (maps, or maps-NAME). Neurons: the strongest columns of a masks file per site (--masks), or "
         "--site and --neuron. --edit maps an edited model (give it its own --name); started again it resumes.",
     )
@@ -468,7 +468,7 @@ def _add_maps(sub, parents: Parents) -> None:
     mp.add_argument("--per-site", type=int, default=16, help="with --masks: neurons per site")
     mp.add_argument("--site", default=None, help="one site's module path (with --neuron)")
     mp.add_argument("--neuron", default=None, help="neuron indices, comma-separated")
-    mp.add_argument("--calls", default="0", help="UNet calls to map, comma-separated (0 = the first, noisiest)")
+    mp.add_argument("--calls", default="0", help="denoiser calls to map, comma-separated (0 = the first, noisiest)")
     mp.add_argument("--edit", default=None, help="an edit folder to apply first (`workbench erase --out`)")
     mp.add_argument("--name", default=None, help="the maps group's name (default 'maps'; e.g. esd, attacked)")
     mp.add_argument("--batch-size", type=int, default=4)

@@ -83,7 +83,7 @@ class Examples:
         return Examples(**out, added=added, shared=parts[0].shared)
 
 
-def _denoiser_calls(pipe, texts: list[str], seeds: list[int], steps: int, guidance: float, stop: int | None = None,
+def denoiser_calls(pipe, texts: list[str], seeds: list[int], steps: int, guidance: float, stop: int | None = None,
                     size: int | None = None) -> list:  # fmt: skip
     """Every denoiser call of one generation (``models.denoise.Captured``) at image side ``size``
     (None: the model's own); with ``stop``, only the first ``stop`` calls (the generation is cut there)."""
@@ -125,7 +125,7 @@ def _rows(part, lo: int):
     return part[lo:].cpu()
 
 
-def _split(pipe, call, n: int, eta: float) -> Examples:
+def call_examples(pipe, call, n: int, eta: float) -> Examples:
     """One denoiser call's concept rows as examples with ESD's target. With classifier-free guidance
     the batch is [uncond, cond]; a guidance-distilled model (FLUX.1) makes one call per step, so the
     empty prompt's prediction at the same x_t is one more call (``_null``)."""
@@ -165,7 +165,7 @@ def conditioning(pipe, texts: list[str], guidance: float = 2.0) -> tuple[torch.T
     call. A model with classifier-free guidance runs it with guidance (a ``guidance`` of 1 or less
     would leave out the unconditional half this splits off; the embeddings do not depend on its value)."""
     guidance = guidance if guidance > 1 else 2.0
-    call = _denoiser_calls(pipe, texts, [0] * len(texts), 1, guidance, stop=1)[0]
+    call = denoiser_calls(pipe, texts, [0] * len(texts), 1, guidance, stop=1)[0]
     lo = call.sample.shape[0] - len(texts)
     return call.context[lo:], ({k: v[lo:] for k, v in call.added.items()} if call.added else None)
 
@@ -206,8 +206,8 @@ def frozen_examples(
         raise ValueError("no concept prompts: give at least one")
     steps, guidance = _sampling(pipe, steps, guidance)
     n = len(prompts)
-    calls = _denoiser_calls(pipe, list(prompts), list(seeds), steps, guidance, size=size)
-    ex = Examples.cat([_split(pipe, call, n, eta) for call in calls])
+    calls = denoiser_calls(pipe, list(prompts), list(seeds), steps, guidance, size=size)
+    ex = Examples.cat([call_examples(pipe, call, n, eta) for call in calls])
     if objective == ANCHORED:
         if anchors is None or len(anchors) != n:
             raise ValueError(
@@ -300,8 +300,8 @@ class FreshESD(_Fresh):
         for lo in range(0, len(draws), 16):
             chunk = draws[lo : lo + 16]
             texts, seeds, stops = [self.prompts[i] for i, _, _ in chunk], [s for _, s, _ in chunk], [t for _, _, t in chunk]
-            calls = _denoiser_calls(self.pipe, texts, seeds, self.steps, self.guidance, stop=max(stops) + 1, size=self.size)
-            per_call = {s: _split(self.pipe, calls[s], len(chunk), self.eta) for s in set(stops)}
+            calls = denoiser_calls(self.pipe, texts, seeds, self.steps, self.guidance, stop=max(stops) + 1, size=self.size)
+            per_call = {s: call_examples(self.pipe, calls[s], len(chunk), self.eta) for s in set(stops)}
             parts += [per_call[s].take(slice(b, b + 1)) for b, s in enumerate(stops)]
         return Examples.cat(parts)
 
@@ -348,7 +348,7 @@ class FreshAC(_Fresh):
         self.family = family_of(pipe)
         self.noise = None if self.family.flow else DDPMScheduler.from_config(pipe.scheduler.config)
         self.cond, self.added = conditioning(pipe, list(prompts), self.guidance)
-        self.shared = _denoiser_calls(pipe, [prompts[0]], [0], 1, self.guidance, stop=1, size=size)[0].shared
+        self.shared = denoiser_calls(pipe, [prompts[0]], [0], 1, self.guidance, stop=1, size=size)[0].shared
         self.anchor, self.anchor_added = conditioning(pipe, list(anchors), self.guidance)
         self._x0: dict[tuple[bool, int], torch.Tensor] = {}
         self._images(range(pool), False)

@@ -71,7 +71,7 @@ def clip_tokenizer_files(folder: str | Path, words=CLIP_WORDS, max_length: int =
     return folder
 
 
-def _tokenizer(max_length: int = 16, kind: str = "toy") -> CLIPTokenizer:
+def tiny_tokenizer(max_length: int = 16, kind: str = "toy") -> CLIPTokenizer:
     folder = Path(tempfile.mkdtemp(prefix="wb-tok-"))
     if kind == "clip":
         return CLIPTokenizer.from_pretrained(clip_tokenizer_files(folder))
@@ -80,7 +80,7 @@ def _tokenizer(max_length: int = 16, kind: str = "toy") -> CLIPTokenizer:
     return CLIPTokenizer.from_pretrained(build_files(folder, max_length))
 
 
-def _text_config(vocab: int, hidden: int = 32, proj: int = 32, positions: int = 16, tok=None) -> CLIPTextConfig:
+def clip_text_config(vocab: int, hidden: int = 32, proj: int = 32, positions: int = 16, tok=None) -> CLIPTextConfig:
     bos = tok.bos_token_id if tok is not None else vocab - 2
     eos = tok.eos_token_id if tok is not None else vocab - 1
     return CLIPTextConfig(
@@ -121,8 +121,8 @@ def tiny_sd15(seed: int = 0, tokenizer: str = "toy") -> StableDiffusionPipeline:
         down_block_types=SD_DOWN, up_block_types=SD_UP,
         cross_attention_dim=32, attention_head_dim=4, norm_num_groups=16,
     )  # fmt: skip
-    tok = _tokenizer(kind=tokenizer)
-    text = CLIPTextModel(_text_config(len(tok), tok=tok))
+    tok = tiny_tokenizer(kind=tokenizer)
+    text = CLIPTextModel(clip_text_config(len(tok), tok=tok))
     sched = PNDMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", skip_prk_steps=True, steps_offset=1)
     return _sd_pipeline(unet, text, tok, sched)
 
@@ -136,8 +136,8 @@ def tiny_sd2(seed: int = 0, tokenizer: str = "clip") -> StableDiffusionPipeline:
         down_block_types=SD_DOWN, up_block_types=SD_UP,
         cross_attention_dim=48, attention_head_dim=(2, 4, 8, 8), use_linear_projection=True, norm_num_groups=16,
     )  # fmt: skip
-    tok = _tokenizer(kind=tokenizer)
-    text = CLIPTextModel(_text_config(len(tok), hidden=48, proj=48, tok=tok))
+    tok = tiny_tokenizer(kind=tokenizer)
+    text = CLIPTextModel(clip_text_config(len(tok), hidden=48, proj=48, tok=tok))
     sched = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=1,
                                    prediction_type="v_prediction")  # fmt: skip
     return _sd_pipeline(unet, text, tok, sched)
@@ -152,9 +152,9 @@ def tiny_sdxl(seed: int = 0, tokenizer: str = "toy") -> StableDiffusionXLPipelin
         attention_head_dim=(2, 4), use_linear_projection=True, addition_embed_type="text_time", addition_time_embed_dim=8,
         transformer_layers_per_block=(1, 2), projection_class_embeddings_input_dim=80, cross_attention_dim=64, norm_num_groups=16,
     )  # fmt: skip
-    tok = _tokenizer(kind=tokenizer)
-    text = CLIPTextModel(_text_config(len(tok), tok=tok))
-    text2 = CLIPTextModelWithProjection(_text_config(len(tok), tok=tok))
+    tok = tiny_tokenizer(kind=tokenizer)
+    text = CLIPTextModel(clip_text_config(len(tok), tok=tok))
+    text2 = CLIPTextModelWithProjection(clip_text_config(len(tok), tok=tok))
     sched = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=1)
     pipe = StableDiffusionXLPipeline(
         vae=_vae(), text_encoder=text, text_encoder_2=text2, tokenizer=tok, tokenizer_2=tok, unet=unet, scheduler=sched,
@@ -175,7 +175,7 @@ def sd15_random(seed: int = 0, dtype: torch.dtype = torch.float32, tokenizer: st
     ``tokenizer='clip'`` gives SD's 77 text positions (the cross-attention's cost) instead of 16."""
     small = tiny_sd15(seed, tokenizer=tokenizer)
     unet = sd15_unet_random(seed, dtype)
-    text = CLIPTextModel(_text_config(len(small.tokenizer), hidden=768, proj=768, tok=small.tokenizer)).to(dtype)
+    text = CLIPTextModel(clip_text_config(len(small.tokenizer), hidden=768, proj=768, tok=small.tokenizer)).to(dtype)
     return _sd_pipeline(unet, text, small.tokenizer, small.scheduler, vae=_vae(levels=4).to(dtype))
 
 
@@ -194,8 +194,8 @@ def save_tiny_clip(folder: str | Path, seed: int = 0) -> Path:
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
 
     torch.manual_seed(seed)
-    tok = _tokenizer(kind="clip")
-    text = _text_config(len(tok), tok=tok).to_dict()
+    tok = tiny_tokenizer(kind="clip")
+    text = clip_text_config(len(tok), tok=tok).to_dict()
     vision = {"image_size": 32, "patch_size": 8, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
               "num_attention_heads": 4, "projection_dim": 32}  # fmt: skip
     model = CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=32))

@@ -27,7 +27,7 @@ from diffusers import (
 )
 from transformers import CLIPTextModel, CLIPTextModelWithProjection, T5Config, T5EncoderModel, T5TokenizerFast
 
-from .tiny import CLIP_WORDS, _text_config, _tokenizer
+from .tiny import CLIP_WORDS, clip_text_config, tiny_tokenizer
 from .toyworld.grammar import vocabulary
 
 T5_SPECIAL = ("<pad>", "</s>", "<unk>")
@@ -63,8 +63,8 @@ def tiny_flux(seed: int = 0, guidance_embeds: bool = True) -> FluxPipeline:
     transformer = FluxTransformer2DModel(patch_size=1, in_channels=16, num_layers=2, num_single_layers=2, attention_head_dim=8,
                                          num_attention_heads=2, joint_attention_dim=32, pooled_projection_dim=32,
                                          guidance_embeds=guidance_embeds, axes_dims_rope=(2, 2, 4))  # fmt: skip
-    clip_tok = _tokenizer(kind="clip")
-    clip = CLIPTextModel(_text_config(len(clip_tok), tok=clip_tok))  # FLUX reads the pooler output
+    clip_tok = tiny_tokenizer(kind="clip")
+    clip = CLIPTextModel(clip_text_config(len(clip_tok), tok=clip_tok))  # FLUX reads the pooler output
     t5_tok = t5_tokenizer()
     pipe = FluxPipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=_vae16(4, shift_factor=0.0, scaling_factor=1.0),
                         text_encoder=clip, tokenizer=clip_tok, text_encoder_2=_t5(t5_tok), tokenizer_2=t5_tok,
@@ -79,9 +79,9 @@ def tiny_sd3(seed: int = 0) -> StableDiffusion3Pipeline:
     transformer = SD3Transformer2DModel(sample_size=8, patch_size=1, in_channels=4, num_layers=2, attention_head_dim=8,
                                         num_attention_heads=4, caption_projection_dim=32, joint_attention_dim=32,
                                         pooled_projection_dim=64, out_channels=4)  # fmt: skip
-    tok = _tokenizer(kind="clip")
-    clip1 = CLIPTextModelWithProjection(_text_config(len(tok), tok=tok))
-    clip2 = CLIPTextModelWithProjection(_text_config(len(tok), tok=tok))
+    tok = tiny_tokenizer(kind="clip")
+    clip1 = CLIPTextModelWithProjection(clip_text_config(len(tok), tok=tok))
+    clip2 = CLIPTextModelWithProjection(clip_text_config(len(tok), tok=tok))
     t5_tok = t5_tokenizer()
     pipe = StableDiffusion3Pipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=_vae16(4, shift_factor=0.0),
                                     text_encoder=clip1, tokenizer=tok, text_encoder_2=clip2, tokenizer_2=tok,

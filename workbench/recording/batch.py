@@ -15,7 +15,7 @@ class Recording:
     """Reduced statistics of one pipeline call, float32 numpy on the CPU.
 
     ``stats[site][stat]`` has shape (prompts, branches, steps, neurons) for UNet sites and
-    (prompts, branches, neurons) for text sites; ``timesteps`` has one value per UNet call.
+    (prompts, branches, neurons) for text sites; ``timesteps`` has one value per denoiser call.
     """
 
     stats: dict[str, dict[str, np.ndarray]]

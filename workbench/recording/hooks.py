@@ -1,6 +1,6 @@
 """The activation recorder: forward pre-hooks that reduce each site's input over tokens.
 
-Per UNet call (a *step*) and per row of the batch, a site's input x (rows, tokens, neurons) is
+Per denoiser call (a *step*) and per row of the batch, a site's input x (rows, tokens, neurons) is
 reduced on its own device in float32 to
 
 - ``sumsq``      sum_tokens x^2                      (column norms^2: plain Wanda)

@@ -1,4 +1,4 @@
-"""Activation maps: chosen neurons' inputs over the token grid at chosen UNet calls, with the images.
+"""Activation maps: chosen neurons' inputs over the token grid at chosen denoiser calls, with the images.
 
 The store's statistics are reduced over tokens, which is what masks need but hides *where* a
 neuron fires. ``record_maps`` runs the pipeline again over some prompts and keeps, for the chosen
@@ -53,7 +53,7 @@ def token_grid(tokens: int, height: int, width: int) -> tuple[int, int]:
 
 
 class MapRecorder:
-    """Hooks: at the chosen UNet calls, each site's input at the chosen neurons, cond rows only."""
+    """Hooks: at the chosen denoiser calls, each site's input at the chosen neurons, cond rows only."""
 
     def __init__(self, pipe, sites: dict[str, Sequence[int]], steps: Sequence[int]):
         self.pipe = pipe
@@ -107,7 +107,7 @@ class MapRecorder:
         for name, calls in self.maps.items():
             if len(calls) != len(self.steps):
                 raise RuntimeError(
-                    f"site {name} was mapped at {len(calls)} of the {len(self.steps)} chosen UNet calls {self.steps}: "
+                    f"site {name} was mapped at {len(calls)} of the {len(self.steps)} chosen denoiser calls {self.steps}: "
                     "choose calls below the number of denoising steps (x2 for pipelines that call the UNet twice a step)"
                 )
             out[name] = torch.stack(calls, 1).cpu().numpy()  # one copy to the host, after the pipeline call
@@ -127,7 +127,7 @@ def record_maps(
     slots: Slots | None = None,
     progress: bool = True,
 ) -> Path:
-    """Record maps of ``sites`` ({site: neuron indices}) at UNet calls ``steps`` for ``prompts``
+    """Record maps of ``sites`` ({site: neuron indices}) at denoiser calls ``steps`` for ``prompts``
     into ``<store>/maps[-name]``; prompts already mapped there are skipped. Returns the group's path."""
     from tqdm.auto import tqdm
 

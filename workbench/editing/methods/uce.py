@@ -72,7 +72,7 @@ def _layer_inputs(pipe, texts: list[str], guidance: float, layers) -> dict:
     import torch
 
     from ...models.hooks import Hook, hooks
-    from ..examples import _denoiser_calls
+    from ..examples import denoiser_calls
 
     seen: dict[str, torch.Tensor] = {}
 
@@ -83,7 +83,7 @@ def _layer_inputs(pipe, texts: list[str], guidance: float, layers) -> dict:
         return hook
 
     with hooks(*(Hook(layer, keep(name), pre=True) for name, layer in layers)):
-        _denoiser_calls(pipe, texts, [0] * len(texts), 1, guidance if guidance > 1 else 2.0, stop=1)
+        denoiser_calls(pipe, texts, [0] * len(texts), 1, guidance if guidance > 1 else 2.0, stop=1)
     return seen
 
 
