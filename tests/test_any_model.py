@@ -106,7 +106,7 @@ def test_prompt_attacks_run_with_clips_tokenizer(folders, tmp_path, capsys, kind
         assert all("Van Gogh" in r["prompt"] for r in rows) and all(r["attacked"] != r["prompt"] for r in rows)
 
 
-def test_sdxl_refuses_prompt_attacks_clearly_and_takes_weight_revival(folders, tmp_path, capsys):
+def test_sdxl_takes_prompt_attacks_and_weight_revival(folders, tmp_path, capsys):
     base = [
         "attack",
         "--model",
@@ -122,8 +122,8 @@ def test_sdxl_refuses_prompt_attacks_clearly_and_takes_weight_revival(folders, t
     assert main(["erase", "--model", str(folders["sdxl"]), "--method", "pesd", "--concept", "van_gogh", "--judge",
                  f"clip:{folders['clip']}", "--iterations", "1", "--out", str(edit), *STEPS]) == 0  # fmt: skip
     capsys.readouterr()
-    assert main([*base, "--edit", str(edit), "--attack", "softprompt", *STEPS]) == 2
-    assert "two (SDXL): attack its weights with --attack revival" in capsys.readouterr().err
+    assert main([*base, "--edit", str(edit), "--attack", "softprompt", "--json", "--out", str(tmp_path / "S"), *STEPS]) == 0
+    assert _strict(capsys.readouterr().out)["attack"] == "softprompt"  # the slots live in SDXL's second encoder
     assert main([*base, "--edit", str(edit), "--attack", "revival", "--json", "--out", str(tmp_path / "R"), *STEPS]) == 0
     assert _strict(capsys.readouterr().out)["attack"] == "revival"
 

@@ -41,11 +41,11 @@ def test_placeholders_filled_with_real_token_embeddings_encode_exactly_as_the_te
     table = toy.text_encoder.get_input_embeddings().weight
     with torch.no_grad():
         with injecting(toy, tid, table[ids][None]):
-            injected = encode(toy, [with_slots(text, word, len(ids))])
-        plain = encode(toy, ["blue dots " + text])
+            injected = encode(toy, [with_slots(text, word, len(ids))]).context
+        plain = encode(toy, ["blue dots " + text]).context
         assert torch.equal(injected, plain)
-        assert torch.equal(encode(toy, [text]), toy.encode_prompt([text]))  # as the pipeline conditions the UNet
-        other = encode(toy, [with_slots(text, word, len(ids))])  # outside the context the placeholder is a word
+        assert torch.equal(encode(toy, [text]).context, toy.encode_prompt([text]))  # as the pipeline conditions the UNet
+        other = encode(toy, [with_slots(text, word, len(ids))]).context  # outside the context the placeholder is a word
     assert not torch.equal(other, plain)
 
 

@@ -91,9 +91,14 @@ def _judged(a: Attempt, res, word: str, tid: int) -> tuple[list[bool], list[str]
     return after, adversarial
 
 
+def _word(tok, i: int) -> str:
+    """A token as text: CLIP's word-end mark and T5's word-start mark removed."""
+    return tok.convert_ids_to_tokens(i).replace("</w>", "").replace("\u2581", "").strip()
+
+
 def _with_tokens(pipe, text: str, word: str, ids: torch.Tensor) -> str:
     """The attacked prompt as text: each placeholder word (a whole word, never part of another)
     replaced by its chosen token."""
     tok = slot_parts(pipe)[1]
-    chosen = iter(tok.convert_tokens_to_string([tok.convert_ids_to_tokens(i)]).strip() for i in ids.tolist())
+    chosen = iter(_word(tok, i) for i in ids.tolist())
     return " ".join(next(chosen) if w == word else w for w in text.split(" "))

@@ -25,7 +25,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ...models.families import denoiser_of, family_of
-from ...models.slots import slot_parts
 from ..options import option
 from . import WEIGHTS, EraserSpec, Setting
 
@@ -89,11 +88,15 @@ def _layer_inputs(pipe, texts: list[str], guidance: float, layers) -> dict:
 
 def _ids(pipe, texts: list[str], length: int):
     """The prompts' token ids as the text encoder saw them, padded to the conditioning's length."""
+    from ...models.slots import slot_parts
+
     tok = slot_parts(pipe)[1]
     return tok(texts, padding="max_length", max_length=length, truncation=True, return_tensors="pt").input_ids
 
 
 def _eos(pipe) -> int:
+    from ...models.slots import slot_parts
+
     return int(slot_parts(pipe)[1].eos_token_id)
 
 
