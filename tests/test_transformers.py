@@ -228,3 +228,68 @@ def test_uce_edits_pixarts_cross_attention_and_refuses_joint_attention():
     assert torch.equal(w, before)
     with pytest.raises(ValueError, match="no such projection"):
         make_edit(set_image_size(tiny_flux(), 16), "uce", "striped", {}, {"steps": 2, "progress": False})
+
+
+def _bytes(path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def test_a_sums_only_store_gives_the_raw_stores_sums_and_masks_in_less_space(flux, tmp_path):
+    """FLUX: the sums-only store's per-set sums equal the raw store's reductions, so do the masks;
+    per-prompt analyses say what they need; its bytes per prompt, measured."""
+    from workbench.analysis import concept_masks, top_prompts
+    from workbench.models import weights_of
+    from workbench.prompts import get
+    from workbench.recording import record
+    from workbench.store import open_store
+
+    prompts = get("shape:circle")
+    kw = dict(steps=2, size=16, progress=False, batch_size=4)
+    raw, sums = open_store(record(flux, prompts, tmp_path / "raw.zarr", **kw)), None
+    sums = open_store(record(flux, prompts, tmp_path / "sums.zarr", sums_only=True, **kw))
+    assert "partials" not in sums.children and sums.attrs["keep"] == "sums"
+    for site in raw.attrs["sites"]:
+        for stat in raw.attrs["stats"]:
+            np.testing.assert_allclose(sums["reductions"][site][stat].values, raw["reductions"][site][stat].values, rtol=1e-12)
+    a = concept_masks(raw, weights_of(flux, raw), "circle", "scene", k=2, t_hat=2).wb.masks()
+    b = concept_masks(sums, weights_of(flux, sums), "circle", "scene", k=2, t_hat=2).wb.masks()
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    with pytest.raises(ValueError, match="per-set sums only"):
+        top_prompts(sums, raw.attrs["sites"][0], [0])
+    per_raw, per_sums = _bytes(tmp_path / "raw.zarr") / len(prompts), _bytes(tmp_path / "sums.zarr") / len(prompts)
+    print(f"tiny FLUX, {len(prompts)} prompts: raw {per_raw:.0f} B a prompt, sums-only {per_sums:.0f} B a prompt")
+    assert per_sums < per_raw
+
+
+def test_a_sums_only_recording_killed_between_a_chunks_sums_and_its_flags_resumes_to_the_same_sums(flux, tmp_path, monkeypatch):
+    from workbench.prompts import get
+    from workbench.recording import record
+    from workbench.store import StoreError, open_store
+    from workbench.store import sums as sums_mod
+
+    prompts = get("shape:circle")
+    kw = dict(steps=2, size=16, progress=False, batch_size=8, sums_only=True)
+    whole = open_store(record(flux, prompts, tmp_path / "whole.zarr", **kw))
+    real, calls = sums_mod.write_chunk, []
+
+    def dies_after_the_second(group, indices, rec, chunk):
+        calls.append(indices[0])
+        if len(calls) == 2:  # a kill in the middle of the second chunk's sums: one site's written, the rest not
+            first = next(iter(rec.stats))
+            real(group, indices, type(rec)({first: rec.stats[first]}, rec.timesteps, rec.tokens, rec.branches), chunk)
+            raise KeyboardInterrupt
+        real(group, indices, rec, chunk)
+
+    monkeypatch.setattr(sums_mod, "write_chunk", dies_after_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        record(flux, prompts, tmp_path / "cut.zarr", **kw)
+    monkeypatch.setattr(sums_mod, "write_chunk", real)
+    with pytest.raises(StoreError, match="not complete yet"):
+        from workbench.analysis import norms
+
+        norms(open_store(tmp_path / "cut.zarr", allow_partial=True), "circle")
+    cut = open_store(record(flux, prompts, tmp_path / "cut.zarr", **kw))
+    for site in whole.attrs["sites"]:
+        assert np.array_equal(cut["reductions"][site]["sumsq"].values, whole["reductions"][site]["sumsq"].values)
+    with pytest.raises(StoreError, match="prompts are fixed|keeps per-set sums only"):
+        record(flux, prompts + get("shape:square"), tmp_path / "cut.zarr", **kw)

@@ -29,6 +29,9 @@ def prompt_activation(tree: xr.DataTree, site: str, neurons=None, steps=None, br
     """(prompt, neuron) activation of every recorded prompt (or of ``prompt_set``'s) at ``site``:
     sqrt of its sum of squares over the ``steps`` (a slice or list of step indices; all by default)."""
     ds = _site(tree, site)
+    if "sumsq" not in ds and tree.attrs.get("keep") == "sums":
+        raise ValueError(f"this store keeps per-set sums only (--sums-only): per-prompt activations of {site} need a store "
+                         "recorded without --sums-only")  # fmt: skip
     if "sumsq" not in ds:
         raise ValueError(f"this store has no 'sumsq' statistic at {site}: record again with --stats sumsq,...")
     x = ds["sumsq"].sel(branch=branches_of(tree, branch))

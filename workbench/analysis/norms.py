@@ -64,6 +64,7 @@ def norms(tree: xr.DataTree, prompt_set: str | list[str], normalisation: str = "
             sel = red[site][stat].sel(prompt_set=names, branch=br)
             dims = ["prompt_set", "branch"]
         else:
+            require_per_prompt(tree, site, stat)
             sel = tree[site][stat].isel(prompt=idx).sel(branch=br).astype("float64")
             dims = ["prompt", "branch"]
         if steps is not None and "step" in sel.dims:
@@ -80,6 +81,17 @@ def norms(tree: xr.DataTree, prompt_set: str | list[str], normalisation: str = "
     result = xr.DataTree.from_dict(out)
     result.attrs.update(prompt_set=str(prompt_set), normalisation=normalisation, branch=",".join(br))
     return result
+
+
+def require_per_prompt(tree: xr.DataTree, site: str, stat: str) -> None:
+    """A clear error where per-prompt statistics are needed and the store keeps none."""
+    if stat not in tree[site]:
+        sums = tree.attrs.get("keep") == "sums"
+        raise StoreError(
+            f"the store keeps no per-prompt {stat} of {site}: "
+            + ("it was recorded with --sums-only and is not complete yet (its per-set sums appear when every prompt is "
+               "recorded: run the same record command again)" if sums else "it is incomplete or damaged (`workbench info --check STORE`)")
+        )  # fmt: skip
 
 
 def _compute(arrays: list[xr.DataArray]) -> list[xr.DataArray]:

@@ -29,7 +29,8 @@ def cmd_record(args) -> int:
     pipe = load(args)
     sites = args.sites.split(",") if args.sites else None  # None: the model family's default
     out = record(pipe, prompts, args.out, sites=sites, steps=args.steps, guidance=args.guidance, batch_size=args.batch_size,
-                 stats=args.stats.split(","), size=args.size, progress=not args.quiet, shard=shard)  # fmt: skip
+                 stats=args.stats.split(","), size=args.size, progress=not args.quiet, shard=shard,
+                 sums_only=args.sums_only)  # fmt: skip
     print(out)
     return 0
 
@@ -311,6 +312,8 @@ def _add_record(sub, parents: Parents) -> None:
     )
     r.add_argument("--batch-size", type=int, default=8, help="prompts per pipeline call (also the store's prompt chunk)")
     r.add_argument("--stats", default="sumsq,sumsq_unit", help="comma-separated: sumsq, sumsq_unit, sum, absmax")
+    r.add_argument("--sums-only", action="store_true", help="keep only the per-set sums as it records, no per-prompt "
+                   "rows: what masks, sweeps and overlaps read, a fixed size whatever the number of prompts (docs/scale.md)")  # fmt: skip
     r.add_argument(
         "--shard",
         default=None,

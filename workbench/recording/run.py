@@ -76,6 +76,7 @@ def record(
     progress: bool = True,
     shard: tuple[int, int] | str | None = None,
     slots: Slots | None = None,
+    sums_only: bool = False,
 ) -> Path:
     """Record ``prompts`` into the store at ``out`` (created, extended or resumed) and return its path.
 
@@ -95,10 +96,15 @@ def record(
     ``slots`` (``models.slots.Slots``) records prompts written with placeholder slots, each slot
     holding the given embedding (an attacked prompt, a soft prompt): the same kind of store as
     from text, and the same store when the embeddings are real tokens' (tested).
+
+    ``sums_only`` keeps per-set sums as it records, no per-prompt rows (``store.sums``: what masks,
+    sweeps and overlaps need, at FLUX size 78 MB a prompt less; docs/scale.md). Its prompts are
+    fixed when it starts, and it records with one process.
     """
     if slots is not None:
         with injecting(pipe, slots.token_id, slots.vectors, texts=slots.texts):
-            return record(pipe, prompts, out, sites, steps, guidance, batch_size, stats, size, progress, shard)
+            return record(pipe, prompts, out, sites, steps, guidance, batch_size, stats, size, progress, shard,
+                          sums_only=sums_only)  # fmt: skip
     if "://" in str(out):
         raise StoreError(
             f"{out}: recording writes a local folder (its lock files and atomic creation need a POSIX file system); "
@@ -114,10 +120,12 @@ def record(
     if int(steps) < 1:
         raise ValueError(f"steps={steps}: give at least 1 denoising step (the paper uses 50 on SD1.5)")
     shard = parse_shard(shard)
+    if sums_only and shard is not None:
+        raise ValueError("a sums-only store records with one process for now: drop --shard (or record raw shards and reduce)")
     chosen = select(pipe, sites)
     rec = Recorder(pipe, [s.name for s in chosen], stats)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
-    run = _Run(pipe, prompts, Path(out), chosen, rec, steps, guidance, size, batch_size, progress)
+    run = _Run(pipe, prompts, Path(out), chosen, rec, steps, guidance, size, batch_size, progress, sums_only)
     if shard is None:
         with WriterLock(out):  # a second writer on this path is refused, never interleaved
             _refuse_shards(out, None)
@@ -221,13 +229,14 @@ class _Run:
     size: int | None
     batch_size: int
     progress: bool
+    sums_only: bool = False
 
     def plan(self, shards: int | None = None) -> StoreWriter:
         """Open or create the store, add the prompts and, for shards, make every array first (by
         recording the first chunk), so that writers afterwards only fill chunks. Under the lock."""
         prov = provenance(self.pipe, self.steps, self.guidance, self.size)
         if shards is None:
-            writer = StoreWriter.open(self.out, prov, self.sites, self.rec.stats, chunk=self.batch_size)
+            writer = StoreWriter.open(self.out, prov, self.sites, self.rec.stats, chunk=self.batch_size, sums_only=self.sums_only)
             writer.add_prompts(self.prompts)
             return writer
         fresh = not self.out.exists()
@@ -290,6 +299,9 @@ def _record_prompts(
     index = writer.indices(prompts)
     done = writer.done()
     todo = sorted(i for i in set(index) if not done[i])
+    if writer.sums_only():  # whole chunks: a chunk's sums are written at once, over every prompt it holds
+        n, c = writer.n_prompts(), writer.chunk
+        todo = sorted({j for i in todo for j in range(i // c * c, min((i // c + 1) * c, n))})
     stored = writer.prompts()
     cfg = uses_cfg(pipe, guidance)
     # batches follow store chunks, so two batches never write the same chunk

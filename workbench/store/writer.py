@@ -12,6 +12,7 @@ import zarr
 
 from ..models.sites import Site
 from ..prompts import Prompt, PromptSet
+from . import sums
 from .core import MUST_MATCH, NEURON_BLOCK, SCHEMA, StoreError, consolidate, now, short
 from .reductions import fresh, reduce_store
 
@@ -28,8 +29,10 @@ class StoreWriter:
 
     # -- opening -------------------------------------------------------------------------------
     @classmethod
-    def open(cls, path: str | Path, provenance: dict, sites: list[Site], stats: tuple[str, ...], chunk: int = 8) -> StoreWriter:
-        """Create a store, or reopen one recorded with the same model, sites, stats and settings."""
+    def open(cls, path: str | Path, provenance: dict, sites: list[Site], stats: tuple[str, ...], chunk: int = 8,
+             sums_only: bool = False) -> StoreWriter:  # fmt: skip
+        """Create a store, or reopen one recorded with the same model, sites, stats and settings.
+        ``sums_only``: keep per-set sums only, no per-prompt rows (store.sums)."""
         path = Path(path)
         if path.exists() and not path.is_dir():
             raise StoreError(
@@ -58,6 +61,10 @@ class StoreWriter:
                     f"{path} holds sites {short(attrs['sites'])} but {short(names)} were asked for: "
                     "record other sites into a new store, or pass the store's site selection"
                 )
+            if sums.is_sums_only(group) != sums_only:
+                kinds = ("per-set sums only (--sums-only)", "per-prompt statistics")
+                have, want = (kinds[0], kinds[1]) if sums.is_sums_only(group) else (kinds[1], kinds[0])
+                raise StoreError(f"{path} keeps {have}, this run asks for {want}: record into a new --out path")
             if tuple(attrs["stats"]) != tuple(stats):
                 raise StoreError(
                     f"{path} holds statistics {attrs['stats']} but {list(stats)} were asked for: use the same --stats or a new store"
@@ -74,7 +81,8 @@ class StoreWriter:
         group.attrs.update(
             {"workbench_schema": SCHEMA, "provenance": provenance, "sites": [s.name for s in sites], "stats": list(stats),
              "site_info": {s.name: s.info() for s in sites},
-             "chunk": chunk, "n_prompts": 0, "complete": False, "created": now(), "updated": now()}
+             "chunk": chunk, "n_prompts": 0, "complete": False, "created": now(), "updated": now(),
+             **({"keep": sums.KEEP} if sums_only else {})}
         )  # fmt: skip
         for name, dtype in (("prompt", "int64"), ("seed", "int64"), ("done", "bool"), ("text", str), ("set", str)):
             # the done flags are chunked like the data, so writers of different chunks share no file
@@ -120,6 +128,11 @@ class StoreWriter:
             raise StoreError("the prompt set is empty: give at least one prompt")
         have = {p: i for i, p in enumerate(self.prompts())}
         new = [p for p in dict.fromkeys(prompts) if p not in have]
+        if new and sums.is_sums_only(self.group) and "step" in self.group:  # its first chunk is recorded
+            raise StoreError(
+                f"{self.path} keeps per-set sums only and has begun recording: its prompts are fixed; "
+                f"record the {len(new)} new prompts (first: {new[0].text!r}) into a new --out path"
+            )
         if new:
             # every array is resized and filled first; the n_prompts attribute, written last, commits
             # the new rows (a kill before it leaves rows that _repair drops on the next open)
@@ -152,8 +165,14 @@ class StoreWriter:
     def done(self) -> np.ndarray:
         return self.group["done"][:]
 
+    def sums_only(self) -> bool:
+        """Does this store keep per-set sums only (store.sums)?"""
+        return sums.is_sums_only(self.group)
+
     def has_arrays(self) -> bool:
         """Have the data arrays been made (by the first recorded batch)?"""
+        if sums.is_sums_only(self.group):
+            return "step" in self.group and sums.GROUP in self.group
         return "step" in self.group and all(s in self.group for s in self.group.attrs["sites"])
 
     def check_shardable(self) -> None:
@@ -190,12 +209,13 @@ class StoreWriter:
             if arr.shape != values.shape or not np.array_equal(arr[:], values):
                 arr[:] = values  # written only when not yet right: sharded writers change no shared file
         info = self.group.attrs["site_info"]
+        only_sums = sums.is_sums_only(self.group)
         for site, stats in rec.stats.items():
             g = self.group[site] if site in self.group else self.group.create_group(site)
             want = {**info[site], "tokens": rec.tokens.get(site)}
             if {k: g.attrs.get(k) for k in want} != want:
                 g.attrs.update(want)
-            for stat, data in stats.items():
+            for stat, data in {} if only_sums else stats.items():
                 if stat in g:
                     continue
                 width = data.shape[-1]
@@ -209,6 +229,8 @@ class StoreWriter:
                 shards = (self.chunk, *shape[1:-1], -(-width // chunks[-1]) * chunks[-1]) if width > NEURON_BLOCK else None
                 g.create_array(stat, shape=shape, chunks=chunks, shards=shards, dtype="float32", dimension_names=dims,
                                fill_value=float("nan"))  # fmt: skip
+        if only_sums:
+            sums.ensure_arrays(self.group, rec, self.chunk)
         self._ready = True
 
     def write(self, indices: list[int], rec) -> None:
@@ -219,10 +241,13 @@ class StoreWriter:
         lo, hi = indices[0], indices[-1] + 1
         if list(indices) != list(range(lo, hi)):
             raise ValueError("a batch must cover contiguous store indices")
-        for site, stats in rec.stats.items():
-            for stat, data in stats.items():
-                self.group[site][stat][lo:hi] = np.asarray(data)
-        self.group["done"][lo:hi] = True
+        if sums.is_sums_only(self.group):
+            sums.write_chunk(self.group, list(indices), rec, self.chunk)
+        else:
+            for site, stats in rec.stats.items():
+                for stat, data in stats.items():
+                    self.group[site][stat][lo:hi] = np.asarray(data)
+        self.group["done"][lo:hi] = True  # last: the chunk's data is whole before it counts as recorded
 
     def finish(self) -> bool:
         """Mark complete (if every prompt is done) and consolidate the metadata once."""
@@ -231,7 +256,9 @@ class StoreWriter:
         group.attrs.update({"complete": complete, "updated": now()})
         if complete and "plan" in group.attrs:
             del group.attrs["plan"]  # a sharded run's plan ends with it; a later run plans anew
-        if complete and self.reduce and not fresh(group):
+        if complete and sums.is_sums_only(group):
+            sums.fold(group)  # the partial sums become the store's reductions
+        elif complete and self.reduce and not fresh(group):
             reduce_store(group)  # the per-set sums the masks read (store.reductions)
         consolidate(self.path)
         return complete
