@@ -293,3 +293,35 @@ def test_a_sums_only_recording_killed_between_a_chunks_sums_and_its_flags_resume
         assert np.array_equal(cut["reductions"][site]["sumsq"].values, whole["reductions"][site]["sumsq"].values)
     with pytest.raises(StoreError, match="prompts are fixed|keeps per-set sums only"):
         record(flux, prompts + get("shape:square"), tmp_path / "cut.zarr", **kw)
+
+
+def test_pixarts_erasers_fit_the_noise_half_of_its_prediction():
+    """PixArt predicts noise and variance (8 channels for 4 latent ones): the sampler uses the
+    noise half, and so do ESD's targets."""
+    from workbench.editing.examples import frozen_examples
+    from workbench.models.loading import set_image_size
+    from workbench.models.tiny_transformers import tiny_pixart
+
+    pipe = set_image_size(tiny_pixart(), 16)
+    assert pipe.transformer.config.out_channels == 2 * pipe.transformer.config.in_channels
+    ex = frozen_examples(pipe, ["a red circle with stripes"], [0], eta=1.0, steps=2, guidance=4.5)
+    assert ex.target.shape[1] == ex.x.shape[1] == pipe.transformer.config.in_channels
+
+
+def test_site_weights_read_from_a_sharded_transformers_files(flux, tmp_path):
+    """FLUX.1's and SD3.5's transformers are saved in shards: the masks verb's file reader follows
+    the index to each tensor, the single-stream slice included."""
+    from workbench.analysis.weights import load_weights
+    from workbench.models import weights_of
+    from workbench.models.files import folder_digest, parameter_count
+    from workbench.models.loading import weights_digest
+    from workbench.recording import record
+    from workbench.store import open_store
+
+    flux.save_pretrained(tmp_path / "model", max_shard_size="40KB")
+    assert len(list((tmp_path / "model" / "transformer").glob("*.safetensors"))) > 1
+    tree = open_store(record(flux, PROMPTS, tmp_path / "s.zarr", steps=2, size=16, progress=False))
+    got, want = load_weights(tmp_path / "model", tree), weights_of(flux, tree)
+    assert got.keys() == want.keys() and all(np.array_equal(got[k], want[k]) for k in want)
+    assert parameter_count(tmp_path / "model", "transformer") == sum(p.numel() for p in flux.transformer.parameters())
+    assert folder_digest(tmp_path / "model", "transformer", "float32") == weights_digest(flux.transformer)

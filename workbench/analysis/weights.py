@@ -29,7 +29,7 @@ def load_weights(folder: str | Path, sites) -> dict[str, np.ndarray]:
     inside ``unet/``; text sites start with their component: ``text_encoder.text_model...``)."""
     from safetensors import safe_open
 
-    from ..models.files import component_file
+    from ..models.files import tensor_files
 
     folder = Path(folder)
     by_component: dict[str, list[tuple[str, str, list | None]]] = {}
@@ -37,20 +37,18 @@ def load_weights(folder: str | Path, sites) -> dict[str, np.ndarray]:
         by_component.setdefault(comp, []).append((n, path, cols))
     out = {}
     for comp, members in by_component.items():
-        file = component_file(folder, comp)
-        if file is None:
+        where = tensor_files(folder, comp)
+        if not where:
             raise FileNotFoundError(
-                f"no single safetensors file in {folder / comp}: give the folder the model was saved to (save_pretrained), "
-                "or load the pipeline (weights_of(pipe, store)) for sharded checkpoints"
+                f"no safetensors weights in {folder / comp}: give the folder the model was saved to (save_pretrained)"
             )
-        with safe_open(str(file), framework="np") as f:
-            keys = set(f.keys())
-            for n, path, cols in members:
-                key = path + ".weight"
-                if key not in keys:
-                    raise ValueError(f"{file} has no tensor {key}: was the store recorded with another model?")
-                w = _float32(file, f, key)
-                out[n] = w if cols is None else np.ascontiguousarray(w[:, cols[0] : cols[1]])
+        for n, path, cols in members:
+            key = path + ".weight"
+            if key not in where:
+                raise ValueError(f"{folder / comp} has no tensor {key}: was the store recorded with another model?")
+            with safe_open(str(where[key]), framework="np") as f:
+                w = _float32(where[key], f, key)
+            out[n] = w if cols is None else np.ascontiguousarray(w[:, cols[0] : cols[1]])
     return out
 
 
