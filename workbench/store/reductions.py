@@ -98,11 +98,11 @@ def reduce_store(store: str | zarr.Group, progress: bool = False) -> zarr.Group:
     group = store if isinstance(store, zarr.Group) else zarr.open_group(store, mode="r+", use_consolidated=False)
     n = int(group.attrs.get("n_prompts", group["prompt"].shape[0]))
     done = group["done"][:n]
-    if group.attrs.get("keep") == "sums" and n and done.all():  # a sums-only store: its partials are the sums
-        from .sums import fold
-
-        fold(group)
-        return group[GROUP]
+    if group.attrs.get("keep") == "sums":  # store.sums: no per-prompt statistics to reduce
+        raise StoreError(
+            f"{getattr(group.store, 'root', group.store)} keeps per-set sums only: they are made when its recording "
+            "completes (run the same record command again to finish or repair them)"
+        )
     if n == 0 or not done.all():
         raise StoreError(
             f"{getattr(group.store, 'root', group.store)}: reductions need a complete store ({int((~done).sum())} of {n} prompts "

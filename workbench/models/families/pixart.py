@@ -6,7 +6,7 @@ the UNet's transformer blocks, so its sites and groups read as SD's: the FFN dow
 
 from __future__ import annotations
 
-from . import ModelFamily, SiteSpec, transformer_class_is
+from . import ModelFamily, SiteSpec, sd_unet, transformer_class_is
 
 
 def encode(pipe, texts: list[str]):
@@ -25,15 +25,11 @@ SPEC = ModelFamily(
     text_encoders=("text_encoder",),
     sites={
         "mlp": SiteSpec("denoiser", "transformer_blocks.*.ff.net.2", help="the FFN's down projection (image tokens)"),
-        "attn2.to_k": SiteSpec("denoiser", "*.attn2.to_k", help="cross-attention keys"),
-        "attn2.to_v": SiteSpec("denoiser", "*.attn2.to_v", help="cross-attention values"),
+        "attn2.to_k": sd_unet.SPEC.sites["attn2.to_k"],
+        "attn2.to_v": sd_unet.SPEC.sites["attn2.to_v"],
         "text.t5": SiteSpec("text", "*.DenseReluDense.wo", help="T5's FFN down projections"),
     },
-    groups={
-        "esd-x": lambda name: ".attn2." in name,
-        "esd-x-kv": lambda name: ".attn2.to_k." in name or ".attn2.to_v." in name,
-        "esd-u": lambda name: ".attn2." not in name,
-    },
+    groups=sd_unet.SPEC.groups,  # real cross-attention: the UNet's groups
     default_site="mlp",
     defaults={"guidance": 4.5, "steps": 20},
     call=lambda pipe: {
