@@ -256,6 +256,10 @@ def test_a_sums_only_store_gives_the_raw_stores_sums_and_masks_in_less_space(flu
     assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
     with pytest.raises(ValueError, match="per-set sums only"):
         top_prompts(sums, raw.attrs["sites"][0], [0])
+    from workbench.store import StoreError, reduce_store
+
+    with pytest.raises(StoreError, match="keeps per-set sums only"):
+        reduce_store(str(tmp_path / "sums.zarr"))  # nothing per prompt to reduce: its sums come with the recording
     per_raw, per_sums = _bytes(tmp_path / "raw.zarr") / len(prompts), _bytes(tmp_path / "sums.zarr") / len(prompts)
     print(f"tiny FLUX, {len(prompts)} prompts: raw {per_raw:.0f} B a prompt, sums-only {per_sums:.0f} B a prompt")
     assert per_sums < per_raw
