@@ -33,6 +33,14 @@ def encode(pipe, texts: list[str]):
 
 TEXT_ATTN = (".attn.add_q_proj.", ".attn.add_k_proj.", ".attn.add_v_proj.", ".attn.to_add_out.")
 TEXT_KV = (".attn.add_k_proj.", ".attn.add_v_proj.")
+#: the erasers' parameter groups on joint attention (module docstring), FLUX's and SD3's
+JOINT_GROUPS = {
+    "esd-x": lambda name: any(k in name for k in TEXT_ATTN),
+    "esd-x-kv": lambda name: any(k in name for k in TEXT_KV),
+    "esd-u": lambda name: not any(k in name for k in TEXT_ATTN),
+}
+#: T5's FFN down projections, a text site of every family with a T5 encoder
+T5_SITE = SiteSpec("text", "*.DenseReluDense.wo", help="T5's FFN down projections")
 
 SPEC = ModelFamily(
     name="flux",
@@ -60,13 +68,9 @@ SPEC = ModelFamily(
             help="single-stream MLP (proj_out's MLP columns), text tokens",
         ),
         "text.fc2": SiteSpec("text", "*.mlp.fc2", help="CLIP's MLP down projections"),
-        "text.t5": SiteSpec("text", "*.DenseReluDense.wo", help="T5's FFN down projections"),
+        "text.t5": T5_SITE,
     },
-    groups={
-        "esd-x": lambda name: any(k in name for k in TEXT_ATTN),
-        "esd-x-kv": lambda name: any(k in name for k in TEXT_KV),
-        "esd-u": lambda name: not any(k in name for k in TEXT_ATTN),
-    },
+    groups=JOINT_GROUPS,
     default_site=("mlp", "mlp.single"),
     distilled=lambda pipe: True,
     defaults={"guidance": 3.5, "steps": 28},

@@ -7,6 +7,7 @@ the UNet's transformer blocks, so its sites and groups read as SD's: the FFN dow
 from __future__ import annotations
 
 from . import ModelFamily, SiteSpec, sd_unet, transformer_class_is
+from .flux import T5_SITE
 
 
 def encode(pipe, texts: list[str]):
@@ -27,7 +28,7 @@ SPEC = ModelFamily(
         "mlp": SiteSpec("denoiser", "transformer_blocks.*.ff.net.2", help="the FFN's down projection (image tokens)"),
         "attn2.to_k": sd_unet.SPEC.sites["attn2.to_k"],
         "attn2.to_v": sd_unet.SPEC.sites["attn2.to_v"],
-        "text.t5": SiteSpec("text", "*.DenseReluDense.wo", help="T5's FFN down projections"),
+        "text.t5": T5_SITE,
     },
     groups=sd_unet.SPEC.groups,  # real cross-attention: the UNet's groups
     default_site="mlp",

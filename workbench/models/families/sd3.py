@@ -9,7 +9,7 @@ in for ESD-x's cross-attention, ``add_k_proj`` / ``add_v_proj`` for AC's key/val
 from __future__ import annotations
 
 from . import ModelFamily, SiteSpec, transformer_class_is
-from .flux import TEXT_ATTN, TEXT_KV
+from .flux import JOINT_GROUPS, T5_SITE
 
 
 def encode(pipe, texts: list[str]):
@@ -36,13 +36,9 @@ SPEC = ModelFamily(
             "denoiser", "transformer_blocks.*.ff_context.net.2", help="joint block FFN down projection, text tokens"
         ),
         "text.fc2": SiteSpec("text", "*.mlp.fc2", help="the CLIP encoders' MLP down projections"),
-        "text.t5": SiteSpec("text", "*.DenseReluDense.wo", help="T5's FFN down projections"),
+        "text.t5": T5_SITE,
     },
-    groups={
-        "esd-x": lambda name: any(k in name for k in TEXT_ATTN),
-        "esd-x-kv": lambda name: any(k in name for k in TEXT_KV),
-        "esd-u": lambda name: not any(k in name for k in TEXT_ATTN),
-    },
+    groups=JOINT_GROUPS,
     default_site="mlp",
     defaults={"guidance": 7.0, "steps": 28},
     flow=True,
