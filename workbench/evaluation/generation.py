@@ -9,8 +9,8 @@ from collections.abc import Sequence
 
 import torch
 
-from ..models.families import call_options, denoiser_of
-from ..models.loading import image_size_of, model_hashes
+from ..models.families import denoiser_of
+from ..models.loading import image_size_of, model_hashes, run_options
 
 #: images_of memo: (weights, scheduler, settings, prompts) -> images; a few entries
 _EVAL_CACHE: OrderedDict[tuple, torch.Tensor] = OrderedDict()
@@ -22,8 +22,7 @@ def generate(pipe, texts: list[str], seeds: list[int], steps: int = 25, guidance
     """Images (N, 3, H, W) in [0, 1], one CPU generator per prompt."""
     if len(texts) != len(seeds):
         raise ValueError(f"got {len(texts)} prompts and {len(seeds)} seeds: give one seed per prompt")
-    size = image_size_of(pipe)
-    extra = {**call_options(pipe), **({"height": size, "width": size} if size is not None else {})}
+    extra = run_options(pipe)
     out = []
     for i in range(0, len(texts), batch):
         gens = [torch.Generator().manual_seed(int(s)) for s in seeds[i : i + batch]]

@@ -100,6 +100,15 @@ def image_size_of(pipe) -> int | None:
     return getattr(pipe, "workbench_image_size", None)
 
 
+def run_options(pipe, size: int | None = None) -> dict:
+    """The keyword arguments every generation the workbench runs adds to the pipeline call: its
+    family's (``call``) and the image side (``size``, else ``set_image_size``'s; none: the model's)."""
+    from .families import call_options
+
+    size = size if size is not None else image_size_of(pipe)
+    return {**call_options(pipe), **({"height": int(size), "width": int(size)} if size is not None else {})}
+
+
 def default_image_size(pipe) -> int:
     """The image side a pipeline makes by default: its denoiser's sample size times the VAE's factor
     (FLUX states it as ``default_sample_size``, in latents before its 2x2 packing)."""

@@ -24,9 +24,9 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from ..models.families import call_options, family_of
+from ..models.families import family_of
 from ..models.hooks import DenoiserCall, Hook, hooks
-from ..models.loading import image_size_of
+from ..models.loading import run_options
 from ..models.sites import Site, SiteFilter, select, site_hooks
 from .batch import Recording
 
@@ -142,11 +142,7 @@ def run_pipe(pipe, texts: list[str], seeds: list[int], steps: int, guidance: flo
     """One generation call with one CPU generator per prompt (device-independent noise)."""
     gens = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
     kwargs = dict(prompt=texts, num_inference_steps=steps, guidance_scale=guidance, generator=gens, output_type="latent")
-    kwargs.update(call_options(pipe))
-    size = size if size is not None else image_size_of(pipe)
-    if size is not None:
-        kwargs.update(height=size, width=size)
-    return pipe(**kwargs)
+    return pipe(**kwargs, **run_options(pipe, size))
 
 
 def capture_inputs(pipe, sites: SiteFilter, fn) -> dict[str, list[torch.Tensor]]:

@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..models.families import call_options, denoiser_of
+from ..models.families import denoiser_of
 from ..models.hooks import DenoiserCall, Hook, hooks
-from ..models.loading import generation_defaults, image_size_of, model_hashes, model_id
+from ..models.loading import generation_defaults, model_hashes, model_id, run_options
 from ..models.sites import Site, select, site_hooks
 from ..models.slots import Slots, injecting
 from ..prompts import PromptSet
@@ -165,11 +165,9 @@ def _generate(pipe, rec: MapRecorder, prompts, n_steps: int, guidance: float) ->
     """One pipeline call: uint8 images (n, H, W, 3) and the maps of each site."""
     gens = [torch.Generator("cpu").manual_seed(int(p.seed)) for p in prompts]
     rec.cfg_rows = 2 if uses_cfg(pipe, guidance) else 1
-    size = image_size_of(pipe)
-    extra = {**call_options(pipe), **({"height": size, "width": size} if size is not None else {})}
     with rec:
         out = pipe(prompt=[p.text for p in prompts], num_inference_steps=n_steps, guidance_scale=guidance, generator=gens,
-                   output_type="np", **extra)  # fmt: skip
+                   output_type="np", **run_options(pipe))  # fmt: skip
     images = np.asarray(out.images if hasattr(out, "images") else out[0])
     if images.dtype != np.uint8:
         images = (np.clip(images, 0, 1) * 255).round().astype(np.uint8)
