@@ -20,8 +20,7 @@ import torch
 from torch import nn
 
 from ..editing.learning import Examples
-from ..editing.training import batches, optimise, prediction_loss, trainable
-from ..models.denoise import device_of, predict
+from ..editing.training import batches, optimise, predicted, prediction_loss, trainable
 from ..models.slots import encode, injecting, real_tokens, token_table, with_slots
 
 
@@ -120,10 +119,8 @@ def _per_prompt_loss(pipe, ex: Examples, texts, token_id, vectors, idx: torch.Te
     p = (idx % n).tolist()
     with injecting(pipe, token_id, vectors[p]):
         cond = encode(pipe, [texts[i] for i in p])
-    dev = device_of(pipe)
-    added = {**(ex.added_at(idx, dev) or {}), **(cond.added or {})} or None
-    pred = predict(pipe, ex.x[idx].to(dev), ex.t[idx].to(dev), cond.context, added, ex.shared_on(dev))
-    err = (pred.float() - ex.frozen[idx].to(dev).float()).pow(2).flatten(1).mean(1).cpu()
+    pred = predicted(pipe, ex, idx, cond=cond)
+    err = (pred.float() - ex.frozen[idx].to(pred.device).float()).pow(2).flatten(1).mean(1).cpu()
     return torch.zeros(n).index_add_(0, idx % n, err) / torch.bincount(idx % n, minlength=n).clamp(min=1)
 
 

@@ -59,9 +59,7 @@ class Examples:
 
     def shared_on(self, device=None) -> dict | None:
         """``shared`` on ``device``."""
-        if not self.shared or device is None:
-            return self.shared
-        return {k: v.to(device) if torch.is_tensor(v) else v for k, v in self.shared.items()}
+        return _on(self.shared, device)
 
     def added_at(self, idx, device=None) -> dict | None:
         """``added_cond_kwargs`` for the examples ``idx`` (None for models without)."""
@@ -81,6 +79,13 @@ class Examples:
                for f in fields(Examples) if f.name not in ("added", "shared")}  # fmt: skip
         added = {k: torch.cat([p.added[k] for p in parts]) for k in parts[0].added} if parts[0].added else None
         return Examples(**out, added=added, shared=parts[0].shared)
+
+
+def _on(inputs: dict | None, device) -> dict | None:
+    """A dict of inputs with its tensors on ``device`` (None: as they are)."""
+    if not inputs or device is None:
+        return inputs
+    return {k: v.to(device) if torch.is_tensor(v) else v for k, v in inputs.items()}
 
 
 def denoiser_calls(pipe, texts: list[str], seeds: list[int], steps: int, guidance: float, stop: int | None = None,
@@ -175,11 +180,12 @@ def _frozen(pipe, x, t, cond, added, shared=None, batch: int = 32) -> torch.Tens
     from ..models.denoise import device_of, predict
 
     dev = device_of(pipe)
-    out = []
+    shared, out = _on(shared, dev), []
     for i in range(0, len(x), batch):
         a = None if added is None else {k: v[i : i + batch].to(dev) for k, v in added.items()}
-        sh = None if not shared else {k: v.to(dev) if torch.is_tensor(v) else v for k, v in shared.items()}
-        out.append(predict(pipe, x[i : i + batch].to(dev), t[i : i + batch].to(dev), cond[i : i + batch].to(dev), a, sh).cpu())
+        out.append(
+            predict(pipe, x[i : i + batch].to(dev), t[i : i + batch].to(dev), cond[i : i + batch].to(dev), a, shared).cpu()
+        )
     return torch.cat(out)
 
 

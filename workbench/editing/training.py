@@ -48,11 +48,11 @@ def optimise(params: list, draws: Iterable, step: Callable[[int, object], tuple[
     return logged
 
 
-def prediction_loss(pipe, ex, idx: torch.Tensor, params: dict | None = None, target: str = "target", cond=None) -> torch.Tensor:
-    """MSE of the denoiser's prediction at examples ``idx`` against ``ex.<target>`` ('target':
-    the eraser's objective, 'frozen': the unedited model's prediction). ``params`` replaces
-    denoiser parameters for this call (``torch.func.functional_call``: masks, deltas); ``cond``
-    (a ``models.slots.Conditioning``) replaces the examples' text conditioning (an attacked prompt's)."""
+def predicted(pipe, ex, idx: torch.Tensor, params: dict | None = None, cond=None) -> torch.Tensor:
+    """The denoiser's prediction at examples ``idx`` (on its device). ``params`` replaces denoiser
+    parameters for this call (``torch.func.functional_call``: masks, deltas); ``cond`` (a
+    ``models.slots.Conditioning``) replaces the examples' text conditioning and the per-row inputs
+    that go with it (an attacked prompt's)."""
     from ..models.denoise import device_of, predict
 
     dev = device_of(pipe)
@@ -62,8 +62,14 @@ def prediction_loss(pipe, ex, idx: torch.Tensor, params: dict | None = None, tar
     dtype = _AUTOCAST.get()
     amp = torch.autocast(dev.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
     with amp:
-        pred = predict(pipe, ex.x[idx].to(dev), ex.t[idx].to(dev), context.to(dev), added, ex.shared_on(dev), params)
-    return nn.functional.mse_loss(pred.float(), getattr(ex, target)[idx].to(dev).float())
+        return predict(pipe, ex.x[idx].to(dev), ex.t[idx].to(dev), context.to(dev), added, ex.shared_on(dev), params)
+
+
+def prediction_loss(pipe, ex, idx: torch.Tensor, params: dict | None = None, target: str = "target", cond=None) -> torch.Tensor:
+    """MSE of ``predicted`` at examples ``idx`` against ``ex.<target>`` ('target': the eraser's
+    objective, 'frozen': the unedited model's prediction)."""
+    pred = predicted(pipe, ex, idx, params, cond)
+    return nn.functional.mse_loss(pred.float(), getattr(ex, target)[idx].to(pred.device).float())
 
 
 @contextlib.contextmanager

@@ -46,7 +46,7 @@ def capture(pipe, args: tuple, kwargs: dict, out) -> Captured:
     import torch
 
     c = DenoiserCall.of(args, kwargs)
-    pred = _noise_part(pipe, out[0] if isinstance(out, tuple) else getattr(out, "sample", out))
+    pred = _noise_part(denoiser_of(pipe), out[0] if isinstance(out, tuple) else getattr(out, "sample", out))
     t = torch.as_tensor(c.timestep).detach()
     if family_of(pipe).denoiser == "unet":
         added = {k: v.detach() for k, v in c.added.items()} if c.added else None
@@ -74,13 +74,13 @@ def predict(pipe, x, t, cond, added: dict | None = None, shared: dict | None = N
     den = denoiser_of(pipe)
     args, kwargs = call_args(pipe, x, t, cond, added, shared)
     out = torch.func.functional_call(den, params, args, kwargs, strict=False) if params else den(*args, **kwargs)
-    return _noise_part(pipe, out[0] if isinstance(out, tuple) else out.sample)
+    return _noise_part(den, out[0] if isinstance(out, tuple) else out.sample)
 
 
-def _noise_part(pipe, pred):
+def _noise_part(den, pred):
     """The prediction the sampler uses: a denoiser that also predicts its variance (PixArt: twice
     the latent's channels) keeps the first half, as its pipeline does."""
-    config = getattr(denoiser_of(pipe), "config", None)
+    config = getattr(den, "config", None)
     out_ch, in_ch = getattr(config, "out_channels", None), getattr(config, "in_channels", None)
     if pred.dim() == 4 and out_ch and in_ch and out_ch == 2 * in_ch and pred.shape[1] == out_ch:
         return pred[:, :in_ch]
