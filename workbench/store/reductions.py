@@ -108,10 +108,7 @@ def reduce_store(store: str | zarr.Group, progress: bool = False) -> zarr.Group:
             f"{getattr(group.store, 'root', group.store)}: reductions need a complete store ({int((~done).sum())} of {n} prompts "
             "not recorded): finish the recording first"
         )
-    labels = [str(s) for s in group["set"][:n]]
-    names = list(dict.fromkeys(labels))
-    pos = {s: i for i, s in enumerate(names)}
-    codes = np.array([pos[s] for s in labels])
+    names, codes = set_codes(group)
     remove(group, GROUP)  # stale, half-written or half-deleted: rebuilt whole
     red = group.create_group(GROUP)
     red.create_array("prompt_set", shape=(len(names),), dtype=str, dimension_names=["prompt_set"], fill_value="")[:] = np.array(
@@ -123,7 +120,7 @@ def reduce_store(store: str | zarr.Group, progress: bool = False) -> zarr.Group:
         out = red.create_group(site)
         plans = []
         for stat, raw in group[site].arrays():
-            target = _sums_array(raw, out, stat, len(names))
+            target = sums_array(out, stat, len(names), raw.shape[1:], raw.metadata.dimension_names[1:])
             rest = int(np.prod(raw.shape[1:]))
             plans += [
                 (target, first, 8 * rest * count, sums)
@@ -193,10 +190,18 @@ def _tree_sum(parts: list):
     return parts[0]
 
 
-def _sums_array(raw: zarr.Array, out: zarr.Group, stat: str, n_sets: int) -> zarr.Array:
-    """The reductions' array for one raw statistic: one shard a set, one inner chunk a (branch, step)."""
-    rest = raw.shape[1:]
-    dims = ["prompt_set", *raw.metadata.dimension_names[1:]]
+def set_codes(group: zarr.Group) -> tuple[list[str], np.ndarray]:
+    """The store's prompt sets in first-seen order and each prompt's set index."""
+    n = int(group.attrs.get("n_prompts", group["prompt"].shape[0]))
+    labels = [str(s) for s in group["set"][:n]]
+    names = list(dict.fromkeys(labels))
+    pos = {s: i for i, s in enumerate(names)}
+    return names, np.array([pos[s] for s in labels], dtype=np.int64)
+
+
+def sums_array(out: zarr.Group, stat: str, n_sets: int, rest: tuple, dims) -> zarr.Array:
+    """The reductions' array for one statistic, (prompt_set, *rest) with ``rest``'s dimension names
+    ``dims``: one shard a set, one inner chunk a (branch, step)."""
     inner = (1, *(1 for _ in rest[:-1]), rest[-1])  # one (branch, step) row of neurons a chunk
     return out.create_array(stat, shape=(n_sets, *rest), chunks=inner, shards=(1, *rest), dtype="float64",
-                            dimension_names=dims, fill_value=float("nan"))  # fmt: skip
+                            dimension_names=["prompt_set", *dims], fill_value=float("nan"))  # fmt: skip

@@ -21,6 +21,8 @@ import numpy as np
 import zarr
 
 from .core import StoreError
+from .reductions import GROUP as REDUCTIONS
+from .reductions import fingerprint, fresh, remove, set_codes, sums_array
 
 GROUP = "partials"
 KEEP = "sums"
@@ -28,15 +30,6 @@ KEEP = "sums"
 
 def is_sums_only(group: zarr.Group) -> bool:
     return group.attrs.get("keep") == KEEP
-
-
-def set_codes(group: zarr.Group) -> tuple[list[str], np.ndarray]:
-    """The store's prompt sets in first-seen order and each prompt's set index."""
-    n = int(group.attrs.get("n_prompts", group["prompt"].shape[0]))
-    labels = [str(s) for s in group["set"][:n]]
-    names = list(dict.fromkeys(labels))
-    pos = {s: i for i, s in enumerate(names)}
-    return names, np.array([pos[s] for s in labels], dtype=np.int64)
 
 
 def ensure_arrays(group: zarr.Group, rec, chunk: int) -> None:
@@ -78,9 +71,6 @@ def write_chunk(group: zarr.Group, indices: list[int], rec, chunk: int) -> None:
 def fold(group: zarr.Group) -> None:
     """The partials summed over chunks into the store's reductions (fingerprint last), then removed.
     A block that was never written (NaN) is refused: the store's chunks say which to record again."""
-    from .reductions import GROUP as REDUCTIONS
-    from .reductions import fingerprint, fresh, remove
-
     if GROUP not in group:
         if fresh(group):
             return  # folded before a kill that left nothing else to do
@@ -102,9 +92,6 @@ def fold(group: zarr.Group) -> None:
                         f"the partial sums of {site}/{stat} lack chunk {c}: record that chunk again (resume the record command)"
                     )
                 total += block
-            rest = total.shape[1:]
-            inner = (1, *(1 for _ in rest[:-1]), rest[-1])
-            out.create_array(stat, shape=total.shape, chunks=inner, shards=(1, *rest), dtype="float64",
-                             dimension_names=["prompt_set", *parts.metadata.dimension_names[2:]], fill_value=float("nan"))[:] = total  # fmt: skip
+            sums_array(out, stat, len(names), total.shape[1:], parts.metadata.dimension_names[2:])[:] = total
     red.attrs["fingerprint"] = fingerprint(group)  # last: commits the group
     remove(group, GROUP)
