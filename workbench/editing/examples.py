@@ -130,16 +130,17 @@ def _rows(part, lo: int):
     return part[lo:].cpu()
 
 
-def call_examples(pipe, call, n: int, eta: float) -> Examples:
+def call_examples(pipe, call, n: int, eta: float, empty: tuple | None = None) -> Examples:
     """One denoiser call's concept rows as examples with ESD's target. With classifier-free guidance
     the batch is [uncond, cond]; a guidance-distilled model (FLUX.1) makes one call per step, so the
-    empty prompt's prediction at the same x_t is one more call (``_null``)."""
+    empty prompt's prediction at the same x_t is one more call (``_null``; ``empty``: the empty
+    prompt's ``conditioning``, computed here when not given)."""
     from ..models.families import family_of
 
     t = call.timestep.expand(call.sample.shape[0]) if call.timestep.dim() == 0 else call.timestep
     if family_of(pipe).distilled(pipe):
         cond = call.prediction
-        uncond = _null(pipe, call)
+        uncond = _null(pipe, call, empty if empty is not None else conditioning(pipe, [""]))
         lo = 0
     else:
         lo = call.sample.shape[0] - n
@@ -149,8 +150,16 @@ def call_examples(pipe, call, n: int, eta: float) -> Examples:
                     cond.cpu(), _rows(call.added, lo), call.shared)  # fmt: skip
 
 
+def empty_conditioning(pipe) -> tuple | None:
+    """The empty prompt's conditioning where ``call_examples`` needs it (guidance-distilled models),
+    made once per set of examples; None elsewhere."""
+    from ..models.families import family_of
+
+    return conditioning(pipe, [""]) if family_of(pipe).distilled(pipe) else None
+
+
 @torch.no_grad()
-def _null(pipe, call) -> torch.Tensor:
+def _null(pipe, call, empty: tuple) -> torch.Tensor:
     """The frozen prediction for the empty prompt at a call's x_t (its other inputs unchanged):
     what stands in for the unconditional branch of a guidance-distilled model, as the ESD
     reference's FLUX script does (rohitgandikota/erasing ``esd_flux``: the empty prompt's
@@ -159,7 +168,7 @@ def _null(pipe, call) -> torch.Tensor:
     from ..models.denoise import predict
 
     n = call.sample.shape[0]
-    empty, extra = conditioning(pipe, [""])
+    empty, extra = empty
     added = dict(call.added or {})
     added.update({k: v.expand(n, *v.shape[1:]) for k, v in (extra or {}).items() if k != "guidance"})
     return predict(pipe, call.sample, call.timestep, empty.to(call.context).expand(n, *empty.shape[1:]), added, call.shared)
@@ -213,7 +222,8 @@ def frozen_examples(
     steps, guidance = _sampling(pipe, steps, guidance)
     n = len(prompts)
     calls = denoiser_calls(pipe, list(prompts), list(seeds), steps, guidance, size=size)
-    ex = Examples.cat([call_examples(pipe, call, n, eta) for call in calls])
+    empty = empty_conditioning(pipe)
+    ex = Examples.cat([call_examples(pipe, call, n, eta, empty) for call in calls])
     if objective == ANCHORED:
         if anchors is None or len(anchors) != n:
             raise ValueError(
@@ -299,6 +309,7 @@ class FreshESD(_Fresh):
         self.pipe, self.prompts, self.eta, self.batch, self.seed = pipe, list(prompts), eta, batch, seed
         self.size = size
         self.steps, self.guidance = _sampling(pipe, steps, guidance)
+        self.empty = empty_conditioning(pipe)  # the empty prompt's, once (distilled models' stand-in branch)
 
     def _examples(self, draws: list[tuple[int, int, int]]) -> Examples:
         """Examples of (prompt index, seed, stopping step) draws, sampled 16 at a time."""
@@ -307,7 +318,7 @@ class FreshESD(_Fresh):
             chunk = draws[lo : lo + 16]
             texts, seeds, stops = [self.prompts[i] for i, _, _ in chunk], [s for _, s, _ in chunk], [t for _, _, t in chunk]
             calls = denoiser_calls(self.pipe, texts, seeds, self.steps, self.guidance, stop=max(stops) + 1, size=self.size)
-            per_call = {s: call_examples(self.pipe, calls[s], len(chunk), self.eta) for s in set(stops)}
+            per_call = {s: call_examples(self.pipe, calls[s], len(chunk), self.eta, self.empty) for s in set(stops)}
             parts += [per_call[s].take(slice(b, b + 1)) for b, s in enumerate(stops)]
         return Examples.cat(parts)
 
