@@ -41,11 +41,11 @@ def pipeline(kind: str, scale: str, device: str, dtype: torch.dtype):
         StableDiffusion3Pipeline,
     )
 
-    from workbench.models.tiny_transformers import _vae16, tiny_flux, tiny_sd3
+    from workbench.models.tiny_transformers import tiny_flux, tiny_sd3, tiny_vae
 
     config, side, text = (SIZES if scale == "full" else TINY)[kind]
     with torch.device(device):
-        vae = _vae16(16, shift_factor=0.0, scaling_factor=1.0)
+        vae = tiny_vae(16, shift_factor=0.0, scaling_factor=1.0)
         vae = type(vae)(**{**vae.config, "block_out_channels": (16,) * 4, "down_block_types": ("DownEncoderBlock2D",) * 4,
                             "up_block_types": ("UpDecoderBlock2D",) * 4})  # fmt: skip
         small = tiny_flux() if kind == "flux" else tiny_sd3()

@@ -49,7 +49,7 @@ def _t5(tok: T5TokenizerFast, width: int = 32) -> T5EncoderModel:
                                    feed_forward_proj="gated-gelu", dropout_rate=0.0)).eval()  # fmt: skip
 
 
-def _vae16(latent: int = 16, **extra) -> AutoencoderKL:
+def tiny_vae(latent: int = 16, **extra) -> AutoencoderKL:
     """A tiny two-level VAE (factor 2) with ``latent`` channels."""
     return AutoencoderKL(block_out_channels=(16, 16), in_channels=3, out_channels=3, latent_channels=latent, norm_num_groups=16,
                          down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2, **extra)  # fmt: skip
@@ -66,7 +66,7 @@ def tiny_flux(seed: int = 0, guidance_embeds: bool = True) -> FluxPipeline:
     clip_tok = tiny_tokenizer(kind="clip")
     clip = CLIPTextModel(clip_text_config(len(clip_tok), tok=clip_tok))  # FLUX reads the pooler output
     t5_tok = t5_tokenizer()
-    pipe = FluxPipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=_vae16(4, shift_factor=0.0, scaling_factor=1.0),
+    pipe = FluxPipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=tiny_vae(4, shift_factor=0.0, scaling_factor=1.0),
                         text_encoder=clip, tokenizer=clip_tok, text_encoder_2=_t5(t5_tok), tokenizer_2=t5_tok,
                         transformer=transformer)  # fmt: skip
     return _ready(pipe)
@@ -83,7 +83,7 @@ def tiny_sd3(seed: int = 0) -> StableDiffusion3Pipeline:
     clip1 = CLIPTextModelWithProjection(clip_text_config(len(tok), tok=tok))
     clip2 = CLIPTextModelWithProjection(clip_text_config(len(tok), tok=tok))
     t5_tok = t5_tokenizer()
-    pipe = StableDiffusion3Pipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=_vae16(4, shift_factor=0.0),
+    pipe = StableDiffusion3Pipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=tiny_vae(4, shift_factor=0.0),
                                     text_encoder=clip1, tokenizer=tok, text_encoder_2=clip2, tokenizer_2=tok,
                                     text_encoder_3=_t5(t5_tok), tokenizer_3=t5_tok, transformer=transformer)  # fmt: skip
     return _ready(pipe)
@@ -97,7 +97,7 @@ def tiny_pixart(seed: int = 0) -> PixArtSigmaPipeline:
                                            in_channels=4, out_channels=8, cross_attention_dim=16, caption_channels=32,
                                            norm_num_groups=16)  # fmt: skip
     t5_tok = t5_tokenizer()
-    pipe = PixArtSigmaPipeline(tokenizer=t5_tok, text_encoder=_t5(t5_tok), vae=_vae16(4), transformer=transformer,
+    pipe = PixArtSigmaPipeline(tokenizer=t5_tok, text_encoder=_t5(t5_tok), vae=tiny_vae(4), transformer=transformer,
                                scheduler=DPMSolverMultistepScheduler())  # fmt: skip
     return _ready(pipe)
 
