@@ -38,7 +38,8 @@ DEFAULT = "ffn2"
 class Site:
     """One hookable Linear: its name, family, owning component and input width (neurons).
     ``cols``: the input columns [start, stop) that are its neurons (None: all); ``tokens``:
-    'image' or 'text' where the Linear sees both populations (None: all its tokens)."""
+    'image' or 'text' where the Linear sees both populations (None: all its tokens); ``output``:
+    a block's output (its residual stream), read by a forward hook, not a Linear's input."""
 
     name: str
     family: str
@@ -47,6 +48,7 @@ class Site:
     width: int
     cols: tuple[int, int] | None = None
     tokens: str | None = None
+    output: bool = False
 
     @property
     def is_text(self) -> bool:
@@ -59,6 +61,8 @@ class Site:
             out["cols"] = list(self.cols)
         if self.tokens is not None:
             out["tokens"] = self.tokens
+        if self.output:
+            out["output"] = True
         return out
 
 
@@ -83,12 +87,24 @@ def catalogue(pipe) -> list[Site]:
     sites = []
     for comp, module in _components(pipe).items():
         for path, m in module.named_modules():
-            if not isinstance(m, nn.Linear):
-                continue
+            head, _, tail = path.rpartition(".")
             for fam, spec in family.sites.items():
-                if (spec.kind == "text") == (comp in family.text_encoders) and fnmatch.fnmatchcase(path, spec.glob):
+                if (spec.kind == "text") != (comp in family.text_encoders):
+                    continue
+                if spec.output and tail.isdigit() and fnmatch.fnmatchcase(head, spec.glob):
+                    sites.append(Site(path, fam, comp, path, _output_width(m, path), output=True))
+                elif not spec.output and isinstance(m, nn.Linear) and fnmatch.fnmatchcase(path, spec.glob):
                     sites.append(_site(comp, family.denoiser, path, m, fam, spec))
     return sites
+
+
+def _output_width(block: nn.Module, path: str) -> int:
+    """The width of a transformer block's output: its FFN's output width."""
+    ff = getattr(block, "ff", None)
+    last = getattr(ff, "net", [None])[-1] if ff is not None else None
+    if last is None or not hasattr(last, "out_features"):
+        raise ValueError(f"{path}: an output site needs a block with an FFN (``ff.net``) to know its width")
+    return int(last.out_features)
 
 
 def _site(comp: str, denoiser: str, path: str, m: nn.Linear, fam: str, spec: SiteSpec) -> Site:
@@ -147,7 +163,16 @@ def site_hooks(pipe, sites: list[Site], fn) -> list[Hook]:
 
         return hook
 
-    return spec + [Hook(module_of(pipe, s), make(s), pre=True) for s in sites]
+    def output(site: Site):
+        def hook(module, args, out):
+            x = out[0] if isinstance(out, tuple) else out
+            fn(site, x if x.dim() == 3 else x[:, None])
+
+        return hook
+
+    return spec + [
+        Hook(module_of(pipe, s), output(s)) if s.output else Hook(module_of(pipe, s), make(s), pre=True) for s in sites
+    ]
 
 
 SiteFilter = str | Iterable[str] | Callable[[str], bool] | None
@@ -215,14 +240,19 @@ def check_weights(pipe, provenance: dict, allow_other_weights: bool = False) -> 
     return not differ
 
 
-def module_of(pipe, site: Site) -> nn.Linear:
-    """The Linear a site names."""
+def module_of(pipe, site: Site) -> nn.Module:
+    """The Linear a site names (an output site: its block)."""
     return getattr(pipe, site.component).get_submodule(site.path)
 
 
 def weight_of(pipe, site: Site):
     """The site's neurons' columns of its Linear's weight (out, width): a view, so writing into it
     writes the Linear (pruning a single-stream neuron touches only its MLP column)."""
+    if site.output:
+        raise ValueError(
+            f"{site.name} is a block's output (a residual stream): it has no weight of its own, so it has no Wanda "
+            "scores and cannot be pruned; choose a Linear's site (ffn2, mlp), or use it for token samples and SAEs"
+        )
     w = module_of(pipe, site).weight
     return w if site.cols is None else w[:, site.cols[0] : site.cols[1]]
 

@@ -140,7 +140,7 @@ def record_maps(
     ctx = injecting(pipe, slots.token_id, slots.vectors, texts=slots.texts) if slots is not None else contextlib.nullcontext()
     with ctx, torch.inference_mode():
         todo = list(prompts)
-        first, maps = _generate(pipe, rec, todo[:1], n_steps, guidance)  # shapes of the grid and image from a real call
+        first, maps = generate(pipe, rec, todo[:1], n_steps, guidance)  # shapes of the grid and image from a real call
         grids = {s: tuple(m.shape[-2:]) for s, m in maps.items()}
         about = {"weights_hash": model_hashes(pipe), "model_id": model_id(pipe), "guidance": guidance, "n_steps": n_steps}
         spec = {s.name: ([int(j) for j in i], grids[s.name]) for s, i in rec.sites.items()}
@@ -153,7 +153,7 @@ def record_maps(
         bar = tqdm(total=len(left), desc=f"maps {Path(store).name}", unit="prompt", disable=not progress)
         for lo in range(0, len(left), batch_size):
             batch = left[lo : lo + batch_size]
-            images, maps = _generate(pipe, rec, [p for _, p in batch], n_steps, guidance)
+            images, maps = generate(pipe, rec, [p for _, p in batch], n_steps, guidance)
             for i, (row, _) in enumerate(batch):
                 writer.write(row, images[i], {s: m[i] for s, m in maps.items()})
             bar.update(len(batch))
@@ -161,13 +161,15 @@ def record_maps(
     return Path(store) / writer.group.path
 
 
-def _generate(pipe, rec: MapRecorder, prompts, n_steps: int, guidance: float) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """One pipeline call: uint8 images (n, H, W, 3) and the maps of each site."""
+def generate(pipe, rec, prompts, n_steps: int, guidance: float, size: int | None = None) -> tuple[np.ndarray, dict]:
+    """One pipeline call under a per-token recorder (``MapRecorder``, ``SampleRecorder``: hooks
+    entered with ``with rec``, ``rec.cfg_rows`` set here, ``rec.result()`` after): uint8 images
+    (n, H, W, 3) and the recorder's result."""
     gens = [torch.Generator("cpu").manual_seed(int(p.seed)) for p in prompts]
     rec.cfg_rows = 2 if uses_cfg(pipe, guidance) else 1
     with rec:
         out = pipe(prompt=[p.text for p in prompts], num_inference_steps=n_steps, guidance_scale=guidance, generator=gens,
-                   output_type="np", **run_options(pipe))  # fmt: skip
+                   output_type="np", **run_options(pipe, size))  # fmt: skip
     images = np.asarray(out.images if hasattr(out, "images") else out[0])
     if images.dtype != np.uint8:
         images = (np.clip(images, 0, 1) * 255).round().astype(np.uint8)

@@ -10,6 +10,7 @@ Layout (docs/store.md has the full schema)::
       sumsq, sumsq_unit[, sum, absmax]  float32 (prompt, branch, step, neuron)  [text sites: no step]
     /reductions/       per prompt-set sums of each statistic (store.reductions), written when complete
     /maps[-<name>]/    opt-in activation maps and images of chosen neurons (store.maps; open_maps)
+    /samples/          opt-in per-token activations at chosen sites and calls (store.samples; open_samples)
 
 Writers fill one prompt chunk at a time (region writes) and mark those prompts ``done`` last, so
 a killed recording resumes where it stopped, and the ``done`` flags tell a half-written store.
@@ -27,6 +28,7 @@ _EXPORTS = {
     **dict.fromkeys(("check_store", "describe", "open_store", "provenance_of"), "reader"),
     "reduce_store": "reductions",
     **dict.fromkeys(("MapWriter", "open_maps", "map_groups"), "maps"),
+    **dict.fromkeys(("SampleWriter", "open_samples"), "samples"),
     "push": "transfer",
     "StoreWriter": "writer",
 }

@@ -19,7 +19,6 @@ Size: 2 bytes per neuron, token and step of a prompt (at SD 1.5's 64 x 64 grid, 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +26,7 @@ import xarray as xr
 import zarr
 
 from .core import StoreError
+from .rows import PromptRows, create_prompt_arrays
 
 PREFIX = "maps"
 
@@ -40,11 +40,8 @@ def group_name(name: str | None = None) -> str:
     return f"{PREFIX}-{name}"
 
 
-@dataclass
-class MapWriter:
-    """Creates, resumes and fills one maps group."""
-
-    group: zarr.Group
+class MapWriter(PromptRows):
+    """Creates, resumes and fills one maps group (its rows: ``store.rows``)."""
 
     @classmethod
     def open(cls, store: str | Path, name: str | None, sites: dict[str, tuple[list[int], tuple[int, int]]], steps: list[int],
@@ -68,13 +65,10 @@ class MapWriter:
                     f"(--name), or the same sites, neurons, steps and model"
                 )
             writer = cls(group)
-            writer._repair()
+            writer.repair()
             return writer
         group = root.create_group(key)
-        for arr, dtype in (("text", str), ("set", str), ("seed", "int64"), ("done", "bool")):
-            fill = "" if dtype is str else (False if dtype == "bool" else 0)
-            group.create_array(arr, shape=(0,), chunks=(1 if arr == "done" else 1024,), dtype=dtype,
-                               dimension_names=["map_prompt"], fill_value=fill)  # fmt: skip
+        create_prompt_arrays(group, "map_prompt")
         group.create_array("image", shape=(0, *image_shape), chunks=(1, *image_shape), dtype="uint8",
                            dimension_names=["map_prompt", "y_image", "x_image", "rgb"], fill_value=0)  # fmt: skip
         for site, (neurons, (h, w)) in sites.items():
@@ -87,40 +81,10 @@ class MapWriter:
         group.attrs.update({**want, "n": 0})  # last: the group is usable from here
         return cls(group)
 
-    def _arrays(self):
-        for name in ("text", "set", "seed", "done", "image"):
-            yield self.group[name]
+    def data_arrays(self):
+        yield self.group["image"]
         for site in self.group.attrs["sites"]:
             yield self.group[site]["map"]
-
-    def _repair(self) -> None:
-        """Undo an interrupted extension: every prompt-long array back to the committed rows."""
-        n = int(self.group.attrs["n"])
-        for arr in self._arrays():
-            if arr.shape[0] != n:
-                arr.resize((n, *arr.shape[1:]))
-
-    def rows(self, prompts) -> list[int]:
-        """The rows of ``prompts`` (text, set, seed), appending the ones not yet here."""
-        n = int(self.group.attrs["n"])
-        have = {}
-        if n:
-            keys = zip(self.group["text"][:n], self.group["set"][:n], self.group["seed"][:n])
-            have = {(str(t), str(s), int(d)): i for i, (t, s, d) in enumerate(keys)}
-        new = [p for p in dict.fromkeys((p.text, p.set, int(p.seed)) for p in prompts) if p not in have]
-        if new:
-            m = n + len(new)
-            for arr in self._arrays():
-                arr.resize((m, *arr.shape[1:]))
-            self.group["text"][n:m] = np.array([t for t, _, _ in new], dtype=object)
-            self.group["set"][n:m] = np.array([s for _, s, _ in new], dtype=object)
-            self.group["seed"][n:m] = np.array([d for _, _, d in new], dtype=np.int64)
-            self.group.attrs["n"] = m  # last: commits the new rows
-            have.update({k: n + i for i, k in enumerate(new)})
-        return [have[(p.text, p.set, int(p.seed))] for p in prompts]
-
-    def done(self) -> np.ndarray:
-        return self.group["done"][: int(self.group.attrs["n"])]
 
     def write(self, row: int, image: np.ndarray, maps: dict[str, np.ndarray]) -> None:
         """One prompt's image (uint8) and maps ({site: (step, neuron, h, w)}); its done flag last."""

@@ -38,7 +38,8 @@ def open_store(path: str | Path, allow_partial: bool = False, storage_options: d
         tree = xr.open_datatree(store, engine="zarr", chunks={}, consolidated=False)
     except Exception as err:
         raise _unreadable(path, err) from err
-    maps = [k for k in tree.children if k == "maps" or k.startswith("maps-")]  # read by open_maps, never by analysis
+    # read by open_maps and open_samples, never by the analysis of the store's statistics
+    maps = [k for k in tree.children if k in ("maps", "samples") or k.startswith("maps-")]
     if maps:
         tree = tree.drop_nodes(maps)
     if GROUP in tree.children:

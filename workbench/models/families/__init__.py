@@ -21,13 +21,18 @@ class SiteSpec:
     columns are the neurons ('tail': the last in_features - out_features, FLUX's single-stream
     ``proj_out`` over [attention output, MLP output]). ``tokens``: where the Linear sees its block's
     [text tokens, image tokens] concatenation (the block's ``encoder_hidden_states`` first, as
-    FLUX's single-stream blocks do), which population this site keeps: 'image' or 'text'."""
+    FLUX's single-stream blocks do), which population this site keeps: 'image' or 'text'.
+    ``output``: the site is a block's *output* (its residual stream, SAeUron's site), not a
+    Linear's input; ``glob`` then matches block lists, and the sites are their numbered items
+    (``<list>.0``, ``<list>.1``, ...); its width is the block's FFN output width, and it has no weight of its own:
+    it is recorded, sampled and given SAEs, never pruned."""
 
     kind: str
     glob: str
     columns: str | None = None
     tokens: str | None = None
     help: str = ""
+    output: bool = False
 
 
 @dataclass(frozen=True)

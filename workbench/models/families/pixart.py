@@ -29,6 +29,7 @@ SPEC = ModelFamily(
         "attn2.to_k": sd_unet.SPEC.sites["attn2.to_k"],
         "attn2.to_v": sd_unet.SPEC.sites["attn2.to_v"],
         "text.t5": T5_SITE,
+        "block": sd_unet.BLOCK_SITE,
     },
     groups=sd_unet.SPEC.groups,  # real cross-attention: the UNet's groups
     default_site="mlp",

@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from . import ModelFamily, SiteSpec
 
+#: a transformer block's output (the residual stream after it: SAeUron's site, one block inside
+#: the attention module SAeUron hooks), for token samples and SAEs
+BLOCK_SITE = SiteSpec("denoiser", "*transformer_blocks", output=True, help="a transformer block's output (residual stream)")
+
 
 def slot_parts(pipe) -> tuple[str, str]:
     return (
@@ -42,6 +46,7 @@ SPEC = ModelFamily(
         "attn2.to_k": SiteSpec("denoiser", "*.attn2.to_k", help="cross-attention keys"),
         "attn2.to_v": SiteSpec("denoiser", "*.attn2.to_v", help="cross-attention values"),
         "text.fc2": SiteSpec("text", "*.mlp.fc2", help="the text encoders' MLP down projections"),
+        "block": BLOCK_SITE,
     },
     groups={
         "esd-x": lambda name: ".attn2." in name,

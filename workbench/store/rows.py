@@ -1,0 +1,70 @@
+"""Prompt rows of a group kept beside a recording (maps, token samples): appended, committed,
+repaired after a kill, and marked done one prompt at a time.
+
+A group has prompt-long arrays on one dimension (``map_prompt``, ``sample_prompt``): ``text``,
+``set``, ``seed``, ``done`` and its data. ``attrs['n']`` counts the committed rows; a kill while
+rows are being added leaves arrays longer than ``n``, which ``repair`` cuts back. A prompt's data is
+written before its ``done`` flag, so a killed run resumes at the first prompt not done and writes
+the same bytes an uninterrupted run writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import zarr
+
+
+def create_prompt_arrays(group: zarr.Group, dim: str) -> None:
+    """The prompt-long ``text``, ``set``, ``seed`` and ``done`` arrays of a new group."""
+    for arr, dtype in (("text", str), ("set", str), ("seed", "int64"), ("done", "bool")):
+        fill = "" if dtype is str else (False if dtype == "bool" else 0)
+        group.create_array(
+            arr, shape=(0,), chunks=(1 if arr == "done" else 1024,), dtype=dtype, dimension_names=[dim], fill_value=fill
+        )
+
+
+@dataclass
+class PromptRows:
+    """The rows of one group; subclasses name their prompt-long data arrays (``data_arrays``)."""
+
+    group: zarr.Group
+
+    def data_arrays(self) -> Iterator[zarr.Array]:
+        raise NotImplementedError
+
+    def _arrays(self) -> Iterator[zarr.Array]:
+        for name in ("text", "set", "seed", "done"):
+            yield self.group[name]
+        yield from self.data_arrays()
+
+    def repair(self) -> None:
+        """Undo an interrupted extension: every prompt-long array back to the committed rows."""
+        n = int(self.group.attrs["n"])
+        for arr in self._arrays():
+            if arr.shape[0] != n:
+                arr.resize((n, *arr.shape[1:]))
+
+    def rows(self, prompts) -> list[int]:
+        """The rows of ``prompts`` (text, set, seed), appending the ones not yet here."""
+        n = int(self.group.attrs["n"])
+        have = {}
+        if n:
+            keys = zip(self.group["text"][:n], self.group["set"][:n], self.group["seed"][:n])
+            have = {(str(t), str(s), int(d)): i for i, (t, s, d) in enumerate(keys)}
+        new = [p for p in dict.fromkeys((p.text, p.set, int(p.seed)) for p in prompts) if p not in have]
+        if new:
+            m = n + len(new)
+            for arr in self._arrays():
+                arr.resize((m, *arr.shape[1:]))
+            self.group["text"][n:m] = np.array([t for t, _, _ in new], dtype=object)
+            self.group["set"][n:m] = np.array([s for _, s, _ in new], dtype=object)
+            self.group["seed"][n:m] = np.array([d for _, _, d in new], dtype=np.int64)
+            self.group.attrs["n"] = m  # last: commits the new rows
+            have.update({k: n + i for i, k in enumerate(new)})
+        return [have[(p.text, p.set, int(p.seed))] for p in prompts]
+
+    def done(self) -> np.ndarray:
+        return self.group["done"][: int(self.group.attrs["n"])]
