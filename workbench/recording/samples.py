@@ -69,7 +69,7 @@ class SampleRecorder:
         self._stack = contextlib.ExitStack()
 
     def __enter__(self) -> SampleRecorder:
-        self.call, self.kept = -1, {s.name: [] for s in self.sites}
+        self.call, self.kept, self.site_tokens = -1, {s.name: [] for s in self.sites}, {}
         index = {s.name: i for i, s in enumerate(self.sites)}
 
         def denoiser(module, args, kwargs):
@@ -80,6 +80,7 @@ class SampleRecorder:
                 return
             rows = x.shape[0] // self.cfg_rows
             cond = x[-rows:]  # diffusers' CFG batch is [uncond, cond]
+            self.site_tokens[site.name] = int(x.shape[1])
             pos = [
                 token_positions(self.seed, p.text, p.seed, index[site.name], self.call, x.shape[1], self.tokens)
                 for p in self.batch
@@ -142,7 +143,7 @@ def record_samples(pipe, store: str | Path, options: SampleOptions | None = None
         tokens = {s: int(x.shape[2]) for s, (x, _) in kept.items()}
         per = bytes_per_prompt(widths, tokens, len(rec.steps), first.shape[1:])
         about = {"weights_hash": model_hashes(pipe), "model_id": model_id(pipe), "guidance": guidance, "n_steps": n_steps,
-                 "seed": options.seed, "bytes_per_prompt": per}  # fmt: skip
+                 "seed": options.seed, "bytes_per_prompt": per, "site_tokens": dict(rec.site_tokens)}  # fmt: skip
         _budget(store, per, len(todo), options.max_bytes, progress)
         writer = SampleWriter.open(store, widths, tokens, rec.steps, first.shape[1:], about)
         rows = writer.rows(todo)

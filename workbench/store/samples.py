@@ -4,8 +4,9 @@ The store's statistics are sums over tokens; a dictionary of features needs the 
 themselves. ``<store>/samples`` keeps, for chosen sites and denoiser calls, a fixed number of
 tokens per prompt (all of them where the site has no more), cond branch, float16::
 
-    <store>/samples/        attrs: sites, steps, tokens (per site), widths, seed, weights_hash,
-                            model_id, guidance, n_steps, n (committed rows), bytes_per_prompt
+    <store>/samples/        attrs: sites, steps, tokens (kept per site), site_tokens (a site's tokens
+                            a call), widths, seed, weights_hash, model_id, guidance, n_steps,
+                            n (committed rows), bytes_per_prompt
       text, set, seed, done (sample_prompt)           the prompts sampled, each done flag written last
       image (sample_prompt, y_image, x_image, rgb)     uint8, the generated image (for a judge's label)
       <site>/x (sample_prompt, sample_step, sample_token, neuron)   float16, one chunk a prompt
