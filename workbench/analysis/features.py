@@ -61,8 +61,11 @@ def top_units(scores: xr.DataArray, n: int) -> xr.DataArray:
     dim = scores.dims[-1]
     if not 1 <= n <= scores.sizes[dim]:
         raise ValueError(f"n must lie in [1, {scores.sizes[dim]}] (the {dim}s), not {n}")
-    rank = (-scores).rank(dim)
-    return (rank <= n).rename("mask")
+    v = scores.transpose(..., dim).values
+    top = np.argsort(-v, axis=-1, kind="stable")[..., :n]  # ties: the lower index first
+    mask = np.zeros(v.shape, bool)
+    np.put_along_axis(mask, top, True, -1)
+    return xr.DataArray(mask, dims=scores.transpose(..., dim).dims, coords=scores.coords, name="mask", attrs=scores.attrs)
 
 
 def auroc(acts: xr.DataArray, labels, steps: Sequence[int] | None = None) -> xr.DataArray:

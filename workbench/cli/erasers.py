@@ -135,7 +135,8 @@ def _add_erase(sub, parents: Parents) -> None:
         description="Make an edit that erases a concept (a toy texture or shape, a paper set such as nudity or van_gogh, or "
         "a concept file: docs/concepts.md) from --model and write it to --out: "
         "masks.safetensors (pruning erasers: weights untouched, the masks are the whole edit) or "
-        "weights.safetensors (fine-tuning and closed-form erasers: the changed parameters), with edit.json (method, options, seconds, the "
+        "weights.safetensors (fine-tuning and closed-form erasers: the changed parameters) or features.safetensors (feature "
+        "ablation: an SAE and the features it scales at inference), with edit.json (method, options, seconds, the "
         "model's weights hashes) and summary.json (the judge's readings of the concept's held-out prompts before and after, "
         "and the harm: the worst accuracy drop on the other prompts, degraded images). "
         "P-ESD and P-AC are our reading of a paper whose code is not public: docs/robustness.md.",

@@ -4,6 +4,8 @@
                              ``files``: the sha256 of each tensor file (written last: it commits the edit)
     DIR/masks.safetensors    pruning masks (ConceptPrune, P-ESD, P-AC): {site: bool, True = pruned}
     DIR/weights.safetensors  fine-tuned parameters (ESD, AC): {parameter name: tensor}
+    DIR/features.safetensors an SAE and the features it scales at inference (feature ablation:
+                             editing.features), {<site>/<array>: array}; ``info['scale']``
 
 ``applied(pipe, edit)`` puts it on a pipeline and takes it off again bit for bit; an edit made for
 other weights is refused. ``load_edit`` refuses a folder whose tensor files are missing, cut short
@@ -12,6 +14,7 @@ or changed since they were saved, naming the file and the fix.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from contextlib import contextmanager
@@ -23,7 +26,8 @@ import torch
 
 from ..models.families import denoiser_of, family_of
 from ..models.loading import model_hashes
-from .methods import ERASERS, MASKS, WEIGHTS
+from .features import ablating
+from .methods import ERASERS, FEATURES, MASKS, WEIGHTS
 from .prune import pruned
 
 
@@ -41,6 +45,7 @@ class Edit:
     info: dict = field(default_factory=dict)
     masks: dict[str, np.ndarray] | None = None
     weights: dict[str, torch.Tensor] | None = None
+    features: dict[str, np.ndarray] | None = None
 
     def save(self, folder: str | Path) -> Path:
         from safetensors.torch import save
@@ -58,10 +63,12 @@ class Edit:
                                 metadata={"workbench": json.dumps(meta, default=str)})  # fmt: skip
         if self.weights is not None:
             blobs[WEIGHTS] = save({k: v.contiguous() for k, v in self.weights.items()})
+        if self.features is not None:
+            blobs[FEATURES] = save({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in self.features.items()})
         for name, data in blobs.items():
             (folder / name).write_bytes(data)
         files = {name: hashlib.sha256(data).hexdigest() for name, data in blobs.items()}
-        for name in {MASKS, WEIGHTS} - set(files):
+        for name in {MASKS, WEIGHTS, FEATURES} - set(files):
             (folder / name).unlink(missing_ok=True)  # a file of an earlier edit saved here is not this edit's
         text = json.dumps({"method": self.method, **{k: v for k, v in self.info.items() if k != "files"}, "files": files},
                           indent=1, default=str)  # fmt: skip
@@ -89,7 +96,7 @@ def load_edit(folder: str | Path) -> Edit:
     files = info.pop("files", None)
     if files is None:  # saved before its files were recorded: what is there, and what its method needs
         held = needs(method) + ((WEIGHTS,) if info.get("tune") else ())
-        files = {name: None for name in (MASKS, WEIGHTS) if name in held or (folder / name).exists()}
+        files = {name: None for name in (MASKS, WEIGHTS, FEATURES) if name in held or (folder / name).exists()}
     tensors, order = {}, None
     for name, digest in files.items():
         path = folder / name
@@ -107,7 +114,8 @@ def load_edit(folder: str | Path) -> Edit:
     if MASKS in tensors:  # in the order they were saved: safetensors hands them back in no fixed order
         order = order or sorted(tensors[MASKS])
         masks = {s: tensors[MASKS][s].numpy().astype(bool) for s in order}
-    return Edit(method, info, masks, tensors.get(WEIGHTS))
+    features = {k: v.numpy() for k, v in tensors[FEATURES].items()} if FEATURES in tensors else None
+    return Edit(method, info, masks, tensors.get(WEIGHTS), features)
 
 
 def _saved_sites(data: bytes) -> list[str] | None:
@@ -156,10 +164,11 @@ def applied(pipe, edit: Edit | str | Path, check: bool = True):
                     raise ValueError(f"the edit's parameter {k} does not fit this denoiser: was it made for another model?")
                 saved[k] = named[k].detach().clone()
                 named[k].copy_(v.to(named[k].device, named[k].dtype))
-        if edit.masks is not None:
-            with pruned(pipe, edit.masks):
-                yield edit
-        else:
+        with contextlib.ExitStack() as stack:
+            if edit.masks is not None:
+                stack.enter_context(pruned(pipe, edit.masks))
+            if edit.features is not None:
+                stack.enter_context(ablating(pipe, edit.features, float(edit.info.get("scale", 0.0))))
             yield edit
     finally:
         with torch.no_grad():

@@ -71,3 +71,26 @@ def hooks(*spec: Hook, stop: bool = False) -> Iterator[list]:
     finally:
         for handle in handles:
             handle.remove()
+
+
+LIVE = "_workbench_live_edits"
+
+
+def live_edits(pipe) -> tuple[str, ...]:
+    """The digests of the inference-time edits on ``pipe`` now: hooks that change what it computes
+    without changing a weight (feature ablation). ``model_hashes`` names them, so nothing keyed on
+    the weights (the evaluation's image memo, a store's provenance) mistakes an edited pipeline
+    for the unedited one."""
+    return tuple(getattr(pipe, LIVE, ()))
+
+
+@contextlib.contextmanager
+def live_edit(pipe, digest: str) -> Iterator[None]:
+    """Mark ``pipe`` as running the inference-time edit ``digest`` inside the block."""
+    setattr(pipe, LIVE, (*live_edits(pipe), digest))
+    try:
+        yield
+    finally:
+        held = list(live_edits(pipe))
+        held.remove(digest)
+        setattr(pipe, LIVE, tuple(held))

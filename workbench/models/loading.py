@@ -132,8 +132,14 @@ def _weighted(pipe) -> dict[str, torch.nn.Module]:
 
 def model_hashes(pipe, dtype: torch.dtype | None = None) -> dict[str, str]:
     """The weights hash of each component a store's sites can live in (in ``dtype`` when given:
-    the hashes a copy of these weights cast to it has)."""
-    return {c: weights_hash(m, dtype) for c, m in _weighted(pipe).items()}
+    the hashes a copy of these weights cast to it has). While an inference-time edit is on
+    (``hooks.live_edits``), ``live`` names it: the pipeline computes something else."""
+    from .hooks import live_edits
+
+    out = {c: weights_hash(m, dtype) for c, m in _weighted(pipe).items()}
+    if live_edits(pipe):
+        out["live"] = "+".join(live_edits(pipe))
+    return out
 
 
 def model_digests(pipe) -> dict[str, str]:

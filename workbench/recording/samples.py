@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..models.families import denoiser_of
-from ..models.hooks import Hook, hooks
+from ..models.families import denoiser_of, family_of
+from ..models.hooks import DenoiserCall, Hook, hooks
 from ..models.sites import Site, SiteFilter, check_weights, select, site_hooks
 from ..prompts import Prompt, PromptSet
 from ..store.core import StoreError
@@ -69,11 +69,13 @@ class SampleRecorder:
         self._stack = contextlib.ExitStack()
 
     def __enter__(self) -> SampleRecorder:
-        self.call, self.kept, self.site_tokens = -1, {s.name: [] for s in self.sites}, {}
+        self.call, self.kept, self.site_tokens, self.timesteps = -1, {s.name: [] for s in self.sites}, {}, []
         index = {s.name: i for i, s in enumerate(self.sites)}
+        scale = family_of(self.pipe).timestep_scale
 
         def denoiser(module, args, kwargs):
             self.call += 1
+            self.timesteps.append(float(torch.as_tensor(DenoiserCall.of(args, kwargs).timestep).reshape(-1)[0]) * scale)
 
         def keep(site: Site, x: torch.Tensor):
             if self.call not in self.steps:

@@ -4,7 +4,7 @@ else to change; another package adds one through the entry point group ``workben
 (docs/plugins.md). Modules here import no torch at the top (the CLI's --help reads the registry).
 
 An ``EraserSpec`` holds the name, a line of help, the options dataclass, the edit files it writes
-(``masks``, ``weights``), its settings in the robustness grid (``Setting``s per grid size), and
+(``masks``, ``weights``, ``features``), its settings in the robustness grid (``Setting``s per grid size), and
 ``run(pipe, concept, options, run, info) -> Edit``.
 """
 
@@ -19,7 +19,7 @@ from ...registry import Registry
 if TYPE_CHECKING:
     from ..edits import Edit
 
-MASKS, WEIGHTS = "masks.safetensors", "weights.safetensors"
+MASKS, WEIGHTS, FEATURES = "masks.safetensors", "weights.safetensors", "features.safetensors"
 #: the grid sizes a spec gives settings for: a smoke run, one or two settings per eraser, the full sweep
 SIZES = ("quick", "core", "full")
 
@@ -85,4 +85,4 @@ def main_setting(spec: EraserSpec, iterations: int = 200) -> Setting | None:
     return next((s for s in spec.grid("core", iterations) if s.main), None)
 
 
-__all__ = ["ERASERS", "MASKS", "SIZES", "WEIGHTS", "EraserSpec", "Setting", "main_setting"]
+__all__ = ["ERASERS", "FEATURES", "MASKS", "SIZES", "WEIGHTS", "EraserSpec", "Setting", "main_setting"]

@@ -67,6 +67,8 @@ class ModelFamily:
     #: ``encode(pipe, texts) -> (context, added)``: the denoiser's conditioning of prompts, differentiable
     #: through the slots' encoder (``added``: per-row inputs it replaces, e.g. the pooled projection)
     encode: Callable | None = None
+    #: the site feature ablation uses by default (SAeUron's on SD 1.5); None: the middle block output
+    sae_site: str | None = None
     order: int = 100
 
 

@@ -55,5 +55,6 @@ SPEC = ModelFamily(
     },
     slots=slot_parts,
     encode=encode,
+    sae_site="up_blocks.1.attentions.1.transformer_blocks.0",
     order=0,
 )
