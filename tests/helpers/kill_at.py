@@ -6,6 +6,8 @@ through and prints how many steps there were). Used by tests/test_store.py and t
                                 write, the creation rename)
     kill_at.py STORE N I/M      record shard I/M of 8 striped prompts; chunk writes
                                 (zarr.Array.__setitem__: data or done flags) count as steps too
+    kill_at.py STORE N samples  record 3 striped prompts (not counted), then take their token
+                                samples at two sites; metadata steps and chunk writes count
 
 N may be a comma-separated list and STORE a template with ``{}``: then this process imports once
 and forks one child per N (recording into STORE.format(N), killed at its N-th step), and prints
@@ -46,17 +48,26 @@ def counted(fn):
     return wrapper
 
 
+SAMPLE_SITES = ["down_blocks.0.attentions.0.transformer_blocks.0", "mid_block.attentions.0.transformer_blocks.0.ff.net.2"]
+
+
 def run(path: str, n: int) -> None:
     global n_kill
     n_kill = n
+    pipe = load_pipeline("toy")
+    striped = get("texture:striped")
+    site = "down_blocks.0.attentions.0.transformer_blocks.0.ff.net.2"
+    if shard == "samples":
+        record(pipe, PromptSet(striped.prompts[:3]), path, sites=site, steps=2, batch_size=3, progress=False)
     steps = [(zarr.Group, "create_array"), (zarr.Group, "create_group"), (zarr.Array, "resize"), (Attributes, "update"),
              (Attributes, "__setitem__"), (os, "rename")] + ([(zarr.Array, "__setitem__")] if shard else [])  # fmt: skip
     for owner, name in steps:
         setattr(owner, name, counted(getattr(owner, name)))
-    pipe = load_pipeline("toy")
-    striped = get("texture:striped")
-    site = "down_blocks.0.attentions.0.transformer_blocks.0.ff.net.2"
-    if shard:
+    if shard == "samples":
+        from workbench.recording.samples import SampleOptions, record_samples
+
+        record_samples(pipe, path, SampleOptions(sites=SAMPLE_SITES, tokens=16, batch_size=1), progress=False)
+    elif shard:
         record(pipe, PromptSet(striped.prompts[:8]), path, sites=site, steps=2, batch_size=2, progress=False, shard=shard)
     else:
         a, b = PromptSet(striped.prompts[:2]), PromptSet(striped.prompts[16:18])

@@ -1,6 +1,7 @@
 """The `workbench` command. One module per group of subcommands, each declaring its arguments
 (``add(sub, parents)``) beside its run functions: stores.py (record, sites, sets, info, reduce, push,
-masks), erasers.py (erase, attack, reactivation, robustness), reports.py (demo, ablate, results, table);
+masks), features.py (samples, sae), erasers.py (erase, attack, reactivation, robustness), reports.py (demo,
+ablate, results, table);
 common.py holds the shared parent parsers. Here: the parser, and turning errors into one line."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import os
 import re
 import sys
 
-from . import erasers, reports, stores
+from . import erasers, features, reports, stores
 from .common import parents
 
 DESCRIPTION = """Mechanistic-interpretability workbench for text-to-image diffusion models (ConceptPrune).
@@ -27,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="workbench", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
     shared = parents()
-    for group in (stores, erasers, reports):
+    for group in (stores, features, erasers, reports):
         group.add(sub, shared)
     return ap
 

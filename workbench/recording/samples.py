@@ -145,9 +145,10 @@ def record_samples(pipe, store: str | Path, options: SampleOptions | None = None
         tokens = {s: int(x.shape[2]) for s, (x, _) in kept.items()}
         per = bytes_per_prompt(widths, tokens, len(rec.steps), first.shape[1:])
         about = {"weights_hash": model_hashes(pipe), "model_id": model_id(pipe), "guidance": guidance, "n_steps": n_steps,
-                 "seed": options.seed, "bytes_per_prompt": per, "site_tokens": dict(rec.site_tokens)}  # fmt: skip
+                 "seed": options.seed}  # fmt: skip
         _budget(store, per, len(todo), options.max_bytes, progress)
-        writer = SampleWriter.open(store, widths, tokens, rec.steps, first.shape[1:], about)
+        derived = {"bytes_per_prompt": per, "site_tokens": dict(rec.site_tokens)}
+        writer = SampleWriter.open(store, widths, tokens, rec.steps, first.shape[1:], about, derived)
         rows = writer.rows(todo)
         done = writer.done()
         if not done[rows[0]]:
@@ -168,11 +169,18 @@ def record_samples(pipe, store: str | Path, options: SampleOptions | None = None
 def _budget(store, per: int, n: int, max_bytes: float | None, progress: bool) -> None:
     """Say what the run takes; refuse it past ``max_bytes``."""
     total = per * n
-    line = f"token samples: {per / 1e6:.2f} MB a prompt, {total / 1e6:.1f} MB for {n} prompts (before compression)"
+    line = f"token samples: {_size(per)} a prompt, {_size(total)} for {n} prompts (before compression)"
     if max_bytes is not None and total > max_bytes:
         raise StoreError(
-            f"{line}: over the budget of {max_bytes / 1e6:.1f} MB (--max-bytes). Sample fewer tokens (--tokens), calls "
-            "(--steps), sites or prompts, or raise --max-bytes"
+            f"{line}: over the budget of {_size(max_bytes)} (--max-bytes). Sample fewer tokens (--tokens), calls "
+            "(--calls), sites or prompts, or raise --max-bytes"
         )
     if progress:
         print(line, file=sys.stderr)
+
+
+def _size(n: float) -> str:
+    for unit, f in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= f:
+            return f"{n / f:.1f} {unit}"
+    return f"{int(n)} B"

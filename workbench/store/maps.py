@@ -26,7 +26,7 @@ import xarray as xr
 import zarr
 
 from .core import StoreError
-from .rows import PromptRows, create_prompt_arrays
+from .rows import PromptRows, committed, create_prompt_arrays
 
 PREFIX = "maps"
 
@@ -55,7 +55,7 @@ class MapWriter(PromptRows):
         key = group_name(name)
         want = {"sites": {s: [int(j) for j in n] for s, (n, _) in sites.items()}, "grids": {s: list(g) for s, (_, g) in sites.items()},
                 "steps": [int(t) for t in steps], "image_shape": list(image_shape), **about}  # fmt: skip
-        if key in root:
+        if committed(root, key):
             group = root[key]
             have = {k: group.attrs.get(k) for k in want}
             diff = [k for k in want if have[k] != want[k]]

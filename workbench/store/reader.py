@@ -13,6 +13,8 @@ import zarr
 from . import accessor  # noqa: F401  (registers ``tree.wb`` on the trees open_store returns)
 from .core import SCHEMA, StoreError, short, zarr_store
 from .reductions import GROUP, fresh, incomplete
+from .samples import GROUP as SAMPLES
+from .sums import GROUP as PARTIALS
 
 
 def open_store(path: str | Path, allow_partial: bool = False, storage_options: dict | None = None) -> xr.DataTree:
@@ -35,15 +37,10 @@ def open_store(path: str | Path, allow_partial: bool = False, storage_options: d
         raise _unreadable(path, err) from err
     _check_lengths(group, path)  # before xarray, which would only say the sizes conflict
     try:
-        tree = xr.open_datatree(store, engine="zarr", chunks={}, consolidated=False)
+        tree = _statistics(store, group)
     except Exception as err:
         raise _unreadable(path, err) from err
-    # read by open_maps and open_samples, never by the analysis of the store's statistics
-    maps = [k for k in tree.children if k in ("maps", "samples") or k.startswith("maps-")]
-    if maps:
-        tree = tree.drop_nodes(maps)
-    if GROUP in tree.children:
-        tree = tree.drop_nodes(GROUP)
+    if GROUP in group:
         if fresh(group):
             _check_reductions(group, path)
             tree[GROUP] = xr.open_datatree(store, engine="zarr", group=GROUP, chunks=None, consolidated=False)
@@ -72,6 +69,19 @@ def open_store(path: str | Path, allow_partial: bool = False, storage_options: d
     # numpy StringDType does not mix with plain str arrays: hold the labels as Python strings
     root = root.assign_coords({c: root[c].astype(object).load() for c in ("text", "set", "branch") if c in root})
     tree.dataset = root
+    return tree
+
+
+def _statistics(store, group: zarr.Group) -> xr.DataTree:
+    """The root and the site groups as a DataTree. The groups kept beside them (maps, samples:
+    read by open_maps and open_samples; a sums-only recording's partials) and the reductions are
+    not read here, so a run of theirs stopped half-way never makes the recording unreadable."""
+    beside = {GROUP, PARTIALS, SAMPLES, "maps"}
+    sites = [k for k, _ in group.groups() if k not in beside and not k.startswith("maps-")]
+    opened = {"/": xr.open_dataset(store, engine="zarr", chunks={}, consolidated=False)}
+    opened.update({f"/{k}": xr.open_dataset(store, group=k, engine="zarr", chunks={}, consolidated=False) for k in sites})
+    tree = xr.DataTree.from_dict(opened)
+    tree.attrs.update(dict(group.attrs))
     return tree
 
 

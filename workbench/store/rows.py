@@ -17,6 +17,14 @@ import numpy as np
 import zarr
 
 
+def committed(root: zarr.Group, key: str) -> bool:
+    """Whether ``root`` holds a whole group ``key`` (its attributes written, which is its creation's
+    last step); a group a kill left half-made is removed, so it is made again from the start."""
+    if key in root and "n" not in root[key].attrs:
+        del root[key]
+    return key in root
+
+
 def create_prompt_arrays(group: zarr.Group, dim: str) -> None:
     """The prompt-long ``text``, ``set``, ``seed`` and ``done`` arrays of a new group."""
     for arr, dtype in (("text", str), ("set", str), ("seed", "int64"), ("done", "bool")):

@@ -28,7 +28,7 @@ import xarray as xr
 import zarr
 
 from .core import StoreError
-from .rows import PromptRows, create_prompt_arrays
+from .rows import PromptRows, committed, create_prompt_arrays
 
 GROUP = "samples"
 
@@ -52,16 +52,17 @@ class SampleWriter(PromptRows):
 
     @classmethod
     def open(cls, store: str | Path, widths: dict[str, int], kept: dict[str, int], steps: list[int],
-             image_shape: tuple[int, int, int], about: dict) -> SampleWriter:  # fmt: skip
+             image_shape: tuple[int, int, int], about: dict, derived: dict | None = None) -> SampleWriter:  # fmt: skip
         """Create the group, or reopen one made with the same sites, tokens, steps, seed and
-        weights (``about``); ``kept``: the tokens a prompt keeps per site and call."""
+        weights (``about``); ``kept``: the tokens a prompt keeps per site and call; ``derived``:
+        attributes that follow from those (kept, never compared)."""
         store = Path(store)
         if not (store / "zarr.json").exists():
             raise StoreError(f"{store} is not a recording store: record it first (`workbench record --out {store}`)")
         root = zarr.open_group(str(store), mode="r+", use_consolidated=False)
         want = {"sites": list(widths), "widths": dict(widths), "tokens": dict(kept), "steps": [int(t) for t in steps],
                 "image_shape": list(image_shape), **about}  # fmt: skip
-        if GROUP in root:
+        if committed(root, GROUP):
             group = root[GROUP]
             diff = [k for k in want if group.attrs.get(k) != want[k]]
             if diff:
@@ -83,7 +84,7 @@ class SampleWriter(PromptRows):
                            dimension_names=["sample_prompt", "sample_step", "sample_token", "neuron"], fill_value=float("nan"))  # fmt: skip
             g.create_array("token", shape=(0, *shape), chunks=(1, *shape), dtype="int32",
                            dimension_names=["sample_prompt", "sample_step", "sample_token"], fill_value=-1)  # fmt: skip
-        group.attrs.update({**want, "n": 0})  # last: the group is usable from here
+        group.attrs.update({**want, **(derived or {}), "n": 0})  # last: the group is usable from here
         return cls(group)
 
     def data_arrays(self):
