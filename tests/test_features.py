@@ -70,7 +70,10 @@ def test_token_samples_are_the_sites_tokens_at_their_positions(toy, sampled):
     from workbench.models.sites import site_hooks
 
     gens = [torch.Generator().manual_seed(p.seed) for p in ps]
-    with torch.inference_mode(), hooks(*site_hooks(toy, select(toy, [BLOCK, FFN]), lambda site, x: raw[site.name].append(x.clone()))):
+    with (
+        torch.inference_mode(),
+        hooks(*site_hooks(toy, select(toy, [BLOCK, FFN]), lambda site, x: raw[site.name].append(x.clone()))),
+    ):
         toy([p.text for p in ps], num_inference_steps=STEPS, guidance_scale=1.5, generator=gens)
     n = len(ps)
     for name, index in ((BLOCK, 0), (FFN, 1)):
@@ -177,7 +180,9 @@ def test_a_killed_training_resumes_to_the_same_weights_and_a_damaged_sae_is_refu
         assert getattr(again, name).tobytes() == getattr(whole, name).tobytes(), name
     with pytest.raises(ValueError, match="checkpoint of another training"):
         (tmp_path / "other").mkdir()
-        (tmp_path / "other" / "checkpoint.safetensors").write_bytes((tmp_path / "killed" / "sae_weights.safetensors").read_bytes())
+        (tmp_path / "other" / "checkpoint.safetensors").write_bytes(
+            (tmp_path / "killed" / "sae_weights.safetensors").read_bytes()
+        )
         train_sae(StoreSource(sampled, BLOCK), tmp_path / "other", options, progress=False)
     data = bytearray((tmp_path / "whole" / "sae_weights.safetensors").read_bytes())
     data[-5] ^= 0xFF
@@ -232,7 +237,9 @@ def test_feature_ablation_changes_only_its_features_and_comes_off(toy, tmp_path)
 
     def gen():
         g = torch.Generator().manual_seed(3)
-        return toy(["a red circle with stripes"], num_inference_steps=4, guidance_scale=1.5, generator=[g], output_type="np").images
+        return toy(
+            ["a red circle with stripes"], num_inference_steps=4, guidance_scale=1.5, generator=[g], output_type="np"
+        ).images
 
     run = {"progress": False, "steps": 4, "workdir": str(tmp_path)}
     edit = make_edit(toy, "features", "striped", {"sae_epochs": 2, "sae_expansion": 2, "features": 4}, run)

@@ -40,7 +40,9 @@ def _sets(acts: xr.DataArray, sets: str | Sequence[str]) -> np.ndarray:
     want = [sets] if isinstance(sets, str) else list(sets)
     rows = np.isin(acts["set"].values.astype(str), want)
     if not rows.any():
-        raise ValueError(f"no prompt of the sets {want}: the activations hold the sets {sorted(set(acts['set'].values.astype(str)))}")
+        raise ValueError(
+            f"no prompt of the sets {want}: the activations hold the sets {sorted(set(acts['set'].values.astype(str)))}"
+        )
     return rows
 
 
@@ -112,7 +114,9 @@ def feature_map(samples: xr.DataTree, site: str, sae: SAE, prompt: int, step: in
         raise ValueError(f"{site} has {tokens} tokens a call: not a square grid, so it has no map")
     grid = np.full(n * n, np.nan, np.float32)
     grid[pos] = sae.encode(v)[:, feature]
-    return xr.DataArray(grid.reshape(n, n), dims=("y", "x"), name="feature_map", attrs={"site": site, "feature": feature, "step": step})
+    return xr.DataArray(
+        grid.reshape(n, n), dims=("y", "x"), name="feature_map", attrs={"site": site, "feature": feature, "step": step}
+    )
 
 
 def unit_overlap(a: xr.DataArray, b: xr.DataArray) -> xr.DataArray:

@@ -188,7 +188,9 @@ def feature_edit(pipe, concept, options, run) -> tuple[dict[str, np.ndarray], di
     if options.sae:
         sae = load_sae(options.sae)
         if sae.d_in != site.width:
-            raise ValueError(f"the SAE in {options.sae} reads {sae.d_in} inputs and {name} has {site.width}: give an SAE of this site")
+            raise ValueError(
+                f"the SAE in {options.sae} reads {sae.d_in} inputs and {name} has {site.width}: give an SAE of this site"
+            )
         about["sae"] = str(options.sae)
     else:
         folder = Path(run.workdir) / "sae" if run.workdir is not None else Path(tempfile.mkdtemp(prefix="features-"))
@@ -198,7 +200,9 @@ def feature_edit(pipe, concept, options, run) -> tuple[dict[str, np.ndarray], di
         about["sae_metrics"] = sae.info["metrics"]
     acts = np.stack([sae.encode(p).mean(1) for p in x])  # (prompt, call, feature)
     sets = ["target"] * len(concept.target) + ["anchor"] * len(concept.anchor)
-    da = xr.DataArray(acts, dims=("prompt", "step", "feature"), coords={"step": np.arange(acts.shape[1]), "set": ("prompt", sets)})
+    da = xr.DataArray(
+        acts, dims=("prompt", "step", "feature"), coords={"step": np.arange(acts.shape[1]), "set": ("prompt", sets)}
+    )
     calls = windows_of(acts.shape[1], options.windows)
     n = min(options.features, sae.d_sae)
     chosen, above = [], []

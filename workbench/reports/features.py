@@ -1,0 +1,110 @@
+"""docs/features.md: does a toy concept live in a feature more than in a neuron?
+
+On the toy world, where an oracle says what each image shows: the toy textures' and shapes'
+prompts are recorded, their tokens sampled at every transformer block's output (the residual
+stream) and FFN input (the neurons), an SAE trained on each block output, and for every concept,
+site and window of denoiser calls the best single unit's AUROC for the oracle's presence label:
+a feature's (the SAE's), a residual dimension's, an FFN neuron's. AUROC is taken direction-free
+(max(AUC, 1 - AUC)): a unit that falls when the concept is shown detects it too. Then the erasure
+side: feature ablation beside ConceptPrune and AC on one concept, as concept left against harm
+(the one harm function), each setting a cell kept on disk so a stopped run resumes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..analysis.features import auroc, unit_activations
+from ..evaluation.erasers import erase_and_judge
+from ..evaluation.judges import make_judge
+from ..models import load_pipeline
+from ..models.sites import select
+from ..prompts import get
+from ..prompts.concepts import get_concept
+from ..recording import record
+from ..recording.sae import SAEOptions, StoreSource, train_sae
+from ..recording.samples import SampleOptions, record_samples
+from ..store.saes import load_sae
+from ..store.samples import open_samples
+
+CONCEPTS = ("striped", "dotted", "checkered", "circle", "square", "triangle", "cross")
+CALLS = (0, 4, 8, 12, 16, 20, 24)
+WINDOWS = {"early (calls 0-8)": (0, 4, 8), "middle (12-16)": (12, 16), "late (20-24)": (20, 24), "all": CALLS}
+SAE = SAEOptions(k=32, expansion=16, epochs=10, batch_size=1024, buffer=32, lr=5e-4)
+#: the erasure cells: (method, options), on ERASED
+ERASED = "striped"
+CELLS = [("conceptprune", {"k": k}) for k in (2.0, 5.0, 10.0)] + [("ac", {"lr": 1e-4, "iterations": 200})] + [
+    ("features", {"features": n, "scale": s, "sae": "{sae}"}) for n, s in ((8, -1.0), (32, -1.0), (32, -4.0), (128, 0.0))]  # fmt: skip
+
+
+def prepare(pipe, work: Path) -> Path:
+    """The store, its token samples and one SAE per block output (each step resumes)."""
+    store = work / "toy.zarr"
+    record(pipe, get("toy:textures") + get("toy:shapes"), store, progress=True)
+    record_samples(pipe, store, SampleOptions(sites=["block", "ffn2"], steps=CALLS, tokens=0, batch_size=16))
+    for site in select(pipe, "block"):
+        if not (work / "saes" / site.name / "cfg.json").exists():
+            train_sae(StoreSource(store, site.name), work / "saes" / site.name, SAE)
+    return store
+
+
+def labels(samples, concept: str) -> np.ndarray:
+    """The oracle's reading of each sampled image: does it show the concept?"""
+    images = torch.from_numpy(samples["image"].values).permute(0, 3, 1, 2).float() / 255
+    judge = make_judge("toy", get_concept(concept))
+    return judge(images, list(samples["text"].values)).shown
+
+
+def auroc_table(pipe, store: Path, work: Path) -> pd.DataFrame:
+    """Best single unit's AUROC per concept, site and window, for features, residual dims and neurons."""
+    s = open_samples(store)
+    rows = []
+    found = {c: labels(s, c) for c in CONCEPTS}
+    for site in select(pipe, "block"):
+        sae = load_sae(work / "saes" / site.name)
+        acts = {"feature": unit_activations(s, site.name, sae), "residual": unit_activations(s, site.name),
+                "neuron": unit_activations(s, site.name + ".ff.net.2")}  # fmt: skip
+        for concept, y in found.items():
+            for window, calls in WINDOWS.items():
+                best = {kind: float(np.maximum(a := auroc(da, y, calls).values, 1 - a).max()) for kind, da in acts.items()}
+                rows.append({"concept": concept, "site": site.name, "window": window, "shown": int(y.sum()), **best,
+                             "ev": sae.info["metrics"]["explained_variance"], "l0": sae.info["metrics"]["l0"],
+                             "dead": sae.info["metrics"]["dead_features"], "d_sae": sae.d_sae})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def erasure(pipe, work: Path, store: Path) -> pd.DataFrame:
+    """The erasure cells on ``ERASED`` (each kept as JSON in work/cells)."""
+    from ..editing.make import make_edit
+
+    sae = work / "saes" / "up_blocks.1.attentions.1.transformer_blocks.0"
+    rows = []
+    for method, options in CELLS:
+        opts = {k: (str(sae) if v == "{sae}" else v) for k, v in options.items()}
+        name = method + "-" + "-".join(f"{k}={v}" for k, v in options.items() if k != "sae")
+        cell = work / "cells" / f"{ERASED}-{name}.json"
+        if not cell.exists():
+            edit = make_edit(pipe, method, ERASED, opts, {"progress": False, "workdir": str(work / "calibration" / name)})
+            r = erase_and_judge(pipe, "toy", edit)
+            cell.parent.mkdir(parents=True, exist_ok=True)
+            cell.write_text(json.dumps({"before": r["before"]["concept_rate"], "after": r["after"]["concept_rate"],
+                                        "harm": r["harm"]["worst"], "fid": r["harm"]["utility"].get("fid")}))  # fmt: skip
+        rows.append({"eraser": method, "setting": name, **json.loads(cell.read_text())})
+    return pd.DataFrame(rows)
+
+
+def run_features(out: str | Path = "docs/features.md", work: str | Path = "stores/features") -> Path:
+    """Make everything (resuming what is there) and write the page and its CSVs beside it."""
+    from .features_page import write_page
+
+    work = Path(work)
+    pipe = load_pipeline("toy")
+    store = prepare(pipe, work)
+    table = auroc_table(pipe, store, work)
+    cells = erasure(pipe, work, store)
+    return write_page(Path(out), table, cells)
