@@ -3,7 +3,7 @@
 # of under 8 minutes: at SD 1.5 size, recording overhead in fp16 (batch 8, 50 steps) and per eraser
 # iteration and attack step (ESD-x, P-ESD, UnlearnDiffAtk, soft prompt); at FLUX.1 and SD3.5-large
 # size in bf16 at 1024 px, one denoising step plain and recorded, one ESD-x iteration and one
-# prompt-attack step; each with peak memory.
+# prompt-attack step; SAE training steps at SD 1.5 size (SAeUron's 16x, k 32); each with peak memory.
 #
 #   bash benchmarks/gpu.sh --fetch   # here, once: wheels the device image lacks into .whl/ (ignored)
 #   bash benchmarks/gpu.sh           # on the GPU machine (the device tool: carry [".whl"]); writes
@@ -44,5 +44,9 @@ gpu=$(python3 -c "import torch; print(torch.cuda.get_device_name(0))")
     echo
     echo "Diffusion transformers at full size, bf16, 1024 px (\`benchmarks/dit_sizes.py --device cuda --markdown\`):"
     echo
-    timeout 180 python3 benchmarks/dit_sizes.py --device cuda --markdown 2>&1 | grep '^|' || echo "dit_sizes: failed or past 180 s"
+    timeout 160 python3 benchmarks/dit_sizes.py --device cuda --markdown 2>&1 | grep '^|' || echo "dit_sizes: failed or past 160 s"
+    echo
+    echo "SAE training at SD 1.5 size (\`benchmarks/sae_train.py --device cuda --steps 20 --markdown\`):"
+    echo
+    timeout 40 python3 benchmarks/sae_train.py --device cuda --steps 20 --markdown 2>&1 | grep '^|' || echo "sae_train: failed or past 40 s"
 } | tee "$report"

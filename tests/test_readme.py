@@ -134,3 +134,28 @@ def test_readme_commands_on_diffusion_transformers_run_on_tiny_folders(tmp_path,
     for out in ("edits/flux-vangogh-cp", "edits/sd35-vangogh-esd"):
         assert (tmp_path / out / "edit.json").exists() and (tmp_path / out / "summary.json").exists()
     assert (tmp_path / "attacks" / "sd35-vangogh-esd" / "result.json").exists()
+
+
+def test_readme_features_lines_run_on_the_toy_world(tmp_path, monkeypatch, capsys):
+    """The features section's lines as written, made small (2 steps, 1 epoch, 1 image a pattern)."""
+    import shlex
+
+    from workbench.cli import main
+
+    text = README.read_text()
+    section = text[text.index("## Features beside neurons") :]
+    block = re.search(r"```bash\n(.*?)```", section, flags=re.S).group(1)
+    lines = [x for x in block.splitlines() if x.startswith("workbench ")]
+    assert [shlex.split(x)[1] for x in lines] == ["record", "samples", "sae", "erase"]
+    monkeypatch.chdir(tmp_path)
+    extra = {"record": ["--steps", "2", "--quiet"], "samples": ["--quiet"], "sae": ["--epochs", "1", "--quiet"],
+             "erase": ["--steps", "2", "--n-per", "1", "--sae-epochs", "1", "--quiet"]}  # fmt: skip
+    for line in lines:
+        argv = shlex.split(line)[1:]
+        assert main([*argv, *extra[argv[0]]]) == 0, line
+        said = capsys.readouterr().out
+        if argv[0] == "sae":
+            assert "explained variance" in said and "SAE.load_from_disk" in said
+    sae = tmp_path / "stores" / "striped-f.zarr" / "saes" / "up_blocks.1.attentions.1.transformer_blocks.0"
+    assert json.loads((sae / "cfg.json").read_text())["architecture"] == "topk"
+    assert json.loads((tmp_path / "edits" / "striped-features" / "edit.json").read_text())["sae"] == str(sae.relative_to(tmp_path))
