@@ -17,7 +17,9 @@ from workbench.recording.sae import Autoencoder, SAEOptions, _step
 
 def measure(arch: str, device: str, steps: int, d_in: int, expansion: int, batch: int) -> dict:
     gen = torch.Generator().manual_seed(0)
-    options = SAEOptions(k=32, expansion=expansion, architecture=arch, batch_size=batch, dead_after=batch)  # aux loss on from step 2
+    options = SAEOptions(
+        k=32, expansion=expansion, architecture=arch, batch_size=batch, dead_after=batch
+    )  # aux loss on from step 2
     model = Autoencoder(d_in, d_in * expansion, 32, arch == "batchtopk", gen).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=5e-4)
     since = torch.zeros(d_in * expansion, dtype=torch.long, device=device)

@@ -158,4 +158,6 @@ def test_readme_features_lines_run_on_the_toy_world(tmp_path, monkeypatch, capsy
             assert "explained variance" in said and "SAE.load_from_disk" in said
     sae = tmp_path / "stores" / "striped-f.zarr" / "saes" / "up_blocks.1.attentions.1.transformer_blocks.0"
     assert json.loads((sae / "cfg.json").read_text())["architecture"] == "topk"
-    assert json.loads((tmp_path / "edits" / "striped-features" / "edit.json").read_text())["sae"] == str(sae.relative_to(tmp_path))
+    assert json.loads((tmp_path / "edits" / "striped-features" / "edit.json").read_text())["sae"] == str(
+        sae.relative_to(tmp_path)
+    )
