@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 
 from ..analysis.features import auroc, unit_activations
+from ..editing.methods import ac, conceptprune, features
 from ..evaluation.erasers import erase_and_judge
 from ..evaluation.judges import make_judge
 from ..models import load_pipeline
@@ -38,8 +39,8 @@ WINDOWS = {"early (calls 0-8)": (0, 4, 8), "middle (12-16)": (12, 16), "late (20
 SAE = SAEOptions(k=32, expansion=16, epochs=10, batch_size=1024, buffer=32, lr=5e-4)
 #: the erasure cells: (method, options), on ERASED
 ERASED = "striped"
-CELLS = [("conceptprune", {"k": k}) for k in (2.0, 5.0, 10.0)] + [("ac", {"lr": 1e-4, "iterations": 200})] + [
-    ("features", {"features": n, "scale": s, "sae": "{sae}"}) for n, s in ((8, -1.0), (32, -1.0), (32, -4.0), (128, 0.0))]  # fmt: skip
+CELLS = [(conceptprune.SPEC.name, {"k": k}) for k in (2.0, 5.0, 10.0)] + [(ac.SPEC.name, {"lr": 1e-4, "iterations": 200})] + [
+    (features.SPEC.name, {"features": n, "scale": s, "sae": "{sae}"}) for n, s in ((8, -1.0), (32, -1.0), (32, -4.0), (128, 0.0))]  # fmt: skip
 
 
 def prepare(pipe, work: Path) -> Path:

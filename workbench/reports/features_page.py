@@ -6,6 +6,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..editing.methods.features import SPEC
+
+FEATURES = SPEC.name
+
 #: harm budget for the matched-harm comparison: the largest accuracy drop on the other prompts allowed
 HARM = 0.10
 
@@ -125,7 +129,7 @@ def _verdict(m: pd.DataFrame) -> str:
     if ok.empty:
         return "no eraser stays within the harm budget."
     best = ok.loc[ok["concept left"].idxmin()]
-    feat = m[m["eraser"] == "features"]
+    feat = m[m["eraser"] == FEATURES]
     f = "feature ablation has no setting within the budget" if feat["concept left"].isna().all() else (
         f"feature ablation leaves {float(feat['concept left'].iloc[0]):.2f} of the concept")  # fmt: skip
     return (
