@@ -108,4 +108,4 @@ def run_features(out: str | Path = "docs/features.md", work: str | Path = "store
     store = prepare(pipe, work)
     table = auroc_table(pipe, store, work)
     cells = erasure(pipe, work, store)
-    return write_page(Path(out), table, cells)
+    return write_page(Path(out), table, cells, ERASED)

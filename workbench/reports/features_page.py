@@ -60,7 +60,7 @@ def matched(cells: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def write_page(out: Path, table: pd.DataFrame, cells: pd.DataFrame) -> Path:
+def write_page(out: Path, table: pd.DataFrame, cells: pd.DataFrame, erased: str) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out.with_name("features-auroc.csv"), index=False)
     cells.to_csv(out.with_name("features-erasure.csv"), index=False)
@@ -105,7 +105,7 @@ smallest {whole["feature - neuron"].min():+.3f}).
 
 ## Erasure at matched harm ({cells["setting"].iloc[0].split("-")[0] and "striped"})
 
-Each setting's concept left (share of the held-out striped prompts' images the oracle reads as striped)
+Each setting's concept left (share of the held-out {erased} prompts' images the oracle reads as {erased})
 and harm (the largest accuracy drop of any attribute on the other prompts), toy oracle:
 
 {_md(cells)}
