@@ -66,6 +66,9 @@ class Explorer:
             [controls, w.HBox([b["share"], b["norms"]]), b["top"], w.HBox([b["profile"], b["map"]]), self.prompts]
         )
         self.refresh()
+        counts = self.column_counts()
+        if counts.size and counts.max() > 0:  # the drill-down opens on the strongest neuron, not on empty axes
+            self.select(int(counts.argmax()))
 
     # -- views --------------------------------------------------------------------------------
     def _put(self, name: str, fig: go.Figure) -> go.FigureWidget:
@@ -186,10 +189,15 @@ class Explorer:
         chosen = f", neuron {self.neuron}" if self.neuron is not None else ""
         about = (f"<p>target <b>{html.escape(self.target.value)}</b>, reference <b>{html.escape(self.reference.value)}</b>, "
                  f"site <b>{html.escape(self.site.value)}</b>, UNet calls {lo}-{hi}, k = {self.k.value:g} %{chosen}</p>")  # fmt: skip
-        figs = []
+        figs, empty = [], []
         for name in ("share", "norms", "top", "profile", "map"):
             fig = go.Figure(getattr(self, name))
-            figs.append((fig.layout.title.text or name, fig))
+            if fig.data:
+                figs.append((fig.layout.title.text or name, fig))
+            else:  # a panel with no data is left out; its title says how to get the data
+                empty.append(html.escape(fig.layout.title.text or name))
+        if empty:
+            about += "<p>Not shown (no data): " + "; ".join(empty) + "</p>"
         prov = json.dumps(self.tree.attrs.get("provenance", {}), indent=1, default=str)
         return write_html(
             path, "Explorer: " + self.target.value + " vs " + self.reference.value, about + self.prompts.value, figs, prov
