@@ -37,6 +37,8 @@ CONCEPTS = ("striped", "dotted", "checkered", "circle", "square", "triangle", "c
 CALLS = (0, 4, 8, 12, 16, 20, 24)
 WINDOWS = {"early (calls 0-8)": (0, 4, 8), "middle (12-16)": (12, 16), "late (20-24)": (20, 24), "all": CALLS}
 SAE = SAEOptions(k=32, expansion=16, epochs=10, batch_size=1024, buffer=32, lr=5e-4)
+#: the attacks run on each eraser's matched-harm setting
+ATTACKS = ("unlearndiff", "softprompt")
 #: the erasure cells: (method, options), on ERASED
 ERASED = "striped"
 CELLS = [(conceptprune.SPEC.name, {"k": k}) for k in (2.0, 5.0, 10.0)] + [(ac.SPEC.name, {"lr": 1e-4, "iterations": 200})] + [
@@ -91,21 +93,51 @@ def erasure(pipe, work: Path, store: Path) -> pd.DataFrame:
         cell = work / "cells" / f"{ERASED}-{name}.json"
         if not cell.exists():
             edit = make_edit(pipe, method, ERASED, opts, {"progress": False, "workdir": str(work / "calibration" / name)})
+            edit.save(work / "edits" / name)
             r = erase_and_judge(pipe, "toy", edit)
             cell.parent.mkdir(parents=True, exist_ok=True)
             cell.write_text(json.dumps({"before": r["before"]["concept_rate"], "after": r["after"]["concept_rate"],
                                         "harm": r["harm"]["worst"], "fid": r["harm"]["utility"].get("fid")}))  # fmt: skip
-        rows.append({"eraser": method, "setting": name, **json.loads(cell.read_text())})
+        rows.append({"eraser": method, "setting": name, "options": json.dumps(opts), **json.loads(cell.read_text())})
+    return pd.DataFrame(rows)
+
+
+def attacked(pipe, work: Path, chosen: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
+    """Each eraser's matched-harm setting under ``ATTACKS`` (a cell each, kept as JSON)."""
+    from ..attacks import attack
+    from ..editing.edits import load_edit
+    from ..editing.make import make_edit
+
+    rows = []
+    for _, r in chosen.iterrows():
+        if r["setting"] not in set(cells["setting"]):
+            continue
+        folder = work / "edits" / r["setting"]
+        if not (folder / "edit.json").exists():  # made before edits were kept: made again (seeded, the same edit)
+            row = cells[cells["setting"] == r["setting"]].iloc[0]
+            make_edit(pipe, row["eraser"], ERASED, json.loads(row["options"]),
+                      {"progress": False, "workdir": str(work / "calibration" / r["setting"])}).save(folder)  # fmt: skip
+        for method in ATTACKS:
+            cell = work / "attacks" / f"{r['setting']}-{method}.json"
+            if not cell.exists():
+                s = attack(
+                    pipe, "toy", load_edit(folder), ERASED, method, seed=0, out=work / "attacks" / f"{r['setting']}-{method}"
+                ).summary()
+                cell.parent.mkdir(parents=True, exist_ok=True)
+                cell.write_text(json.dumps({"asr": s["asr"]["rate"], "pre": s["pre_attack"]["rate"], "n": s["prompts"],
+                                            "ci95": s["asr"]["ci95"]}))  # fmt: skip
+            rows.append({"eraser": r["eraser"], "setting": r["setting"], "attack": method, **json.loads(cell.read_text())})
     return pd.DataFrame(rows)
 
 
 def run_features(out: str | Path = "docs/features.md", work: str | Path = "stores/features") -> Path:
     """Make everything (resuming what is there) and write the page and its CSVs beside it."""
-    from .features_page import write_page
+    from .features_page import matched, write_page
 
     work = Path(work)
     pipe = load_pipeline("toy")
     store = prepare(pipe, work)
     table = auroc_table(pipe, store, work)
     cells = erasure(pipe, work, store)
-    return write_page(Path(out), table, cells, ERASED)
+    attacks = attacked(pipe, work, matched(cells), cells)
+    return write_page(Path(out), table, cells, ERASED, attacks)
