@@ -256,3 +256,46 @@ def test_feature_ablation_changes_only_its_features_and_comes_off(toy, tmp_path)
     with applied(toy, edit):
         same = gen()
     np.testing.assert_allclose(same, before, atol=1e-4)
+
+
+def test_the_features_page_computes_its_sentences_from_its_tables(tmp_path):
+    import pandas as pd
+
+    from workbench.reports.features_page import HARM, matched, write_page
+
+    table = pd.DataFrame(
+        [
+            {
+                "concept": c,
+                "site": s,
+                "window": w,
+                "shown": 10,
+                "feature": f,
+                "residual": 0.6,
+                "neuron": n,
+                "ev": 0.9,
+                "l0": 32.0,
+                "dead": 3,
+                "d_sae": 1536,
+            }
+            for c, f, n in (("striped", 0.9, 0.8), ("circle", 0.7, 0.75))
+            for s in ("a", "b")
+            for w in ("all", "early")
+        ]  # fmt: skip
+    )
+    table.loc[(table["concept"] == "striped") & (table["site"] == "b"), "feature"] = 0.95
+    cells = pd.DataFrame([{"eraser": "conceptprune", "setting": "cp-k=2", "after": 0.5, "harm": 0.02},
+                          {"eraser": "conceptprune", "setting": "cp-k=10", "after": 0.1, "harm": HARM + 0.2},
+                          {"eraser": "features", "setting": "f-n=8", "after": 0.9, "harm": 0.5}])  # fmt: skip
+    m = matched(cells)
+    assert m.set_index("eraser").loc["conceptprune", "setting"] == "cp-k=2"
+    assert np.isnan(m.set_index("eraser").loc["features", "concept left"])
+    attacks = pd.DataFrame([{"eraser": "conceptprune", "setting": "cp-k=2", "attack": "unlearndiff", "asr": 0.25, "pre": 0.5, "n": 8,
+                             "ci95": [0.07, 0.59]}])  # fmt: skip
+    text = write_page(tmp_path / "features.md", table, cells, "striped", attacks).read_text()
+    assert "beats the best FFN neuron on 1 of 2 concepts" in text  # striped 0.95 > 0.8; circle 0.7 < 0.75
+    assert "mean difference is +0.050 AUROC (largest +0.150, smallest -0.050)" in text
+    assert "| striped | 10 | 0.950 | a.b | 0.600 |" not in text and "| striped | 10 | 0.950 | b |" in text
+    assert "conceptprune erases most within the budget (concept left 0.50, harm 0.02); feature ablation has no setting" in text
+    assert "| conceptprune | cp-k=2 | unlearndiff | 0.250 | 0.500 | 8 | 0.07-0.59 |" in text
+    assert (tmp_path / "features-auroc.csv").exists() and (tmp_path / "features-attacks.csv").exists()
