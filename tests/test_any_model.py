@@ -152,7 +152,7 @@ def test_the_robustness_grid_and_its_attacks_run_on_a_checkpoint(folders, tmp_pa
     text = out.read_text()
     assert text.startswith(f"# Robust erasing on `{folders['sd1']}`") and "| CLIP score |" in text
     cells = [json.loads(p.read_text()) for p in (tmp_path / "w" / "cells").glob("*.json")]
-    assert {c["method"] for c in cells} == {"conceptprune", "esd", "ac", "pesd", "pac", "uce", "random"}
+    assert {c["method"] for c in cells} == {"conceptprune", "esd", "ac", "pesd", "pac", "uce", "features", "random"}
     assert sum(c["method"] == "random" for c in cells) == DRAWS and all(c["concept"] == "van_gogh" for c in cells)
     drawn = {c["options"]["draw"] for c in cells if c["method"] == "random"}
     assert drawn == set(range(DRAWS))  # each draw a mask of its own seed

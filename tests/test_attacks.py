@@ -299,7 +299,8 @@ def test_attacked_cells_are_each_erasers_main_setting():
     assert chosen["pesd attn2.to_v k=10%"].seed == 1
     assert chosen["pac k=20%"].seed == 1
     assert chosen["uce scale=0.001"].key == "uce-erase_scale0p001-s0"  # a registered eraser is attacked with no other change
-    assert len(chosen) == 8
+    assert chosen["features n=8"].key.startswith("features-features8")  # feature ablation, registered: in the grid and attacked
+    assert len(chosen) == 9
     assert "pesd attn2.to_v k=10%" not in dict(attacked_cells(grid("striped", (0, 1)), 1))  # no variants, no cell
     twins = dict(attacked_cells(grid("striped", (0, 1), core=True, cached=True), 1))
     assert twins["pesd k=10%"].options["examples"] == "fresh"  # never the cached twin
