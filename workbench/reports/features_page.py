@@ -91,6 +91,11 @@ over the prompt's tokens; AUROC is direction-free (max(AUC, 1 - AUC)).
 
 {_md(saes)}
 
+Each is a folder in SAELens's format (`workbench sae`; `store/saes.py`). SAELens is not installable on
+the machine that made this page; its own loading code (6.18.0, `SAE.load_from_disk`, run once by hand
+with TransformerLens's hook points stubbed out) read these folders unchanged and encoded the samples
+exactly as the workbench does (largest difference 0.0).
+
 ## Best single unit per concept (all sampled calls)
 
 {_md(whole)}
