@@ -93,8 +93,8 @@ over the prompt's tokens; AUROC is direction-free (max(AUC, 1 - AUC)).
 
 Each is a folder in SAELens's format (`workbench sae`; `store/saes.py`). SAELens is not installable on
 the machine that made this page; its own loading code (6.18.0, `SAE.load_from_disk`, run once by hand
-with TransformerLens's hook points stubbed out) read these folders unchanged and encoded the samples
-exactly as the workbench does (largest difference 0.0).
+with TransformerLens's hook points stubbed out) read these folders unchanged and gave the workbench's
+encodings; tests/test_features.py repeats that check wherever `sae_lens` is installed.
 
 ## Best single unit per concept (all sampled calls)
 
