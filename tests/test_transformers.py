@@ -329,3 +329,32 @@ def test_site_weights_read_from_a_sharded_transformers_files(flux, tmp_path):
     assert got.keys() == want.keys() and all(np.array_equal(got[k], want[k]) for k in want)
     assert parameter_count(tmp_path / "model", "transformer") == sum(p.numel() for p in flux.transformer.parameters())
     assert folder_digest(tmp_path / "model", "transformer", "float32") == weights_digest(flux.transformer)
+
+
+def test_token_samples_and_an_sae_on_flux_single_stream_image_tokens(flux, tmp_path):
+    """Token samples at a site that is a column slice on one token population (FLUX's single-stream
+    MLP on image tokens) keep exactly those columns and tokens; an SAE trains on them."""
+    from workbench.models.hooks import hooks
+    from workbench.models.loading import run_options
+    from workbench.models.sites import site_hooks
+    from workbench.recording import record
+    from workbench.recording.sae import SAEOptions, StoreSource, train_sae
+    from workbench.recording.samples import SampleOptions, record_samples
+    from workbench.store.samples import open_samples
+
+    site = select(flux, "mlp.single")[0]
+    assert site.tokens == "image" and site.cols is not None
+    store = record(flux, PROMPTS, tmp_path / "f.zarr", sites=site.name, steps=2, size=16, progress=False)
+    record_samples(flux, store, SampleOptions(sites=[site.name], tokens=0), progress=False)
+    s = open_samples(store)
+    raw = []
+    with torch.inference_mode(), hooks(*site_hooks(flux, [site], lambda _s, x: raw.append(x.clone()))):
+        flux([p.text for p in PROMPTS][:1], num_inference_steps=2, guidance_scale=float(s.attrs["guidance"]),
+             generator=[torch.Generator().manual_seed(PROMPTS.prompts[0].seed)], **run_options(flux, 16))  # fmt: skip
+    x = s[site.name]["x"].values
+    assert x.shape[-1] == site.width and x.shape[2] == raw[0].shape[1]  # every image token, the MLP columns only
+    np.testing.assert_allclose(x[0, 0].astype(np.float32), raw[0][-1].numpy(), rtol=2e-3, atol=2e-3)
+    sae = train_sae(
+        StoreSource(store, site.name), tmp_path / "sae", SAEOptions(k=4, expansion=2, epochs=2, batch_size=32), progress=False
+    )
+    assert sae.d_in == site.width and sae.info["metrics"]["l0"] == pytest.approx(4.0)
