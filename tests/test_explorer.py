@@ -145,3 +145,27 @@ def test_the_exported_page_draws_offline_in_chromium(toy, store, tmp_path):
     )
     pixels = np.asarray(Image.open(shot).convert("L"))
     assert (pixels < 200).mean() > 0.02  # lines, bars, heat maps and text: not a blank page
+
+
+def test_an_sae_shows_the_concepts_top_features_beside_the_neurons(toy, store, tmp_path):
+    import shutil
+
+    from workbench.analysis.features import feature_scores, unit_activations
+    from workbench.recording.sae import SAEOptions, StoreSource, train_sae
+    from workbench.recording.samples import SampleOptions, record_samples
+    from workbench.store.saes import load_sae
+    from workbench.store.samples import open_samples
+
+    path = tmp_path / "s.zarr"
+    shutil.copytree(store, path)
+    site = "up_blocks.1.attentions.1.transformer_blocks.0"
+    record_samples(toy, path, SampleOptions(sites=[site], steps=[0, 2], tokens=16), progress=False)
+    train_sae(StoreSource(path, site), tmp_path / "sae", SAEOptions(k=4, expansion=2, epochs=2, batch_size=64), progress=False)
+    ex = explore(path, weights_of(toy, open_store(path)), target="striped", reference="plain", sae=tmp_path / "sae")
+    ex.window.value = (2, 3)  # the sampled calls inside the window: call 2 alone
+    acts = unit_activations(open_samples(path), site, load_sae(tmp_path / "sae"))
+    score = feature_scores(acts.sel(step=[2]), "striped", "plain").mean("step").values
+    assert [int(f) for f in ex.features.data[0].x] == [int(f) for f in np.argsort(-score, kind="stable")[: ex.n_top]]
+    np.testing.assert_allclose(np.asarray(ex.features.data[0].y), np.sort(score)[::-1][: ex.n_top], rtol=1e-5)
+    assert "sampled calls 2-2" in ex.features.layout.title.text
+    assert "Top SAE features" in ex.export(tmp_path / "page.html").read_text()

@@ -1,7 +1,8 @@
 """An explorer for Jupyter: pick a site, a step window, k and the two prompt sets of a store and see
 the skilled share per site and step, the norm distributions of target against reference, the top
 neurons; click a neuron for its per-step Wanda scores, the prompts that drive it and, when the store
-has maps of it, where in the image it fires.
+has maps of it, where in the image it fires; given an SAE of a sampled site (``sae=``), the
+features beside the neurons: the concept's top features by SAeUron's score in the window.
 
     import workbench as wb
     ex = wb.explore("stores/striped.zarr")   # the store's own model's weights, or weights=...
@@ -33,10 +34,10 @@ class Explorer:
     """The widget and its state (see the module docstring)."""
 
     def __init__(self, tree: xr.DataTree, weights: dict, target: str | None = None, reference: str | None = None,
-                 maps: xr.DataTree | None = None, k: float = 2.0, top: int = 20):  # fmt: skip
+                 maps: xr.DataTree | None = None, k: float = 2.0, top: int = 20, features: xr.DataArray | None = None):  # fmt: skip
         import ipywidgets as w
 
-        self.tree, self.weights, self.maps, self.n_top = tree, weights, maps, top
+        self.tree, self.weights, self.maps, self.n_top, self.acts = tree, weights, maps, top, features
         info = tree.wb.site_info
         self.sites = [s for s in tree.wb.sites if info[s]["component"] == "unet"]
         if not self.sites:
@@ -50,10 +51,17 @@ class Explorer:
         self.k = w.SelectionSlider(options=list(KS), value=min(KS, key=lambda x: abs(x - k)), description="k %")
         self.target = w.Dropdown(options=sets, value=target or sets[0], description="target")
         self.reference = w.Dropdown(options=sets, value=reference or sets[-1], description="reference")
-        self.share = self.norms = self.top = self.profile = self.map = None
+        self.share = self.norms = self.top = self.profile = self.map = self.features = None
         self.prompts = w.HTML()
         self.neuron: int | None = None
-        self._boxes = {"share": w.Box(), "norms": w.Box(), "top": w.Box(), "profile": w.Box(), "map": w.Box()}
+        self._boxes = {
+            "share": w.Box(),
+            "norms": w.Box(),
+            "top": w.Box(),
+            "profile": w.Box(),
+            "map": w.Box(),
+            "features": w.Box(),
+        }
         self._put("profile", go.Figure(layout={"title": "Click a neuron above", "height": 300}))
         self._put("map", go.Figure(layout={"title": "Maps: record them with `workbench maps`", "height": 300}))
         for ctl in (self.target, self.reference, self.k):
@@ -63,7 +71,7 @@ class Explorer:
         b = self._boxes
         controls = w.HBox([w.VBox([self.target, self.reference]), w.VBox([self.site, self.window, self.k])])
         self.widget = w.VBox(
-            [controls, w.HBox([b["share"], b["norms"]]), b["top"], w.HBox([b["profile"], b["map"]]), self.prompts]
+            [controls, w.HBox([b["share"], b["norms"]]), b["top"], w.HBox([b["profile"], b["map"]]), b["features"], self.prompts]
         )
         self.refresh()
         counts = self.column_counts()
@@ -95,6 +103,8 @@ class Explorer:
             self._share()
         self._norms()
         self._top()
+        if self.acts is not None:
+            self._features()
         if self.neuron is not None:
             self.select(self.neuron)
 
@@ -133,6 +143,21 @@ class Explorer:
         fig.update_layout(title=f"Top neurons of {short_site(self.site.value)}: skilled weights per input column (click one)",
                           xaxis_title="neuron", yaxis_title="skilled entries", xaxis_type="category", height=320)  # fmt: skip
         self._put("top", fig).data[0].on_click(self._clicked)
+
+    def _features(self) -> None:
+        """The concept's top SAE features at the sampled calls inside the window (all sampled calls
+        if none is), by SAeUron's score of target against reference."""
+        from ..analysis.features import feature_scores
+
+        sampled = [int(t) for t in self.acts["step"].values]
+        calls = [t for t in sampled if t in self.steps] or sampled
+        score = feature_scores(self.acts.sel(step=calls), self.target.value, self.reference.value).mean("step").values
+        order = np.argsort(-score, kind="stable")[: self.n_top]
+        fig = go.Figure(go.Bar(x=[str(int(f)) for f in order], y=score[order], marker_color="#762a83"))
+        fig.update_layout(title=f"Top SAE features at {short_site(self.acts.attrs.get('site', ''))}, sampled calls {calls[0]}-{calls[-1]}: "
+                          f"SAeUron's score, {self.target.value} vs {self.reference.value}", xaxis_title="feature",
+                          yaxis_title="share on target - share on reference", xaxis_type="category", height=320)  # fmt: skip
+        self._put("features", fig)
 
     def _clicked(self, trace, points, _state) -> None:
         if points.point_inds:
@@ -190,7 +215,9 @@ class Explorer:
         about = (f"<p>target <b>{html.escape(self.target.value)}</b>, reference <b>{html.escape(self.reference.value)}</b>, "
                  f"site <b>{html.escape(self.site.value)}</b>, UNet calls {lo}-{hi}, k = {self.k.value:g} %{chosen}</p>")  # fmt: skip
         figs, empty = [], []
-        for name in ("share", "norms", "top", "profile", "map"):
+        for name in ("share", "norms", "top", "profile", "map", "features"):
+            if getattr(self, name) is None:
+                continue
             fig = go.Figure(getattr(self, name))
             if fig.data:
                 figs.append((fig.layout.title.text or name, fig))
@@ -208,10 +235,12 @@ class Explorer:
 
 
 def explore(store, weights: dict | None = None, target: str | None = None, reference: str | None = None,
-            maps: str | None | bool = None, k: float = 2.0) -> Explorer:  # fmt: skip
+            maps: str | None | bool = None, k: float = 2.0, sae: str | Path | None = None) -> Explorer:  # fmt: skip
     """An ``Explorer`` on a store (a path or an opened DataTree). ``weights`` default to those of
     the model the store was recorded with (loaded from its model id, no download); ``maps``: a maps
-    group's name, True for the default one, or None to use the default one if the store has it."""
+    group's name, True for the default one, or None to use the default one if the store has it;
+    ``sae``: an SAE folder of a site the store's token samples hold (`workbench sae`): its features
+    are shown beside the neurons."""
     from ..store import open_store
     from ..store.maps import map_groups, open_maps
 
@@ -226,4 +255,14 @@ def explore(store, weights: dict | None = None, target: str | None = None, refer
         name = None if maps in (None, True) else maps
         if (maps is None and "maps" in have) or maps not in (None, False):
             m = open_maps(store, name)
-    return Explorer(tree, weights, target, reference, m, k)
+    acts = None
+    if sae is not None:
+        from ..analysis.features import unit_activations
+        from ..store.saes import load_sae
+        from ..store.samples import open_samples
+
+        if isinstance(store, xr.DataTree):
+            raise ValueError("give the store as a path with sae=: its token samples are read from the folder")
+        model = load_sae(sae)
+        acts = unit_activations(open_samples(store), model.site, model)
+    return Explorer(tree, weights, target, reference, m, k, features=acts)
