@@ -36,6 +36,10 @@ from ..store.samples import open_samples
 CONCEPTS = ("striped", "dotted", "checkered", "circle", "square", "triangle", "cross")
 CALLS = (0, 4, 8, 12, 16, 20, 24)
 WINDOWS = {"early (calls 0-8)": (0, 4, 8), "middle (12-16)": (12, 16), "late (20-24)": (20, 24), "all": CALLS}
+#: label shuffles for the chance level of a best unit's AUROC
+CHANCE_DRAWS = 3
+#: SAeUron's site on SD 1.5 (the last up level's second attention), its analogue here
+SAEURON_SITE = "up_blocks.1.attentions.1.transformer_blocks.0"
 SAE = SAEOptions(k=32, expansion=16, epochs=10, batch_size=1024, buffer=32, lr=5e-4)
 #: the attacks run on each eraser's matched-harm setting
 ATTACKS = ("unlearndiff", "softprompt")
@@ -74,21 +78,42 @@ def auroc_table(pipe, store: Path, work: Path) -> pd.DataFrame:
                 "neuron": unit_activations(s, site.name + ".ff.net.2")}  # fmt: skip
         for concept, y in found.items():
             for window, calls in WINDOWS.items():
-                best = {kind: float(np.maximum(a := auroc(da, y, calls).values, 1 - a).max()) for kind, da in acts.items()}
-                rows.append({"concept": concept, "site": site.name, "window": window, "shown": int(y.sum()), **best,
+                best = {kind: _best(da, y, calls) for kind, da in acts.items()}
+                # the same maximum with the labels shuffled: what the best of this many units reaches by chance
+                chance = {f"{kind} chance": float(np.mean([_best(da, rng.permutation(y), calls) for rng in _draws()]))
+                          for kind, da in acts.items()}  # fmt: skip
+                rows.append({"concept": concept, "site": site.name, "window": window, "shown": int(y.sum()), **best, **chance,
                              "ev": sae.info["metrics"]["explained_variance"], "l0": sae.info["metrics"]["l0"],
                              "dead": sae.info["metrics"]["dead_features"], "d_sae": sae.d_sae})  # fmt: skip
     return pd.DataFrame(rows)
 
 
-def erasure(pipe, work: Path, store: Path) -> pd.DataFrame:
-    """The erasure cells on ``ERASED`` (each kept as JSON in work/cells)."""
+def _best(acts, y, calls) -> float:
+    a = auroc(acts, y, calls).values
+    return float(np.maximum(a, 1 - a).max())
+
+
+def _draws() -> list[np.random.Generator]:
+    return [np.random.default_rng([7, i]) for i in range(CHANCE_DRAWS)]
+
+
+def erasure(pipe, work: Path, table: pd.DataFrame) -> pd.DataFrame:
+    """The erasure cells on ``ERASED`` (each kept as JSON in work/cells): ``CELLS``, with feature
+    ablation at SAeUron's site, and feature ablation again at the site of the concept's best feature."""
     from ..editing.make import make_edit
 
-    sae = work / "saes" / "up_blocks.1.attentions.1.transformer_blocks.0"
+    whole = table[(table["concept"] == ERASED) & (table["window"] == "all")]
+    best_site = str(whole.loc[whole["feature"].idxmax(), "site"])
+    extra = [(features.SPEC.name, {**o, "site": best_site}) for m, o in CELLS if m == features.SPEC.name]
     rows = []
-    for method, options in CELLS:
-        opts = {k: (str(sae) if v == "{sae}" else v) for k, v in options.items()}
+    for method, options in CELLS + extra:
+        site = options.get("site", SAEURON_SITE)
+        sae = work / "saes" / site
+        opts = (
+            {k: (str(sae) if v == "{sae}" else v) for k, v in {**options, "site": site}.items()}
+            if method == features.SPEC.name
+            else options
+        )
         name = method + "-" + "-".join(f"{k}={v}" for k, v in options.items() if k != "sae")
         cell = work / "cells" / f"{ERASED}-{name}.json"
         if not cell.exists():
@@ -138,6 +163,6 @@ def run_features(out: str | Path = "docs/features.md", work: str | Path = "store
     pipe = load_pipeline("toy")
     store = prepare(pipe, work)
     table = auroc_table(pipe, store, work)
-    cells = erasure(pipe, work, store)
+    cells = erasure(pipe, work, table)
     attacks = attacked(pipe, work, matched(cells), cells)
     return write_page(Path(out), table, cells, ERASED, attacks)

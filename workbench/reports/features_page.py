@@ -31,6 +31,8 @@ def best_per_concept(table: pd.DataFrame, window: str) -> pd.DataFrame:
         for kind in ("feature", "residual", "neuron"):
             i = g[kind].idxmax()
             row[f"best {kind}"], row[f"{kind} site"] = float(g.loc[i, kind]), _short(g.loc[i, "site"])
+            if f"{kind} chance" in g:
+                row[f"{kind} chance"] = float(g[f"{kind} chance"].max())
         row["feature - neuron"] = row["best feature"] - row["best neuron"]
         rows.append(row)
     return pd.DataFrame(rows)
@@ -85,7 +87,9 @@ recorded, every token sampled at 7
 denoiser calls at each transformer block's output (residual stream, SAeUron's site) and FFN input (the
 neurons ConceptPrune prunes); one TopK SAE (k = 32, 16x, SAeUron's settings) per block output. For each
 concept the label is the oracle's reading of the generated image. A unit's score for a prompt is its mean
-over the prompt's tokens; AUROC is direction-free (max(AUC, 1 - AUC)).
+over the prompt's tokens; AUROC is direction-free (max(AUC, 1 - AUC)). The best of many units is high by
+chance alone: each *chance* column is the best unit's AUROC with the labels shuffled (the mean of 3
+shuffles; the largest over the sites), the level a best unit must clear.
 
 ## The SAEs
 
