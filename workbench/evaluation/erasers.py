@@ -9,7 +9,7 @@ from __future__ import annotations
 from ..editing.edits import Edit, applied
 from ..editing.examples import Examples, FreshESD, frozen_examples, objective_loss
 from ..editing.make import make_edit, mask_density
-from ..editing.methods import ERASERS
+from ..editing.methods import ERASERS, esd
 from ..editing.options import GUIDED_AWAY
 from ..models.families import denoiser_of
 from ..prompts.concepts import get_concept
@@ -47,7 +47,7 @@ def esd_heldout(pipe, concept, n: int = 64, steps: int | None = None, guidance: 
     from ..editing.recipes import defaults
 
     target, _ = calibration(concept)
-    g = guidance if guidance is not None else defaults(pipe, "esd").get("guidance")
+    g = guidance if guidance is not None else defaults(pipe, esd.SPEC.name).get("guidance")
     return FreshESD(pipe, [p.text for p in target], steps=steps, guidance=g, batch=1, seed=0).heldout(n)
 
 

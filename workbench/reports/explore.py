@@ -19,6 +19,7 @@ import torch
 from ..analysis.io import masks_tree
 from ..analysis.maps import concept_map, region_share, site_scale, strongest_neurons, top_mapped
 from ..editing.edits import applied, load_edit
+from ..editing.methods import conceptprune, esd
 from ..evaluation.erasers import make_edit
 from ..evaluation.judges import judge_of
 from ..models.loading import generation_defaults
@@ -32,8 +33,8 @@ from .plots import short_site, write_images
 
 #: the erasers mapped: the robustness page's main settings (their cells' keys, so its edits are reused)
 ERASERS = {
-    "ConceptPrune k=2%": Cell("conceptprune", {"k": 2.0}),
-    "ESD-x": Cell("esd", {"examples": "fresh", "iterations": 200, "lr": 0.0001}),
+    "ConceptPrune k=2%": Cell(conceptprune.SPEC.name, {"k": 2.0}),
+    "ESD-x": Cell(esd.SPEC.name, {"examples": "fresh", "iterations": 200, "lr": 0.0001}),
 }
 CALLS = (0, 4, 9)  # UNet calls mapped: within ConceptPrune's t-hat = 10
 

@@ -18,12 +18,16 @@ import xarray as xr
 
 from ..analysis import concept_activity, concept_masks, concept_neurons, sensitivity, sensitivity_summary
 from ..editing.edits import Edit, applied, load_edit
+from ..editing.methods import esd as esd_eraser
+from ..editing.methods import pesd as pesd_eraser
 from ..evaluation.erasers import calibration
 from ..models import load_pipeline, weights_of
 from ..models.slots import Slots
 from ..prompts import Prompt, PromptSet
 from ..recording import record
 from ..store import open_store
+
+ESD, PESD = esd_eraser.SPEC.name, pesd_eraser.SPEC.name
 
 
 def _attack_run(folder: Path) -> tuple[dict, list[Prompt], list[Prompt], object]:
@@ -182,8 +186,8 @@ def reactivation_claims(ds: xr.Dataset) -> list[str]:
                    f"{back:.1%} of that; concept neurons {c:+.3f} against the others {o:+.3f} "
                    f"({_compare(c, o)}); ASR {float(ds['asr'].sel(eraser=e)):.1%}.")  # fmt: skip
     names = list(ds["eraser"].values)
-    esd = next((e for e in names if e.startswith("esd")), None)
-    for masked in (e for e in names if e.startswith("pesd")):
+    esd = next((e for e in names if e.startswith(ESD)), None)
+    for masked in (e for e in names if e.startswith(PESD)):
         if esd is None:
             break
         sm, se = (float(ds["sensitivity"].sel(eraser=x, group="concept")) for x in (masked, esd))

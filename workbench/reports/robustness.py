@@ -15,7 +15,7 @@ from pathlib import Path
 import xarray as xr
 
 from ..editing.edits import Edit, load_edit
-from ..editing.methods import ERASERS
+from ..editing.methods import ERASERS, conceptprune, esd, pesd
 from ..editing.prune import random_like
 from ..evaluation.erasers import esd_heldout, objective_loss
 from ..evaluation.harm import ACCEPT
@@ -23,6 +23,8 @@ from ..models import load_pipeline
 from ..models.loading import TOY_WORLDS
 from .cells import RANDOM, erasers, grid, learned_mask, mean_over_seeds, run_cell, trained, variant_bases, worst
 from .kept import write_keeping
+
+CONCEPTPRUNE, ESD, PESD = conceptprune.SPEC.name, esd.SPEC.name, pesd.SPEC.name
 
 
 def run_robustness(out: str | Path = "docs/robustness.md", work: str | Path = "stores/robustness", concept: str = "striped",
@@ -171,7 +173,7 @@ def claims(rows: list[dict], best: dict, base: dict, concept: str) -> list[str]:
             )
     unedited = rows[0].get("esd_loss_unedited")
     out += memorising(rows, base, concept, unedited)
-    cp = [r for r in rows if r["method"] == "conceptprune" and r.get("esd_loss") is not None and unedited]
+    cp = [r for r in rows if r["method"] == CONCEPTPRUNE and r.get("esd_loss") is not None and unedited]
     if cp:
         up = sum(r["esd_loss"] > unedited for r in cp)
         what = "raise" if up == len(cp) else "lower" if up == 0 else "move"
@@ -215,7 +217,7 @@ def memorising(rows: list[dict], base: dict, concept: str, unedited: float | Non
                    f"the same prompts and steps from unseen seeds (held-out / train {gap[1] / gap[0]:.2f}){esd}; "
                    f"'{concept}' still shown on {statistics.mean(rates):.1%}{sd} of target images (mean of {len(rs)}).")  # fmt: skip
     out += objective_met(groups, concept, unedited)
-    for method in ("pesd", "esd"):
+    for method in (PESD, ESD):
         fresh = {lb: rs for (m, lb), rs in groups.items() if m == method}
         cached = {lb: rs for (m, lb), rs in groups.items() if m == f"{method} cached"}
         for label in sorted(set(fresh) & set(cached)):
@@ -237,13 +239,13 @@ def objective_met(groups: dict[tuple, list[dict]], concept: str, unedited: float
     concept rate and whether it fits its training draws better than unseen seeds."""
     import statistics
 
-    esd = [r["esd_loss"] for r in groups.get(("esd", "lr=0.0001"), []) if r.get("esd_loss") is not None]
+    esd = [r["esd_loss"] for r in groups.get((ESD, "lr=0.0001"), []) if r.get("esd_loss") is not None]
     if not esd or not unedited:
         return []
     ref = statistics.mean(esd)
     out = []
     for (method, label), rs in groups.items():
-        if not method.startswith("pesd"):
+        if not method.startswith(PESD):
             continue
         loss = [r["esd_loss"] for r in rs if r.get("esd_loss") is not None]
         gap, rate = _gap(rs), statistics.mean(r["after"]["concept_rate"] for r in rs)
