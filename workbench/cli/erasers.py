@@ -213,9 +213,13 @@ def _add_robustness(sub, parents: Parents) -> None:
         "robustness",
         parents=[parents.quiet, parents.model],
         help="sweep every eraser's strength on a concept and write docs/robustness.md (resumable)",
-        description="ConceptPrune over k, ESD-x and AC over the learning rate, P-ESD and P-AC over k, random masks of "
-        "P-ESD's size: each edit judged by the oracle on the held-out prompts, one JSON per cell under --work (an "
-        "interrupted run resumes), then the markdown with the table and the frontier figure.",
+        description="Every registered eraser over its own grid settings ("
+        + "; ".join(
+            f"{m.name}: " + ", ".join(x.label for x in m.grid("full", 200)) for m in ERASERS.specs() if m.grid("full", 200)
+        )
+        + "), random masks of the mask erasers' sizes drawn several times: each edit judged by the concept's judge on the "
+        "held-out prompts, one JSON per cell under --work (an interrupted run resumes), then the markdown with the table "
+        "and the frontier figure.",
     )
     rb.add_argument("--out", type=Path, default=Path("docs/robustness.md"), help="the markdown; figures go to figures/ beside it")
     rb.add_argument("--work", type=Path, default=Path("stores/robustness"),
