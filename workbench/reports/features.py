@@ -123,7 +123,10 @@ def erasure(pipe, work: Path, table: pd.DataFrame) -> pd.DataFrame:
             cell.parent.mkdir(parents=True, exist_ok=True)
             cell.write_text(json.dumps({"before": r["before"]["concept_rate"], "after": r["after"]["concept_rate"],
                                         "harm": r["harm"]["worst"], "fid": r["harm"]["utility"].get("fid")}))  # fmt: skip
-        rows.append({"eraser": method, "setting": name, "options": json.dumps(opts), **json.loads(cell.read_text())})
+        shown = {
+            k: (str(Path(v).relative_to(work)) if k == "sae" else v) for k, v in opts.items()
+        }  # work-relative: the CSV travels
+        rows.append({"eraser": method, "setting": name, "options": json.dumps(shown), **json.loads(cell.read_text())})
     return pd.DataFrame(rows)
 
 
@@ -140,7 +143,8 @@ def attacked(pipe, work: Path, chosen: pd.DataFrame, cells: pd.DataFrame) -> pd.
         folder = work / "edits" / r["setting"]
         if not (folder / "edit.json").exists():  # made before edits were kept: made again (seeded, the same edit)
             row = cells[cells["setting"] == r["setting"]].iloc[0]
-            make_edit(pipe, row["eraser"], ERASED, json.loads(row["options"]),
+            opts = {k: (str(work / v) if k == "sae" else v) for k, v in json.loads(row["options"]).items()}
+            make_edit(pipe, row["eraser"], ERASED, opts,
                       {"progress": False, "workdir": str(work / "calibration" / r["setting"])}).save(folder)  # fmt: skip
         for method in ATTACKS:
             cell = work / "attacks" / f"{r['setting']}-{method}.json"

@@ -117,7 +117,7 @@ encodings; tests/test_features.py repeats that check wherever `sae_lens` is inst
 Each setting's concept left (share of the held-out {erased} prompts' images the oracle reads as {erased})
 and harm (the largest accuracy drop of any attribute on the other prompts), toy oracle:
 
-{_md(cells)}
+{_md(cells.drop(columns=["options"], errors="ignore"))}
 
 Within a harm budget of {HARM:.2f}, each eraser's lowest concept left:
 
@@ -128,7 +128,8 @@ pre-attack: the share shown already without attack; Wilson 95 % interval of the 
 
 {_md(attacks.assign(ci95=attacks["ci95"].map(lambda c: f"{c[0]:.2f}-{c[1]:.2f}"))) if len(attacks) else "(no setting within the budget)"}
 
-What this says, read off the tables: {_verdict(m)}
+What this says, read off the tables: {_comparison(whole, wins)} {_above_chance(whole)} {_verdict(m)}
+{_at_best_site(cells)}
 Feature ablation here is SAeUron's mechanism with our choices (one site,
 up_blocks.1.a1.b0; features by SAeUron's score on the concept's calibration pairs; a fixed scale where
 a feature fires above its mean), not its tuned per-class settings.
@@ -142,6 +143,27 @@ def _comparison(whole: pd.DataFrame, wins: int) -> str:
     d = whole["feature - neuron"]
     return (f"The best feature beats the best FFN neuron on {wins} of {len(whole)} concepts over all calls; the mean "
             f"difference is {d.mean():+.3f} AUROC (largest {d.max():+.3f}, smallest {d.min():+.3f}).")  # fmt: skip
+
+
+def _above_chance(whole: pd.DataFrame) -> str:
+    if "feature chance" not in whole:
+        return ""
+    margin = whole["best feature"] - whole["feature chance"]
+    return (
+        f"Every concept's best feature is still {margin.min():.2f} to {margin.max():.2f} AUROC above the best a feature "
+        "reaches on shuffled labels: features do detect the concepts, as neurons do."
+    )
+
+
+def _at_best_site(cells: pd.DataFrame) -> str:
+    at = cells[cells["setting"].str.contains("site=")]
+    if at.empty:
+        return ""
+    site = at["setting"].iloc[0].split("site=")[1]
+    return (
+        f"At the site of the concept's best feature ({_short(site)}), feature ablation leaves {at['after'].min():.2f} to "
+        f"{at['after'].max():.2f} of the concept at harm {at['harm'].min():.2f} to {at['harm'].max():.2f}."
+    )
 
 
 def _verdict(m: pd.DataFrame) -> str:
