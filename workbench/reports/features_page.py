@@ -130,9 +130,10 @@ pre-attack: the share shown already without attack; Wilson 95 % interval of the 
 
 What this says, read off the tables: {_comparison(whole, wins)} {_above_chance(whole)} {_verdict(m)}
 {_at_best_site(cells)}
-Feature ablation here is SAeUron's mechanism with our choices (one site,
-up_blocks.1.a1.b0; features by SAeUron's score on the concept's calibration pairs; a fixed scale where
-a feature fires above its mean), not its tuned per-class settings.
+Feature ablation here is SAeUron's mechanism with our choices (SAeUron's site's analogue, up_blocks.1.a1.b0,
+and the site of the concept's best feature; the SAEs above, trained on every toy prompt's tokens; features
+by SAeUron's score on the concept's calibration pairs; a fixed scale where a feature fires above its
+mean), not its tuned per-class settings.
 """
     )
     out.write_text(text)
