@@ -134,7 +134,7 @@ def test_the_exported_page_draws_offline_in_chromium(toy, store, tmp_path):
     text = page.read_text()
     assert "UNet calls 1-2" in text and f"neuron {ex.neuron}" in text and "Prompts that drive neuron" in text
     # no maps in this store: their panel is left out, with the line saying how to get them
-    assert "Not shown (no data): Maps: record them with `workbench maps`" in text
+    assert f"Not shown (no data): No map of neuron {ex.neuron} here (record one with `workbench maps" in text
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
              "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=15000"]  # fmt: skip
     dom = subprocess.run([CHROMIUM, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=180).stdout

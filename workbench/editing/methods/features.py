@@ -43,7 +43,9 @@ def run(pipe, concept, options: FeatureOptions, run, info: dict):
 
 def settings(size: str, iterations: int) -> list[Setting]:
     ns = (4, 16) if size == "quick" else ((8,) if size == "core" else (2, 4, 8, 16, 32))
-    return [Setting({"features": n}, f"n={n}", main=n == 8 or (size == "quick" and n == 4), column=n == 8) for n in ns]
+    # repeated on other seeds with --every-eraser only (as AC): its seed changes only the SAE trained here
+    return [Setting({"features": n}, f"n={n}", main=n == 8 or (size == "quick" and n == 4), column=n == 8, repeat="every")
+            for n in ns]  # fmt: skip
 
 
 SPEC = EraserSpec(
