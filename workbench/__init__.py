@@ -34,6 +34,24 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
         for n in ("StoreError", "describe", "open_store", "check_store", "reduce_store", "push", "open_maps")
     },
     **{n: ("workbench.recording", n) for n in ("Recorder", "Recording", "record", "finalise", "shard_from_env", "record_maps")},
+    # features: token samples, SAEs
+    **{n: ("workbench.store.samples", n) for n in ("open_samples",)},
+    **{n: ("workbench.store.saes", n) for n in ("SAE", "load_sae", "save_sae")},
+    **{n: ("workbench.recording.samples", n) for n in ("SampleOptions", "record_samples")},
+    **{n: ("workbench.recording.sae", n) for n in ("SAEOptions", "StoreSource", "ArraySource", "train_sae")},
+    **{
+        n: ("workbench.analysis.features", n)
+        for n in (
+            "unit_activations",
+            "feature_scores",
+            "top_units",
+            "auroc",
+            "firing_rate",
+            "feature_map",
+            "unit_overlap",
+            "top_prompts_of",
+        )
+    },
     # analysis
     **{
         n: ("workbench.analysis", n)
