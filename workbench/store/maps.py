@@ -26,7 +26,7 @@ import xarray as xr
 import zarr
 
 from .core import StoreError
-from .rows import PromptRows, committed, create_prompt_arrays
+from .rows import PromptRows, create_prompt_arrays, reopened, store_root
 
 PREFIX = "maps"
 
@@ -48,22 +48,13 @@ class MapWriter(PromptRows):
              image_shape: tuple[int, int, int], about: dict) -> MapWriter:  # fmt: skip
         """Create the group, or reopen one made with the same sites, neurons, grids, steps and
         weights (``about['weights_hash']``); ``sites``: {site: (neurons, (h, w) token grid)}."""
-        store = Path(store)
-        if not (store / "zarr.json").exists():
-            raise StoreError(f"{store} is not a recording store: record it first (`workbench record --out {store}`)")
-        root = zarr.open_group(str(store), mode="r+", use_consolidated=False)
+        root = store_root(store)
         key = group_name(name)
         want = {"sites": {s: [int(j) for j in n] for s, (n, _) in sites.items()}, "grids": {s: list(g) for s, (_, g) in sites.items()},
                 "steps": [int(t) for t in steps], "image_shape": list(image_shape), **about}  # fmt: skip
-        if committed(root, key):
-            group = root[key]
-            have = {k: group.attrs.get(k) for k in want}
-            diff = [k for k in want if have[k] != want[k]]
-            if diff:
-                raise StoreError(
-                    f"{store}/{key} holds maps made with other {', '.join(diff)}: give another maps name "
-                    f"(--name), or the same sites, neurons, steps and model"
-                )
+        refuse = f"{store}/{key} holds maps made with other {{diff}}: give another maps name (--name), or the same sites, neurons, steps and model"
+        group = reopened(root, key, want, refuse)
+        if group is not None:
             writer = cls(group)
             writer.repair()
             return writer

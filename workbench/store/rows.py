@@ -17,6 +17,34 @@ import numpy as np
 import zarr
 
 
+def store_root(store) -> zarr.Group:
+    """A recording store's root group, writable; a clear error for a folder that is not one."""
+    from pathlib import Path
+
+    from .core import StoreError
+
+    store = Path(store)
+    if not (store / "zarr.json").exists():
+        raise StoreError(f"{store} is not a recording store: record it first (`workbench record --out {store}`)")
+    return zarr.open_group(str(store), mode="r+", use_consolidated=False)
+
+
+def reopened(root: zarr.Group, key: str, want: dict, refuse: str) -> zarr.Group | None:
+    """The whole group ``key`` if it was made with the attributes ``want`` (None if there is none);
+    one made with others is refused: ``refuse`` is the message's start, the attributes that
+    differ are appended after 'other'."""
+    from .core import StoreError
+
+    if not committed(root, key):
+        return None
+    group = root[key]
+    diff = [k for k in want if group.attrs.get(k) != want[k]]
+    if diff:
+        head, _, fix = refuse.partition("{diff}")
+        raise StoreError(head + ", ".join(diff) + fix)
+    return group
+
+
 def committed(root: zarr.Group, key: str) -> bool:
     """Whether ``root`` holds a whole group ``key`` (its attributes written, which is its creation's
     last step); a group a kill left half-made is removed, so it is made again from the start."""

@@ -28,7 +28,7 @@ import xarray as xr
 import zarr
 
 from .core import StoreError
-from .rows import PromptRows, committed, create_prompt_arrays
+from .rows import PromptRows, create_prompt_arrays, reopened, store_root
 
 GROUP = "samples"
 
@@ -56,20 +56,13 @@ class SampleWriter(PromptRows):
         """Create the group, or reopen one made with the same sites, tokens, steps, seed and
         weights (``about``); ``kept``: the tokens a prompt keeps per site and call; ``derived``:
         attributes that follow from those (kept, never compared)."""
-        store = Path(store)
-        if not (store / "zarr.json").exists():
-            raise StoreError(f"{store} is not a recording store: record it first (`workbench record --out {store}`)")
-        root = zarr.open_group(str(store), mode="r+", use_consolidated=False)
+        root = store_root(store)
         want = {"sites": list(widths), "widths": dict(widths), "tokens": dict(kept), "steps": [int(t) for t in steps],
                 "image_shape": list(image_shape), **about}  # fmt: skip
-        if committed(root, GROUP):
-            group = root[GROUP]
-            diff = [k for k in want if group.attrs.get(k) != want[k]]
-            if diff:
-                raise StoreError(
-                    f"{store}/{GROUP} holds token samples made with other {', '.join(diff)}: sample with the same settings "
-                    f"and model to extend it, or delete {store}/{GROUP} to sample afresh"
-                )
+        refuse = (f"{store}/{GROUP} holds token samples made with other {{diff}}: sample with the same settings and model to "
+                  f"extend it, or delete {store}/{GROUP} to sample afresh")  # fmt: skip
+        group = reopened(root, GROUP, want, refuse)
+        if group is not None:
             writer = cls(group)
             writer.repair()
             return writer
