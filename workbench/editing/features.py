@@ -25,6 +25,7 @@ import torch
 from ..models.families import denoiser_of, family_of
 from ..models.hooks import DenoiserCall, Hook, hooks, live_edit
 from ..models.sites import Site, catalogue, module_of
+from ..recording.sae import inference_acts
 from ..store.saes import SAE
 
 KEYS = ("W_enc", "b_enc", "W_dec", "b_dec", "k", "features", "above", "bounds")
@@ -63,12 +64,7 @@ class _Ablation:
 
     def __call__(self, x: torch.Tensor, w: int) -> torch.Tensor:
         h = x.float()
-        pre = (h - self.b_dec) @ self.W_enc + self.b_enc
-        if self.threshold is None:
-            v, i = pre.topk(self.k, dim=-1)
-            z = torch.zeros_like(pre).scatter(-1, i, v.relu())
-        else:
-            z = torch.where(pre > self.threshold, pre.relu(), 0)
+        z = inference_acts((h - self.b_dec) @ self.W_enc + self.b_enc, self.k, self.threshold)
         f = self.features[w]
         zf = z[..., f]
         delta = torch.where(zf > self.above[w], (self.scale - 1) * zf, 0) @ self.W_dec[f]
@@ -122,11 +118,10 @@ def ablating(pipe, arrays: dict[str, np.ndarray], scale: float) -> Iterator[None
 
 def sae_site(pipe) -> str:
     """The family's SAE site, else the middle block output."""
-    family = family_of(pipe)
-    names = [s.name for s in catalogue(pipe)]
-    if family.sae_site in names:
+    family, every = family_of(pipe), catalogue(pipe)
+    if family.sae_site in {s.name for s in every}:
         return family.sae_site
-    blocks = [s.name for s in catalogue(pipe) if s.output]
+    blocks = [s.name for s in every if s.output]
     if not blocks:
         raise ValueError(f"a {family.name} model has no block-output site: give a site (--site)")
     return blocks[len(blocks) // 2]

@@ -108,6 +108,15 @@ class StoreSource(TokenSource):
         return np.asarray(self.x[i])[self.at].reshape(-1, self.d_in).astype(np.float32)
 
 
+def inference_acts(pre: torch.Tensor, k: int, threshold: torch.Tensor | None = None) -> torch.Tensor:
+    """A saved SAE's feature activations from its pre-activations: the top ``k`` through a ReLU
+    (TopK), or those above ``threshold`` (a BatchTopK SAE, saved as JumpReLU)."""
+    if threshold is not None:
+        return torch.where(pre > threshold, pre.relu(), 0)
+    v, i = pre.topk(k, dim=-1)
+    return torch.zeros_like(pre).scatter(-1, i, v.relu())
+
+
 class Autoencoder(nn.Module):
     """The SAE being trained (inputs already scaled)."""
 
@@ -126,9 +135,9 @@ class Autoencoder(nn.Module):
         return (x - self.b_dec) @ self.W_enc + self.b_enc
 
     def activate(self, pre: torch.Tensor) -> torch.Tensor:
+        """Training's activation: per-token TopK, or BatchTopK over the batch."""
         if not self.batch:
-            v, i = pre.topk(self.k, dim=-1)
-            return torch.zeros_like(pre).scatter(-1, i, v.relu())
+            return inference_acts(pre, self.k)
         acts = pre.relu().flatten()
         v, i = acts.topk(min(self.k * pre.shape[0], acts.numel()))
         return torch.zeros_like(acts).scatter(-1, i, v).reshape(pre.shape)
@@ -228,12 +237,11 @@ def _evaluate(model: Autoencoder, source: TokenSource, scale: float, options: SA
     """Explained variance, L0 and dead features over every sample, as the saved SAE encodes them
     (BatchTopK: its threshold); and each feature's firing frequency."""
     fired = torch.zeros(model.W_enc.shape[1], dtype=torch.float64, device=dev)
-    sse = ssq = l0 = 0.0
+    sse = l0 = 0.0
     tokens, total, total_sq = 0, torch.zeros(source.d_in, dtype=torch.float64), 0.0
     for i in range(source.n):
         x = torch.from_numpy(source.read(i)).to(dev) * scale
-        pre = model.pre(x)
-        z = torch.where(pre > model.threshold, pre.relu(), 0) if model.batch else model.activate(pre)
+        z = inference_acts(model.pre(x), model.k, model.threshold if model.batch else None)
         sse += float((x - (z @ model.W_dec + model.b_dec)).pow(2).sum())
         total += x.double().sum(0).cpu()
         total_sq += float(x.double().pow(2).sum())
