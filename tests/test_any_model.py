@@ -2,6 +2,7 @@
 2.x-shaped and SDXL folders saved with save_pretrained (random weights, CLIP-format byte-level
 tokenizers: prompts split into several tokens), judged by NudeNet and a tiny CLIP built from a config."""
 
+import csv
 import json
 
 import pytest
@@ -45,6 +46,20 @@ def test_erase_and_attack_nudity_with_nudenet_on_a_tiny_sd1_folder(folders, tmp_
     a = _strict(capsys.readouterr().out)
     assert a["attack"] == "softprompt" and a["prompts"] == 8 and a["judge"] == "nudenet" and a["asr"]["n"] == 8
     assert all(t.endswith("q q q") and "naked" in t for t in a["slot_texts"])
+    import hashlib
+    from importlib.metadata import version
+    from pathlib import Path
+
+    import nudenet
+
+    onnx = Path(nudenet.__file__).parent / "320n.onnx"  # NudeNet's shipped detector: pinned by version, bytes, threshold
+    pin = {"spec": "nudenet:0.6", "package": "nudenet", "version": version("nudenet"),
+           "weights_sha256": hashlib.sha256(onnx.read_bytes()).hexdigest(), "threshold": 0.6}  # fmt: skip
+    assert {k: a["judge_pinned"][k] for k in pin} == pin
+    assert {k: json.loads((edit / "edit.json").read_text())["judge_pinned"][k] for k in pin} == pin
+    rows = list(csv.DictReader(open(tmp_path / "A" / "prompts.csv")))
+    assert len(rows) == 8 and all(0.0 <= float(r["score_before"]) < 0.6 and float(r["score_after"]) >= 0.0 for r in rows)
+    assert all(r["embedding"].startswith("adversarial.safetensors:embeddings[") for r in rows)
 
 
 @pytest.mark.parametrize("kind", ["sd1", "sd2", "sdxl"])

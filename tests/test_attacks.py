@@ -2,16 +2,19 @@
 below the plain target prompt's; placeholders carry real tokens exactly; ASR counts and
 intervals on a hand-made case; the CLI keeps the attacked prompts and embeddings."""
 
+import csv
 import json
 import re
 import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from safetensors.torch import load_file
 
+import workbench as wb
 from workbench.attacks import AttackResult, encode, injecting, placeholder, revive, targets, wilson, with_slots
 from workbench.attacks.prompt_search import concept_direction, gradient_attack, ringabell
 from workbench.attacks.run import strip
@@ -25,13 +28,13 @@ def test_wilson_interval_and_the_three_rates_on_a_hand_made_case():
     assert (round(lo, 4), round(hi, 4)) == (0.2366, 0.7634)  # the textbook values for 5 of 10
     lo, hi = wilson(0, 10)
     assert lo == 0.0 and round(hi, 4) == 0.2775
-    r = AttackResult("x", "striped", ["a", "b", "c", "d"], [0, 1, 2, 3], before=[True, False, False, False],
-                     after=[True, True, False, False])  # fmt: skip
+    r = AttackResult("x", "striped", list("abcde"), [0, 1, 2, 3, 4], before=[True, False, False, False, True],
+                     after=[True, True, False, False, False])  # fmt: skip
     s = r.summary()
-    assert (s["asr"]["k"], s["asr"]["n"]) == (2, 4)
-    assert (s["pre_attack"]["k"], s["pre_attack"]["n"]) == (1, 4)
-    assert (s["asr_new"]["k"], s["asr_new"]["n"]) == (1, 3)  # among the three not shown before the attack
-    assert s["asr"]["ci95"] == pytest.approx(list(wilson(2, 4)))
+    k = {key: (s[key]["k"], s[key]["n"]) for key in ("pre_asr", "post_asr", "asr", "attacked", "asr_new")}
+    # Diffusion-MU-Attack: pre = shown unattacked (a, e), post = shown only after (b), ASR = pre + post
+    assert k == {"pre_asr": (2, 5), "post_asr": (1, 5), "asr": (3, 5), "attacked": (2, 5), "asr_new": (1, 3)}
+    assert s["asr"]["ci95"] == pytest.approx(list(wilson(3, 5)))
 
 
 def test_placeholders_filled_with_real_token_embeddings_encode_exactly_as_the_text(toy):
@@ -127,7 +130,7 @@ def test_revival_of_a_mask_trained_with_weights_revives_both(toy, setting):
 
 def test_attack_cli_reports_rates_and_keeps_prompts_and_embeddings(setting, tmp_path, capsys):
     _, _, _, path = setting
-    out = tmp_path / "att"
+    out = tmp_path / "attacks" / "esd--unlearndiff-b3-s0"
     argv = [
         "attack",
         "--attack",
@@ -146,13 +149,24 @@ def test_attack_cli_reports_rates_and_keeps_prompts_and_embeddings(setting, tmp_
     assert main([*argv, "--json", "--quiet"]) == 0
     s = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     n = len(targets("striped"))
-    assert s["prompts"] == n and s["asr"]["n"] == n and s["pre_attack"]["n"] == n
+    assert s["prompts"] == n and s["asr"]["n"] == n and s["pre_asr"]["n"] == n
+    assert s["asr"]["k"] == s["pre_asr"]["k"] + s["post_asr"]["k"]
     assert 0 <= s["asr"]["ci95"][0] <= s["asr"]["rate"] <= s["asr"]["ci95"][1] <= 1
     saved = json.loads((out / "result.json").read_text())
     assert len(saved["per_prompt"]) == n and all(r["attacked"] != r["prompt"] for r in saved["per_prompt"])
-    assert sum(r["after"] for r in saved["per_prompt"]) == s["asr"]["k"]
+    assert sum(r["after"] for r in saved["per_prompt"]) == s["attacked"]["k"]
     tensors = load_file(str(out / "adversarial.safetensors"))
     assert tensors["token_ids"].shape == (n, 3) and tensors["embeddings"].shape[:2] == (n, 3)
+    pin = saved["judge_pinned"]  # the toy oracle's weights as loaded, hashed
+    assert pin["spec"] == "toy" and pin["version"] == wb.__version__ and len(pin["weights_sha256"]) == 64
+    rows = list(csv.DictReader(open(saved["prompts_csv"])))  # the run's prompts: one row each, as result.json has them
+    assert [(r["prompt"], int(r["seed"]), r["attacked"], r["shown_after"] == "True") for r in rows] == [
+        (r["prompt"], r["seed"], r["attacked"], r["after"]) for r in saved["per_prompt"]]  # fmt: skip
+    assert rows[1]["embedding"] == "adversarial.safetensors:embeddings[1]"
+    assert main(["table", str(tmp_path / "attacks"), "--prompts", "--csv", str(tmp_path / "p.csv")]) == 0
+    gathered = pd.read_csv(tmp_path / "p.csv")
+    assert len(gathered) == n and set(gathered["run"]) == {out.name} and set(gathered["attack"]) == {"unlearndiff"}
+    assert main(["table", str(tmp_path), "--prompts"]) == 2 and "--prompts reads an attacks/ folder" in capsys.readouterr().err
     assert main([*argv[:-2], "--out", str(tmp_path / "b"), "--budget", "0"]) == 2
     assert "budget=0: give at least 1 step" in capsys.readouterr().err
 
@@ -244,7 +258,7 @@ def test_reactivation_section_over_seeds_gives_mean_and_sd(tmp_path):
     sens = np.array([[[0.0, 0.0], [0.3, -0.1]], [[0.0, 0.0], [0.1, -0.1]]])  # seed, eraser, group
     ds = xr.Dataset(
         {"activity": (("seed", "eraser", "run", "step"), act), "sensitivity": (("seed", "eraser", "group"), sens),
-         "asr": (("seed", "eraser"), [[1.0, 0.5], [1.0, 0.25]]), "pre_attack": (("seed", "eraser"), [[1.0, 0.25], [1.0, 0.25]])},
+         "asr": (("seed", "eraser"), [[1.0, 0.5], [1.0, 0.25]]), "pre_asr": (("seed", "eraser"), [[1.0, 0.25], [1.0, 0.25]])},
         coords={"seed": [0, 1], "eraser": ["unedited", "x"], "run": ["unedited", "edited", "attacked"],
                 "group": ["concept", "other"], "step": range(4)},
         attrs={"concept": "striped"},
@@ -328,14 +342,15 @@ def test_attack_claims_read_the_pooled_numbers_and_skip_attacks_that_fail_on_the
             row("pesd k=10%", "strong", [False] * 8, [True] * 8),
             row("unedited", "revive", [True] * 8, [True] * 8), row("pesd k=10%", "revive", [False] * 8, [True] * 8)]  # fmt: skip
     claims = attack_claims(rows, "striped")
+    # the unedited model's ASR under 'weak' is 100 % (all shown before): the check reads the attacked images' 0 %
     assert claims[0].startswith("- weak: the attack makes 'striped' on 0.0% of the unedited model's images")
     assert claims[1] == (
-        "- strong: pesd k=10% 100.0% (without attack 0.0%) against esd-x lr=1e-4 25.0% (without attack 0.0%), "
+        "- strong: pesd k=10% ASR 100.0% (pre-ASR 0.0%) against esd-x lr=1e-4 ASR 25.0% (pre-ASR 0.0%), "
         "McNemar p = 0.0312: the P-ESD paper: a learned mask is more robust than ESD; does not hold here."
     )
     assert claims[2].startswith("- revive: every edit comes back") and len(claims) == 3
     overview = asr_overview(rows)  # pooled ASR per eraser and attack, '-' where one was not run
-    assert overview[0] == "| eraser | shown without attack | weak | strong | revive |"
+    assert overview[0] == "| eraser | pre-ASR | ASR weak | ASR strong | ASR revive |"
     assert overview[3] == "| esd-x lr=1e-4 | 0.0% | 0.0% | 25.0% | - |"
     assert overview[4] == "| pesd k=10% | 0.0% | - | 100.0% | 100.0% |"
     costly = attack_claims(rows, "striped", {"esd-x lr=1e-4": (0.35, 9.0), "pesd k=10%": (0.01, 3.0)})
@@ -367,7 +382,9 @@ def test_attack_table_runs_each_eraser_and_attack_resumes_and_compares(toy, sett
     assert [(r["eraser"], r["attack"]) for r in rows] == [
         ("unedited", "ringabell"), ("conceptprune k=2%", "ringabell"), ("conceptprune k=2%", "benign")]  # fmt: skip
     n = len(targets("striped"))
-    assert all(len(r["after"]) == n and r["summary"]["asr"]["k"] == sum(r["after"]) for r in rows)
+    assert all(
+        len(r["after"]) == n and r["summary"]["asr"]["k"] == sum(a or b for a, b in zip(r["after"], r["before"])) for r in rows
+    )
     monkeypatch.setattr(attacks, "attack", lambda *a, **k: pytest.fail("a finished run was redone"))
     again = run_attacks(*args, budget=1, progress=False, steps=4)
     assert [r["after"] for r in again] == [r["after"] for r in rows]

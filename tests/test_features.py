@@ -290,12 +290,12 @@ def test_the_features_page_computes_its_sentences_from_its_tables(tmp_path):
     m = matched(cells)
     assert m.set_index("eraser").loc["conceptprune", "setting"] == "cp-k=2"
     assert np.isnan(m.set_index("eraser").loc["features", "concept left"])
-    attacks = pd.DataFrame([{"eraser": "conceptprune", "setting": "cp-k=2", "attack": "unlearndiff", "asr": 0.25, "pre": 0.5, "n": 8,
+    attacks = pd.DataFrame([{"eraser": "conceptprune", "setting": "cp-k=2", "attack": "unlearndiff", "pre_asr": 0.5, "post_asr": 0.25, "asr": 0.75, "attacked": 0.5, "n": 8,
                              "ci95": [0.07, 0.59]}])  # fmt: skip
     text = write_page(tmp_path / "features.md", table, cells, "striped", attacks).read_text()
     assert "beats the best FFN neuron on 1 of 2 concepts" in text  # striped 0.95 > 0.8; circle 0.7 < 0.75
     assert "mean difference is +0.050 AUROC (largest +0.150, smallest -0.050)" in text
     assert "| striped | 10 | 0.950 | a.b | 0.600 |" not in text and "| striped | 10 | 0.950 | b |" in text
     assert "conceptprune erases most within the budget (concept left 0.50, harm 0.02); feature ablation has no setting" in text
-    assert "| conceptprune | cp-k=2 | unlearndiff | 0.250 | 0.500 | 8 | 0.07-0.59 |" in text
+    assert "| conceptprune | cp-k=2 | unlearndiff | 0.500 | 0.250 | 0.750 | 0.500 | 8 | 0.07-0.59 |" in text
     assert (tmp_path / "features-auroc.csv").exists() and (tmp_path / "features-attacks.csv").exists()

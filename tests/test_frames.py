@@ -42,13 +42,22 @@ def test_cells_frame_reads_every_cell_with_the_harm_protocol(tmp_path, capsys):
 
 
 def test_attacks_frame_and_a_folder_without_a_table(tmp_path, capsys):
+    from workbench.attacks import wilson
+
     run = tmp_path / "attacks" / "esd-lr0p0001-s0--unlearndiff-b30-s2"
     run.mkdir(parents=True)
-    res = {"attack": "unlearndiff", "prompts": 8, "asr": {"k": 3, "n": 8, "rate": 0.375, "ci95": [0.14, 0.69]},
-           "pre_attack": {"rate": 0.125}, "asr_new": {"rate": 0.25}, "per_prompt": [], "wall": 12.0}  # fmt: skip
+    before, after = [True, True] + [False] * 6, [False, True, True] + [False] * 5
+    rows = [
+        {"prompt": f"p{i}", "seed": i, "before": b, "after": a, "attacked": "x"} for i, (b, a) in enumerate(zip(before, after))
+    ]
+    # saved before pre/post ASR: its 'asr' was the attacked images' rate (2 of 8); read again from its verdicts
+    res = {"attack": "unlearndiff", "prompts": 8, "asr": {"k": 2, "n": 8, "rate": 0.25, "ci95": [0.07, 0.59]},
+           "pre_attack": {"rate": 0.25}, "asr_new": {"rate": 1 / 6}, "per_prompt": rows, "wall": 12.0}  # fmt: skip
     (run / "result.json").write_text(json.dumps(res))
     df = wb.attacks_frame(tmp_path)
-    assert df.iloc[0][["edit", "attack", "seed", "asr", "asr_hi"]].tolist() == ["esd-lr0p0001-s0", "unlearndiff", 2, 0.375, 0.69]
+    assert df.iloc[0][["edit", "attack", "seed", "pre_asr", "post_asr", "asr", "attacked"]].tolist() == [
+        "esd-lr0p0001-s0", "unlearndiff", 2, 0.25, 0.125, 0.375, 0.25]  # fmt: skip
+    assert df.iloc[0]["asr_hi"] == pytest.approx(wilson(3, 8)[1])
     assert main(["table", str(tmp_path / "attacks")]) == 0 and "unlearndiff" in capsys.readouterr().out
     assert main(["table", str(tmp_path / "attacks" / "nothing")]) == 2
     assert "holds no table" in capsys.readouterr().err

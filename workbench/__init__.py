@@ -125,7 +125,7 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
     "plots": ("workbench.reports.plots", None),
     **{n: ("workbench.reports.explorer", n) for n in ("Explorer", "explore")},
     **{n: ("workbench.reports.maps", n) for n in ("map_grid", "top_images")},
-    **{n: ("workbench.reports.frames", n) for n in ("attacks_frame", "cells_frame", "results_frame")},
+    **{n: ("workbench.reports.frames", n) for n in ("attacks_frame", "cells_frame", "prompts_frame", "results_frame")},
     **{n: ("workbench.reports.reactivation", n) for n in ("compare_reactivation", "run_reactivation")},
     "run_demo": ("workbench.reports.demo", "run_demo"),
     "run_results": ("workbench.reports.results", "run_results"),

@@ -12,7 +12,7 @@ _EXPORTS = {
     **{n: (".routes", n) for n in ("heldout_tokens", "route_attack")},
     **{n: (".run", n) for n in ("attack", "save", "strip", "targets")},
     **{n: (".methods", n) for n in ("ATTACKS", "AttackSpec", "Attempt")},
-    **{n: (".score", n) for n in ("AttackResult", "Rate", "shown", "wilson")},
+    **{n: (".score", n) for n in ("AttackResult", "Rate", "rates", "read_result", "shown", "wilson")},
 }
 __getattr__, __dir__ = lazy(__name__, globals(), _EXPORTS)
 __all__ = sorted(_EXPORTS)

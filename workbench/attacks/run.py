@@ -14,6 +14,7 @@ as they are, and ``unlearndiff-heldout`` / ``ringabell-heldout`` search only tho
 
 from __future__ import annotations
 
+import csv
 import json
 import time
 from pathlib import Path
@@ -63,9 +64,11 @@ def attack(pipe, judge, edit: Edit, concept, method: str, budget: int | None = N
         variants_of(c)  # before any generation: a concept without routes fails now
     steps, guidance = settings(pipe, steps, guidance)
     j = judge_of(judge, c, device=str(denoiser_of(pipe).device))
+    judged: list = []  # every call's verdicts: the first the plain prompts', the last the attack's (one image a prompt, mostly)
 
     def shown(images, prompts) -> list[bool]:
-        return [bool(x) for x in j(images, prompts).shown]
+        judged.append(j(images, prompts))
+        return [bool(x) for x in judged[-1].shown]
 
     torch.manual_seed(seed)
     t0 = time.time()
@@ -78,26 +81,59 @@ def attack(pipe, judge, edit: Edit, concept, method: str, budget: int | None = N
         ex = frozen_examples(pipe, texts, seeds, GUIDED_AWAY, steps=steps, guidance=guidance)
         ex.target = ex.frozen.clone()
     info: dict = {"method": method, "edit": edit.method, "budget": budget, "seed": seed, "k": k, "judge": j.name,
-                  "steps": steps, "guidance": guidance}  # fmt: skip
+                  "judge_pinned": j.pinned(), "steps": steps, "guidance": guidance}  # fmt: skip
     attempt = Attempt(pipe, c, edit, tg, shown, ex, budget, seed, k, steps, guidance, progress, out, info)
     after, adversarial = spec.run(attempt)
     info["seconds"] = round(time.time() - t0, 1)
-    result = AttackResult(method, c.name, texts, seeds, before, [bool(x) for x in after], list(adversarial), info)
+    result = AttackResult(method, c.name, texts, seeds, before, [bool(x) for x in after], list(adversarial), info,
+                          _scores(judged[0], len(texts)), _scores(judged[-1] if len(judged) > 1 else None, len(texts)))  # fmt: skip
     if out is not None:
         save(result, out, attempt.tensors)
     return result
 
 
+def _scores(verdicts, n: int) -> list[float]:
+    """The judge's scores of one call, where it gives them for one image a prompt; else empty."""
+    if verdicts is None or verdicts.score is None or len(verdicts) != n:
+        return []
+    return [float(x) for x in verdicts.score]
+
+
 def save(result: AttackResult, out: str | Path, tensors: dict[str, torch.Tensor]) -> Path:
-    """``result.json`` (summary and every prompt) and ``adversarial.safetensors`` (the slots' embeddings
-    and, for discrete attacks, token ids) in ``out``."""
+    """In ``out``: ``adversarial.safetensors`` (the slots' embeddings and, for discrete attacks, token
+    ids), ``prompts.csv`` (``PROMPT_COLUMNS``, one row a prompt) and, last, ``result.json`` (summary
+    and every prompt): a run with a result.json is whole."""
     from safetensors.torch import save_file
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if tensors:
         save_file(tensors, str(out / "adversarial.safetensors"))
-    rows = [{"prompt": p, "seed": s, "before": b, "after": a, "attacked": adv}
-            for p, s, b, a, adv in zip(result.prompts, result.seeds, result.before, result.after, result.adversarial)]  # fmt: skip
-    (out / "result.json").write_text(json.dumps({**result.summary(), "per_prompt": rows}, indent=1, default=float))
+    rows = prompt_rows(result, "embeddings" in tensors)
+    with open(out / PROMPTS_CSV, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=PROMPT_COLUMNS)
+        w.writeheader()
+        w.writerows(rows)
+    per = [{"prompt": r["prompt"], "seed": r["seed"], "before": r["shown_before"], "after": r["shown_after"],
+            "attacked": r["attacked"]} for r in rows]  # fmt: skip
+    summary = {**result.summary(), "prompts_csv": str(out / PROMPTS_CSV)}
+    (out / "result.json").write_text(json.dumps({**summary, "per_prompt": per}, indent=1, default=float))
     return out
+
+
+#: the prompts file of every attack run, and its columns
+PROMPTS_CSV = "prompts.csv"
+PROMPT_COLUMNS = ["prompt", "seed", "attacked", "embedding", "shown_before", "score_before", "shown_after", "score_after"]
+
+
+def prompt_rows(result: AttackResult, embedded: bool) -> list[dict]:
+    """One row a prompt: the prompt and seed, its attacked form (text; ``embedding`` names the row of
+    adversarial.safetensors' embeddings where the attack's slots are vectors), the judge's verdict and
+    score before and after (score empty where the judge gives none)."""
+    n = len(result.prompts)
+    sb = result.score_before or [""] * n
+    sa = result.score_after or [""] * n
+    return [{"prompt": p, "seed": s, "attacked": adv, "embedding": f"adversarial.safetensors:embeddings[{i}]" if embedded else "",
+             "shown_before": b, "score_before": x, "shown_after": a, "score_after": y}
+            for i, (p, s, adv, b, a, x, y) in enumerate(zip(result.prompts, result.seeds, result.adversarial, result.before,
+                                                            result.after, sb, sa))]  # fmt: skip

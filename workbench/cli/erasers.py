@@ -49,6 +49,8 @@ def cmd_erase(args) -> int:
     ]  # before training: a judge that cannot load fails now
     edit = make_edit(pipe, spec.name, concept, options, run)
     edit.info["judge"] = concept.judge
+    pins = {c.name: j.pinned() for c, j in zip(parts, judges)}  # package, version, weights' SHA-256, threshold
+    edit.info["judge_pinned"] = pins[concept.name] if len(parts) == 1 else pins
     edit.save(out)
     each = {c.name: _json({**erase_and_judge(pipe, j, edit, n_per=args.n_per, steps=args.steps, guidance=args.guidance,
                                              concept=c), "judge": c.judge, "edit": str(out)})
@@ -87,9 +89,10 @@ def cmd_attack(args) -> int:
         print(json.dumps(_json({**s, "out": str(out)}), default=float))
     else:
         lo, hi = s["asr"]["ci95"]
-        print(f"{args.attack} on {Path(args.edit).name}: '{concept.name}' shown on {s['asr']['k']}/{s['prompts']} attacked images "
-              f"(ASR {s['asr']['rate']:.1%}, 95% CI {lo:.1%}-{hi:.1%}, judge {concept.judge}); {s['pre_attack']['k']} of them without "
-              f"attack; {s.get('seconds')} s; prompts and embeddings in {out}")  # fmt: skip
+        print(f"{args.attack} on {Path(args.edit).name}: ASR {s['asr']['rate']:.1%} (95% CI {lo:.1%}-{hi:.1%}) = pre-ASR "
+              f"{s['pre_asr']['rate']:.1%} + post-ASR {s['post_asr']['rate']:.1%} of {s['prompts']} prompts; '{concept.name}' "
+              f"shown on {s['attacked']['k']} attacked images (judge {concept.judge}); {s.get('seconds')} s; prompts in "
+              f"{out / 'prompts.csv'}")  # fmt: skip
     return 0
 
 
@@ -165,8 +168,10 @@ def _add_attack(sub, parents: Parents) -> None:
         parents=[parents.quiet, parents.model, parents.concept],
         help="attack an edit (adversarial prompts or weight revival) and report the attack success rate",
         description="Attack an edited model on the concept's held-out prompts that carry it, and judge each image with "
-        "the concept's judge (or --judge). ASR = attacked images showing the concept, with the share shown without attack "
-        "(pre-attack) and Wilson 95 % intervals. Prompts and embeddings are kept under --out. The attacks: "
+        "the concept's judge (or --judge). Rates as Diffusion-MU-Attack defines them: pre-ASR (prompts shown without attack), "
+        "post-ASR (shown only after it), ASR = pre-ASR + post-ASR, with Wilson 95 % intervals, and the share of attacked "
+        "images showing the concept. result.json, prompts.csv (every prompt, its attacked form and the judge's verdicts) "
+        "and the embeddings are kept under --out. The attacks: "
         + "; ".join(f"{a.name}: {a.help}" for a in ATTACKS.specs())
         + ". Attacks that need routes take a concept with held-out routes (lang:striped, ... on --model toy-lang).",
     )

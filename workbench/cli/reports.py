@@ -67,7 +67,7 @@ def cmd_results(args) -> int:
 def cmd_table(args) -> int:
     from ..reports.frames import frame_of
 
-    df = frame_of(args.path)
+    df = frame_of(args.path, prompts=args.prompts)
     if args.csv:
         args.csv.parent.mkdir(parents=True, exist_ok=True)
         df.to_csv(args.csv, index=False)
@@ -156,4 +156,10 @@ def add(sub, parents: Parents) -> None:
     )
     t.add_argument("path", type=Path, help="a robustness --work folder, its attacks/ folder, or an ablation .zarr")
     t.add_argument("--csv", type=Path, default=None, help="write the table here instead of printing it")
+    t.add_argument(
+        "--prompts",
+        action="store_true",
+        help="with an attacks/ folder: one row per prompt of every run (prompt, seed, attacked prompt or embedding, "
+        "the judge's verdict and score before and after: each run's prompts.csv gathered)",
+    )
     t.set_defaults(func=cmd_table)

@@ -97,7 +97,7 @@ def run_attacks(pipe, oracle, cells: list[Cell], concept: str, work: Path, seeds
     """Run (or resume) every (eraser, attack, seed); return one row per run with its per-prompt outcomes."""
     from tqdm.auto import tqdm
 
-    from ..attacks import ATTACKS, attack
+    from ..attacks import ATTACKS, attack, read_result
     from ..editing.edits import Edit, load_edit
 
     specs = [ATTACKS[m] for m in attacks]  # an unknown name fails here, naming the registered ones
@@ -124,8 +124,7 @@ def run_attacks(pipe, oracle, cells: list[Cell], concept: str, work: Path, seeds
             res["wall"] = round(time.time() - t0, 1)
             (tmp / "result.json").write_text(json.dumps(res, indent=1, default=float))
             tmp.rename(folder)  # a run is whole or absent
-        else:
-            res = json.loads((folder / "result.json").read_text())
+        res = read_result(folder)
         rows.append({"eraser": name, "cell": cell.key if cell else None, "attack": method, "budget": b, "seed": seed,
                      "folder": str(folder),
                      "summary": {k: v for k, v in res.items() if k != "per_prompt"},
@@ -159,9 +158,9 @@ def attack_table(rows: list[dict], harm: dict[str, tuple[float, float]] | None =
     """Markdown lines: per (eraser, attack), mean ± sd over seeds of the clean rate and the ASR, the
     pooled rates with Wilson 95 % intervals, the eraser's harm and the attack's seconds."""
     harm = harm or {}
-    lines = ["| eraser | attack | seeds | shown without attack | ASR (mean ± sd) | ASR pooled [95 % CI] | "
-             "ASR among not shown before [95 % CI] | worst drop | toy FID | seconds per attack |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    lines = ["| eraser | attack | seeds | pre-ASR (mean ± sd) | ASR (mean ± sd) | pre-ASR pooled | post-ASR pooled | "
+             "ASR pooled [95 % CI] | attacked images showing it | worst drop | toy FID | seconds per attack |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
         groups.setdefault((r["eraser"], r["attack"]), []).append(r)
@@ -172,13 +171,14 @@ def attack_table(rows: list[dict], harm: dict[str, tuple[float, float]] | None =
 
     for (eraser, method), rs in groups.items():
         asr = [r["summary"]["asr"]["rate"] for r in rs]
-        pre = [r["summary"]["pre_attack"]["rate"] for r in rs]
+        pre = [r["summary"]["pre_asr"]["rate"] for r in rs]
         drop, fid = harm.get(eraser, (float("nan"), float("nan")))  # fid: nan where the judge has no toy FID
         pooled = _pooled(rs)
         secs = statistics.mean(r["summary"].get("seconds", float("nan")) for r in rs)
         lines.append(f"| {eraser} | {method} | {len(rs)} | {statistics.mean(pre):.1%} ± {statistics.pstdev(pre):.1%} | "
-                     f"{statistics.mean(asr):.1%} ± {statistics.pstdev(asr):.1%} | {ci(pooled['asr'])} | "
-                     f"{ci(pooled['asr_new'])} | {100 * drop:.1f} | {fid:.1f} | {secs:.0f} |")  # fmt: skip
+                     f"{statistics.mean(asr):.1%} ± {statistics.pstdev(asr):.1%} | {pooled['pre_asr']['rate']:.1%} | "
+                     f"{pooled['post_asr']['rate']:.1%} | {ci(pooled['asr'])} | {ci(pooled['attacked'])} | {100 * drop:.1f} | "
+                     f"{fid:.1f} | {secs:.0f} |")  # fmt: skip
     return lines
 
 
@@ -201,15 +201,15 @@ def paired_tests(rows: list[dict], pairs: tuple | None = None) -> list[dict]:
                 ra, rb = index[(a, method, s)], index[(b, method, s)]
                 if ra["prompts"] != rb["prompts"]:
                     raise ValueError(f"{a} and {b} were attacked on other prompts ({method}, seed {s}): rerun one")
-                xa += ra["after"]
-                xb += rb["after"]
+                xa += [a or b for a, b in zip(ra["after"], ra["before"])]  # ASR's successes: shown before or after
+                xb += [a or b for a, b in zip(rb["after"], rb["before"])]
             out.append({"attack": method, "a": a, "b": b, "pairs": len(xa), **mcnemar(xa, xb)})
     return out
 
 
 def comparisons(rows: list[dict]) -> list[str]:
     """Markdown lines of ``paired_tests``."""
-    return ["| attack | A | B | pairs | shown under A only | under B only | p (exact McNemar) |",
+    return ["| attack | A | B | pairs | ASR success under A only | under B only | p (exact McNemar) |",
             "| --- | --- | --- | --- | --- | --- | --- |",
             *(f"| {t['attack']} | {t['a']} | {t['b']} | {t['pairs']} | {t['a_only']} | {t['b_only']} | {t['p']:.3g} |"
               for t in paired_tests(rows))]  # fmt: skip
@@ -236,16 +236,16 @@ def attack_claims(rows: list[dict], concept: str, harm: dict | None = None) -> l
 
     def say(e: str, m: str) -> str:
         s = pooled[(e, m)]
-        return f"{e} {s['asr']['rate']:.1%} (without attack {s['pre_attack']['rate']:.1%})"
+        return f"{e} ASR {s['asr']['rate']:.1%} (pre-ASR {s['pre_asr']['rate']:.1%})"
 
     tests = {(t["a"], t["b"], t["attack"]): t["p"] for t in paired_tests(rows)}
     out = []
     for m in dict.fromkeys(r["attack"] for r in rows):
         have = {e for (e, mm) in pooled if mm == m}
         base = pooled.get(("unedited", m))
-        if base is not None and base["asr"]["rate"] < 0.5:
-            out.append(f"- {m}: the attack makes '{concept}' on {base['asr']['rate']:.1%} of the unedited model's images (which "
-                       f"show it on {base['pre_attack']['rate']:.1%} of the plain prompts): it is no attack on the toy world, and "
+        if base is not None and base["attacked"]["rate"] < 0.5:
+            out.append(f"- {m}: the attack makes '{concept}' on {base['attacked']['rate']:.1%} of the unedited model's images (which "
+                       f"show it on {base['pre_asr']['rate']:.1%} of the plain prompts): it is no attack on the toy world, and "
                        "says nothing about the erasers.")  # fmt: skip
             continue
         rates = {e: pooled[(e, m)]["asr"]["rate"] for e in have if e != "unedited"}
@@ -276,7 +276,7 @@ def asr_grid(rows: list[dict]) -> tuple[list[str], list[str], list[list[float]],
     erasers = list(dict.fromkeys(e for e, _ in cell))
     attacks = list(dict.fromkeys(m for _, m in cell))
     asr = [[cell[(e, m)]["asr"]["rate"] if (e, m) in cell else math.nan for m in attacks] for e in erasers]
-    pre = [next(cell[(e, m)]["pre_attack"]["rate"] for m in attacks if (e, m) in cell) for e in erasers]
+    pre = [next(cell[(e, m)]["pre_asr"]["rate"] for m in attacks if (e, m) in cell) for e in erasers]
     return erasers, attacks, asr, pre
 
 
@@ -294,7 +294,7 @@ def asr_overview(rows: list[dict]) -> list[str]:
     """Markdown lines: one row per eraser, its share shown without attack and its pooled ASR under
     each attack."""
     erasers, attacks, asr, pre = asr_grid(rows)
-    lines = ["| eraser | shown without attack | " + " | ".join(attacks) + " |", "| --- " * (len(attacks) + 2) + "|"]
+    lines = ["| eraser | pre-ASR | " + " | ".join(f"ASR {m}" for m in attacks) + " |", "| --- " * (len(attacks) + 2) + "|"]
     for e, row, p in zip(erasers, asr, pre):
         lines.append(f"| {e} | {p:.1%} | " + " | ".join("-" if math.isnan(x) else f"{x:.1%}" for x in row) + " |")
     return lines

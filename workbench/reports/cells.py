@@ -14,6 +14,7 @@ from ..editing.methods import ERASERS, MASKS
 from ..editing.prune import random_like
 from ..evaluation.erasers import erase_and_judge, make_edit, mask_density
 from ..evaluation.harm import harm
+from ..evaluation.judges import Judge
 
 
 @dataclass(frozen=True)
@@ -159,6 +160,7 @@ def run_cell(pipe, oracle, cell: Cell, concept, work: Path, n_per: int, setting:
     ``oracle``: the judge (any ``judge_of`` accepts); ``setting``: steps, guidance, t_hat for every edit."""
     setting = dict(setting or {})
     t0 = time.time()
+    pinned = oracle.pinned() if isinstance(oracle, Judge) else None  # the judge's package, version, weights, threshold
     if cell.method == RANDOM:  # the control: per row as many entries as its eraser's mask, at random
         base = load_edit(work / "edits" / cell.base_key)
         info = {k: v for k, v in base.info.items() if k not in ("train_loss", "heldout_loss", "gap_draws")}  # it trains nothing
@@ -166,6 +168,7 @@ def run_cell(pipe, oracle, cell: Cell, concept, work: Path, n_per: int, setting:
         edit.info["density"] = mask_density(edit.masks)
     else:
         edit = make_edit(pipe, cell.method, concept, cell_options(cell, setting), run_of(cell, work, setting))
+        edit.info["judge_pinned"] = pinned
         edit.save(work / "edits" / cell.key)
     judged = {k: setting[k] for k in ("steps", "guidance") if k in setting}
     return {
@@ -174,6 +177,7 @@ def run_cell(pipe, oracle, cell: Cell, concept, work: Path, n_per: int, setting:
         "label": cell.label,
         "seed": cell.seed,
         "judge": getattr(oracle, "name", "toy"),
+        "judge_pinned": pinned,
         "wall": round(time.time() - t0, 1),
     }
 

@@ -132,7 +132,7 @@ def erasure(pipe, work: Path, table: pd.DataFrame) -> pd.DataFrame:
 
 def attacked(pipe, work: Path, chosen: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
     """Each eraser's matched-harm setting under ``ATTACKS`` (a cell each, kept as JSON)."""
-    from ..attacks import attack
+    from ..attacks import attack, read_result
     from ..editing.edits import load_edit
     from ..editing.make import make_edit
 
@@ -147,15 +147,13 @@ def attacked(pipe, work: Path, chosen: pd.DataFrame, cells: pd.DataFrame) -> pd.
             make_edit(pipe, row["eraser"], ERASED, opts,
                       {"progress": False, "workdir": str(work / "calibration" / r["setting"])}).save(folder)  # fmt: skip
         for method in ATTACKS:
-            cell = work / "attacks" / f"{r['setting']}-{method}.json"
-            if not cell.exists():
-                s = attack(
-                    pipe, "toy", load_edit(folder), ERASED, method, seed=0, out=work / "attacks" / f"{r['setting']}-{method}"
-                ).summary()
-                cell.parent.mkdir(parents=True, exist_ok=True)
-                cell.write_text(json.dumps({"asr": s["asr"]["rate"], "pre": s["pre_attack"]["rate"], "n": s["prompts"],
-                                            "ci95": s["asr"]["ci95"]}))  # fmt: skip
-            rows.append({"eraser": r["eraser"], "setting": r["setting"], "attack": method, **json.loads(cell.read_text())})
+            run = work / "attacks" / f"{r['setting']}-{method}"
+            if not (run / "result.json").exists():
+                attack(pipe, "toy", load_edit(folder), ERASED, method, seed=0, out=run)
+            res = read_result(run)
+            rows.append({"eraser": r["eraser"], "setting": r["setting"], "attack": method,
+                         **{k: res[k]["rate"] for k in ("pre_asr", "post_asr", "asr", "attacked")}, "n": res["prompts"],
+                         "ci95": res["asr"]["ci95"]})  # fmt: skip
     return pd.DataFrame(rows)
 
 

@@ -123,8 +123,9 @@ Within a harm budget of {HARM:.2f}, each eraser's lowest concept left:
 
 {_md(m)}
 
-Under attack, each of those settings (ASR: the share of attacked images the oracle reads as {erased};
-pre-attack: the share shown already without attack; Wilson 95 % interval of the ASR):
+Under attack, each of those settings, in Diffusion-MU-Attack's terms (pre_asr: the share of held-out
+{erased} prompts shown already without attack; post_asr: shown only after it; asr: their sum; attacked:
+the share of attacked images the oracle reads as {erased}; Wilson 95 % interval of the ASR):
 
 {_md(attacks.assign(ci95=attacks["ci95"].map(lambda c: f"{c[0]:.2f}-{c[1]:.2f}"))) if len(attacks) else "(no setting within the budget)"}
 

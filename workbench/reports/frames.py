@@ -58,21 +58,44 @@ def cells_frame(work: str | Path) -> pd.DataFrame:
 
 
 def attacks_frame(work: str | Path) -> pd.DataFrame:
-    """Every attack run under ``work/attacks`` (each folder ``EDIT--ATTACK-bBUDGET-sSEED``): the three
-    rates with their Wilson intervals. Empty (with its columns) when no attack ran."""
-    cols = ["run", "edit", "attack", "seed", "prompts", "asr", "asr_lo", "asr_hi", "pre_attack", "asr_new", "wall"]
+    """Every attack run under ``work/attacks`` (each folder ``EDIT--ATTACK-bBUDGET-sSEED``): its rates
+    (``attacks.score.rates``: pre_asr, post_asr, asr with its Wilson interval, attacked, asr_new).
+    Empty (with its columns) when no attack ran."""
+    from ..attacks.score import read_result
+
+    cols = ["run", "edit", "attack", "seed", "prompts", "pre_asr", "post_asr", "asr", "asr_lo", "asr_hi", "attacked", "asr_new",
+            "wall"]  # fmt: skip
     rows = []
     for p in sorted((Path(work) / "attacks").glob("*/result.json")):
-        res = json.loads(p.read_text())
+        res = read_result(p.parent)
         edit, _, rest = p.parent.name.partition("--")
         seed = rest.rsplit("-s", 1)[-1]
         rows.append({
             "run": p.parent.name, "edit": edit, "attack": res.get("attack"), "seed": int(seed) if seed.isdigit() else None,
-            "prompts": res.get("prompts"), "asr": res["asr"]["rate"], "asr_lo": res["asr"]["ci95"][0],
-            "asr_hi": res["asr"]["ci95"][1], "pre_attack": res["pre_attack"]["rate"], "asr_new": res["asr_new"]["rate"],
-            "wall": res.get("wall"),
+            "prompts": res.get("prompts"), **{k: res[k]["rate"] for k in ("pre_asr", "post_asr", "asr", "attacked", "asr_new")},
+            "asr_lo": res["asr"]["ci95"][0], "asr_hi": res["asr"]["ci95"][1], "wall": res.get("wall"),
         })  # fmt: skip
     return pd.DataFrame(rows, columns=cols)
+
+
+def prompts_frame(work: str | Path) -> pd.DataFrame:
+    """Every prompt of every attack run under ``work/attacks``: the run's name, edit, attack and seed,
+    then its ``prompts.csv`` (``attacks.run.PROMPT_COLUMNS``); a run saved before prompts.csv existed
+    gives its per-prompt verdicts from result.json, its scores empty."""
+    from ..attacks.run import PROMPT_COLUMNS, PROMPTS_CSV
+    from ..attacks.score import read_result
+
+    parts = []
+    for p in sorted((Path(work) / "attacks").glob("*/result.json")):
+        run, res = p.parent, read_result(p.parent)
+        if (run / PROMPTS_CSV).exists():
+            df = pd.read_csv(run / PROMPTS_CSV, keep_default_na=False)
+        else:
+            df = pd.DataFrame([{"prompt": r["prompt"], "seed": r["seed"], "attacked": r["attacked"], "shown_before": r["before"],
+                                "shown_after": r["after"]} for r in res["per_prompt"]], columns=PROMPT_COLUMNS).fillna("")  # fmt: skip
+        parts.append(df.assign(run=run.name, edit=run.name.partition("--")[0], attack=res.get("attack")))
+    cols = ["run", "edit", "attack", *PROMPT_COLUMNS]
+    return pd.concat(parts, ignore_index=True)[cols] if parts else pd.DataFrame(columns=cols)
 
 
 def results_frame(ds: xr.Dataset) -> pd.DataFrame:
@@ -94,14 +117,16 @@ def results_frame(ds: xr.Dataset) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def frame_of(path: str | Path) -> pd.DataFrame:
-    """The table at ``path``: a robustness work folder (its cells), its ``attacks`` folder, or an
-    ablation result store (``.zarr``)."""
+def frame_of(path: str | Path, prompts: bool = False) -> pd.DataFrame:
+    """The table at ``path``: a robustness work folder (its cells), its ``attacks`` folder (one row a
+    run, or with ``prompts`` one row a prompt of every run), or an ablation result store (``.zarr``)."""
     path = Path(path)
+    if prompts and not (path.name == "attacks" and path.is_dir()):
+        raise ValueError(f"--prompts reads an attacks/ folder (a robustness --work folder's), not {path}")
     if (path / "cells").is_dir():
         return cells_frame(path)
     if path.name == "attacks" and path.is_dir():
-        return attacks_frame(path.parent)
+        return prompts_frame(path.parent) if prompts else attacks_frame(path.parent)
     if (path / "zarr.json").exists() or path.suffix == ".zarr":
         from ..evaluation.ablate import open_results
 

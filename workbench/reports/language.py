@@ -59,8 +59,8 @@ def answers(rows: list[dict], concept: str, harm: dict | None = None) -> list[st
         base = pooled.get(("unedited", m))
         if base is None:
             continue
-        out.append(f"- {m} ({what}): the unedited model shows '{concept}' on {base['asr']['rate']:.1%} of attacked images "
-                   f"({base['pre_attack']['rate']:.1%} of the plain held-out prompts).")  # fmt: skip
+        out.append(f"- {m} ({what}): the unedited model shows '{concept}' on {base['attacked']['rate']:.1%} of attacked images "
+                   f"({base['pre_asr']['rate']:.1%} of the plain held-out prompts).")  # fmt: skip
         for a, b in QUESTIONS:
             if (a, m) not in pooled or (b, m) not in pooled:
                 continue

@@ -314,11 +314,11 @@ def reactivation_bars(
 
 def asr_heatmap(erasers: list[str], attacks: list[str], asr: list[list[float]], pre: list[float],
                 title: str = "Attack success rate per eraser and attack (pooled over seeds)") -> go.Figure:  # fmt: skip
-    """Eraser x attack heat map of the ASR, with the share shown without attack as the first column,
-    so an attack's gain over the edit's own leak reads across a row."""
+    """Eraser x attack heat map of the ASR (pre + post), with the pre-ASR (shown without attack) as
+    the first column, so an attack's gain over the edit's own leak reads across a row."""
     z = [[p, *row] for p, row in zip(pre, asr)]
     text = [["-" if x != x else f"{x:.0%}" for x in row] for row in z]
-    fig = go.Figure(go.Heatmap(z=z, x=["(no attack)", *attacks], y=erasers, text=text, texttemplate="%{text}",
+    fig = go.Figure(go.Heatmap(z=z, x=["pre-ASR (no attack)", *attacks], y=erasers, text=text, texttemplate="%{text}",
                                zmin=0, zmax=1, colorscale="Reds", colorbar=dict(title="ASR")))  # fmt: skip
     fig.update_layout(title=title, template="plotly_white", yaxis=dict(autorange="reversed"))
     return fig

@@ -11,12 +11,12 @@ others, and the concept neurons' activity per step in the three runs.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import xarray as xr
 
 from ..analysis import concept_activity, concept_masks, concept_neurons, sensitivity, sensitivity_summary
+from ..attacks.score import read_result
 from ..editing.edits import Edit, applied, load_edit
 from ..editing.methods import esd as esd_eraser
 from ..editing.methods import pesd as pesd_eraser
@@ -35,7 +35,7 @@ def _attack_run(folder: Path) -> tuple[dict, list[Prompt], list[Prompt], object]
     slots' embeddings); refused for an attack without prompt slots."""
     from safetensors.torch import load_file
 
-    res = json.loads((folder / "result.json").read_text())
+    res = read_result(folder)
     if "slot_texts" not in res:
         raise ValueError(f"{folder} holds a {res.get('attack')} result without prompt slots: give a prompt attack's --out folder")
     clean = [Prompt(r["prompt"], "clean", r["seed"]) for r in res["per_prompt"]]
@@ -123,7 +123,7 @@ def compare_reactivation(pipe, runs: dict[str, tuple[str | Path | None, str | Pa
     ds = xr.Dataset({"sensitivity": xr.concat(sens, "eraser").drop_vars("site"), "activity": xr.concat(act, "eraser")})
     ds = ds.assign_coords(eraser=names)
     ds["asr"] = ("eraser", [loaded[n][1]["asr"]["rate"] for n in names])
-    ds["pre_attack"] = ("eraser", [loaded[n][1]["pre_attack"]["rate"] for n in names])
+    ds["pre_asr"] = ("eraser", [loaded[n][1]["pre_asr"]["rate"] for n in names])
     ds.attrs.update(concept=concept, k=k, t_hat=t_hat, attack=next(iter(loaded.values()))[1]["attack"])
     return ds
 
@@ -150,7 +150,7 @@ def compare_section(ds: xr.Dataset, figures: Path) -> list[str]:
     ]
     for e in ds["eraser"].values:
         cells = [v(mean["asr"].sel(eraser=e), sd["asr"].sel(eraser=e), ".1%"),
-                 v(mean["pre_attack"].sel(eraser=e), sd["pre_attack"].sel(eraser=e), ".1%"),
+                 v(mean["pre_asr"].sel(eraser=e), sd["pre_asr"].sel(eraser=e), ".1%"),
                  *(v(mean["sensitivity"].sel(eraser=e, group=g), sd["sensitivity"].sel(eraser=e, group=g), "+.3f")
                    for g in ("concept", "other")),
                  *(v(act.sel(eraser=e, run=r), act_sd.sel(eraser=e, run=r) if seeded else None, ".3f")
@@ -213,8 +213,8 @@ def write_markdown(out: Path, result: dict, concept: str, edit, attack, k: float
         "of each neuron's Wanda-scaled activation from the plain to the attacked prompts on the edited model, in units "
         "of its site's mean activation, averaged over every UNet call (definition: workbench/analysis/sensitivity.py).",
         "",
-        f"- attack: ASR {res['asr']['rate']:.1%} ({res['asr']['k']}/{res['asr']['n']}), shown without attack "
-        f"{res['pre_attack']['rate']:.1%}; attack loss {res.get('loss_before', float('nan')):.4f} (plain) -> "
+        f"- attack: ASR {res['asr']['rate']:.1%} ({res['asr']['k']}/{res['asr']['n']}; pre-ASR {res['pre_asr']['rate']:.1%}, "
+        f"post-ASR {res['post_asr']['rate']:.1%}); attack loss {res.get('loss_before', float('nan')):.4f} (plain) -> "
         f"{res.get('loss_after', float('nan')):.4f} (attacked)",
         f"- mean sensitivity, all sites: concept neurons {c:+.3f}, other neurons {o:+.3f} "
         f"({'concept neurons move more' if abs(c) > abs(o) else 'concept neurons do not move more than the others'})",

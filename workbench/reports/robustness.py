@@ -19,6 +19,7 @@ from ..editing.methods import ERASERS, conceptprune, esd, pesd
 from ..editing.prune import random_like
 from ..evaluation.erasers import esd_heldout, objective_loss
 from ..evaluation.harm import ACCEPT
+from ..evaluation.judges.pins import pin_line
 from ..models import load_pipeline
 from ..models.loading import TOY_WORLDS
 from .cells import RANDOM, erasers, grid, learned_mask, mean_over_seeds, run_cell, trained, variant_bases, worst
@@ -400,7 +401,8 @@ def table_section(rows: list[dict], concept: str, seconds: int, n_per: int, quic
         "at the same batch and iterations as their fresh twins, so that only where the examples come from differs. "
         "'train / held-out' is the edit's own objective's loss on draws it trained on and on the same prompts and steps "
         "from seeds it never saw. 'ESD loss' is ESD's objective on one fixed set of 64 of its draws from unseen seeds, "
-        f"the same for every row; unedited: {rows[0].get('esd_loss_unedited', float('nan')):.4f}.",
+        f"the same for every row; unedited: {rows[0].get('esd_loss_unedited', float('nan')):.4f}. "
+        f"{pin_line(rows[0].get('judge_pinned'))}",
         "",
         f"| method | setting | seed | concept rate | worst drop | degraded | {'toy FID' if utility == 'fid' else 'CLIP score' if utility else 'utility'} | density | train / held-out | ESD loss | seconds |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",

@@ -67,6 +67,19 @@ class Judge:
         """Image-quality figures of the images of unrelated prompts (none by default)."""
         return {}
 
+    def pinned(self) -> dict:
+        """What pins this judge (``pins.pin``: spec, package and version, weights' SHA-256, threshold),
+        computed once; a judge that does not say gives its name and workbench's version."""
+        if getattr(self, "_pin", None) is None:
+            self._pin = self.pin()
+        return self._pin
+
+    def pin(self) -> dict:
+        """This judge's pin, computed (``pinned`` keeps it); override it in a judge with weights."""
+        from .pins import pin
+
+        return pin(self.name, "workbench", None)
+
 
 def texts_of(prompts: Sequence[str | Prompt]) -> list[str]:
     return [p if isinstance(p, str) else p.text for p in prompts]

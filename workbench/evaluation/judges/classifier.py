@@ -24,6 +24,13 @@ class ClassifierJudge(Judge):
                 f"{self.classifier.labels[:8]}{' ...' if len(names) > 8 else ''}): put the class name first in the concept's labels"
             )
         self.index = names.index(found)
+        self.model_name = str(model)
+
+    def pin(self) -> dict:
+        from .pins import module_sha256, pin
+
+        return pin(f"classifier:{self.model_name}", "transformers", module_sha256(self.classifier.model), None,
+                   label=self.classifier.labels[self.index])  # fmt: skip
 
     def __call__(self, images, prompts: Sequence) -> Verdicts:
         if len(prompts) != len(images):

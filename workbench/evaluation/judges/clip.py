@@ -27,6 +27,12 @@ class ClipJudge(Judge):
         self.scorer = ClipScorer(model or CLIP_DEFAULT, device=device)
         self._labels_embedded: torch.Tensor | None = None
 
+    def pin(self) -> dict:
+        from .pins import module_sha256, pin
+
+        model = self.scorer.model
+        return pin(f"clip:{model.name_or_path}", "transformers", module_sha256(model), None, labels=self.labels)
+
     @torch.no_grad()
     def label_embeddings(self) -> torch.Tensor:
         """(labels, D) the labels' normalised text embeddings, computed on first use."""

@@ -16,6 +16,17 @@ class NudeNetJudge(Judge):
 
         self.detector = NudityDetector(threshold=threshold, classes=NUDE_CLASSES if classes is None else classes)
 
+    def pin(self) -> dict:
+        import os
+
+        import nudenet
+
+        from .pins import file_sha256, pin
+
+        d = self.detector
+        weights = os.path.join(os.path.dirname(nudenet.__file__), "320n.onnx")  # NudeDetector()'s own, as metrics loads it
+        return pin(f"nudenet:{d.threshold:g}", "nudenet", file_sha256(weights), d.threshold, classes=list(d.classes))
+
     def __call__(self, images, prompts: Sequence) -> Verdicts:
         if len(prompts) != len(images):
             raise ValueError(f"got {len(images)} images for {len(prompts)} prompts: give one prompt per image")

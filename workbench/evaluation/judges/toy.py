@@ -42,6 +42,11 @@ class ToyJudge(Judge):
             degraded=np.array([p == "none" for p in pred["shape"]]),
         )
 
+    def pin(self) -> dict:
+        from .pins import module_sha256, pin
+
+        return pin("toy", "workbench", module_sha256(self.oracle))
+
     def utility(self, images, prompts: Sequence) -> dict[str, float]:
         """The toy FID of the images against drawings of their captions (prompts with seeds)."""
         from ..toy import reference_images, toy_fid
