@@ -128,6 +128,44 @@ def test_revival_of_a_mask_trained_with_weights_revives_both(toy, setting):
     assert all(not torch.equal(revived.weights[k], v) for k, v in tuned.items())  # moved from their edited values
 
 
+@pytest.mark.parametrize("kind", ["mask", "weights"])
+def test_relearning_trains_the_edits_group_holds_the_mask_and_judges_a_curve(toy, setting, kind):
+    from workbench.attacks import Attempt
+    from workbench.attacks.relearn import RelearnOptions, run
+    from workbench.attacks.revival import masked_params
+    from workbench.editing.edits import Edit
+    from workbench.prompts.concepts import get_concept
+
+    edit, texts, _, _ = setting
+    named = dict(toy.unet.named_parameters())
+    original = {k: p.detach().clone() for k, p in named.items()}
+    if kind == "weights":  # an ESD-x-like edit: its attn2 tensors, moved a little
+        edit = Edit("esd", {}, weights={k: p.detach() + 0.01 for k, p in named.items() if ".attn2.to_v." in k})
+    pruned = masked_params(toy, edit.masks) if kind == "mask" else {}
+    seen = []
+
+    def shown(images, prompts):  # called at each checkpoint, inside the fine-tuning
+        start = {**original, **(edit.weights or {})}  # where each tensor began the fine-tuning
+        moved = {k for k, p in named.items() if not torch.equal(p, start[k])}
+        held = all(not named[k][m].any() for k, m in pruned.items())  # the mask's pruned entries still zero
+        seen.append((moved, held))
+        return [True] * len(images)
+
+    c = get_concept("striped")
+    tg = list(c.eval_target[:3])
+    a = Attempt(toy, c, edit, tg, shown, None, budget=4, seed=0, steps=4)
+    after, adversarial = run(a, RelearnOptions(images=4, lr=1e-3, batch=2, fractions=(0.5, 1.0)))
+    assert sorted(a.curve) == [2, 4] and after == a.curve[4] and adversarial == [p.text for p in tg]
+    assert a.info["loss_first"] > 0 and a.info["relearn"]["images"] == 4
+    for moved, held in seen:
+        assert held
+        if kind == "weights":  # the eraser's own tensors train, nothing else
+            assert moved and moved <= set(edit.weights)
+        else:  # the whole denoiser trains
+            assert len(moved) > len(pruned)
+    assert all(torch.equal(p, original[k]) for k, p in named.items())  # the model as it was, after
+
+
 def test_attack_cli_reports_rates_and_keeps_prompts_and_embeddings(setting, tmp_path, capsys):
     _, _, _, path = setting
     out = tmp_path / "attacks" / "esd--unlearndiff-b3-s0"

@@ -32,7 +32,7 @@ from ..models.loading import model_id
 from ..prompts.concepts import get_concept, single
 from .methods import ATTACKS, Attempt
 from .routes import variants_of
-from .score import AttackResult
+from .score import AttackResult, rates
 
 
 def targets(concept, n_per: int = 1) -> list:
@@ -84,12 +84,25 @@ def attack(pipe, judge, edit: Edit, concept, method: str, budget: int | None = N
                   "judge_pinned": j.pinned(), "steps": steps, "guidance": guidance}  # fmt: skip
     attempt = Attempt(pipe, c, edit, tg, shown, ex, budget, seed, k, steps, guidance, progress, out, info)
     after, adversarial = spec.run(attempt)
+    if attempt.curve:
+        info["curve"] = curve_of(before, {0: before, **attempt.curve})
     info["seconds"] = round(time.time() - t0, 1)
     result = AttackResult(method, c.name, texts, seeds, before, [bool(x) for x in after], list(adversarial), info,
                           _scores(judged[0], len(texts)), _scores(judged[-1] if len(judged) > 1 else None, len(texts)))  # fmt: skip
     if out is not None:
         save(result, out, attempt.tensors)
     return result
+
+
+def curve_of(before: list[bool], verdicts: dict[int, list[bool]]) -> list[dict]:
+    """ASR against budget: per checkpoint (in the attack's budget unit), the verdict per prompt
+    there and its rates (``rates``: pre_asr, post_asr, asr, attacked)."""
+    out = []
+    for b in sorted(verdicts):
+        shown = [bool(x) for x in verdicts[b]]
+        r = rates(before, shown)
+        out.append({"budget": b, "shown": shown, **{k: r[k]["rate"] for k in ("pre_asr", "post_asr", "asr", "attacked")}})
+    return out
 
 
 def _scores(verdicts, n: int) -> list[float]:

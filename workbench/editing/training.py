@@ -29,11 +29,13 @@ def batches(n: int, batch: int, iterations: int, seed: int) -> Iterator[torch.Te
 
 
 def optimise(params: list, draws: Iterable, step: Callable[[int, object], tuple[torch.Tensor, float | None]], total: int,
-             desc: str, progress: bool = False, lr: float | None = None) -> list[float]:  # fmt: skip
+             desc: str, progress: bool = False, lr: float | None = None,
+             after: Callable[[int], None] | None = None) -> list[float]:  # fmt: skip
     """The one training loop: Adam over ``params`` (tensors, or parameter groups with their own
     ``lr``), one update per draw. ``step(iteration, draw)`` returns the loss to minimise and the
-    value to log for that iteration (None: nothing); the logged values come back in order. A
-    progress bar of ``total`` iterations named ``desc`` unless ``progress`` is off."""
+    value to log for that iteration (None: nothing); the logged values come back in order.
+    ``after(done)`` runs after each update with the number of updates made (a constraint held, a
+    checkpoint judged). A progress bar of ``total`` iterations named ``desc`` unless ``progress`` is off."""
     from tqdm.auto import tqdm
 
     opt = torch.optim.Adam(params) if lr is None else torch.optim.Adam(params, lr=lr)
@@ -45,6 +47,8 @@ def optimise(params: list, draws: Iterable, step: Callable[[int, object], tuple[
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if after is not None:
+            after(it + 1)
     return logged
 
 

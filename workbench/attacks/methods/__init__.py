@@ -46,6 +46,8 @@ class Attempt:
     out: Any = None
     info: dict = field(default_factory=dict)
     tensors: dict = field(default_factory=dict)
+    #: budget checkpoint -> the judge's verdict per target prompt there, for attacks that keep a curve
+    curve: dict = field(default_factory=dict)
 
     @property
     def texts(self) -> list[str]:
