@@ -93,6 +93,9 @@ def cmd_attack(args) -> int:
               f"{s['pre_asr']['rate']:.1%} + post-ASR {s['post_asr']['rate']:.1%} of {s['prompts']} prompts; '{concept.name}' "
               f"shown on {s['attacked']['k']} attacked images (judge {concept.judge}); {s.get('seconds')} s; prompts in "
               f"{out / 'prompts.csv'}")  # fmt: skip
+        if "curve" in s:
+            print("ASR by budget (" + ATTACKS[args.attack].unit + "): "
+                  + ", ".join(f"{c['budget']}: {c['asr']:.1%}" for c in s["curve"]))  # fmt: skip
     return 0
 
 
