@@ -173,6 +173,50 @@ def test_the_robustness_grid_and_its_attacks_run_on_a_checkpoint(folders, tmp_pa
     assert drawn == set(range(DRAWS))  # each draw a mask of its own seed
     runs = list((tmp_path / "w" / "attacks").glob("*/result.json"))
     assert runs and all(json.loads(p.read_text())["judge"] == "clip" for p in runs)
+    _two_shards_make_the_same_cells(argv, tmp_path)
+
+
+def _timeless(x, at: str = "") -> dict:
+    """A cell or attack result as {path: leaf}, without its clock readings and its own folder."""
+    if isinstance(x, dict):
+        items = [(k, v) for k, v in x.items() if k not in ("wall", "seconds", "prompts_csv")]
+    elif isinstance(x, list):
+        items = list(enumerate(x))
+    else:
+        return {at: x}
+    return {p: v for k, v in items for p, v in _timeless(v, f"{at}/{k}").items()}
+
+
+def _two_shards_make_the_same_cells(argv: list[str], tmp_path):
+    """The same grid as two processes (--shard 0/2 and 1/2, one work folder): every cell and attack
+    run equals the one-process run's, and the page is written."""
+    import os
+    import subprocess
+    import sys
+
+    import torch
+
+    w2, out2 = tmp_path / "w2", tmp_path / "sharded.md"
+    args = [a for a in argv]
+    args[args.index("--work") + 1], args[args.index("--out") + 1] = str(w2), str(out2)
+    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}  # the same arithmetic as this process
+    procs = [subprocess.Popen([sys.executable, "-m", "workbench", *args, "--shard", f"{i}/2"], env=env, stderr=subprocess.PIPE,
+                              text=True) for i in range(2)]  # fmt: skip
+    errs = [p.communicate(timeout=900)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errs
+    assert out2.exists() and not list(tmp_path.glob("w2.*.lock"))  # the page written, every shard's lock given back
+    for sub, pattern in (("cells", "*.json"), ("attacks", "*/result.json")):
+        one = {p.relative_to(tmp_path / "w" / sub): json.loads(p.read_text()) for p in (tmp_path / "w" / sub).glob(pattern)}
+        two = {p.relative_to(w2 / sub): json.loads(p.read_text()) for p in (w2 / sub).glob(pattern)}
+        assert one.keys() == two.keys() and one
+        for k in one:
+            a, b = _timeless(one[k]), _timeless(two[k])
+            assert a.keys() == b.keys(), k
+            for leaf in a:
+                if isinstance(a[leaf], float):
+                    assert a[leaf] == pytest.approx(b[leaf], rel=1e-5, abs=1e-7, nan_ok=True), (k, leaf)
+                else:
+                    assert a[leaf] == b[leaf], (k, leaf)
 
 
 def test_reactivation_runs_on_a_checkpoint(folders, tmp_path, capsys):

@@ -120,7 +120,8 @@ def cmd_robustness(args) -> int:
                    variants=args.variants, attacks=tuple(a for a in args.attacks.split(",") if a),
                    attack_budget=args.attack_budget, model=args.model, judge=args.judge, device=device_of(args),
                    dtype=dtype_of(args), steps=args.steps, guidance=args.guidance, t_hat=args.t_hat,
-                   iterations=args.iterations, cached=args.cached, every_eraser=args.every_eraser)  # fmt: skip
+                   iterations=args.iterations, cached=args.cached, every_eraser=args.every_eraser,
+                   shard=args.shard)  # fmt: skip
     print(f"results: {args.out} ({round(time.time() - t)} s)")
     return 0
 
@@ -261,6 +262,14 @@ def _add_robustness(sub, parents: Parents) -> None:
         default="",
         help=f"comma-separated attacks ({','.join(ATTACKS)}; {', '.join(a.name for a in ATTACKS.specs() if a.routes)} need a concept with routes: the language world) run on each eraser's main setting and the unedited model, every seed; adds the attack overview, "
         "heat map, table and McNemar tests, and with unlearndiff the concept neurons' reactivation per eraser",
+    )
+    rb.add_argument(
+        "--shard",
+        default=None,
+        help="I/N: make and judge only this shard's cells and attack runs (default: RANK/WORLD_SIZE under torchrun or "
+        "accelerate launch), then wait while other shards of the same --work folder run and make what they left (a killed "
+        "shard's share). Every shard takes the same arguments and --work (a shared folder) and writes the same page; "
+        "any kill resumes",
     )
     rb.add_argument("--attack-budget", type=int, default=None, help="steps (generations) of every attack (default: each one's)")
     rb.set_defaults(func=cmd_robustness)

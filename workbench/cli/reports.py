@@ -145,7 +145,10 @@ def add(sub, parents: Parents) -> None:
     res.add_argument("--n-per", type=int, default=2, help="evaluation images per texture x colour x shape (2 gives 128 per cell)")
     res.add_argument("--quick", action="store_true", help="one or two cells per table (a smoke run, not results)")
     res.set_defaults(func=cmd_results)
+    _add_table(sub)
 
+
+def _add_table(sub) -> None:
     t = sub.add_parser(
         "table",
         help="a report's table as CSV (or printed): robustness cells, attack runs, ablation results",

@@ -26,6 +26,7 @@ from ..models.families import denoiser_of, family_of
 from ..models.hooks import DenoiserCall, Hook, hooks, live_edit
 from ..models.sites import Site, catalogue, module_of
 from ..recording.sae import inference_acts
+from ..store.lock import WriterLock
 from ..store.saes import SAE
 
 KEYS = ("W_enc", "b_enc", "W_dec", "b_dec", "k", "features", "above", "bounds")
@@ -191,7 +192,9 @@ def feature_edit(pipe, concept, options, run) -> tuple[dict[str, np.ndarray], di
         folder = Path(run.workdir) / "sae" if run.workdir is not None else Path(tempfile.mkdtemp(prefix="features-"))
         trained = SAEOptions(k=options.sae_k, expansion=options.sae_expansion, epochs=options.sae_epochs, batch_size=1024, buffer=len(prompts),
                              seed=run.seed)  # fmt: skip
-        sae = train_sae(ArraySource(x, {"site": name, "concept": concept.name}), folder, trained, progress=run.progress)
+        folder.mkdir(parents=True, exist_ok=True)
+        with WriterLock(folder, role="shard training an SAE", wait=True, name="training.lock"):  # shards share the folder
+            sae = train_sae(ArraySource(x, {"site": name, "concept": concept.name}), folder, trained, progress=run.progress)
         about["sae_metrics"] = sae.info["metrics"]
     acts = np.stack([sae.encode(p).mean(1) for p in x])  # (prompt, call, feature)
     sets = ["target"] * len(concept.target) + ["anchor"] * len(concept.anchor)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ..editing.methods import ERASERS, main_setting
 from .cells import Cell
+from .shards import wait_for_others
 
 #: the papers' claims tested pairwise besides every eraser against the unedited model
 CLAIMS = (("pesd k=10%", "esd-x lr=1e-4"), ("pesd k=10%", "conceptprune k=2%"), ("conceptprune k=2%", "esd-x lr=1e-4"),
@@ -93,12 +94,11 @@ def mcnemar(a: list[bool], b: list[bool]) -> dict:
 
 def run_attacks(pipe, oracle, cells: list[Cell], concept: str, work: Path, seeds: tuple[int, ...], attacks: tuple[str, ...],
                 budget: int | None = None, progress: bool = True, steps: int | None = None,
-                guidance: float | None = None) -> list[dict]:  # fmt: skip
-    """Run (or resume) every (eraser, attack, seed); return one row per run with its per-prompt outcomes."""
-    from tqdm.auto import tqdm
-
-    from ..attacks import ATTACKS, attack, read_result
-    from ..editing.edits import Edit, load_edit
+                guidance: float | None = None, shard: tuple[int, int] | None = None) -> list[dict]:  # fmt: skip
+    """Run (or resume) every (eraser, attack, seed); return one row per run with its per-prompt
+    outcomes. ``shard`` (i, n) runs every n-th run from the i-th first, then, once no other shard
+    runs, whatever is still missing (``reports.shards``)."""
+    from ..attacks import ATTACKS, read_result
 
     specs = [ATTACKS[m] for m in attacks]  # an unknown name fails here, naming the registered ones
     weights = weight_attacks()
@@ -112,18 +112,12 @@ def run_attacks(pipe, oracle, cells: list[Cell], concept: str, work: Path, seeds
                 b = spec.budget if budget is None else budget
                 key = f"{cell.key if cell else 'unedited'}--{method}-b{b}-s{seed}"
                 todo.append((name, cell, method, b, seed, work / "attacks" / key))
+    mine = todo if shard is None else todo[shard[0] :: shard[1]]
+    _attack_runs(pipe, oracle, mine, concept, work, steps, guidance, progress)
+    wait_for_others(work, shard, lambda: all((t[-1] / "result.json").exists() for t in todo))
+    _attack_runs(pipe, oracle, todo, concept, work, steps, guidance, progress)  # what a killed shard left
     rows = []
-    for name, cell, method, b, seed, folder in tqdm(todo, desc="attacks", disable=not progress):
-        if not (folder / "result.json").exists():
-            edit = load_edit(work / "edits" / cell.key) if cell else Edit("unedited")
-            t0 = time.time()
-            tmp = folder.with_name(folder.name + ".tmp")
-            shutil.rmtree(tmp, ignore_errors=True)  # what an interrupted run left
-            attack(pipe, oracle, edit, concept, method, budget=b, seed=seed, steps=steps, guidance=guidance, out=tmp)
-            res = json.loads((tmp / "result.json").read_text())
-            res["wall"] = round(time.time() - t0, 1)
-            (tmp / "result.json").write_text(json.dumps(res, indent=1, default=float))
-            tmp.rename(folder)  # a run is whole or absent
+    for name, cell, method, b, seed, folder in todo:
         res = read_result(folder)
         rows.append({"eraser": name, "cell": cell.key if cell else None, "attack": method, "budget": b, "seed": seed,
                      "folder": str(folder),
@@ -131,6 +125,26 @@ def run_attacks(pipe, oracle, cells: list[Cell], concept: str, work: Path, seeds
                      "before": [r["before"] for r in res["per_prompt"]], "after": [r["after"] for r in res["per_prompt"]],
                      "prompts": [(r["prompt"], r["seed"]) for r in res["per_prompt"]]})  # fmt: skip
     return rows
+
+
+def _attack_runs(pipe, oracle, todo: list, concept, work: Path, steps, guidance, progress: bool) -> None:
+    """Run each of ``todo`` (eraser, cell, attack, budget, seed, folder) not on disk yet, whole or not at all."""
+    from tqdm.auto import tqdm
+
+    from ..attacks import attack
+    from ..editing.edits import Edit, load_edit
+
+    for _, cell, method, b, seed, folder in tqdm([t for t in todo if not (t[-1] / "result.json").exists()], desc="attacks",
+                                                 disable=not progress):  # fmt: skip
+        edit = load_edit(work / "edits" / cell.key) if cell else Edit("unedited")
+        t0 = time.time()
+        tmp = folder.with_name(folder.name + ".tmp")  # no two processes make one run (shards, wait_for_others)
+        shutil.rmtree(tmp, ignore_errors=True)  # what an interrupted run left
+        attack(pipe, oracle, edit, concept, method, budget=b, seed=seed, steps=steps, guidance=guidance, out=tmp)
+        res = json.loads((tmp / "result.json").read_text())
+        res["wall"] = round(time.time() - t0, 1)
+        (tmp / "result.json").write_text(json.dumps(res, indent=1, default=float))
+        tmp.rename(folder)  # a run is whole or absent
 
 
 def reactivation_runs(rows: list[dict], work: Path, seed: int, attack: str | None = None) -> dict[str, tuple[Path | None, Path]]:

@@ -8,6 +8,7 @@ frontier figure and sentences computed from the numbers.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -22,8 +23,11 @@ from ..evaluation.harm import ACCEPT
 from ..evaluation.judges.pins import pin_line
 from ..models import load_pipeline
 from ..models.loading import TOY_WORLDS
+from ..recording.run import parse_shard, shard_from_env
+from ..store.lock import WriterLock, shard_lock
 from .cells import RANDOM, erasers, grid, learned_mask, mean_over_seeds, run_cell, trained, variant_bases, worst
 from .kept import write_keeping
+from .shards import shard_of, wait_for_others
 
 CONCEPTPRUNE, ESD, PESD = conceptprune.SPEC.name, esd.SPEC.name, pesd.SPEC.name
 
@@ -33,7 +37,8 @@ def run_robustness(out: str | Path = "docs/robustness.md", work: str | Path = "s
                    core: bool = False, variants: bool = False, attacks: tuple[str, ...] = (),
                    attack_budget: int | None = None, model: str = "toy", judge: str | None = None, device: str = "cpu",
                    dtype=None, steps: int | None = None, guidance: float | None = None, t_hat: int | None = None,
-                   iterations: int | None = None, cached: bool = False, every_eraser: bool = False) -> dict:  # fmt: skip
+                   iterations: int | None = None, cached: bool = False, every_eraser: bool = False,
+                   shard: tuple[int, int] | str | None = None) -> dict:  # fmt: skip
     """Run (or resume) the sweep and write the markdown and its figure; return the cells' results.
     ``attacks`` (names from ``workbench.attacks.ATTACKS``) also attacks each eraser's main setting
     with every seed (``reports.attacked``) and adds the table of attack success. ``model`` is any
@@ -41,15 +46,29 @@ def run_robustness(out: str | Path = "docs/robustness.md", work: str | Path = "s
     judge; ``steps``, ``guidance`` (sampling, default the model's own), ``t_hat`` (ConceptPrune's)
     and ``iterations`` (every trained cell's) are for small smoke runs on real checkpoints. ``cached``
     adds ESD-x's and P-ESD's main settings trained on one cached set beside the reference protocol;
-    ``every_eraser`` repeats every trained eraser's main setting on the core grid's other seeds."""
-    from tqdm.auto import tqdm
-
+    ``every_eraser`` repeats every trained eraser's main setting on the core grid's other seeds.
+    ``shard`` ("I/N"; default torchrun's or accelerate's RANK of WORLD_SIZE) makes and judges this
+    shard's cells and attack runs first, then what other shards leave (``reports.shards``): every
+    shard writes the same page once the whole grid is on disk."""
     out, work = Path(out), Path(work)
     from ..attacks.methods import ATTACKS
 
     for a in attacks:  # an unknown name fails before any cell, naming the registered ones
         ATTACKS[a]
     (work / "cells").mkdir(parents=True, exist_ok=True)
+    shard = parse_shard(shard) if shard is not None else shard_from_env()
+    lock = shard_lock(work, *shard).acquire() if shard else None  # held from the start: the others wait while it runs
+    try:
+        return _sweep(out, work, concept, seeds, n_per, quick, progress, core, variants, attacks, attack_budget, model, judge,
+                      device, dtype, steps, guidance, t_hat, iterations, cached, every_eraser, shard)  # fmt: skip
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _sweep(out: Path, work: Path, concept, seeds, n_per, quick, progress, core, variants, attacks, attack_budget, model,
+           judge, device, dtype, steps, guidance, t_hat, iterations, cached, every_eraser, shard) -> dict:  # fmt: skip
+    """``run_robustness``'s work, its arguments checked and its shard's lock held."""
     import torch
 
     from ..evaluation.judges import judge_of
@@ -66,40 +85,66 @@ def run_robustness(out: str | Path = "docs/robustness.md", work: str | Path = "s
     cells = grid(c.name, seeds, quick, core, variants, iterations, cached, every_eraser)
     # the random controls read their eraser's mask: run them last
     cells.sort(key=lambda c: c.method == RANDOM)
-    results = {}
-    for cell in tqdm(cells, desc="erasers", disable=not progress):
-        path = work / "cells" / f"{cell.key}.json"
-        if not path.exists():
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(run_cell(pipe, oracle, cell, concept, work, n_per, setting), default=float))
-            tmp.rename(path)  # a cell is whole or absent
-        results[cell.key] = json.loads(path.read_text())
-    _esd_losses(pipe, cells, results, concept, work, setting)
+    results = _make_cells(pipe, oracle, cells, concept, work, n_per, setting, shard, progress)
     attack_rows, harm = [], {}
     if attacks:
         from .attacked import run_attacks
 
         attack_rows = run_attacks(pipe, oracle, cells, concept, work, seeds, attacks, attack_budget, progress,
-                                  setting.get("steps"), setting.get("guidance"))  # fmt: skip
+                                  setting.get("steps"), setting.get("guidance"), shard)  # fmt: skip
         harm = _attacked_harm(cells, results, seeds)
-    reactivation = None
+    with WriterLock(work, role="shard page", wait=True, name="page.lock") if shard else contextlib.nullcontext():
+        reactivation = _reactivation(pipe, attack_rows, attacks, concept, work, seeds, setting, progress)
+        write_markdown(out, list(results.values()), c.name, round(time.time() - t0), n_per, quick, core, attack_rows, harm, work,
+                       reactivation, world=TOY_WORLDS.get(model, f"`{model}`"))  # fmt: skip
+    return results
+
+
+def _reactivation(pipe, attack_rows: list, attacks: tuple, concept, work: Path, seeds: tuple, setting: dict, progress: bool):
+    """The concept neurons' reactivation per eraser under the reactivation attack (None where it was not run)."""
     from ..attacks.methods import reactivation_attack
 
-    if reactivation_attack() in attacks:
-        from .attacked import reactivation_runs
-        from .reactivation import compare_reactivation
+    if reactivation_attack() not in attacks:
+        return None
+    from .attacked import reactivation_runs
+    from .reactivation import compare_reactivation
 
-        reactivation = xr.concat([compare_reactivation(pipe, reactivation_runs(attack_rows, work, s), concept,
-                                                       work / "reactivation" / f"s{s}", progress=progress,
-                                                       steps=setting.get("steps", 25), t_hat=setting.get("t_hat", 10))
-                                  for s in seeds],
-                                 "seed").assign_coords(seed=list(seeds))  # fmt: skip
-        # strings as zarr v3's variable-length type (numpy's fixed-width one has no v3 spec yet)
-        labels = {d: reactivation[d].values.astype(object) for d in ("eraser", "group", "run")}
-        reactivation.assign_coords(labels).to_zarr(work / "reactivation" / "summary.zarr", mode="w", consolidated=False)
-    write_markdown(out, list(results.values()), c.name, round(time.time() - t0), n_per, quick, core, attack_rows, harm, work,
-                   reactivation, world=TOY_WORLDS.get(model, f"`{model}`"))  # fmt: skip
-    return results
+    reactivation = xr.concat([compare_reactivation(pipe, reactivation_runs(attack_rows, work, s), concept,
+                                                   work / "reactivation" / f"s{s}", progress=progress,
+                                                   steps=setting.get("steps", 25), t_hat=setting.get("t_hat", 10))
+                              for s in seeds],
+                             "seed").assign_coords(seed=list(seeds))  # fmt: skip
+    # strings as zarr v3's variable-length type (numpy's fixed-width one has no v3 spec yet)
+    labels = {d: reactivation[d].values.astype(object) for d in ("eraser", "group", "run")}
+    reactivation.assign_coords(labels).to_zarr(work / "reactivation" / "summary.zarr", mode="w", consolidated=False)
+    return reactivation
+
+
+def _make_cells(pipe, oracle, cells: list, concept, work: Path, n_per: int, setting: dict, shard, progress: bool) -> dict:
+    """Make and judge this shard's cells (all of them unsharded), then, once no other shard runs, any
+    still missing; the same for the ESD losses. Every cell's JSON, by key."""
+    from tqdm.auto import tqdm
+
+    def make(todo: list, desc: str) -> None:
+        for cell in tqdm([c for c in todo if not (work / "cells" / f"{c.key}.json").exists()], desc=desc, disable=not progress):
+            path = work / "cells" / f"{cell.key}.json"
+            tmp = path.with_suffix(".tmp")  # no two processes make one cell (shard_of, wait_for_others)
+            tmp.write_text(json.dumps(run_cell(pipe, oracle, cell, concept, work, n_per, setting), default=float))
+            tmp.rename(path)  # a cell is whole or absent
+
+    mine = shard_of(cells, shard, lambda c: c.base_key if c.method == RANDOM else c.key)  # a control with its eraser
+    make(mine, "erasers" if shard is None else f"erasers, shard {shard[0]}/{shard[1]}")
+    wait_for_others(work, shard, lambda: all((work / "cells" / f"{c.key}.json").exists() for c in cells))
+    make(cells, "erasers other shards left")
+    _esd_losses(pipe, mine, dict(zip([c.key for c in mine], _reread(work, mine))), concept, work, setting)
+    wait_for_others(work, shard, lambda: all("esd_loss" in r for r in _reread(work, cells)))
+    _esd_losses(pipe, cells, dict(zip([c.key for c in cells], _reread(work, cells))), concept, work, setting)
+    return dict(zip([c.key for c in cells], _reread(work, cells)))
+
+
+def _reread(work: Path, cells: list) -> list[dict]:
+    """Every cell's JSON as it is on disk now (other shards add their ESD losses)."""
+    return [json.loads((work / "cells" / f"{c.key}.json").read_text()) for c in cells]
 
 
 def _esd_losses(pipe, cells: list, results: dict, concept, work: Path, setting: dict) -> None:
