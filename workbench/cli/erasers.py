@@ -1,4 +1,5 @@
-"""`workbench erase | attack | reactivation | robustness`: erasers, attacks on their edits, and the protocol's pages."""
+"""`workbench erase | attack | reactivation | robustness | benchmark`: erasers, attacks on their edits, and the
+protocol's pages."""
 
 from __future__ import annotations
 
@@ -132,6 +133,49 @@ def add(sub, parents: Parents) -> None:
     _add_attack(sub, parents)
     _add_reactivation(sub, parents)
     _add_robustness(sub, parents)
+    _add_benchmark(sub, parents)
+
+
+def cmd_benchmark(args) -> int:
+    from ..reports.benchmark import run_benchmark
+
+    t = time.time()
+    table = run_benchmark(args.out, args.work, model=args.model, concepts=_names(args.concepts),
+                          erasers=_names(args.erasers), attack=args.attack, attack_budget=args.attack_budget,
+                          n_per=args.n_per, steps=args.steps, t_hat=args.t_hat, progress=not args.quiet, shard=args.shard,
+                          device=device_of(args))  # fmt: skip
+    print(f"results: {args.out} and {args.out.with_name('benchmark.csv')} ({len(table)} rows, {round(time.time() - t)} s)")
+    return 0
+
+
+def _names(text: str | None) -> list[str] | None:
+    return [x.strip() for x in text.split(",") if x.strip()] if text else None
+
+
+def _add_benchmark(sub, parents: Parents) -> None:
+    from ..attacks.methods import main_attack
+
+    b = sub.add_parser(
+        "benchmark",
+        parents=[parents.quiet, parents.model],
+        help="every eraser on every toy concept in UnlearnCanvas's form (UA, IRA, CRA, toy FID, pre/post ASR)",
+        description="One edit per (toy concept, eraser), each eraser's main setting, judged by the oracle on the "
+        "concept's held-out prompts and attacked: UA (target images without the concept), IRA (the concept's own "
+        "attribute on the other prompts), CRA (every other attribute there), toy FID, and pre-ASR / post-ASR / ASR. "
+        "Cells live under --work (an interrupted run resumes; --shard splits them over processes); writes the "
+        "page, benchmark.csv beside it and a frontier figure. Erasers: " + ", ".join(ERASERS) + ".",
+    )
+    b.add_argument("--out", type=Path, default=Path("docs/benchmark.md"), help="the markdown; the CSV and figures go beside it")
+    b.add_argument("--work", type=Path, default=Path("stores/benchmark"), help="the cells, edits and attack runs (resumable)")
+    b.add_argument("--concepts", default=None, help="comma-separated concepts (default: every toy texture and shape)")
+    b.add_argument("--erasers", default=None, help="comma-separated erasers (default: every registered one)")
+    b.add_argument("--attack", default=None, choices=list(ATTACKS), help=f"the attack (default: {main_attack()})")
+    b.add_argument("--attack-budget", type=int, default=None, help="the attack's budget (default: its own)")
+    b.add_argument("--n-per", type=int, default=2, help="held-out captions per texture x colour x shape")
+    b.add_argument("--steps", type=int, default=None, help="denoising steps of every generation (default: the model's own)")
+    b.add_argument("--t-hat", type=int, default=None, help="ConceptPrune's t-hat (default 10; at most the steps)")
+    b.add_argument("--shard", default=None, help="I/N: this process's share first (default: torchrun's RANK of WORLD_SIZE)")
+    b.set_defaults(func=cmd_benchmark)
 
 
 def _add_erase(sub, parents: Parents) -> None:

@@ -113,9 +113,9 @@ def run_attacks(pipe, oracle, cells: list[Cell], concept: str, work: Path, seeds
                 key = f"{cell.key if cell else 'unedited'}--{method}-b{b}-s{seed}"
                 todo.append((name, cell, method, b, seed, work / "attacks" / key))
     mine = todo if shard is None else todo[shard[0] :: shard[1]]
-    _attack_runs(pipe, oracle, mine, concept, work, steps, guidance, progress)
+    run_attack_list(pipe, oracle, mine, concept, work, steps, guidance, progress)
     wait_for_others(work, shard, lambda: all((t[-1] / "result.json").exists() for t in todo))
-    _attack_runs(pipe, oracle, todo, concept, work, steps, guidance, progress)  # what a killed shard left
+    run_attack_list(pipe, oracle, todo, concept, work, steps, guidance, progress)  # what a killed shard left
     rows = []
     for name, cell, method, b, seed, folder in todo:
         res = read_result(folder)
@@ -127,7 +127,7 @@ def run_attacks(pipe, oracle, cells: list[Cell], concept: str, work: Path, seeds
     return rows
 
 
-def _attack_runs(pipe, oracle, todo: list, concept, work: Path, steps, guidance, progress: bool) -> None:
+def run_attack_list(pipe, oracle, todo: list, concept, work: Path, steps, guidance, progress: bool) -> None:
     """Run each of ``todo`` (eraser, cell, attack, budget, seed, folder) not on disk yet, whole or not at all."""
     from tqdm.auto import tqdm
 

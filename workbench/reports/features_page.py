@@ -7,19 +7,12 @@ from pathlib import Path
 import pandas as pd
 
 from ..editing.methods.features import SPEC
+from .frames import markdown_table
 
 FEATURES = SPEC.name
 
 #: harm budget for the matched-harm comparison: the largest accuracy drop on the other prompts allowed
 HARM = 0.10
-
-
-def _md(df: pd.DataFrame) -> str:
-    cols = list(df.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for _, r in df.iterrows():
-        lines.append("| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in r.values) + " |")
-    return "\n".join(lines)
 
 
 def best_per_concept(table: pd.DataFrame, window: str) -> pd.DataFrame:
@@ -93,7 +86,7 @@ shuffles; the largest over the sites), the level a best unit must clear.
 
 ## The SAEs
 
-{_md(saes)}
+{markdown_table(saes)}
 
 Each is a folder in SAELens's format (`workbench sae`; `store/saes.py`). SAELens is not installable on
 the machine that made this page; its own loading code (6.18.0, `SAE.load_from_disk`, run once by hand
@@ -102,14 +95,14 @@ encodings; tests/test_features.py repeats that check wherever `sae_lens` is inst
 
 ## Best single unit per concept (all sampled calls)
 
-{_md(whole)}
+{markdown_table(whole)}
 
 {_comparison(whole, wins)}
 
 ## By window of denoiser calls
 
 """
-        + "\n\n".join(f"### {w}\n\n{_md(t)}" for w, t in per_window.items())
+        + "\n\n".join(f"### {w}\n\n{markdown_table(t)}" for w, t in per_window.items())
         + f"""
 
 ## Erasure at matched harm: {erased}
@@ -117,17 +110,17 @@ encodings; tests/test_features.py repeats that check wherever `sae_lens` is inst
 Each setting's concept left (share of the held-out {erased} prompts' images the oracle reads as {erased})
 and harm (the largest accuracy drop of any attribute on the other prompts), toy oracle:
 
-{_md(cells.drop(columns=["options"], errors="ignore"))}
+{markdown_table(cells.drop(columns=["options"], errors="ignore"))}
 
 Within a harm budget of {HARM:.2f}, each eraser's lowest concept left:
 
-{_md(m)}
+{markdown_table(m)}
 
 Under attack, each of those settings, in Diffusion-MU-Attack's terms (pre_asr: the share of held-out
 {erased} prompts shown already without attack; post_asr: shown only after it; asr: their sum; attacked:
 the share of attacked images the oracle reads as {erased}; Wilson 95 % interval of the ASR):
 
-{_md(attacks.assign(ci95=attacks["ci95"].map(lambda c: f"{c[0]:.2f}-{c[1]:.2f}"))) if len(attacks) else "(no setting within the budget)"}
+{markdown_table(attacks.assign(ci95=attacks["ci95"].map(lambda c: f"{c[0]:.2f}-{c[1]:.2f}"))) if len(attacks) else "(no setting within the budget)"}
 
 What this says, read off the tables: {_comparison(whole, wins)} {_above_chance(whole)} {_verdict(m)}
 {_at_best_site(cells)}

@@ -135,3 +135,12 @@ def frame_of(path: str | Path, prompts: bool = False) -> pd.DataFrame:
         f"{path} holds no table: pass a `workbench robustness` --work folder, its attacks/ folder, "
         "or an ablation result (.zarr from `workbench ablate` or stores/results/)"
     )
+
+
+def markdown_table(df: pd.DataFrame) -> str:
+    """A data frame as a markdown table, floats to 3 decimals (the pages' tables)."""
+    cols = list(df.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, r in df.iterrows():
+        lines.append("| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in r.values) + " |")
+    return "\n".join(lines)

@@ -326,7 +326,7 @@ def asr_heatmap(erasers: list[str], attacks: list[str], asr: list[list[float]], 
 
 def asr_frontier(points: dict[str, list[tuple[str, float, float]]], budget: float,
                  title: str = "Attack success against harm: erasers compared at matched harm") -> go.Figure:  # fmt: skip
-    """Per attack, each eraser's pooled ASR (y, %) against its harm (x: worst drop, points), with
+    """Per attack, each eraser's pooled ASR (pre + post; y, %) against its harm (x: worst drop, points), with
     the harm budget as a vertical line: an eraser left of it and low is robust at acceptable cost."""
     fig = go.Figure()
     for attack, pts in points.items():
@@ -335,7 +335,27 @@ def asr_frontier(points: dict[str, list[tuple[str, float, float]]], budget: floa
                                  marker=dict(size=10)))  # fmt: skip
     fig.add_vline(x=100 * budget, line_dash="dash", annotation_text=f"harm budget {100 * budget:g} pts")
     fig.update_layout(title=title, template="plotly_white", xaxis_title="worst drop of an attribute on other prompts (points)",
-                      yaxis_title="attacked images showing the concept (%)", yaxis_range=[-3, 103])  # fmt: skip
+                      yaxis_title="ASR, pre + post (%)", yaxis_range=[-3, 103])  # fmt: skip
+    return fig
+
+
+def benchmark_frontier(table, title: str = "Unlearning against retention, every toy concept") -> go.Figure:
+    """UA (y) against the mean of IRA and CRA (x), one small marker per (concept, eraser) and one
+    large per eraser's mean over concepts: up and right is better."""
+    from plotly.colors import qualitative
+
+    fig = go.Figure()
+    for i, (eraser, rows) in enumerate(table.groupby("eraser", sort=False)):
+        colour = qualitative.Plotly[i % len(qualitative.Plotly)]
+        keep = (rows["IRA"] + rows["CRA"]) / 2
+        fig.add_trace(go.Scatter(x=100 * keep, y=100 * rows["UA"], mode="markers", name=eraser, legendgroup=eraser,
+                                 text=rows["concept"], hovertemplate=f"{eraser}, %{{text}}: retain %{{x:.0f}}%, UA %{{y:.0f}}%",
+                                 marker=dict(size=7, color=colour, opacity=0.45)))  # fmt: skip
+        fig.add_trace(go.Scatter(x=[100 * keep.mean()], y=[100 * rows["UA"].mean()], mode="markers", legendgroup=eraser,
+                                 showlegend=False, hovertemplate=f"{eraser}, mean: retain %{{x:.0f}}%, UA %{{y:.0f}}%",
+                                 marker=dict(size=16, color=colour, symbol="diamond", line=dict(width=1, color="black"))))  # fmt: skip
+    fig.update_layout(title=title, template="plotly_white", xaxis_title="retain accuracy, mean of IRA and CRA (%)",
+                      yaxis_title="unlearning accuracy UA (%)", yaxis_range=[-3, 103])  # fmt: skip
     return fig
 
 

@@ -74,6 +74,8 @@ class AttackSpec:
     reading: str = ""
     #: the attack whose runs the reactivation analysis records (the P-ESD paper's Fig. 3: UnlearnDiffAtk)
     reactivation: bool = False
+    #: the attack a benchmark runs when none is named (``main_attack``)
+    main: bool = False
     order: int = 100
 
 
@@ -92,9 +94,14 @@ def runner(target: str, **bound) -> Callable[[Attempt], tuple]:
 ATTACKS: Registry[AttackSpec] = Registry("attack", "workbench.attacks", __name__)
 
 
+def main_attack() -> str:
+    """The attack ``workbench benchmark`` runs unless told another (the spec marked ``main``; else the first)."""
+    return next((s.name for s in ATTACKS.specs() if s.main), next(iter(ATTACKS)))
+
+
 def reactivation_attack() -> str | None:
     """The attack whose runs the reactivation analysis records, if one is registered."""
     return next((s.name for s in ATTACKS.specs() if s.reactivation), None)
 
 
-__all__ = ["ATTACKS", "CHANGES", "AttackSpec", "Attempt", "reactivation_attack", "runner"]
+__all__ = ["ATTACKS", "CHANGES", "AttackSpec", "Attempt", "main_attack", "reactivation_attack", "runner"]

@@ -8,7 +8,7 @@ from . import AttackSpec, runner
 GRADIENT = "workbench.attacks.runners:gradient"
 SPECS = (
     AttackSpec("unlearndiff", "k adversarial prefix tokens: a softmax relaxation over the vocabulary projected to real tokens",
-               runner(GRADIENT, discrete=True), reading="UnlearnDiffAtk over the whole vocabulary", reactivation=True, order=0),
+               runner(GRADIENT, discrete=True), reading="UnlearnDiffAtk over the whole vocabulary", reactivation=True, main=True, order=0),
     AttackSpec("softprompt", "k free prefix embeddings", runner(GRADIENT, discrete=False), order=1),
     AttackSpec("inversion", "one learned word in place of the concept's words", runner(GRADIENT, discrete=False, inversion=True),
                order=2),
