@@ -3,7 +3,8 @@
 # of under 8 minutes: at SD 1.5 size, recording overhead in fp16 (batch 8, 50 steps) and per eraser
 # iteration and attack step (ESD-x, P-ESD, UnlearnDiffAtk, soft prompt); at FLUX.1 and SD3.5-large
 # size in bf16 at 1024 px, one denoising step plain and recorded, one ESD-x iteration and one
-# prompt-attack step; SAE training steps at SD 1.5 size (SAeUron's 16x, k 32); each with peak memory.
+# prompt-attack step; SAE training steps at SD 1.5 size (SAeUron's 16x, k 32); each with peak memory;
+# fresh ESD draws one iteration a sampler call against 8 (seconds and denoiser calls an iteration).
 #
 #   bash benchmarks/gpu.sh --fetch   # here, once: wheels the device image lacks into .whl/ (ignored)
 #   bash benchmarks/gpu.sh           # on the GPU machine (the device tool: carry [".whl"]); writes
@@ -35,7 +36,7 @@ gpu=$(python3 -c "import torch; print(torch.cuda.get_device_name(0))")
     echo "Recording (\`benchmarks/record_overhead.py --mode sd15-gpu --repeats 2\`):"
     echo
     echo '```'
-    timeout 150 python3 benchmarks/record_overhead.py --mode sd15-gpu --repeats 2 2>&1 | tail -n 5 || echo "record_overhead: failed or past 150 s"
+    timeout 140 python3 benchmarks/record_overhead.py --mode sd15-gpu --repeats 2 2>&1 | tail -n 5 || echo "record_overhead: failed or past 140 s"
     echo '```'
     echo
     echo "Erasers and attacks (\`benchmarks/erasers.py --device cuda --iterations 10 --markdown\`):"
@@ -44,9 +45,13 @@ gpu=$(python3 -c "import torch; print(torch.cuda.get_device_name(0))")
     echo
     echo "Diffusion transformers at full size, bf16, 1024 px (\`benchmarks/dit_sizes.py --device cuda --markdown\`):"
     echo
-    timeout 160 python3 benchmarks/dit_sizes.py --device cuda --markdown 2>&1 | grep '^|' || echo "dit_sizes: failed or past 160 s"
+    timeout 140 python3 benchmarks/dit_sizes.py --device cuda --markdown 2>&1 | grep '^|' || echo "dit_sizes: failed or past 140 s"
     echo
     echo "SAE training at SD 1.5 size (\`benchmarks/sae_train.py --device cuda --steps 20 --markdown\`):"
     echo
     timeout 40 python3 benchmarks/sae_train.py --device cuda --steps 20 --markdown 2>&1 | grep '^|' || echo "sae_train: failed or past 40 s"
+    echo
+    echo "Fresh ESD draws at SD 1.5 size, one iteration a sampler call against 8 (\`benchmarks/fresh_draws.py --model sd15 --device cuda -n 8\`):"
+    echo
+    timeout 40 python3 benchmarks/fresh_draws.py --model sd15 --device cuda -n 8 2>&1 | grep -E '^\||speed-up' || echo "fresh_draws: failed or past 40 s"
 } | tee "$report"

@@ -176,3 +176,18 @@ def test_a_cached_source_needs_a_way_to_make_heldout_examples(toy):
     ex = frozen_examples(toy, ["a red circle with stripes"], [0], "esd", steps=2)
     with pytest.raises(ValueError, match="held-out"):
         Cached(ex).heldout()
+
+
+def test_fresh_draws_made_ahead_are_the_draws_of_one_iteration_at_a_time(toy):
+    """AHEAD iterations' draws in one sampler call: each iteration's examples are those it draws alone
+    (its prompts, seeds and stopping steps), up to the rounding of a larger batch."""
+    prompts = ["a red circle with stripes", "a blue square with stripes"]
+    src = FreshESD(toy, prompts, steps=6, batch=2, seed=4)
+    together = list(src.batches(5, ahead=5))
+    alone = list(src.batches(5, ahead=1))
+    assert len(together) == len(alone) == 5 and all(len(b) == 2 for b in together)
+    for a, b in zip(together, alone):
+        assert torch.equal(a.t, b.t)  # the same stopping steps
+        torch.testing.assert_close(a.x, b.x, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(a.target, b.target, rtol=1e-4, atol=1e-5)
+    assert len({tuple(b.t.tolist()) for b in together}) > 1  # the iterations differ

@@ -21,7 +21,10 @@ Targets, at the same x_t:
 
 A source gives ``batches(iterations)`` (one ``Examples`` per iteration), ``train(n)`` (examples
 it trained on, to measure the fit) and ``heldout(n)`` (the same distribution with seeds training
-never sees: the generalisation gap).
+never sees: the generalisation gap). Fresh sources draw ``AHEAD`` iterations' examples in one
+sampler call (each its own prompt, seed and stopping step, each trajectory cut at its own step):
+the frozen model draws them, so they are the examples one draw per iteration gives, in fewer,
+larger denoiser calls.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ import torch
 from .options import ANCHORED, GUIDED_AWAY, OBJECTIVES
 from .training import batches
 
+#: iterations whose fresh examples are drawn together (one sampler call of up to this many trajectories)
+AHEAD = 16
 #: seeds of held-out draws start here; training draws take seeds below it (the reference: [0, 2**15])
 HELDOUT_SEED = 2**20
 
@@ -285,11 +290,20 @@ class _Fresh:
     batch: int
 
     def draws(self, it: int) -> Examples:
+        """The examples training iteration ``it`` draws."""
+        return self.draws_of([it])
+
+    def draws_of(self, its: list[int]) -> Examples:
+        """The examples of iterations ``its``, ``batch`` each, in order, drawn together."""
         raise NotImplementedError
 
-    def batches(self, iterations: int) -> Iterator[Examples]:
-        for it in range(iterations):
-            yield self.draws(it)
+    def batches(self, iterations: int, ahead: int = AHEAD) -> Iterator[Examples]:
+        """One ``Examples`` per iteration; ``ahead`` iterations drawn in one go (``AHEAD``)."""
+        for lo in range(0, iterations, ahead):
+            its = list(range(lo, min(lo + ahead, iterations)))
+            ex = self.draws_of(its)
+            for k in range(len(its)):
+                yield ex.take(slice(k * self.batch, (k + 1) * self.batch))
 
     def _spread(self, n: int, iterations: int) -> list[int]:
         """About ``n // batch`` training iterations, evenly over ``iterations``."""
@@ -325,9 +339,8 @@ class FreshESD(_Fresh):
     def _plan(self, it: int) -> list[tuple[int, int, int]]:
         return list(zip(*_plan(self.seed, it, self.batch, len(self.prompts), self.steps)))
 
-    def draws(self, it: int) -> Examples:
-        """The examples training iteration ``it`` draws."""
-        return self._examples(self._plan(it))
+    def draws_of(self, its: list[int]) -> Examples:
+        return self._examples([d for it in its for d in self._plan(it)])
 
     def _trained(self, n: int, iterations: int) -> list[tuple[int, int, int]]:
         return [d for it in self._spread(n, iterations) for d in self._plan(it)]
@@ -415,9 +428,8 @@ class FreshAC(_Fresh):
         target = _frozen(self.pipe, x, t, self.anchor[w], anchor_added, self.shared)
         return Examples(x, t, self.cond[w].cpu(), target, None, added, self.shared)
 
-    def draws(self, it: int) -> Examples:
-        """The examples training iteration ``it`` draws."""
-        return self._examples([it])
+    def draws_of(self, its: list[int]) -> Examples:
+        return self._examples(list(its))
 
     def train(self, n: int, iterations: int = 200) -> Examples:
         """About ``n`` of the examples training drew, from iterations spread over its ``iterations``."""
