@@ -98,6 +98,22 @@ def test_ringabell_searches_towards_the_concept_direction_without_gradients(toy,
     assert res.token_ids.shape == (len(texts), 3)
 
 
+@pytest.mark.parametrize("discrete", [True, False])
+def test_a_curves_checkpoint_is_the_attack_stopped_there(toy, setting, discrete):
+    from workbench.editing.edits import applied
+
+    edit, texts, ex, _ = setting
+    word, tid = placeholder(toy, texts)
+    with applied(toy, edit):
+        long = gradient_attack(toy, ex, texts, word, tid, k=2, discrete=discrete, iterations=4, seed=1, checkpoints=(2, 4))
+        short = gradient_attack(toy, ex, texts, word, tid, k=2, discrete=discrete, iterations=2, seed=1)
+    assert sorted(long.snapshots) == [2]  # the last point is the attack's own result
+    vectors, ids = long.snapshots[2]
+    torch.testing.assert_close(vectors, short.vectors, rtol=0, atol=0)
+    assert (ids is None) == (not discrete) and (ids is None or torch.equal(ids, short.token_ids))
+    assert not torch.equal(vectors, long.vectors)  # two more steps moved the slots
+
+
 @pytest.mark.parametrize("benign", [False, True])
 def test_revival_trains_only_what_the_edit_changed(toy, setting, benign):
     edit, _, ex, _ = setting
@@ -195,6 +211,9 @@ def test_attack_cli_reports_rates_and_keeps_prompts_and_embeddings(setting, tmp_
     assert sum(r["after"] for r in saved["per_prompt"]) == s["attacked"]["k"]
     tensors = load_file(str(out / "adversarial.safetensors"))
     assert tensors["token_ids"].shape == (n, 3) and tensors["embeddings"].shape[:2] == (n, 3)
+    curve = saved["curve"]  # ASR against budget: judged at 1 and 2 steps too, the last point the result's
+    assert [c["budget"] for c in curve] == [0, 1, 2, 3] and curve[-1]["shown"] == [r["after"] for r in saved["per_prompt"]]
+    assert curve[0]["shown"] == [r["before"] for r in saved["per_prompt"]] and curve[-1]["asr"] == s["asr"]["rate"]
     pin = saved["judge_pinned"]  # the toy oracle's weights as loaded, hashed
     assert pin["spec"] == "toy" and pin["version"] == wb.__version__ and len(pin["weights_sha256"]) == 64
     rows = list(csv.DictReader(open(saved["prompts_csv"])))  # the run's prompts: one row each, as result.json has them
@@ -402,6 +421,25 @@ def test_attack_claims_read_the_pooled_numbers_and_skip_attacks_that_fail_on_the
     rows[3]["after"] = [True] * 7 + [False]  # 7 of 8 against 8 of 8: one discordant pair, nothing decided
     assert attack_claims(rows, "striped")[1].endswith("McNemar p = 1: the P-ESD paper: a learned mask is more robust "
                                                       "than ESD; not decided at this size (p >= 0.05).")  # fmt: skip
+
+
+def test_curve_points_pool_each_budget_over_seeds_and_the_figure_draws_them():
+    from workbench.reports.attacked import curve_points
+    from workbench.reports.plots import asr_curves
+
+    def row(eraser, seed, before, curve):
+        return {"eraser": eraser, "attack": "relearn", "seed": seed, "before": before,
+                "summary": {"curve": [{"budget": b, "shown": s} for b, s in curve]}}  # fmt: skip
+
+    rows = [row("esd", 0, [True, False], [(0, [True, False]), (5, [False, True]), (10, [False, True])]),
+            row("esd", 1, [False, False], [(0, [False, False]), (5, [False, False]), (10, [True, True])]),
+            row("ac", 0, [False, False], [(0, [False, False]), (4, [True, False])]),
+            {"eraser": "cp", "attack": "relearn", "seed": 0, "before": [False], "summary": {}}]  # fmt: skip
+    pts = curve_points(rows)
+    # budget 5: seed 0 shown before or at 5 on both prompts, seed 1 on none: 2 of 4
+    assert pts == {"relearn": {"esd": [(0, 0.25), (5, 0.5), (10, 1.0)], "ac": [(0, 0.0), (4, 0.5)]}}
+    fig = asr_curves(pts)
+    assert [list(t.y) for t in fig.data] == [[25.0, 50.0, 100.0], [0.0, 50.0]]
 
 
 def test_attack_table_runs_each_eraser_and_attack_resumes_and_compares(toy, setting, tmp_path, monkeypatch):

@@ -14,7 +14,7 @@ attacked one's (a lower loss is a stronger attack).
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -33,6 +33,8 @@ class AttackOutcome:
     loss_after: float  # the attacked prompt's
     trace: list[float]  # attack loss per iteration (Ring-A-Bell: best fitness per generation)
     loss_start: float = float("nan")  # the attack's own starting prompt's (its initial slots)
+    #: budget checkpoint -> (vectors, token ids or None) the attack would have ended with there
+    snapshots: dict = field(default_factory=dict)
 
 
 def attack_loss(pipe, ex: Examples, texts: list[str], token_id: int | None, vectors: torch.Tensor | None,
@@ -61,7 +63,7 @@ def mean_loss(pipe, ex: Examples, texts, token_id=None, vectors=None, batch: int
 def gradient_attack(pipe, ex: Examples, prompts: list[str], word: str, token_id: int, k: int = 3, discrete: bool = True,
                     iterations: int = 100, lr: float | None = None, seed: int = 0, batch: int = 16, bases: list[str] | None = None,
                     shared: bool = False, where: str = "suffix", progress: bool = False,
-                    allowed: torch.Tensor | None = None) -> AttackOutcome:  # fmt: skip
+                    allowed: torch.Tensor | None = None, checkpoints: tuple[int, ...] = ()) -> AttackOutcome:  # fmt: skip
     """Optimise k slots per prompt, after it (``where="prefix"``: before it, as UnlearnDiffAtk
     places them; with a causal text encoder a suffix leaves the prompt's own token states as they
     were, a prefix shifts them all), or after each of ``bases``, the prompts with the concept's words
@@ -69,8 +71,9 @@ def gradient_attack(pipe, ex: Examples, prompts: list[str], word: str, token_id:
     is the softmax-weighted mix of vocabulary embeddings) and projected to the most likely token at
     the end (UnlearnDiffAtk's setting: the projected, real-token prompt is judged); else free
     embeddings (a soft prompt, or an inverted concept: no text reaches them). ``allowed``: the token
-    ids a discrete attack may choose (default every real token)."""
-
+    ids a discrete attack may choose (default every real token). ``checkpoints``: iteration counts
+    below ``iterations`` where the slots are kept as the attack would end there (projected and
+    polished, for a discrete attack), in ``snapshots``: the ASR-against-budget curve's points."""
     texts = (
         [with_slots(p, word, k, where) for p in prompts] if bases is None else [with_slots(b, word, k, "suffix") for b in bases]
     )
@@ -101,15 +104,27 @@ def gradient_attack(pipe, ex: Examples, prompts: list[str], word: str, token_id:
         loss = attack_loss(pipe, ex, texts, token_id, vectors(), idx)
         return loss, float(loss.detach())
 
-    with trainable(pipe):  # the slots learn, the model does not
-        trace = optimise(params, batches(len(ex), batch, iterations, seed), step, iterations, "attack", progress, lr=lr)
-    with torch.no_grad():
+    @torch.no_grad()
+    def ending():
+        """(vectors, ids) of the slots as they stand, as the attack ends."""
         if discrete:
             ids = _polish(pipe, ex, texts, token_id, table, allowed, logits.detach(), n)
-            final = table[ids].clone()
-        else:
-            ids, final = None, soft.detach().expand(n, -1, -1).clone()
-    return AttackOutcome(texts, final, ids, before, mean_loss(pipe, ex, texts, token_id, final), trace, start_loss)
+            return table[ids].clone(), ids
+        return soft.detach().expand(n, -1, -1).clone(), None
+
+    snapshots: dict = {}
+
+    def keep(done: int) -> None:
+        if done in checkpoints and done < iterations:
+            snapshots[done] = ending()
+
+    with trainable(pipe):  # the slots learn, the model does not
+        trace = optimise(params, batches(len(ex), batch, iterations, seed), step, iterations, "attack", progress, lr=lr,
+                         after=keep)  # fmt: skip
+    final, ids = ending()
+    with torch.no_grad():
+        after = mean_loss(pipe, ex, texts, token_id, final)
+    return AttackOutcome(texts, final, ids, before, after, trace, start_loss, snapshots)
 
 
 @torch.no_grad()

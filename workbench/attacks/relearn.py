@@ -23,6 +23,7 @@ from ..evaluation.generation import generate
 from ..models.families import denoiser_of
 from .methods import Attempt
 from .revival import masked_params
+from .score import CURVE, checkpoints
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ class RelearnOptions:
     images: int = 16
     lr: float = 1e-4
     batch: int = 4
-    fractions: tuple[float, ...] = (0.25, 0.5, 1.0)
+    fractions: tuple[float, ...] = CURVE
 
     def __post_init__(self):
         if self.images < 1 or self.batch < 1 or self.lr <= 0:
@@ -78,11 +79,6 @@ class ConceptImages(FreshAC):
         added = {k: v[w].cpu() for k, v in self.added.items()} if self.added else None
         target = objective_target(self.noise, x0, eps, t)
         return Examples(x.to(self.cond.dtype), arg, self.cond[w].cpu(), target, None, added, self.shared)
-
-
-def checkpoints(budget: int, fractions: tuple[float, ...]) -> list[int]:
-    """The step counts where the ASR is judged: each fraction of the budget, at least 1, the budget last."""
-    return sorted({max(1, round(budget * f)) for f in fractions} | {budget})
 
 
 def run(a: Attempt, options: RelearnOptions = RELEARN) -> tuple[list[bool], list[str]]:

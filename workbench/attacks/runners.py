@@ -18,6 +18,7 @@ from .prompt_search import concept_direction, gradient_attack
 from .prompt_search import ringabell as genetic
 from .revival import revive
 from .routes import heldout_tokens, route_attack
+from .score import checkpoints
 
 
 def weights(a: Attempt, benign: bool = False) -> tuple[list[bool], list[str]]:
@@ -52,7 +53,7 @@ def gradient(a: Attempt, discrete: bool, inversion: bool = False, heldout: bool 
     with applied(a.pipe, a.edit):
         res = gradient_attack(a.pipe, a.examples, a.texts, word, tid, k=1 if inversion else a.k, discrete=discrete,
                               iterations=a.budget, seed=a.seed, progress=a.progress, bases=bases, shared=inversion,
-                              allowed=allowed)  # fmt: skip
+                              allowed=allowed, checkpoints=tuple(checkpoints(a.budget)))  # fmt: skip
         return _judged(a, res, word, tid)
 
 
@@ -77,7 +78,11 @@ def _slot(a: Attempt, heldout: bool):
 
 
 def _judged(a: Attempt, res, word: str, tid: int) -> tuple[list[bool], list[str]]:
-    """The attacked prompts generated and judged (inside the edit), with what the search kept."""
+    """The attacked prompts generated and judged (inside the edit), with what the search kept; where
+    it kept snapshots at budget checkpoints, each judged too (``a.curve``), before the final images."""
+    for b, (vectors, _) in sorted(res.snapshots.items()):
+        with injecting(a.pipe, tid, vectors):
+            a.curve[b] = a.shown(generate(a.pipe, res.texts, a.seeds, a.steps, a.guidance), a.targets)
     with injecting(a.pipe, tid, res.vectors):
         after = a.shown(generate(a.pipe, res.texts, a.seeds, a.steps, a.guidance), a.targets)
     a.info.update(loss_before=res.loss_before, loss_start=res.loss_start, loss_after=res.loss_after, slot_texts=res.texts,
@@ -88,6 +93,8 @@ def _judged(a: Attempt, res, word: str, tid: int) -> tuple[list[bool], list[str]
     else:
         adversarial = [t.replace(word, "<emb>") for t in res.texts]
     a.tensors["embeddings"] = res.vectors.contiguous()
+    if a.curve:
+        a.curve[a.budget] = after
     return after, adversarial
 
 

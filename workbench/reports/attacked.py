@@ -304,6 +304,26 @@ def frontier_points(rows: list[dict], harm: dict | None) -> dict[str, list[tuple
     return out
 
 
+def curve_points(rows: list[dict]) -> dict[str, dict[str, list[tuple[int, float]]]]:
+    """Per attack and eraser, the pooled ASR (shown before or at that budget) at each budget checkpoint
+    its runs all judged (``curve`` in result.json: relearn and the gradient attacks); empty where none did."""
+    out: dict[str, dict[str, list[tuple[int, float]]]] = {}
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:
+        if r["summary"].get("curve"):
+            groups.setdefault((r["attack"], r["eraser"]), []).append(r)
+    for (attack, eraser), rs in groups.items():
+        budgets = sorted(set.intersection(*({c["budget"] for c in r["summary"]["curve"]} for r in rs)))
+        pts = []
+        for b in budgets:
+            hits = [
+                s or x for r in rs for c in r["summary"]["curve"] if c["budget"] == b for s, x in zip(c["shown"], r["before"])
+            ]
+            pts.append((b, sum(hits) / len(hits)))
+        out.setdefault(attack, {})[eraser] = pts
+    return out
+
+
 def asr_overview(rows: list[dict]) -> list[str]:
     """Markdown lines: one row per eraser, its share shown without attack and its pooled ASR under
     each attack."""
@@ -323,10 +343,12 @@ def attack_section(rows: list[dict], concept: str, harm: dict | None = None, fig
         return []
     figs = {}
     if figures is not None:
-        from .plots import asr_frontier, asr_heatmap, write_images
+        from .plots import asr_curves, asr_frontier, asr_heatmap, write_images
 
+        curves = curve_points(rows)
         figs = write_images([(f"attack success {concept}", asr_heatmap(*asr_grid(rows))),
-                             (f"attack success against harm {concept}", asr_frontier(frontier_points(rows, harm), BUDGET))],
+                             (f"attack success against harm {concept}", asr_frontier(frontier_points(rows, harm), BUDGET)),
+                             *([(f"attack success against budget {concept}", asr_curves(curves))] if curves else [])],
                             figures)  # fmt: skip
     budgets = ", ".join(sorted({f"{r['attack']} {r['budget']}" for r in rows}))
     seeds = sorted({r["seed"] for r in rows})
@@ -337,8 +359,9 @@ def attack_section(rows: list[dict], concept: str, harm: dict | None = None, fig
         f"({len(rows[0]['after'])} prompts a run) with seeds {seeds} (a trained eraser's edit of that seed; ConceptPrune's one edit "
         f"attacked with each seed). Budgets (optimiser steps, Ring-A-Bell generations): {budgets}. The attacks: "
         "[attacks.md](attacks.md). 'Shown without attack' is the edit's own leak on these prompts (other captions and "
-        "seeds than the sweep's, so it can differ from the sweep's 'left' by the spread of small samples); ASR counts every "
-        f"attacked image showing the concept; {total:.0f} min of attack time in all.", "",
+        "seeds than the sweep's, so it can differ from the sweep's 'left' by the spread of small samples); ASR is "
+        "Diffusion-MU-Attack's (pre-ASR + post-ASR: shown before or after the attack); the curves judge each run at a "
+        f"quarter and half of its budget too; {total:.0f} min of attack time in all.", "",
         "Pooled over seeds (the details, with intervals, below):", "",
         *asr_overview(rows), "",
         *[f"![{t}](figures/{n})" for t, n in figs.items()], "",

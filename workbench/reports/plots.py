@@ -339,6 +339,28 @@ def asr_frontier(points: dict[str, list[tuple[str, float, float]]], budget: floa
     return fig
 
 
+def asr_curves(points: dict[str, dict[str, list[tuple[int, float]]]], title: str = "Attack success against budget") -> go.Figure:
+    """ASR (pre + post, %) against the attack's budget, one panel per attack, one line per eraser."""
+    from plotly.colors import qualitative
+    from plotly.subplots import make_subplots
+
+    attacks = list(points)
+    erasers = list(dict.fromkeys(e for per in points.values() for e in per))
+    colour = {e: qualitative.Plotly[i % len(qualitative.Plotly)] for i, e in enumerate(erasers)}
+    fig = make_subplots(rows=1, cols=len(attacks), subplot_titles=attacks, shared_yaxes=True)
+    seen: set[str] = set()
+    for i, attack in enumerate(attacks, start=1):
+        for eraser, pts in points[attack].items():
+            fig.add_trace(go.Scatter(x=[b for b, _ in pts], y=[100 * a for _, a in pts], mode="lines+markers", name=eraser,
+                                     legendgroup=eraser, showlegend=eraser not in seen, line=dict(color=colour[eraser])),
+                          row=1, col=i)  # fmt: skip
+            seen.add(eraser)
+        fig.update_xaxes(title_text="budget", row=1, col=i)
+    fig.update_yaxes(title_text="ASR, pre + post (%)", range=[-3, 103], row=1, col=1)
+    fig.update_layout(title=title, template="plotly_white")
+    return fig
+
+
 def benchmark_frontier(table, title: str = "Unlearning against retention, every toy concept") -> go.Figure:
     """UA (y) against the mean of IRA and CRA (x), one small marker per (concept, eraser) and one
     large per eraser's mean over concepts: up and right is better."""
