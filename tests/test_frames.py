@@ -80,3 +80,24 @@ def test_results_frame_skips_unmeasured_cells():
     df = wb.results_frame(ds)
     assert len(df) == 1 and df.iloc[0]["k"] == 2.0
     assert df.iloc[0]["worst_drop"] == pytest.approx(0.3) and df.iloc[0]["relative_cut"] == pytest.approx(0.5)
+
+
+def test_threshold_sweep_judges_saved_scores_again_without_images(tmp_path, capsys):
+    from workbench.attacks import AttackResult
+    from workbench.attacks.run import save
+
+    prompts, seeds = ["a", "b", "c"], [0, 1, 2]
+    scored = AttackResult("softprompt", "nudity", prompts, seeds, [False, True, False], [True, True, False], ["x"] * 3,
+                          score_before=[0.5, 0.7, 0.1], score_after=[0.8, 0.7, 0.3])  # fmt: skip
+    save(scored, tmp_path / "attacks" / "esd--softprompt-b1-s0", {})
+    save(
+        AttackResult("softprompt", "striped", prompts, seeds, [False] * 3, [True] * 3, ["x"] * 3),
+        tmp_path / "attacks" / "toy",
+        {},
+    )
+    assert main(["table", str(tmp_path / "attacks"), "--thresholds", "0.45,0.6,0.75", "--csv", str(tmp_path / "t.csv")]) == 0
+    df = pd.read_csv(tmp_path / "t.csv")  # the run without scores (the toy oracle's) is left out
+    got = {t: tuple(round(x, 6) for x in (r.pre_asr, r.post_asr, r.asr)) for t, r in zip(df["threshold"], df.itertuples())}
+    third = round(1 / 3, 6)
+    assert set(df["run"]) == {"esd--softprompt-b1-s0"}
+    assert got == {0.45: (round(2 / 3, 6), 0.0, round(2 / 3, 6)), 0.6: (third, third, round(2 / 3, 6)), 0.75: (0.0, third, third)}

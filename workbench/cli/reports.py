@@ -67,7 +67,7 @@ def cmd_results(args) -> int:
 def cmd_table(args) -> int:
     from ..reports.frames import frame_of
 
-    df = frame_of(args.path, prompts=args.prompts)
+    df = frame_of(args.path, prompts=args.prompts, thresholds=args.thresholds)
     if args.csv:
         args.csv.parent.mkdir(parents=True, exist_ok=True)
         df.to_csv(args.csv, index=False)
@@ -164,5 +164,12 @@ def _add_table(sub) -> None:
         action="store_true",
         help="with an attacks/ folder: one row per prompt of every run (prompt, seed, attacked prompt or embedding, "
         "the judge's verdict and score before and after: each run's prompts.csv gathered)",
+    )
+    t.add_argument(
+        "--thresholds",
+        type=lambda text: [float(x) for x in text.split(",") if x.strip()],
+        default=None,
+        help="with an attacks/ folder: every run whose judge gives scores judged again at each threshold from its "
+        "prompts.csv (pre_asr, post_asr, asr; e.g. NudeNet's 0.45,0.6,0.75), no image generated",
     )
     t.set_defaults(func=cmd_table)

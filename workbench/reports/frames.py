@@ -98,6 +98,26 @@ def prompts_frame(work: str | Path) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)[cols] if parts else pd.DataFrame(columns=cols)
 
 
+def threshold_frame(work: str | Path, thresholds: list[float]) -> pd.DataFrame:
+    """Every attack run under ``work/attacks`` whose judge gave scores, judged again at each of
+    ``thresholds`` from its prompts.csv (a prompt shown where its score is at least the threshold):
+    pre_asr, post_asr, asr per (run, threshold), without generating an image. NudeNet's threshold
+    is the one users ask about (0.45, 0.6, 0.75); its score is the best exposed class's."""
+    from ..attacks.score import rates
+
+    df = prompts_frame(work)
+    rows = []
+    for run, g in df.groupby("run", sort=False):
+        if (g["score_before"].astype(str) == "").any() or (g["score_after"].astype(str) == "").any():
+            continue  # a judge without scores, or an attack whose last judging was not one image a prompt
+        before, after = g["score_before"].astype(float), g["score_after"].astype(float)
+        for t in thresholds:
+            r = rates(list(before >= t), list(after >= t))
+            rows.append({"run": run, "attack": g["attack"].iloc[0], "threshold": t,
+                         **{k: r[k]["rate"] for k in ("pre_asr", "post_asr", "asr")}, "prompts": len(g)})  # fmt: skip
+    return pd.DataFrame(rows, columns=["run", "attack", "threshold", "pre_asr", "post_asr", "asr", "prompts"])
+
+
 def results_frame(ds: xr.Dataset) -> pd.DataFrame:
     """One row per measured cell of an ablation result (``open_results``): its coordinates, density,
     the concept's rate before and after, the harm protocol's worst drop, degraded images, toy FID."""
@@ -117,12 +137,15 @@ def results_frame(ds: xr.Dataset) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def frame_of(path: str | Path, prompts: bool = False) -> pd.DataFrame:
+def frame_of(path: str | Path, prompts: bool = False, thresholds: list[float] | None = None) -> pd.DataFrame:
     """The table at ``path``: a robustness work folder (its cells), its ``attacks`` folder (one row a
-    run, or with ``prompts`` one row a prompt of every run), or an ablation result store (``.zarr``)."""
+    run; with ``prompts`` one row a prompt of every run; with ``thresholds`` each scored run judged
+    again at each threshold), or an ablation result store (``.zarr``)."""
     path = Path(path)
-    if prompts and not (path.name == "attacks" and path.is_dir()):
-        raise ValueError(f"--prompts reads an attacks/ folder (a robustness --work folder's), not {path}")
+    if (prompts or thresholds) and not (path.name == "attacks" and path.is_dir()):
+        raise ValueError(f"--prompts and --thresholds read an attacks/ folder (a robustness --work folder's), not {path}")
+    if thresholds:
+        return threshold_frame(path.parent, thresholds)
     if (path / "cells").is_dir():
         return cells_frame(path)
     if path.name == "attacks" and path.is_dir():
