@@ -193,3 +193,27 @@ def test_eval_images_are_generated_once_per_model_state(toy, monkeypatch):
     assert torch.equal(toy_mod.eval_images(toy, n_per=1, steps=2), a) and len(calls) == 2  # unpruned again: a hit
     toy_mod.eval_images(toy, n_per=1, steps=3)
     assert len(calls) == 3
+
+
+def test_two_shards_measure_the_cells_of_one_process(toy, tree, store_path, tmp_path):
+    """`workbench ablate --shard 0/2` and `1/2` on one --out, at once: every cell equals the
+    one-process sweep's, and the store is complete."""
+    import os
+    import subprocess
+    import sys
+
+    import torch
+
+    spec = Ablation(ks=[2.0, 10.0], windows=["all"], kinds=["skilled", "random"], steps=STEPS, n_per=1)
+    one = ablate(toy, load_oracle(), tree, spec, tmp_path / "one.zarr", progress=False)
+    argv = [sys.executable, "-m", "workbench", "ablate", str(store_path), "--ks", "2,10", "--windows", "all", "--kinds",
+            "skilled,random", "--n-per", "1", "--out", str(tmp_path / "two.zarr"), "--quiet"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
+    procs = [subprocess.Popen([*argv, "--shard", f"{i}/2"], env=env, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    errs = [p.communicate(timeout=600)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errs
+    two = open_results(tmp_path / "two.zarr")
+    assert bool(two["done"].all()) and two.attrs["baseline_concept_rate"] == pytest.approx(one.attrs["baseline_concept_rate"])
+    for m in ("concept_rate", "shape", "texture", "fid", "density"):
+        np.testing.assert_allclose(two[m].values, one[m].values, rtol=1e-5, atol=1e-7, err_msg=m)
+    assert not list(tmp_path.glob("two.zarr.*.lock"))

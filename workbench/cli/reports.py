@@ -44,7 +44,10 @@ def cmd_ablate(args) -> int:
     spec = Ablation(concepts=args.concepts.split(","), reference=args.reference, families=args.families.split(","),
                     ks=[float(k) for k in args.ks.split(",")], windows=args.windows.split(","), kinds=args.kinds.split(","),
                     steps=int(tree.wb.provenance["steps"]), n_per=args.n_per, judge=args.judge)  # fmt: skip
-    ds = ablate(load(args), load_oracle() if toy else None, tree, spec, args.out, progress=not args.quiet)
+    from ..recording.run import parse_shard, shard_from_env
+
+    shard = parse_shard(args.shard) if args.shard else shard_from_env()
+    ds = ablate(load(args), load_oracle() if toy else None, tree, spec, args.out, progress=not args.quiet, shard=shard)
     print("unpruned baseline (what each cell is compared with):")
     for concept, b in ds.attrs["baseline"].items():
         others = ", ".join(f"{a} {v:.1%}" for a, v in b["other_accuracy"].items())
@@ -121,6 +124,8 @@ def add(sub, parents: Parents) -> None:
     a.add_argument("--kinds", default="skilled,random", help="comma-separated: skilled, unskilled, random")
     a.add_argument("--n-per", type=int, default=2, help="evaluation images per texture x colour x shape (2 gives 128)")
     a.add_argument("--out", type=Path, default=Path("stores/ablation.zarr"))
+    a.add_argument("--shard", default=None, help="I/N: this process's share of the cells first, then what other shards of "
+                   "--out leave (default: RANK/WORLD_SIZE under torchrun or accelerate launch)")  # fmt: skip
     a.add_argument("--judge", default=None, help="judge every concept with this (default: the oracle on the toy world, "
                    f"each concept's own judge on other models: {', '.join(JUDGES)}, as KIND or KIND:ARG)")  # fmt: skip
     a.set_defaults(func=cmd_ablate)

@@ -8,6 +8,7 @@ a ``done`` flag, so an interrupted sweep started again computes only the missing
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,6 +23,8 @@ from ..editing import pruned, random_like
 from ..models import weights_of
 from ..models.families import denoiser_of
 from ..store import consolidate, jsonable
+from ..store.lock import WriterLock, shard_lock
+from ..store.shards import shard_of, wait_for_others
 from .judging import evaluate
 from .toy import eval_images, toy_evaluate
 
@@ -72,8 +75,22 @@ def reference_for(concept: str, reference: str) -> list[str]:
     return refs
 
 
-def ablate(pipe, oracle, tree: xr.DataTree, spec: Ablation, out: str | Path, progress: bool = True) -> xr.Dataset:
-    """Run (or resume) the sweep into ``out`` and return the results Dataset (+ the unpruned baseline)."""
+def ablate(pipe, oracle, tree: xr.DataTree, spec: Ablation, out: str | Path, progress: bool = True,
+           shard: tuple[int, int] | None = None) -> xr.Dataset:  # fmt: skip
+    """Run (or resume) the sweep into ``out`` and return the results Dataset (+ the unpruned baseline).
+    ``shard`` (i, n): this process measures its share of the cells first, then, once no other shard
+    of ``out`` runs, whatever is still missing (each cell its own chunk; the shared steps, creating
+    the store and marking a cell done, under a waiting lock)."""
+    lock = shard_lock(out, *shard).acquire() if shard else None
+    try:
+        return _ablate(pipe, oracle, tree, spec, Path(out), progress, shard)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _ablate(pipe, oracle, tree: xr.DataTree, spec: Ablation, out: Path, progress: bool, shard) -> xr.Dataset:
+    """``ablate`` with its shard's lock held."""
     from tqdm.auto import tqdm
 
     for k in spec.kinds:
@@ -91,11 +108,36 @@ def ablate(pipe, oracle, tree: xr.DataTree, spec: Ablation, out: str | Path, pro
     coords = spec.coords()
     shape = tuple(len(v) for v in coords.values())
     dims = list(coords)
-    out = Path(out)
-    group = _open_results(out, spec, coords, shape, dims)
+    shared = WriterLock(out, role="shard ablation setup", wait=True, name="setup.lock") if shard else contextlib.nullcontext()
+    with shared:
+        group = _open_results(out, spec, coords, shape, dims)
     weights = weights_of(pipe, tree)
     toy = oracle is not None and spec.judge in (None, "toy")
     judged = {} if toy else _judged(spec, oracle, str(denoiser_of(pipe).device))
+    with shared:
+        group = zarr.open_group(str(out), mode="r+", use_consolidated=False)  # another shard may have set the baseline
+        _baseline(pipe, oracle, spec, group, toy, judged)
+    every = list(itertools.product(*(range(n) for n in shape)))
+
+    def measure(cells: list, desc: str) -> None:
+        done = group["done"][...]
+        for ix in tqdm([ix for ix in cells if not done[ix]], desc=desc, disable=not progress):
+            values = _cell(pipe, oracle, tree, spec, weights, coords, dims, shape, ix, toy, judged)
+            for m in METRICS:
+                group[m][ix] = values.get(m, float("nan"))
+            with WriterLock(out, role="shard ablation done", wait=True, name="done.lock") if shard else contextlib.nullcontext():
+                group["done"][ix] = True  # one chunk for every flag: set one at a time
+
+    measure(shard_of(every, shard), "ablation cells" if shard is None else f"ablation cells, shard {shard[0]}/{shard[1]}")
+    wait_for_others(out, shard, lambda: bool(group["done"][...].all()))
+    measure(every, "ablation cells other shards left")
+    with shared:
+        consolidate(out)
+    return open_results(out)
+
+
+def _baseline(pipe, oracle, spec: Ablation, group, toy: bool, judged: dict) -> None:
+    """The unpruned model's readings of every concept, once per store (``baseline`` attrs)."""
     if "baseline_concept_rate" not in group.attrs:
         images = eval_images(pipe, spec.n_per, spec.steps) if toy else None  # the unpruned model's images serve every concept
         base = {}
@@ -107,40 +149,38 @@ def ablate(pipe, oracle, tree: xr.DataTree, spec: Ablation, out: str | Path, pro
                 base[c] = evaluate(pipe, judged[c][0], judged[c][1], steps=spec.steps).summary()
         group.attrs["baseline"] = base
         group.attrs["baseline_concept_rate"] = {c: b["concept_rate"] for c, b in base.items()}
-    done = group["done"][...]
-    cells = [ix for ix in itertools.product(*(range(n) for n in shape)) if not done[ix]]
-    for ix in tqdm(cells, desc="ablation cells", disable=not progress):
-        concept, fam, k, window, kind = (coords[d][i] for d, i in zip(dims, ix))
-        sites = tree.wb.of_family(fam)
-        t_hat, win = parse_window(window)
-        mkind = "unskilled" if kind == "unskilled" else "skilled"
-        masks = union(
-            *(
-                concept_masks(
-                    tree, weights, c, reference_for(c, spec.reference), k=k, t_hat=t_hat, window=win, kind=mkind, sites=sites
-                )
-                for c in members(concept)
+
+
+def _cell(pipe, oracle, tree, spec: Ablation, weights, coords: dict, dims: list, shape: tuple, ix: tuple, toy: bool,
+          judged: dict) -> dict:  # fmt: skip
+    """One cell's masks made, pruned, generated and judged: its metrics."""
+    concept, fam, k, window, kind = (coords[d][i] for d, i in zip(dims, ix))
+    sites = tree.wb.of_family(fam)
+    t_hat, win = parse_window(window)
+    mkind = "unskilled" if kind == "unskilled" else "skilled"
+    masks = union(
+        *(
+            concept_masks(
+                tree, weights, c, reference_for(c, spec.reference), k=k, t_hat=t_hat, window=win, kind=mkind, sites=sites
             )
+            for c in members(concept)
         )
-        if kind == "random":
-            masks = random_like(masks, seed=int(np.ravel_multi_index(ix, shape)))
-            dens = sum(int(m.sum()) for m in masks.values()) / sum(m.size for m in masks.values())
+    )
+    if kind == "random":
+        masks = random_like(masks, seed=int(np.ravel_multi_index(ix, shape)))
+        dens = sum(int(m.sum()) for m in masks.values()) / sum(m.size for m in masks.values())
+    else:
+        dens = float(density(masks)["overall"])
+    with pruned(pipe, masks):
+        if toy:
+            r = toy_evaluate(pipe, oracle, None, members(concept), n_per=spec.n_per, steps=spec.steps)
+            values = {"concept_rate": r.concept_rate, "degraded_rate": r.degraded_rate, **r.other_accuracy,
+                      "target_other": r.target_other, "fid": r.fid}  # fmt: skip
         else:
-            dens = float(density(masks)["overall"])
-        with pruned(pipe, masks):
-            if toy:
-                r = toy_evaluate(pipe, oracle, None, members(concept), n_per=spec.n_per, steps=spec.steps)
-                values = {"concept_rate": r.concept_rate, "degraded_rate": r.degraded_rate, **r.other_accuracy,
-                          "target_other": r.target_other, "fid": r.fid}  # fmt: skip
-            else:
-                g = evaluate(pipe, judged[concept][0], judged[concept][1], steps=spec.steps)
-                values = {"concept_rate": g.concept_rate, "degraded_rate": g.degraded_rate, **g.other_accuracy, **g.utility}
-        values["density"] = dens
-        for m in METRICS:
-            group[m][ix] = values.get(m, float("nan"))
-        group["done"][ix] = True
-    consolidate(out)
-    return open_results(out)
+            g = evaluate(pipe, judged[concept][0], judged[concept][1], steps=spec.steps)
+            values = {"concept_rate": g.concept_rate, "degraded_rate": g.degraded_rate, **g.other_accuracy, **g.utility}
+    values["density"] = dens
+    return values
 
 
 def _judged(spec: Ablation, oracle, device: str) -> dict:

@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 
 from ..editing.methods import ERASERS, main_setting
+from ..store.shards import wait_for_others
 from .cells import Cell
-from .shards import wait_for_others
 
 #: the papers' claims tested pairwise besides every eraser against the unedited model
 CLAIMS = (("pesd k=10%", "esd-x lr=1e-4"), ("pesd k=10%", "conceptprune k=2%"), ("conceptprune k=2%", "esd-x lr=1e-4"),

@@ -95,8 +95,8 @@ def _cells(pipe, concepts: list[str], cells: list, work: Path, n_per: int, setti
 
     from ..evaluation.judges import judge_of
     from ..prompts.concepts import get_concept
+    from ..store.shards import shard_of, wait_for_others
     from .cells import run_cell
-    from .shards import shard_of, wait_for_others
 
     tasks = [(c, cell) for c in concepts for _, cell in cells]
 
@@ -123,8 +123,8 @@ def _attacks(pipe, concepts: list[str], cells: list, work: Path, attack: str, bu
     """The unedited model and every cell under ``attack`` (the robustness layout, ``reports.attacked``)."""
     from ..evaluation.judges import judge_of
     from ..prompts.concepts import get_concept
+    from ..store.shards import shard_of, wait_for_others
     from .attacked import run_attack_list
-    from .shards import shard_of, wait_for_others
 
     todo = [(c, t) for c in concepts for t in attack_todo(work / c, cells, attack, budget)]
     judges = {c: judge_of(None, get_concept(c)) for c in concepts}

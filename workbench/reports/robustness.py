@@ -25,9 +25,9 @@ from ..models import load_pipeline
 from ..models.loading import TOY_WORLDS
 from ..recording.run import parse_shard, shard_from_env
 from ..store.lock import WriterLock, shard_lock
+from ..store.shards import shard_of, wait_for_others
 from .cells import RANDOM, erasers, grid, learned_mask, mean_over_seeds, run_cell, trained, variant_bases, worst
 from .kept import write_keeping
-from .shards import shard_of, wait_for_others
 
 CONCEPTPRUNE, ESD, PESD = conceptprune.SPEC.name, esd.SPEC.name, pesd.SPEC.name
 

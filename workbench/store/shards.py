@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from ..store.lock import live_shards
+from .lock import live_shards
 
 T = TypeVar("T")
 
