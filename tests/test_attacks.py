@@ -223,7 +223,10 @@ def test_attack_cli_reports_rates_and_keeps_prompts_and_embeddings(setting, tmp_
     assert main(["table", str(tmp_path / "attacks"), "--prompts", "--csv", str(tmp_path / "p.csv")]) == 0
     gathered = pd.read_csv(tmp_path / "p.csv")
     assert len(gathered) == n and set(gathered["run"]) == {out.name} and set(gathered["attack"]) == {"unlearndiff"}
-    assert main(["table", str(tmp_path), "--prompts"]) == 2 and "--prompts and --thresholds read an attacks/ folder" in capsys.readouterr().err
+    assert (
+        main(["table", str(tmp_path), "--prompts"]) == 2
+        and "--prompts and --thresholds read an attacks/ folder" in capsys.readouterr().err
+    )
     assert main([*argv[:-2], "--out", str(tmp_path / "b"), "--budget", "0"]) == 2
     assert "budget=0: give at least 1 step" in capsys.readouterr().err
 
