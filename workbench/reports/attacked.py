@@ -97,7 +97,7 @@ def run_attacks(pipe, oracle, cells: list[Cell], concept: str, work: Path, seeds
                 guidance: float | None = None, shard: tuple[int, int] | None = None) -> list[dict]:  # fmt: skip
     """Run (or resume) every (eraser, attack, seed); return one row per run with its per-prompt
     outcomes. ``shard`` (i, n) runs every n-th run from the i-th first, then, once no other shard
-    runs, whatever is still missing (``reports.shards``)."""
+    runs, whatever is still missing (``store.shards``)."""
     from ..attacks import ATTACKS, read_result
 
     specs = [ATTACKS[m] for m in attacks]  # an unknown name fails here, naming the registered ones

@@ -11,7 +11,7 @@ prompts (``BENCHMARK_COLUMNS``):
 - CRA, cross-domain retain accuracy: the mean accuracy of every other attribute on those prompts;
 - toy FID of those images; pre-ASR, post-ASR and ASR (Diffusion-MU-Attack's) under the attack.
 
-Resumable and shardable like the robustness grid (``reports.shards``): cells and attack runs live
+Resumable and shardable like the robustness grid (``store.shards``): cells and attack runs live
 under ``work/<concept>/`` in the robustness layout; the page and ``benchmark.csv`` beside it are
 written from them.
 """

@@ -48,7 +48,7 @@ def run_robustness(out: str | Path = "docs/robustness.md", work: str | Path = "s
     adds ESD-x's and P-ESD's main settings trained on one cached set beside the reference protocol;
     ``every_eraser`` repeats every trained eraser's main setting on the core grid's other seeds.
     ``shard`` ("I/N"; default torchrun's or accelerate's RANK of WORLD_SIZE) makes and judges this
-    shard's cells and attack runs first, then what other shards leave (``reports.shards``): every
+    shard's cells and attack runs first, then what other shards leave (``store.shards``): every
     shard writes the same page once the whole grid is on disk."""
     out, work = Path(out), Path(work)
     from ..attacks.methods import ATTACKS
