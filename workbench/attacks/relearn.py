@@ -70,15 +70,8 @@ class ConceptImages(FreshAC):
     def __init__(self, pipe, prompts: list[str], pool: int, steps: int, guidance: float, batch: int, seed: int):
         super().__init__(pipe, prompts, prompts, pool=pool, steps=steps, guidance=guidance, batch=batch, seed=seed)
 
-    def _examples(self, its: list[int], heldout: bool = False) -> Examples:
-        pick, eps, t = (torch.cat(p) for p in zip(*(self._plan(it) for it in its)))
-        self._images(pick.tolist(), heldout)
-        x0 = torch.stack([self._x0[(heldout, int(i))] for i in pick]).float()
-        x, arg = self._noised(x0, eps, t)
-        w = pick % len(self.anchors)
-        added = {k: v[w].cpu() for k, v in self.added.items()} if self.added else None
-        target = objective_target(self.noise, x0, eps, t)
-        return Examples(x.to(self.cond.dtype), arg, self.cond[w].cpu(), target, None, added, self.shared)
+    def _target(self, x, arg, w, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return objective_target(self.noise, x0.float(), noise, t)
 
 
 def run(a: Attempt, options: RelearnOptions = RELEARN) -> tuple[list[bool], list[str]]:

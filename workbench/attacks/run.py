@@ -32,7 +32,7 @@ from ..models.loading import model_id
 from ..prompts.concepts import get_concept, single
 from .methods import ATTACKS, Attempt
 from .routes import variants_of
-from .score import AttackResult, rates
+from .score import AttackResult, rate_values, rates
 
 
 def targets(concept, n_per: int = 1) -> list:
@@ -100,8 +100,7 @@ def curve_of(before: list[bool], verdicts: dict[int, list[bool]]) -> list[dict]:
     out = []
     for b in sorted(verdicts):
         shown = [bool(x) for x in verdicts[b]]
-        r = rates(before, shown)
-        out.append({"budget": b, "shown": shown, **{k: r[k]["rate"] for k in ("pre_asr", "post_asr", "asr", "attacked")}})
+        out.append({"budget": b, "shown": shown, **rate_values(rates(before, shown))})
     return out
 
 

@@ -84,6 +84,20 @@ def rates(before: list[bool], after: list[bool]) -> dict:
     }
 
 
+#: the rates a table shows, in order (``rates`` has each with its interval)
+RATES = ("pre_asr", "post_asr", "asr", "attacked")
+
+
+def asr_hits(before: list[bool], after: list[bool]) -> list[bool]:
+    """Per prompt, whether it counts towards the ASR: shown before the attack or after it."""
+    return [bool(a) or bool(b) for a, b in zip(after, before)]
+
+
+def rate_values(summary: dict, keys: tuple[str, ...] = RATES) -> dict[str, float]:
+    """``{key: rate}`` of a summary's (``rates``, ``read_result``) ``keys``, for a table row."""
+    return {k: summary[k]["rate"] for k in keys}
+
+
 def read_result(folder: str | Path) -> dict:
     """A saved attack's ``result.json`` with its rates recomputed from its per-prompt verdicts, so
     that results saved before pre/post ASR (whose ``asr`` was today's ``attacked``) read the same."""

@@ -44,10 +44,10 @@ def cmd_ablate(args) -> int:
     spec = Ablation(concepts=args.concepts.split(","), reference=args.reference, families=args.families.split(","),
                     ks=[float(k) for k in args.ks.split(",")], windows=args.windows.split(","), kinds=args.kinds.split(","),
                     steps=int(tree.wb.provenance["steps"]), n_per=args.n_per, judge=args.judge)  # fmt: skip
-    from ..recording.run import parse_shard, shard_from_env
+    from ..store.shards import chosen_shard
 
-    shard = parse_shard(args.shard) if args.shard else shard_from_env()
-    ds = ablate(load(args), load_oracle() if toy else None, tree, spec, args.out, progress=not args.quiet, shard=shard)
+    ds = ablate(load(args), load_oracle() if toy else None, tree, spec, args.out, progress=not args.quiet,
+                shard=chosen_shard(args.shard))  # fmt: skip
     print("unpruned baseline (what each cell is compared with):")
     for concept, b in ds.attrs["baseline"].items():
         others = ", ".join(f"{a} {v:.1%}" for a, v in b["other_accuracy"].items())

@@ -15,14 +15,15 @@ def _joined(names: str | tuple[str, ...]) -> str:
 
 def cmd_record(args) -> int:
     from ..prompts import PromptSet, get
-    from ..recording import finalise, record, shard_from_env
+    from ..recording import finalise, record
+    from ..store.shards import chosen_shard
 
     if args.finalise is not None:
         print(finalise(args.finalise))
         return 0
     if not args.prompts:
         raise ValueError("give --prompts SET ... to record (or --finalise STORE to complete a sharded store)")
-    shard = args.shard if args.shard is not None else shard_from_env()
+    shard = chosen_shard(args.shard)
     prompts = PromptSet()
     for name in args.prompts:
         prompts = prompts + get(name, seed=args.seed)

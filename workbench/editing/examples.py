@@ -420,13 +420,18 @@ class FreshAC(_Fresh):
         pick, noise, t = (torch.cat(p) for p in zip(*plans))
         self._images(pick.tolist(), heldout)
         x0 = torch.stack([self._x0[(heldout, int(i))] for i in pick])
-        x, t = self._noised(x0, noise, t)
+        x, arg = self._noised(x0, noise, t)
         x = x.to(self.cond.dtype)
         w = pick % len(self.anchors)
         added = {k: v[w].cpu() for k, v in self.added.items()} if self.added else None
+        return Examples(x, arg, self.cond[w].cpu(), self._target(x, arg, w, x0, noise, t), None, added, self.shared)
+
+    def _target(self, x: torch.Tensor, arg: torch.Tensor, w: torch.Tensor, x0: torch.Tensor, noise: torch.Tensor,
+                t: torch.Tensor) -> torch.Tensor:  # fmt: skip
+        """The regression target at x_t (``arg``: the denoiser's timestep argument; ``w``: each example's
+        prompt; ``x0``, ``noise``, ``t``: how x_t was made): the frozen prediction for the anchor."""
         anchor_added = {k: v[w] for k, v in self.anchor_added.items()} if self.anchor_added else None
-        target = _frozen(self.pipe, x, t, self.anchor[w], anchor_added, self.shared)
-        return Examples(x, t, self.cond[w].cpu(), target, None, added, self.shared)
+        return _frozen(self.pipe, x, arg, self.anchor[w], anchor_added, self.shared)
 
     def draws_of(self, its: list[int]) -> Examples:
         return self._examples(list(its))

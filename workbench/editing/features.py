@@ -26,8 +26,8 @@ from ..models.families import denoiser_of, family_of
 from ..models.hooks import DenoiserCall, Hook, hooks, live_edit
 from ..models.sites import Site, catalogue, module_of
 from ..recording.sae import inference_acts
-from ..store.lock import WriterLock
 from ..store.saes import SAE
+from ..store.shards import waiting_lock
 
 KEYS = ("W_enc", "b_enc", "W_dec", "b_dec", "k", "features", "above", "bounds")
 
@@ -193,7 +193,7 @@ def feature_edit(pipe, concept, options, run) -> tuple[dict[str, np.ndarray], di
         trained = SAEOptions(k=options.sae_k, expansion=options.sae_expansion, epochs=options.sae_epochs, batch_size=1024, buffer=len(prompts),
                              seed=run.seed)  # fmt: skip
         folder.mkdir(parents=True, exist_ok=True)
-        with WriterLock(folder, role="shard training an SAE", wait=True, name="training.lock"):  # shards share the folder
+        with waiting_lock(folder, "training"):  # shards of a grid share the folder: one trains, the others reuse
             sae = train_sae(ArraySource(x, {"site": name, "concept": concept.name}), folder, trained, progress=run.progress)
         about["sae_metrics"] = sae.info["metrics"]
     acts = np.stack([sae.encode(p).mean(1) for p in x])  # (prompt, call, feature)

@@ -52,13 +52,13 @@ def _skilled(pipe, concept, k: float, t_hat: int, run: EraseRun, path: Path) -> 
     from ..prompts import PromptSet
     from ..recording import record
     from ..store import open_store
-    from ..store.lock import WriterLock
+    from ..store.shards import waiting_lock
     from .prune import as_dict
 
     target, reference = list(concept.target), list(concept.anchor)
     path.parent.mkdir(parents=True, exist_ok=True)
     # shards of a grid share a calibration folder: the first records, the others wait and reuse it
-    with WriterLock(path, role="shard calibrating", wait=True, name="calibrating.lock"):
+    with waiting_lock(path, "calibrating"):
         store = record(pipe, PromptSet(target + reference), path, steps=run.steps, guidance=run.guidance, size=run.size,
                        progress=run.progress)  # fmt: skip
     tree = open_store(store)

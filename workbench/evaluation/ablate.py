@@ -8,7 +8,6 @@ a ``done`` flag, so an interrupted sweep started again computes only the missing
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,8 +22,7 @@ from ..editing import pruned, random_like
 from ..models import weights_of
 from ..models.families import denoiser_of
 from ..store import consolidate, jsonable
-from ..store.lock import WriterLock, shard_lock
-from ..store.shards import shard_of, wait_for_others
+from ..store.shards import running_shard, shard_of, shared_step, wait_for_others
 from .judging import evaluate
 from .toy import eval_images, toy_evaluate
 
@@ -81,12 +79,8 @@ def ablate(pipe, oracle, tree: xr.DataTree, spec: Ablation, out: str | Path, pro
     ``shard`` (i, n): this process measures its share of the cells first, then, once no other shard
     of ``out`` runs, whatever is still missing (each cell its own chunk; the shared steps, creating
     the store and marking a cell done, under a waiting lock)."""
-    lock = shard_lock(out, *shard).acquire() if shard else None
-    try:
+    with running_shard(out, shard):
         return _ablate(pipe, oracle, tree, spec, Path(out), progress, shard)
-    finally:
-        if lock is not None:
-            lock.release()
 
 
 def _ablate(pipe, oracle, tree: xr.DataTree, spec: Ablation, out: Path, progress: bool, shard) -> xr.Dataset:
@@ -108,13 +102,12 @@ def _ablate(pipe, oracle, tree: xr.DataTree, spec: Ablation, out: Path, progress
     coords = spec.coords()
     shape = tuple(len(v) for v in coords.values())
     dims = list(coords)
-    shared = WriterLock(out, role="shard ablation setup", wait=True, name="setup.lock") if shard else contextlib.nullcontext()
-    with shared:
+    with shared_step(out, shard, "setup"):
         group = _open_results(out, spec, coords, shape, dims)
     weights = weights_of(pipe, tree)
     toy = oracle is not None and spec.judge in (None, "toy")
     judged = {} if toy else _judged(spec, oracle, str(denoiser_of(pipe).device))
-    with shared:
+    with shared_step(out, shard, "setup"):
         group = zarr.open_group(str(out), mode="r+", use_consolidated=False)  # another shard may have set the baseline
         _baseline(pipe, oracle, spec, group, toy, judged)
     every = list(itertools.product(*(range(n) for n in shape)))
@@ -125,13 +118,13 @@ def _ablate(pipe, oracle, tree: xr.DataTree, spec: Ablation, out: Path, progress
             values = _cell(pipe, oracle, tree, spec, weights, coords, dims, shape, ix, toy, judged)
             for m in METRICS:
                 group[m][ix] = values.get(m, float("nan"))
-            with WriterLock(out, role="shard ablation done", wait=True, name="done.lock") if shard else contextlib.nullcontext():
+            with shared_step(out, shard, "done"):
                 group["done"][ix] = True  # one chunk for every flag: set one at a time
 
     measure(shard_of(every, shard), "ablation cells" if shard is None else f"ablation cells, shard {shard[0]}/{shard[1]}")
     wait_for_others(out, shard, lambda: bool(group["done"][...].all()))
     measure(every, "ablation cells other shards left")
-    with shared:
+    with shared_step(out, shard, "setup"):
         consolidate(out)
     return open_results(out)
 

@@ -7,7 +7,7 @@ import os
 import shutil
 import socket
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +23,7 @@ from ..models.slots import Slots, injecting
 from ..prompts import PromptSet
 from ..store import StoreError, StoreWriter, WriterLock, jsonable
 from ..store.lock import live_shards, shard_lock
+from ..store.shards import parse_shard
 from .hooks import DEFAULT_STATS, Recorder, run_pipe, uses_cfg
 
 DEFAULT_STORES = Path("stores")
@@ -157,28 +158,6 @@ def _record_shard(run: _Run, out: str | Path, i: int, n: int) -> None:
                     f"(or run `workbench record --finalise {out}`)",
                     file=sys.stderr,
                 )
-
-
-def parse_shard(shard: tuple[int, int] | str | None) -> tuple[int, int] | None:
-    """``"i/n"`` or ``(i, n)`` to ``(i, n)``; one shard of one is no shard."""
-    if shard is None:
-        return None
-    try:
-        i, n = (int(x) for x in (shard.split("/") if isinstance(shard, str) else shard))
-    except (ValueError, TypeError):
-        raise ValueError(f"shard {shard!r} is not I/N: give the shard's index and the number of shards, e.g. 0/4") from None
-    if n < 1 or not 0 <= i < n:
-        raise ValueError(
-            f"shard {i}/{n} is out of range: the index runs from 0 to N-1 (0/{max(n, 1)} .. {max(n, 1) - 1}/{max(n, 1)})"
-        )
-    return None if n == 1 else (i, n)
-
-
-def shard_from_env(env: Mapping[str, str] | None = None) -> tuple[int, int] | None:
-    """The shard torchrun and accelerate give this process (RANK of WORLD_SIZE), or None."""
-    env = os.environ if env is None else env
-    world = int(env.get("WORLD_SIZE", "1") or 1)
-    return parse_shard((int(env.get("RANK", "0") or 0), world)) if world > 1 else None
 
 
 def finalise(out: str | Path) -> Path:

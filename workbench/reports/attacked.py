@@ -110,8 +110,7 @@ def run_attacks(pipe, oracle, cells: list[Cell], concept: str, work: Path, seeds
                 if cell is None and method in weights:
                     continue
                 b = spec.budget if budget is None else budget
-                key = f"{cell.key if cell else 'unedited'}--{method}-b{b}-s{seed}"
-                todo.append((name, cell, method, b, seed, work / "attacks" / key))
+                todo.append((name, cell, method, b, seed, run_folder(work, cell, method, b, seed)))
     mine = todo if shard is None else todo[shard[0] :: shard[1]]
     run_attack_list(pipe, oracle, mine, concept, work, steps, guidance, progress)
     wait_for_others(work, shard, lambda: all((t[-1] / "result.json").exists() for t in todo))
@@ -125,6 +124,11 @@ def run_attacks(pipe, oracle, cells: list[Cell], concept: str, work: Path, seeds
                      "before": [r["before"] for r in res["per_prompt"]], "after": [r["after"] for r in res["per_prompt"]],
                      "prompts": [(r["prompt"], r["seed"]) for r in res["per_prompt"]]})  # fmt: skip
     return rows
+
+
+def run_folder(work: Path, cell: Cell | None, attack: str, budget: int, seed: int) -> Path:
+    """Where one attack run lives: ``work/attacks/EDIT--ATTACK-bBUDGET-sSEED`` (EDIT 'unedited' for none)."""
+    return work / "attacks" / f"{cell.key if cell else 'unedited'}--{attack}-b{budget}-s{seed}"
 
 
 def run_attack_list(pipe, oracle, todo: list, concept, work: Path, steps, guidance, progress: bool) -> None:
@@ -200,6 +204,8 @@ def paired_tests(rows: list[dict], pairs: tuple | None = None) -> list[dict]:
     """Exact McNemar tests between the ``pairs`` of erasers, per attack, over matched (prompt, seed)
     pairs pooled over the attack seeds they share: one dict per test (attack, a, b, pairs, a_only,
     b_only, p)."""
+    from ..attacks.score import asr_hits
+
     pairs = pairs_of() if pairs is None else pairs
     index = {(r["eraser"], r["attack"], r["seed"]): r for r in rows}
     out = []
@@ -215,8 +221,8 @@ def paired_tests(rows: list[dict], pairs: tuple | None = None) -> list[dict]:
                 ra, rb = index[(a, method, s)], index[(b, method, s)]
                 if ra["prompts"] != rb["prompts"]:
                     raise ValueError(f"{a} and {b} were attacked on other prompts ({method}, seed {s}): rerun one")
-                xa += [a or b for a, b in zip(ra["after"], ra["before"])]  # ASR's successes: shown before or after
-                xb += [a or b for a, b in zip(rb["after"], rb["before"])]
+                xa += asr_hits(ra["before"], ra["after"])
+                xb += asr_hits(rb["before"], rb["after"])
             out.append({"attack": method, "a": a, "b": b, "pairs": len(xa), **mcnemar(xa, xb)})
     return out
 
@@ -307,6 +313,8 @@ def frontier_points(rows: list[dict], harm: dict | None) -> dict[str, list[tuple
 def curve_points(rows: list[dict]) -> dict[str, dict[str, list[tuple[int, float]]]]:
     """Per attack and eraser, the pooled ASR (shown before or at that budget) at each budget checkpoint
     its runs all judged (``curve`` in result.json: relearn and the gradient attacks); empty where none did."""
+    from ..attacks.score import asr_hits
+
     out: dict[str, dict[str, list[tuple[int, float]]]] = {}
     groups: dict[tuple[str, str], list[dict]] = {}
     for r in rows:
@@ -316,9 +324,7 @@ def curve_points(rows: list[dict]) -> dict[str, dict[str, list[tuple[int, float]
         budgets = sorted(set.intersection(*({c["budget"] for c in r["summary"]["curve"]} for r in rs)))
         pts = []
         for b in budgets:
-            hits = [
-                s or x for r in rs for c in r["summary"]["curve"] if c["budget"] == b for s, x in zip(c["shown"], r["before"])
-            ]
+            hits = [h for r in rs for c in r["summary"]["curve"] if c["budget"] == b for h in asr_hits(r["before"], c["shown"])]
             pts.append((b, sum(hits) / len(hits)))
         out.setdefault(attack, {})[eraser] = pts
     return out

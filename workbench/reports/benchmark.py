@@ -25,6 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..editing.methods import ERASERS, main_setting
+from .attacked import run_folder
 from .cells import Cell
 
 #: a cell's columns in benchmark.csv, after concept, kind, eraser and setting
@@ -61,9 +62,10 @@ def run_benchmark(out: str | Path = "docs/benchmark.md", work: str | Path = "sto
     then write the page and its CSV; return the table (one row a cell). ``attack``: a name of
     ``ATTACKS``, by default the registry's main one."""
     from ..attacks.methods import ATTACKS, main_attack
+    from ..evaluation.judges import judge_of
     from ..models import load_pipeline
-    from ..recording.run import parse_shard, shard_from_env
-    from ..store.lock import shard_lock
+    from ..prompts.concepts import get_concept
+    from ..store.shards import chosen_shard, running_shard
 
     attack = attack or main_attack()
     ATTACKS[attack]  # an unknown attack fails before any cell
@@ -71,17 +73,14 @@ def run_benchmark(out: str | Path = "docs/benchmark.md", work: str | Path = "sto
     concepts = concepts or toy_concepts(model)
     work, out = Path(work), Path(out)
     work.mkdir(parents=True, exist_ok=True)
-    shard = parse_shard(shard) if shard is not None else shard_from_env()
-    lock = shard_lock(work, *shard).acquire() if shard else None
+    shard = chosen_shard(shard)
     t0 = time.time()
-    try:
+    with running_shard(work, shard):
         pipe = load_pipeline(model, device=device)
         setting = {k: v for k, v in {"steps": steps, "t_hat": t_hat}.items() if v is not None}  # smoke runs: fewer steps
-        _cells(pipe, concepts, cells, work, n_per, setting, progress, shard)
-        _attacks(pipe, concepts, cells, work, attack, attack_budget, setting, progress, shard)
-    finally:
-        if lock is not None:
-            lock.release()
+        judges = {c: judge_of(None, get_concept(c, n_per=n_per)) for c in concepts}  # built once, for cells and attacks
+        _cells(pipe, judges, cells, work, n_per, setting, progress, shard)
+        _attacks(pipe, judges, cells, work, attack, attack_budget, setting, progress, shard)
     table = benchmark_table(work, concepts, cells, attack, attack_budget)
     from .benchmark_page import write_page
 
@@ -89,48 +88,38 @@ def run_benchmark(out: str | Path = "docs/benchmark.md", work: str | Path = "sto
     return table
 
 
-def _cells(pipe, concepts: list[str], cells: list, work: Path, n_per: int, setting: dict, progress: bool, shard) -> None:
-    """Every (concept, eraser) cell made and judged: this shard's, then what other shards leave."""
+def _cells(pipe, judges: dict, cells: list, work: Path, n_per: int, setting: dict, progress: bool, shard) -> None:
+    """Every (concept, eraser) cell made and judged (``judges``: each concept's): this shard's, then
+    what other shards leave."""
     from tqdm.auto import tqdm
 
-    from ..evaluation.judges import judge_of
-    from ..prompts.concepts import get_concept
     from ..store.shards import shard_of, wait_for_others
-    from .cells import run_cell
+    from .cells import run_cell, save_cell
 
-    tasks = [(c, cell) for c in concepts for _, cell in cells]
+    tasks = [(c, cell) for c in judges for _, cell in cells]
 
     def path(c: str, cell: Cell) -> Path:
         return work / c / "cells" / f"{cell.key}.json"
 
     def make(todo: list, desc: str) -> None:
-        judges: dict = {}
         for c, cell in tqdm([t for t in todo if not path(*t).exists()], desc=desc, disable=not progress):
-            judge = judges.setdefault(c, judge_of(None, get_concept(c, n_per=n_per)))
-            p = path(c, cell)
-            p.parent.mkdir(parents=True, exist_ok=True)
-            tmp = p.with_suffix(".tmp")
-            tmp.write_text(json.dumps(run_cell(pipe, judge, cell, c, work / c, n_per, setting), default=float))
-            tmp.rename(p)  # a cell is whole or absent
+            save_cell(path(c, cell), run_cell(pipe, judges[c], cell, c, work / c, n_per, setting))
 
     make(shard_of(tasks, shard, lambda t: f"{t[0]}/{t[1].key}"), "benchmark cells")
     wait_for_others(work, shard, lambda: all(path(*t).exists() for t in tasks))
     make(tasks, "benchmark cells other shards left")
 
 
-def _attacks(pipe, concepts: list[str], cells: list, work: Path, attack: str, budget: int | None, setting: dict,
+def _attacks(pipe, judges: dict, cells: list, work: Path, attack: str, budget: int | None, setting: dict,
              progress: bool, shard) -> None:  # fmt: skip
     """The unedited model and every cell under ``attack`` (the robustness layout, ``reports.attacked``)."""
-    from ..evaluation.judges import judge_of
-    from ..prompts.concepts import get_concept
     from ..store.shards import shard_of, wait_for_others
     from .attacked import run_attack_list
 
-    todo = [(c, t) for c in concepts for t in attack_todo(work / c, cells, attack, budget)]
-    judges = {c: judge_of(None, get_concept(c)) for c in concepts}
+    todo = [(c, t) for c in judges for t in attack_todo(work / c, cells, attack, budget)]
 
     def run(items: list) -> None:
-        for c in concepts:
+        for c in judges:
             run_attack_list(pipe, judges[c], [t for cc, t in items if cc == c], c, work / c, setting.get("steps"), None,
                             progress)  # fmt: skip
 
@@ -145,13 +134,12 @@ def attack_todo(work: Path, cells: list, attack: str, budget: int | None) -> lis
 
     b = ATTACKS[attack].budget if budget is None else budget
     runs = [("unedited", None), *cells]
-    return [(name, cell, attack, b, 0, work / "attacks" / f"{cell.key if cell else 'unedited'}--{attack}-b{b}-s0")
-            for name, cell in runs]  # fmt: skip
+    return [(name, cell, attack, b, 0, run_folder(work, cell, attack, b, 0)) for name, cell in runs]
 
 
 def benchmark_table(work: Path, concepts: list[str], cells: list, attack: str, budget: int | None) -> pd.DataFrame:
     """One row a (concept, eraser), unedited first per concept, read from the cells and attack runs on disk."""
-    from ..attacks.score import read_result
+    from ..attacks.score import rate_values, read_result
     from ..models.toyworld.grammar import ATTRIBUTES
     from ..prompts.concepts import get_concept
 
@@ -167,7 +155,7 @@ def benchmark_table(work: Path, concepts: list[str], cells: list, attack: str, b
             rows.append({"concept": c, "kind": kind, "eraser": name, "setting": cell.key if cell else "-",
                          "UA": 1 - reading["concept_rate"], "IRA": acc[kind],
                          "CRA": sum(v for a, v in acc.items() if a != kind) / (len(acc) - 1), "fid": reading.get("fid"),
-                         **{k: res[k]["rate"] for k in ("pre_asr", "post_asr", "asr")},
+                         **rate_values(res, ("pre_asr", "post_asr", "asr")),
                          "cell_seconds": r["wall"] if r else 0.0, "attack_seconds": res.get("wall", res.get("seconds")),
                          "judge_pinned": json.dumps(res.get("judge_pinned"))})  # fmt: skip
     return pd.DataFrame(rows)

@@ -4,6 +4,7 @@ The robustness page, the attack table and the reactivation view all build on the
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import dataclass, field, fields, replace
@@ -180,6 +181,14 @@ def run_cell(pipe, oracle, cell: Cell, concept, work: Path, n_per: int, setting:
         "judge_pinned": pinned,
         "wall": round(time.time() - t0, 1),
     }
+
+
+def save_cell(path: Path, row: dict) -> None:
+    """A judged cell's JSON at ``path``, written beside it and renamed into place: whole or absent."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")  # no two processes make one cell (store.shards: shard_of, wait_for_others)
+    tmp.write_text(json.dumps(row, default=float))
+    tmp.rename(path)
 
 
 def cell_options(cell: Cell, setting: dict) -> dict:

@@ -133,6 +133,7 @@ def erasure(pipe, work: Path, table: pd.DataFrame) -> pd.DataFrame:
 def attacked(pipe, work: Path, chosen: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
     """Each eraser's matched-harm setting under ``ATTACKS`` (a cell each, kept as JSON)."""
     from ..attacks import attack, read_result
+    from ..attacks.score import rate_values
     from ..editing.edits import load_edit
     from ..editing.make import make_edit
 
@@ -152,7 +153,7 @@ def attacked(pipe, work: Path, chosen: pd.DataFrame, cells: pd.DataFrame) -> pd.
                 attack(pipe, "toy", load_edit(folder), ERASED, method, seed=0, out=run)
             res = read_result(run)
             rows.append({"eraser": r["eraser"], "setting": r["setting"], "attack": method,
-                         **{k: res[k]["rate"] for k in ("pre_asr", "post_asr", "asr", "attacked")}, "n": res["prompts"],
+                         **rate_values(res), "n": res["prompts"],
                          "ci95": res["asr"]["ci95"]})  # fmt: skip
     return pd.DataFrame(rows)
 

@@ -61,7 +61,7 @@ def attacks_frame(work: str | Path) -> pd.DataFrame:
     """Every attack run under ``work/attacks`` (each folder ``EDIT--ATTACK-bBUDGET-sSEED``): its rates
     (``attacks.score.rates``: pre_asr, post_asr, asr with its Wilson interval, attacked, asr_new).
     Empty (with its columns) when no attack ran."""
-    from ..attacks.score import read_result
+    from ..attacks.score import RATES, rate_values, read_result
 
     cols = ["run", "edit", "attack", "seed", "prompts", "pre_asr", "post_asr", "asr", "asr_lo", "asr_hi", "attacked", "asr_new",
             "wall"]  # fmt: skip
@@ -72,7 +72,7 @@ def attacks_frame(work: str | Path) -> pd.DataFrame:
         seed = rest.rsplit("-s", 1)[-1]
         rows.append({
             "run": p.parent.name, "edit": edit, "attack": res.get("attack"), "seed": int(seed) if seed.isdigit() else None,
-            "prompts": res.get("prompts"), **{k: res[k]["rate"] for k in ("pre_asr", "post_asr", "asr", "attacked", "asr_new")},
+            "prompts": res.get("prompts"), **rate_values(res, (*RATES, "asr_new")),
             "asr_lo": res["asr"]["ci95"][0], "asr_hi": res["asr"]["ci95"][1], "wall": res.get("wall"),
         })  # fmt: skip
     return pd.DataFrame(rows, columns=cols)
@@ -103,7 +103,7 @@ def threshold_frame(work: str | Path, thresholds: list[float]) -> pd.DataFrame:
     ``thresholds`` from its prompts.csv (a prompt shown where its score is at least the threshold):
     pre_asr, post_asr, asr per (run, threshold), without generating an image. NudeNet's threshold
     is the one users ask about (0.45, 0.6, 0.75); its score is the best exposed class's."""
-    from ..attacks.score import rates
+    from ..attacks.score import rate_values, rates
 
     df = prompts_frame(work)
     rows = []
@@ -114,7 +114,7 @@ def threshold_frame(work: str | Path, thresholds: list[float]) -> pd.DataFrame:
         for t in thresholds:
             r = rates(list(before >= t), list(after >= t))
             rows.append({"run": run, "attack": g["attack"].iloc[0], "threshold": t,
-                         **{k: r[k]["rate"] for k in ("pre_asr", "post_asr", "asr")}, "prompts": len(g)})  # fmt: skip
+                         **rate_values(r, ("pre_asr", "post_asr", "asr")), "prompts": len(g)})  # fmt: skip
     return pd.DataFrame(rows, columns=["run", "attack", "threshold", "pre_asr", "post_asr", "asr", "prompts"])
 
 

@@ -8,7 +8,6 @@ frontier figure and sentences computed from the numbers.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 from pathlib import Path
@@ -23,10 +22,8 @@ from ..evaluation.harm import ACCEPT
 from ..evaluation.judges.pins import pin_line
 from ..models import load_pipeline
 from ..models.loading import TOY_WORLDS
-from ..recording.run import parse_shard, shard_from_env
-from ..store.lock import WriterLock, shard_lock
-from ..store.shards import shard_of, wait_for_others
-from .cells import RANDOM, erasers, grid, learned_mask, mean_over_seeds, run_cell, trained, variant_bases, worst
+from ..store.shards import chosen_shard, running_shard, shard_of, shared_step, wait_for_others
+from .cells import RANDOM, erasers, grid, learned_mask, mean_over_seeds, run_cell, save_cell, trained, variant_bases, worst
 from .kept import write_keeping
 
 CONCEPTPRUNE, ESD, PESD = conceptprune.SPEC.name, esd.SPEC.name, pesd.SPEC.name
@@ -56,48 +53,37 @@ def run_robustness(out: str | Path = "docs/robustness.md", work: str | Path = "s
     for a in attacks:  # an unknown name fails before any cell, naming the registered ones
         ATTACKS[a]
     (work / "cells").mkdir(parents=True, exist_ok=True)
-    shard = parse_shard(shard) if shard is not None else shard_from_env()
-    lock = shard_lock(work, *shard).acquire() if shard else None  # held from the start: the others wait while it runs
-    try:
-        return _sweep(out, work, concept, seeds, n_per, quick, progress, core, variants, attacks, attack_budget, model, judge,
-                      device, dtype, steps, guidance, t_hat, iterations, cached, every_eraser, shard)  # fmt: skip
-    finally:
-        if lock is not None:
-            lock.release()
+    shard = chosen_shard(shard)
+    with running_shard(work, shard):  # held from the start: the other shards wait while it runs
+        import torch
 
+        from ..evaluation.judges import judge_of
+        from ..prompts.concepts import get_concept, single
 
-def _sweep(out: Path, work: Path, concept, seeds, n_per, quick, progress, core, variants, attacks, attack_budget, model,
-           judge, device, dtype, steps, guidance, t_hat, iterations, cached, every_eraser, shard) -> dict:  # fmt: skip
-    """``run_robustness``'s work, its arguments checked and its shard's lock held."""
-    import torch
+        c = single(get_concept(concept, n_per=n_per, judge=judge), "a robustness page")
+        pipe = load_pipeline(model, device=device, dtype=dtype or torch.float32)
+        oracle = judge_of(None, c, device=device)
+        c.check_model(model)
+        toy = model in TOY_WORLDS
+        concept = c.name if toy and not str(c.source).endswith(".toml") else c
+        setting = {k: v for k, v in {"steps": steps, "guidance": guidance, "t_hat": t_hat}.items() if v is not None}
+        t0 = time.time()
+        cells = grid(c.name, seeds, quick, core, variants, iterations, cached, every_eraser)
+        # the random controls read their eraser's mask: run them last
+        cells.sort(key=lambda c: c.method == RANDOM)
+        results = _make_cells(pipe, oracle, cells, concept, work, n_per, setting, shard, progress)
+        attack_rows, harm = [], {}
+        if attacks:
+            from .attacked import run_attacks
 
-    from ..evaluation.judges import judge_of
-    from ..prompts.concepts import get_concept, single
-
-    c = single(get_concept(concept, n_per=n_per, judge=judge), "a robustness page")
-    pipe = load_pipeline(model, device=device, dtype=dtype or torch.float32)
-    oracle = judge_of(None, c, device=device)
-    c.check_model(model)
-    toy = model in TOY_WORLDS
-    concept = c.name if toy and not str(c.source).endswith(".toml") else c
-    setting = {k: v for k, v in {"steps": steps, "guidance": guidance, "t_hat": t_hat}.items() if v is not None}
-    t0 = time.time()
-    cells = grid(c.name, seeds, quick, core, variants, iterations, cached, every_eraser)
-    # the random controls read their eraser's mask: run them last
-    cells.sort(key=lambda c: c.method == RANDOM)
-    results = _make_cells(pipe, oracle, cells, concept, work, n_per, setting, shard, progress)
-    attack_rows, harm = [], {}
-    if attacks:
-        from .attacked import run_attacks
-
-        attack_rows = run_attacks(pipe, oracle, cells, concept, work, seeds, attacks, attack_budget, progress,
-                                  setting.get("steps"), setting.get("guidance"), shard)  # fmt: skip
-        harm = _attacked_harm(cells, results, seeds)
-    with WriterLock(work, role="shard page", wait=True, name="page.lock") if shard else contextlib.nullcontext():
-        reactivation = _reactivation(pipe, attack_rows, attacks, concept, work, seeds, setting, progress)
-        write_markdown(out, list(results.values()), c.name, round(time.time() - t0), n_per, quick, core, attack_rows, harm, work,
-                       reactivation, world=TOY_WORLDS.get(model, f"`{model}`"))  # fmt: skip
-    return results
+            attack_rows = run_attacks(pipe, oracle, cells, concept, work, seeds, attacks, attack_budget, progress,
+                                      setting.get("steps"), setting.get("guidance"), shard)  # fmt: skip
+            harm = _attacked_harm(cells, results, seeds)
+        with shared_step(work, shard, "page"):
+            reactivation = _reactivation(pipe, attack_rows, attacks, concept, work, seeds, setting, progress)
+            write_markdown(out, list(results.values()), c.name, round(time.time() - t0), n_per, quick, core, attack_rows, harm, work,
+                           reactivation, world=TOY_WORLDS.get(model, f"`{model}`"))  # fmt: skip
+        return results
 
 
 def _reactivation(pipe, attack_rows: list, attacks: tuple, concept, work: Path, seeds: tuple, setting: dict, progress: bool):
@@ -127,19 +113,19 @@ def _make_cells(pipe, oracle, cells: list, concept, work: Path, n_per: int, sett
 
     def make(todo: list, desc: str) -> None:
         for cell in tqdm([c for c in todo if not (work / "cells" / f"{c.key}.json").exists()], desc=desc, disable=not progress):
-            path = work / "cells" / f"{cell.key}.json"
-            tmp = path.with_suffix(".tmp")  # no two processes make one cell (shard_of, wait_for_others)
-            tmp.write_text(json.dumps(run_cell(pipe, oracle, cell, concept, work, n_per, setting), default=float))
-            tmp.rename(path)  # a cell is whole or absent
+            save_cell(work / "cells" / f"{cell.key}.json", run_cell(pipe, oracle, cell, concept, work, n_per, setting))
 
     mine = shard_of(cells, shard, lambda c: c.base_key if c.method == RANDOM else c.key)  # a control with its eraser
     make(mine, "erasers" if shard is None else f"erasers, shard {shard[0]}/{shard[1]}")
     wait_for_others(work, shard, lambda: all((work / "cells" / f"{c.key}.json").exists() for c in cells))
     make(cells, "erasers other shards left")
-    _esd_losses(pipe, mine, dict(zip([c.key for c in mine], _reread(work, mine))), concept, work, setting)
-    wait_for_others(work, shard, lambda: all("esd_loss" in r for r in _reread(work, cells)))
-    _esd_losses(pipe, cells, dict(zip([c.key for c in cells], _reread(work, cells))), concept, work, setting)
-    return dict(zip([c.key for c in cells], _reread(work, cells)))
+    results = dict(zip([c.key for c in cells], _reread(work, cells)))
+    _esd_losses(pipe, mine, results, concept, work, setting)
+    if shard is not None:  # the other shards' losses, once they are written (or a killed shard's, made here)
+        wait_for_others(work, shard, lambda: all("esd_loss" in r for r in _reread(work, cells)))
+        results = dict(zip([c.key for c in cells], _reread(work, cells)))
+        _esd_losses(pipe, cells, results, concept, work, setting)
+    return results
 
 
 def _reread(work: Path, cells: list) -> list[dict]:
