@@ -26,6 +26,7 @@ import torch
 from workbench.attacks.prompt_search import gradient_attack
 from workbench.editing.examples import FreshESD
 from workbench.editing.learning import finetune, frozen_examples, learn_masks
+from workbench.editing.options import GUIDED_AWAY
 from workbench.models import sd15_random
 from workbench.models.slots import placeholder
 
@@ -82,7 +83,7 @@ def main() -> None:
     rows = {}
     reset(dev)
     t = time.perf_counter()
-    ex = frozen_examples(pipe, PROMPTS, seeds, "esd", steps=args.steps, guidance=7.5)
+    ex = frozen_examples(pipe, PROMPTS, seeds, GUIDED_AWAY, steps=args.steps, guidance=7.5)
     rows["frozen examples"] = {"s_total": time.perf_counter() - t, "examples": len(ex), "peak_mb": peak_mb(dev)}
     rows["esd-x iteration"] = timed(dev, lambda n: finetune(pipe, ex, "esd-x", iterations=n, batch=args.batch, progress=False),
                                     args.iterations)  # fmt: skip

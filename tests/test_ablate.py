@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import workbench.evaluation.ablate as ablate_mod
+from workbench.cli import main
 from workbench.evaluation.ablate import Ablation, ablate, open_results
 from workbench.models.toyworld import load_oracle
 from workbench.prompts import get
@@ -195,9 +196,10 @@ def test_eval_images_are_generated_once_per_model_state(toy, monkeypatch):
     assert len(calls) == 3
 
 
-def test_two_shards_measure_the_cells_of_one_process(toy, tree, store_path, tmp_path):
-    """`workbench ablate --shard 0/2` and `1/2` on one --out, at once: every cell equals the
-    one-process sweep's, and the store is complete."""
+def test_two_shards_measure_the_cells_of_one_process(toy, tree, store_path, tmp_path, monkeypatch, capsys):
+    """`workbench ablate --shard 0/2` and `1/2` on one --out, at once, and the same as two tasks on a
+    2-worker dask LocalCluster (`--dask local:2`): every cell equals the one-process sweep's, and the
+    store is complete."""
     import os
     import subprocess
     import sys
@@ -212,8 +214,14 @@ def test_two_shards_measure_the_cells_of_one_process(toy, tree, store_path, tmp_
     procs = [subprocess.Popen([*argv, "--shard", f"{i}/2"], env=env, stderr=subprocess.PIPE, text=True) for i in range(2)]
     errs = [p.communicate(timeout=600)[1] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], errs
-    two = open_results(tmp_path / "two.zarr")
-    assert bool(two["done"].all()) and two.attrs["baseline_concept_rate"] == pytest.approx(one.attrs["baseline_concept_rate"])
-    for m in ("concept_rate", "shape", "texture", "fid", "density"):
-        np.testing.assert_allclose(two[m].values, one[m].values, rtol=1e-5, atol=1e-7, err_msg=m)
-    assert not list(tmp_path.glob("two.zarr.*.lock"))
+    monkeypatch.setenv("OMP_NUM_THREADS", env["OMP_NUM_THREADS"])  # the workers' arithmetic as this process's
+    cli = argv[3:]
+    cli[cli.index("--out") + 1] = str(tmp_path / "dask.zarr")
+    assert main([*cli, "--dask", "local:2"]) == 0
+    assert "ablate: 2 tasks on local:2 done" in capsys.readouterr().out
+    for name in ("two", "dask"):
+        two = open_results(tmp_path / f"{name}.zarr")
+        assert bool(two["done"].all()) and two.attrs["baseline_concept_rate"] == pytest.approx(one.attrs["baseline_concept_rate"])
+        for m in ("concept_rate", "shape", "texture", "fid", "density"):
+            np.testing.assert_allclose(two[m].values, one[m].values, rtol=1e-5, atol=1e-7, err_msg=f"{name}: {m}")
+        assert not list(tmp_path.glob(f"{name}.zarr.*.lock"))

@@ -9,6 +9,7 @@ import pytest
 from safetensors.torch import load_file
 
 from workbench.cli import main
+from workbench.editing.options import GUIDED_AWAY
 
 STEPS = ["--steps", "2", "--n-per", "1", "--quiet"]
 
@@ -36,7 +37,7 @@ def test_erase_and_attack_nudity_with_nudenet_on_a_tiny_sd1_folder(folders, tmp_
     argv = ["erase", "--model", str(folders["sd1"]), "--method", "esd", "--concept", "nudity", "--judge", "nudenet"]
     assert main([*argv, "--iterations", "2", "--out", str(edit), "--json", *STEPS]) == 0
     s = _strict(capsys.readouterr().out)
-    assert s["judge"] == "nudenet" and s["concept"] == "nudity" and s["options"]["objective"] == "esd"
+    assert s["judge"] == "nudenet" and s["concept"] == "nudity" and s["options"]["objective"] == GUIDED_AWAY
     assert s["before"]["concept_rate"] == 0.0  # random weights draw no nudity
     assert s["harm"]["worst"] is None and s["before"]["degraded_rate"] is None  # NudeNet reads no attribute
     tuned = load_file(str(edit / "weights.safetensors"))
@@ -264,7 +265,7 @@ def test_sd_size_training_options_bf16_autocast_and_gradient_checkpointing(folde
     from workbench.models import load_pipeline
 
     pipe = load_pipeline(str(folders["sd1"]))
-    ex = frozen_examples(pipe, ["a photo of a naked man"], [0], "esd", steps=2)
+    ex = frozen_examples(pipe, ["a photo of a naked man"], [0], GUIDED_AWAY, steps=2)
     assert ex.x.device.type == "cpu"  # examples wait on the CPU, a batch moves when used
     idx = torch.arange(len(ex))
     with torch.no_grad():

@@ -20,6 +20,7 @@ from workbench.attacks.prompt_search import concept_direction, gradient_attack, 
 from workbench.attacks.run import strip
 from workbench.cli import main
 from workbench.editing.learning import frozen_examples
+from workbench.editing.options import GUIDED_AWAY
 from workbench.evaluation.erasers import calibration, make_edit
 
 
@@ -58,7 +59,7 @@ def setting(toy, tmp_path_factory):
     edit = make_edit(toy, "conceptprune", "striped", {"k": 5.0}, {"workdir": tmp_path_factory.mktemp("cal"), "progress": False})
     tg = targets("striped")[:4]
     texts, seeds = [p.text for p in tg], [p.seed for p in tg]
-    ex = frozen_examples(toy, texts, seeds, "esd", steps=6)
+    ex = frozen_examples(toy, texts, seeds, GUIDED_AWAY, steps=6)
     ex.target = ex.frozen.clone()
     path = edit.save(tmp_path_factory.mktemp("edit") / "cp")
     return edit, texts, ex, path
@@ -92,10 +93,14 @@ def test_ringabell_searches_towards_the_concept_direction_without_gradients(toy,
     direction = concept_direction(toy, [p.text for p in pos], [p.text for p in neg])
     bases = [strip(t, "striped") for t in texts]
     assert all("stripes" not in b for b in bases) and bases[0].startswith("a ")
-    res = ringabell(toy, texts, bases, direction, word, tid, k=3, generations=12, population=16, seed=0)
+    res = ringabell(toy, texts, bases, direction, word, tid, k=3, generations=12, population=16, seed=0, checkpoints=(6, 12))
     assert res.trace[-1] > res.trace[0]  # the best candidates' similarity to the target encoding rose
     assert all(b <= a + 1e-6 for a, b in zip(res.trace[1:], res.trace[:-1]))  # elitist: never worse
     assert res.token_ids.shape == (len(texts), 3)
+    short = ringabell(toy, texts, bases, direction, word, tid, k=3, generations=6, population=16, seed=0)
+    plain = ringabell(toy, texts, bases, direction, word, tid, k=3, generations=12, population=16, seed=0)
+    assert sorted(res.snapshots) == [6] and torch.equal(res.snapshots[6][1], short.token_ids)  # the search stopped at 6
+    assert torch.equal(plain.token_ids, res.token_ids)  # keeping snapshots changes nothing
 
 
 @pytest.mark.parametrize("discrete", [True, False])
@@ -130,6 +135,18 @@ def test_revival_trains_only_what_the_edit_changed(toy, setting, benign):
             assert torch.equal(w[~mask], orig[~mask]) and (w[mask] != 0).any()
 
 
+def test_revivals_checkpoint_is_revival_stopped_there(toy, setting):
+    edit, _, ex, _ = setting
+    seen = {}
+    long, _ = revive(toy, edit, ex, iterations=4, lr=1e-3, seed=0, checkpoints=(2, 4), at=lambda d, e: seen.update({d: e}))
+    short, _ = revive(toy, edit, ex, iterations=2, lr=1e-3, seed=0)
+    assert sorted(seen) == [2]  # the last point is the attack's own result
+    assert all(torch.equal(seen[2].weights[k], w) for k, w in short.weights.items())
+    assert any(not torch.equal(long.weights[k], w) for k, w in short.weights.items())
+    plain, _ = revive(toy, edit, ex, iterations=4, lr=1e-3, seed=0)
+    assert all(torch.equal(plain.weights[k], w) for k, w in long.weights.items())  # keeping snapshots changes nothing
+
+
 def test_revival_of_a_mask_trained_with_weights_revives_both(toy, setting):
     from workbench.attacks.revival import masked_params
     from workbench.editing import Edit
@@ -147,7 +164,8 @@ def test_revival_of_a_mask_trained_with_weights_revives_both(toy, setting):
 @pytest.mark.parametrize("kind", ["mask", "weights"])
 def test_relearning_trains_the_edits_group_holds_the_mask_and_judges_a_curve(toy, setting, kind):
     from workbench.attacks import Attempt
-    from workbench.attacks.relearn import RelearnOptions, run
+    from workbench.attacks.methods.relearn import RelearnOptions
+    from workbench.attacks.relearn import run
     from workbench.attacks.revival import masked_params
     from workbench.editing.edits import Edit
     from workbench.prompts.concepts import get_concept
@@ -169,10 +187,11 @@ def test_relearning_trains_the_edits_group_holds_the_mask_and_judges_a_curve(toy
 
     c = get_concept("striped")
     tg = list(c.eval_target[:3])
-    a = Attempt(toy, c, edit, tg, shown, None, budget=4, seed=0, steps=4)
-    after, adversarial = run(a, RelearnOptions(images=4, lr=1e-3, batch=2, fractions=(0.5, 1.0)))
+    options = RelearnOptions(images=4, lr=1e-3, batch=2, fractions=(0.5, 1.0))
+    a = Attempt(toy, c, edit, tg, shown, None, budget=4, seed=0, options=options, steps=4)
+    after, adversarial = run(a)
     assert sorted(a.curve) == [2, 4] and after == a.curve[4] and adversarial == [p.text for p in tg]
-    assert a.info["loss_first"] > 0 and a.info["relearn"]["images"] == 4
+    assert a.info["loss_first"] > 0 and a.info["relearn"]["tensors"] == len(edit.weights or named)
     for moved, held in seen:
         assert held
         if kind == "weights":  # the eraser's own tensors train, nothing else
@@ -197,9 +216,13 @@ def test_attack_cli_reports_rates_and_keeps_prompts_and_embeddings(setting, tmp_
         "3",
         "--steps",
         "6",
+        "--tokens",
+        "2",
         "--out",
         str(out),
     ]
+    assert main([*argv, "--images", "4"]) == 2  # relearn's option, refused before any work, with unlearndiff's
+    assert "unlearndiff takes no --images: its options are --batch, --lr, --tokens, --where" in capsys.readouterr().err
     assert main([*argv, "--json", "--quiet"]) == 0
     s = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     n = len(targets("striped"))
@@ -210,7 +233,8 @@ def test_attack_cli_reports_rates_and_keeps_prompts_and_embeddings(setting, tmp_
     assert len(saved["per_prompt"]) == n and all(r["attacked"] != r["prompt"] for r in saved["per_prompt"])
     assert sum(r["after"] for r in saved["per_prompt"]) == s["attacked"]["k"]
     tensors = load_file(str(out / "adversarial.safetensors"))
-    assert tensors["token_ids"].shape == (n, 3) and tensors["embeddings"].shape[:2] == (n, 3)
+    assert tensors["token_ids"].shape == (n, 2) and tensors["embeddings"].shape[:2] == (n, 2)  # --tokens 2
+    assert saved["options"] == {"lr": None, "batch": 16, "tokens": 2, "where": "suffix"}
     curve = saved["curve"]  # ASR against budget: judged at 1 and 2 steps too, the last point the result's
     assert [c["budget"] for c in curve] == [0, 1, 2, 3] and curve[-1]["shown"] == [r["after"] for r in saved["per_prompt"]]
     assert curve[0]["shown"] == [r["before"] for r in saved["per_prompt"]] and curve[-1]["asr"] == s["asr"]["rate"]

@@ -9,6 +9,7 @@ import torch
 from workbench.analysis.masks import n_keep
 from workbench.cli import main
 from workbench.editing import Edit, applied, finetune, frozen_examples, group_params, learn_masks, load_edit, pruned
+from workbench.editing.options import ANCHORED, GUIDED_AWAY
 from workbench.models import module_of, select
 from workbench.models.loading import model_hashes, weights_hash
 
@@ -19,7 +20,7 @@ SEEDS = [0, 1]
 
 @pytest.fixture(scope="module")
 def examples(toy):
-    return frozen_examples(toy, PROMPTS, SEEDS, "esd", steps=3)
+    return frozen_examples(toy, PROMPTS, SEEDS, GUIDED_AWAY, steps=3)
 
 
 def loss(pipe, ex):
@@ -29,7 +30,7 @@ def loss(pipe, ex):
 
 
 def test_esd_targets_follow_the_formula(toy, examples):
-    plain = frozen_examples(toy, PROMPTS, SEEDS, "esd", eta=0.0, steps=3)  # target = e(x_t, "")
+    plain = frozen_examples(toy, PROMPTS, SEEDS, GUIDED_AWAY, eta=0.0, steps=3)  # target = e(x_t, "")
     assert len(examples) == 2 * 3  # one example per prompt and UNet call
     torch.testing.assert_close(examples.frozen, plain.frozen)  # the same frozen trajectory
     # eta = 1: u - (c - u) = 2u - c
@@ -38,9 +39,9 @@ def test_esd_targets_follow_the_formula(toy, examples):
 
 
 def test_ac_with_the_prompt_as_its_own_anchor_targets_the_frozen_prediction(toy):
-    same = frozen_examples(toy, PROMPTS, SEEDS, "ac", anchors=PROMPTS, steps=3)
+    same = frozen_examples(toy, PROMPTS, SEEDS, ANCHORED, anchors=PROMPTS, steps=3)
     torch.testing.assert_close(same.target, same.frozen, atol=1e-5, rtol=1e-5)
-    other = frozen_examples(toy, PROMPTS, SEEDS, "ac", anchors=ANCHORS, steps=3)
+    other = frozen_examples(toy, PROMPTS, SEEDS, ANCHORED, anchors=ANCHORS, steps=3)
     assert (other.target - other.frozen).abs().mean() > 1e-3
 
 

@@ -10,6 +10,7 @@ import torch
 
 from workbench.editing import Cached, FreshAC, FreshESD, finetune, frozen_examples, group_params, prediction_loss
 from workbench.editing.make import make_edit
+from workbench.editing.options import GUIDED_AWAY
 from workbench.editing.training import batches, trainable
 
 PROMPT = "a naked man"
@@ -147,7 +148,7 @@ def test_cached_examples_reproduce_the_old_training_loop_bit_for_bit(toy):
     from workbench.prompts.concepts import get_concept
 
     target = get_concept("striped").target
-    ex = frozen_examples(toy, [p.text for p in target], [p.seed for p in target], "esd", steps=3)
+    ex = frozen_examples(toy, [p.text for p in target], [p.seed for p in target], GUIDED_AWAY, steps=3)
     params = group_params(toy, "esd-x")
     torch.manual_seed(0)
     with trainable(toy, params):  # the old loop, transcribed
@@ -173,7 +174,7 @@ def test_every_trained_edit_records_its_train_and_heldout_loss(toy):
 
 
 def test_a_cached_source_needs_a_way_to_make_heldout_examples(toy):
-    ex = frozen_examples(toy, ["a red circle with stripes"], [0], "esd", steps=2)
+    ex = frozen_examples(toy, ["a red circle with stripes"], [0], GUIDED_AWAY, steps=2)
     with pytest.raises(ValueError, match="held-out"):
         Cached(ex).heldout()
 

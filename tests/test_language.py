@@ -222,6 +222,8 @@ def test_route_attack_is_each_prompt_under_every_heldout_route(lang):
     assert r.after == [any(x) for x in per]
     assert r.info["per_route"] == {c.extra["route_phrases"][j]: sum(x[j] for x in per) / len(per) for j in range(2)}
     assert all(a in v[:2] for a, v in zip(r.adversarial, c.extra["routes"]))
+    curve = {p["budget"]: p["shown"] for p in r.info["curve"]}  # after 1 route, after 2: from the same images
+    assert curve == {0: r.before, 1: [x[0] for x in per], 2: r.after}
 
 
 def test_heldout_attacks_choose_only_heldout_route_tokens(lang):

@@ -115,3 +115,55 @@ def test_an_eraser_that_makes_non_finite_weights_is_refused(toy):
 @dataclass(frozen=True)
 class _NoOptions:
     pass
+
+
+def test_a_model_states_eraser_defaults_per_options_class_and_a_plugin_built_on_one_takes_them(monkeypatch):
+    """The toy world's settings reach every eraser by the options classes it is built on: ESD and AC
+    their fine-tuning lr, AC and P-AC the anchor pool, every trained eraser the sampling guidance; P-ESD
+    keeps its own mask lr; a new eraser on FineTune takes the toy's lr with no entry of its own."""
+    from dataclasses import replace
+
+    from workbench.editing.options import FineTune
+    from workbench.editing.recipes import defaults
+    from workbench.models.toyworld.pipeline import ToyWorldPipeline
+
+    toy = ToyWorldPipeline.__new__(ToyWorldPipeline)  # the class states the defaults; no weights needed
+    assert defaults(toy, "esd") == {**ERASERS["esd"].reference, "lr": 1e-4, "guidance": 1.5}
+    assert defaults(toy, "ac") == {**ERASERS["ac"].reference, "lr": 1e-4, "guidance": 1.5, "batch": 1, "pool": 128}
+    assert defaults(toy, "pesd") == {**ERASERS["pesd"].reference, "guidance": 1.5}
+    assert defaults(toy, "pac") == {**ERASERS["pac"].reference, "guidance": 1.5, "batch": 1, "pool": 128}
+
+    @dataclass(frozen=True)
+    class TunedOptions(FineTune):
+        pass
+
+    spec = replace(ERASERS["esd"], name="tuned-plugin", options=TunedOptions, reference={"lr": 5e-5, "guidance": 3.0})
+    monkeypatch.setitem(ERASERS._specs, spec.name, spec)
+    assert defaults(toy, spec.name) == {"lr": 1e-4, "guidance": 1.5}
+
+
+def test_each_attack_takes_its_own_options_and_bad_values_fail_before_any_work(capsys, monkeypatch):
+    """`workbench attack`'s flags are the attacks' options dataclasses: a tuple is comma-separated,
+    a value out of range or an option of another attack fails before the model loads."""
+    from workbench.attacks.methods import ATTACKS
+    from workbench.attacks.methods.relearn import RelearnOptions
+    from workbench.cli import common, main
+
+    monkeypatch.setattr(common, "load", lambda args: pytest.fail("the model was loaded before the options were checked"))
+    base = ["attack", "--edit", "none", "--concept", "striped"]
+    assert main([*base, "--attack", "relearn", "--fractions", "0.5,2"]) == 2
+    assert "fractions of the budget in (0, 1], not (0.5, 2.0)" in capsys.readouterr().err
+    assert main([*base, "--attack", "ringabell", "--where", "prefix"]) == 2
+    assert "ringabell takes no --where: its options are --eta, --mutation, --population, --tokens" in capsys.readouterr().err
+    assert main([*base, "--attack", "unlearndiff", "--tokens", "0"]) == 2
+    assert "at least 1 adversarial token" in capsys.readouterr().err
+    assert ATTACKS["relearn"].options is RelearnOptions and RelearnOptions().fractions == (0.25, 0.5, 1.0)
+    with pytest.raises(SystemExit):
+        main(["attack", "--help"])
+    helptext = " ".join(capsys.readouterr().out.split())
+    assert (
+        "--fractions FRACTIONS relearn: fractions of the budget where the ASR is judged, comma-separated (relearn; "
+        "default 0.25,0.5,1.0)"
+        in helptext
+        and "benign 0.001, relearn 0.0001" in helptext
+    )  # each attack's own default

@@ -174,11 +174,14 @@ def concept_direction(pipe, concept_prompts: list[str], reference_prompts: list[
 @torch.no_grad()
 def ringabell(pipe, prompts: list[str], bases: list[str], direction: torch.Tensor, word: str, token_id: int, k: int = 3,
               eta: float = 3.0, generations: int = 50, population: int = 32, mutation: float = 0.2, seed: int = 0,
-              ex: Examples | None = None, progress: bool = False, allowed: torch.Tensor | None = None) -> AttackOutcome:  # fmt: skip
+              ex: Examples | None = None, progress: bool = False, allowed: torch.Tensor | None = None,
+              checkpoints: tuple[int, ...] = ()) -> AttackOutcome:  # fmt: skip
     """A genetic search over k real tokens appended to each prompt's concept-free base, towards the
     text encoding ``encode(base) + eta * direction`` (cosine similarity of the flattened encodings);
     no gradient and no UNet call (Ring-A-Bell, Tsai et al. 2024). ``ex`` only reports the attack
-    loss of the result beside the white-box attacks'; ``allowed``: the token ids it may choose."""
+    loss of the result beside the white-box attacks'; ``allowed``: the token ids it may choose;
+    ``checkpoints``: generation counts below ``generations`` where the fittest tokens are kept as
+    the search would end there (``snapshots``; the search itself is the same with or without)."""
     from tqdm.auto import tqdm
 
     g = torch.Generator().manual_seed(seed)
@@ -195,8 +198,12 @@ def ringabell(pipe, prompts: list[str], bases: list[str], direction: torch.Tenso
             enc = encode(pipe, flat_texts).context.flatten(1)
         return nn.functional.cosine_similarity(enc, target.repeat_interleave(population, 0)).reshape(n, population)
 
-    trace = []
-    for _ in tqdm(range(generations), desc="ring-a-bell", disable=not progress):
+    def fittest(pop):
+        best = pop[torch.arange(n), fitness(pop).argmax(1)]
+        return table[best].clone(), best
+
+    trace, snapshots = [], {}
+    for gen in tqdm(range(generations), desc="ring-a-bell", disable=not progress):
         fit = fitness(pop)
         order = fit.argsort(dim=1, descending=True)
         pop = torch.gather(pop, 1, order[..., None].expand(-1, -1, k))
@@ -209,8 +216,9 @@ def ringabell(pipe, prompts: list[str], bases: list[str], direction: torch.Tenso
         mutate = torch.rand(children.shape, generator=g) < mutation
         children = torch.where(mutate, allowed[torch.randint(0, len(allowed), children.shape, generator=g)], children)
         pop = torch.cat([parents, children], dim=1)
-    best = pop[torch.arange(n), fitness(pop).argmax(1)]
-    vec = table[best].clone()
+        if gen + 1 in checkpoints and gen + 1 < generations:
+            snapshots[gen + 1] = fittest(pop)
+    vec, best = fittest(pop)
     before = mean_loss(pipe, ex, prompts) if ex is not None else float("nan")
     after = mean_loss(pipe, ex, texts, token_id, vec) if ex is not None else float("nan")
-    return AttackOutcome(texts, vec, best, before, after, trace)
+    return AttackOutcome(texts, vec, best, before, after, trace, snapshots=snapshots)

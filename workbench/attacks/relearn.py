@@ -2,7 +2,7 @@
 held-out target prompts after a few step counts (the ASR curve).
 
 The images are the concept's calibration prompts drawn by the unedited model (``ConceptImages``:
-``RELEARN.images`` of them, the prompts in turn, seed by seed), noised anew every step at a uniform
+``RelearnOptions.images`` of them, the prompts in turn, seed by seed), noised anew every step at a uniform
 timestep; the loss is the model's own training objective on them (noise, velocity or flow target:
 ``objective_target``), not the unedited model's predictions (that is ``revival``). What trains: the
 eraser's own tensors (an edit with weights: ESD, AC, UCE, ...) from their edited values, or else the
@@ -12,8 +12,6 @@ to differ here; ``revival`` covers fine-tuning the pruned entries alone."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import torch
 
 from ..editing.edits import applied
@@ -22,28 +20,9 @@ from ..editing.training import optimise, prediction_loss, trainable
 from ..evaluation.generation import generate
 from ..models.families import denoiser_of
 from .methods import Attempt
+from .methods.relearn import RelearnOptions
 from .revival import masked_params
-from .score import CURVE, checkpoints
-
-
-@dataclass(frozen=True)
-class RelearnOptions:
-    """The relearning attack's settings: concept ``images`` drawn by the unedited model, Adam's
-    ``lr``, images a step (``batch``), and the ``fractions`` of the budget where the ASR is judged."""
-
-    images: int = 16
-    lr: float = 1e-4
-    batch: int = 4
-    fractions: tuple[float, ...] = CURVE
-
-    def __post_init__(self):
-        if self.images < 1 or self.batch < 1 or self.lr <= 0:
-            raise ValueError(f"relearning needs images >= 1, batch >= 1 and lr > 0 (got {self})")
-        if not self.fractions or any(not 0 < f <= 1 for f in self.fractions):
-            raise ValueError(f"relearning's checkpoints are fractions of the budget in (0, 1], not {self.fractions}")
-
-
-RELEARN = RelearnOptions()
+from .score import checkpoints
 
 
 def objective_target(noise, x0: torch.Tensor, eps: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -74,9 +53,10 @@ class ConceptImages(FreshAC):
         return objective_target(self.noise, x0.float(), noise, t)
 
 
-def run(a: Attempt, options: RelearnOptions = RELEARN) -> tuple[list[bool], list[str]]:
-    """Relearn the concept on ``a``'s edit for ``a.budget`` steps; the verdicts at each checkpoint
-    go to ``a.curve``, the last are the attack's."""
+def run(a: Attempt) -> tuple[list[bool], list[str]]:
+    """Relearn the concept on ``a``'s edit for ``a.budget`` steps (``a.options``: ``RelearnOptions``);
+    the verdicts at each checkpoint go to ``a.curve``, the last are the attack's."""
+    options: RelearnOptions = a.options
     data = ConceptImages(
         a.pipe, [p.text for p in a.concept.target], options.images, a.steps, a.guidance, options.batch, a.seed
     )  # fmt: skip  (drawn before the edit is on: the unedited model's images)
@@ -100,7 +80,7 @@ def run(a: Attempt, options: RelearnOptions = RELEARN) -> tuple[list[bool], list
         with trainable(a.pipe, group):
             trace = optimise(list(group.values()), data.batches(a.budget), step, a.budget, "relearning", a.progress,
                              lr=options.lr, after=after)  # fmt: skip
-    a.info.update(relearn={**asdict(options), "trained": "the edit's tensors" if a.edit.weights else "the whole denoiser",
+    a.info.update(relearn={"trained": "the edit's tensors" if a.edit.weights else "the whole denoiser",
                            "tensors": len(group), "held_pruned": len(held)},
                   loss_first=trace[0], loss_last=trace[-1])  # fmt: skip
     return a.curve[marks[-1]], a.texts

@@ -14,6 +14,8 @@ the revived tensors, judged like any other.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from ..editing.edits import Edit
@@ -38,9 +40,11 @@ def masked_params(pipe, masks: dict) -> dict[str, torch.Tensor]:
 
 
 def revive(pipe, edit: Edit, ex: Examples, iterations: int = 100, lr: float = 1e-3, seed: int = 0, batch: int = 16,
-           benign: bool = False, progress: bool = False) -> tuple[Edit, list[float]]:  # fmt: skip
+           benign: bool = False, progress: bool = False, checkpoints: tuple[int, ...] = (),
+           at: Callable[[int, Edit], None] | None = None) -> tuple[Edit, list[float]]:  # fmt: skip
     """Fine-tune what ``edit`` changed on ``ex`` (its ``target``); returns the revived edit (weights
-    only: apply it on the unedited model) and the loss per iteration."""
+    only: apply it on the unedited model) and the loss per iteration. ``at(done, revived)`` is called
+    at each of ``checkpoints`` below ``iterations`` with the edit as it stands there."""
     named = dict(denoiser_of(pipe).named_parameters())
     sites = masked_params(pipe, edit.masks) if edit.masks is not None else {}
     base = {p: named[p].detach().clone() for p in sites}
@@ -66,10 +70,18 @@ def revive(pipe, edit: Edit, ex: Examples, iterations: int = 100, lr: float = 1e
         loss = prediction_loss(pipe, ex, idx, current())
         return loss, float(loss.detach())
 
+    info = {**edit.info, "revived_from": edit.method, "benign": benign, "iterations": iterations, "lr": lr}
+    name = f"{edit.method}+{'benign' if benign else 'revival'}"
+
+    def revived() -> Edit:
+        with torch.no_grad():
+            return Edit(name, dict(info), weights={k: v.detach().clone() for k, v in current().items()})
+
+    def after(done: int) -> None:
+        if at is not None and done in checkpoints and done < iterations:
+            at(done, revived())
+
     with trainable(pipe):  # the model's own parameters learn nothing: the deltas do
         trace = optimise([*deltas.values(), *start.values()], batches(len(ex), batch, iterations, seed), step, iterations,
-                         "revival" if not benign else "benign fine-tune", progress, lr=lr)  # fmt: skip
-    with torch.no_grad():
-        weights = {k: v.detach().clone() for k, v in current().items()}
-    info = {**edit.info, "revived_from": edit.method, "benign": benign, "iterations": iterations, "lr": lr}
-    return Edit(f"{edit.method}+{'benign' if benign else 'revival'}", info, weights=weights), trace
+                         "revival" if not benign else "benign fine-tune", progress, lr=lr, after=after)  # fmt: skip
+    return revived(), trace

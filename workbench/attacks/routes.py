@@ -48,21 +48,23 @@ def heldout_tokens(pipe, concept) -> torch.Tensor:
 
 
 def route_attack(pipe, concept, shown, seeds: list[int], steps: int, guidance: float, budget: int) -> tuple:
-    """(after, adversarial, per-route rates): each target prompt tried under its first ``budget``
-    held-out routes; ``shown(images, texts)`` is the judge's verdicts."""
+    """(after, adversarial, per-route rates, tried): each target prompt tried under its first
+    ``budget`` held-out routes; ``shown(images, texts)`` is the judge's verdicts; ``tried`` the
+    verdict of each prompt's routes in turn."""
     variants = [v[:budget] for v in variants_of(concept)]
     flat = [t for v in variants for t in v]
     flat_seeds = [s for v, s in zip(variants, seeds) for _ in v]
     verdicts = shown(generate(pipe, flat, flat_seeds, steps, guidance), flat)
-    after, adversarial, i = [], [], 0
+    after, adversarial, tried, i = [], [], [], 0
     per_route: dict[int, list[bool]] = {}
     for v in variants:
         got = verdicts[i : i + len(v)]
         i += len(v)
+        tried.append(got)
         after.append(any(got))
         adversarial.append(v[got.index(True)] if any(got) else v[-1])
         for j, x in enumerate(got):
             per_route.setdefault(j, []).append(x)
     names = concept.extra.get("route_phrases") or [f"route {j}" for j in per_route]
     rates = {names[j]: sum(x) / len(x) for j, x in per_route.items()}
-    return after, adversarial, rates
+    return after, adversarial, rates, tried

@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import json
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -30,6 +31,7 @@ from ..evaluation.judging import settings
 from ..models.families import denoiser_of
 from ..models.loading import model_id
 from ..prompts.concepts import get_concept, single
+from ..registry import options_of
 from .methods import ATTACKS, Attempt
 from .routes import variants_of
 from .score import AttackResult, rate_values, rates
@@ -46,15 +48,18 @@ def strip(text: str, concept) -> str:
 
 
 def attack(pipe, judge, edit: Edit, concept, method: str, budget: int | None = None, seed: int = 0, n_per: int = 1,
-           k: int = 3, steps: int | None = None, guidance: float | None = None, out: str | Path | None = None,
+           options=None, steps: int | None = None, guidance: float | None = None, out: str | Path | None = None,
            progress: bool = False) -> AttackResult:  # fmt: skip
     """Run the attack ``method`` (a name of ``ATTACKS``) against ``edit`` on the concept's held-out
     prompts and judge every image.
 
     ``concept``: a name or a ``Concept``; ``judge``: a Judge, a spec ('toy', 'nudenet',
     'clip:FOLDER', ...), the toy oracle, or None for the concept's own; ``budget`` defaults to the
-    attack's own; ``steps`` and ``guidance`` default to the model's own."""
+    attack's own; ``options``: the attack's options dataclass or a mapping of its fields (its
+    ``AttackSpec.options``; e.g. ``{"tokens": 5}``), checked before any work; ``steps`` and
+    ``guidance`` default to the model's own."""
     spec = ATTACKS[method]
+    opts = options_of(spec.options, options, f"attack {method!r}")
     budget = spec.budget if budget is None else int(budget)
     if budget < 1:
         raise ValueError(f"budget={budget}: give at least 1 step")
@@ -80,9 +85,9 @@ def attack(pipe, judge, edit: Edit, concept, method: str, budget: int | None = N
     if spec.examples:  # the unedited model's trajectories for the target prompts: the attack loss's examples
         ex = frozen_examples(pipe, texts, seeds, GUIDED_AWAY, steps=steps, guidance=guidance)
         ex.target = ex.frozen.clone()
-    info: dict = {"method": method, "edit": edit.method, "budget": budget, "seed": seed, "k": k, "judge": j.name,
-                  "judge_pinned": j.pinned(), "steps": steps, "guidance": guidance}  # fmt: skip
-    attempt = Attempt(pipe, c, edit, tg, shown, ex, budget, seed, k, steps, guidance, progress, out, info)
+    info: dict = {"method": method, "edit": edit.method, "budget": budget, "seed": seed, "options": asdict(opts),
+                  "judge": j.name, "judge_pinned": j.pinned(), "steps": steps, "guidance": guidance}  # fmt: skip
+    attempt = Attempt(pipe, c, edit, tg, shown, ex, budget, seed, opts, steps, guidance, progress, out, info)
     after, adversarial = spec.run(attempt)
     if attempt.curve:
         info["curve"] = curve_of(before, {0: before, **attempt.curve})

@@ -29,9 +29,20 @@ def weights(a: Attempt, benign: bool = False) -> tuple[list[bool], list[str]]:
         ex = frozen_examples(a.pipe, [p.text for p in others], [p.seed for p in others], GUIDED_AWAY, steps=a.steps,
                              guidance=a.guidance)  # fmt: skip
         ex.target = ex.frozen.clone()
-    revived, trace = revive(a.pipe, a.edit, ex, iterations=a.budget, seed=a.seed, benign=benign, progress=a.progress)
-    with applied(a.pipe, revived, check=False):
-        after = a.shown(generate(a.pipe, a.texts, a.seeds, a.steps, a.guidance), a.targets)
+    o = a.options
+
+    def judged(edit) -> list[bool]:
+        with applied(a.pipe, edit, check=False):
+            return a.shown(generate(a.pipe, a.texts, a.seeds, a.steps, a.guidance), a.targets)
+
+    def at(done: int, edit) -> None:
+        a.curve[done] = judged(edit)
+
+    revived, trace = revive(a.pipe, a.edit, ex, iterations=a.budget, lr=o.lr, seed=a.seed, batch=o.batch, benign=benign,
+                           progress=a.progress, checkpoints=tuple(checkpoints(a.budget)), at=at)  # fmt: skip
+    after = judged(revived)
+    if a.curve:
+        a.curve[a.budget] = after
     a.info.update(loss_first=trace[0], loss_last=trace[-1])
     if a.out is not None:
         revived.save(Path(a.out) / "revived")
@@ -41,8 +52,11 @@ def weights(a: Attempt, benign: bool = False) -> tuple[list[bool], list[str]]:
 def routes(a: Attempt) -> tuple[list[bool], list[str]]:
     """Every held-out route of the concept, as it is."""
     with applied(a.pipe, a.edit):
-        after, adversarial, per_route = route_attack(a.pipe, a.concept, a.shown, a.seeds, a.steps, a.guidance, a.budget)
+        after, adversarial, per_route, tried = route_attack(a.pipe, a.concept, a.shown, a.seeds, a.steps, a.guidance,
+                                                            a.budget)  # fmt: skip
     a.info.update(per_route=per_route, routes=len(per_route))
+    for b in checkpoints(a.budget):  # the same images: a prompt counts at b if one of its first b routes showed it
+        a.curve[b] = [any(got[:b]) for got in tried]
     return after, adversarial
 
 
@@ -50,9 +64,11 @@ def gradient(a: Attempt, discrete: bool, inversion: bool = False, heldout: bool 
     """UnlearnDiffAtk-style tokens (``discrete``), soft prompts, or one inverted word (``inversion``)."""
     word, tid, allowed = _slot(a, heldout)
     bases = list(a.concept.bases) if inversion else None
+    o = a.options
+    k, where = (1, "suffix") if inversion else (o.tokens, o.where)
     with applied(a.pipe, a.edit):
-        res = gradient_attack(a.pipe, a.examples, a.texts, word, tid, k=1 if inversion else a.k, discrete=discrete,
-                              iterations=a.budget, seed=a.seed, progress=a.progress, bases=bases, shared=inversion,
+        res = gradient_attack(a.pipe, a.examples, a.texts, word, tid, k=k, discrete=discrete, iterations=a.budget, lr=o.lr,
+                              seed=a.seed, batch=o.batch, bases=bases, shared=inversion, where=where, progress=a.progress,
                               allowed=allowed, checkpoints=tuple(checkpoints(a.budget)))  # fmt: skip
         return _judged(a, res, word, tid)
 
@@ -63,8 +79,10 @@ def ringabell(a: Attempt, heldout: bool = False) -> tuple[list[bool], list[str]]
     c = a.concept
     with applied(a.pipe, a.edit):
         direction = concept_direction(a.pipe, [p.text for p in c.target], [p.text for p in c.anchor])
-        res = genetic(a.pipe, a.texts, list(c.bases), direction, word, tid, k=a.k, generations=a.budget, seed=a.seed,
-                      ex=a.examples, progress=a.progress, allowed=allowed)  # fmt: skip
+        o = a.options
+        res = genetic(a.pipe, a.texts, list(c.bases), direction, word, tid, k=o.tokens, eta=o.eta, generations=a.budget,
+                      population=o.population, mutation=o.mutation, seed=a.seed, ex=a.examples, progress=a.progress,
+                      allowed=allowed, checkpoints=tuple(checkpoints(a.budget)))  # fmt: skip
         return _judged(a, res, word, tid)
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import torch
 
+from .methods import CURVE
+
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     """Wilson score interval of k successes in n trials (95 % by default); (nan, nan) for n = 0."""
@@ -56,10 +58,6 @@ class AttackResult:
         """The attack's rates (``rates``) with its name, concept, prompt count and ``info``."""
         return {"attack": self.attack, "concept": self.concept, "prompts": len(self.prompts),
                 **rates(self.before, self.after), **self.info}  # fmt: skip
-
-
-#: where an attack's ASR-against-budget curve is judged: these fractions of its budget
-CURVE = (0.25, 0.5, 1.0)
 
 
 def checkpoints(budget: int, fractions: tuple[float, ...] = CURVE) -> list[int]:

@@ -94,29 +94,53 @@ def load(args):
 
 def add_options(parser: argparse.ArgumentParser, specs: list) -> None:
     """One ``--flag`` per field of the specs' options dataclasses (their union), with the field's
-    help and choices and the names of the specs that take it. Flags default to absent, so only the
-    options a user gives reach ``given_options``."""
+    help and choices, the names of the specs that take it and their defaults. Flags default to
+    absent, so only the options a user gives reach ``given_options``. A tuple field takes its
+    values comma-separated."""
     import dataclasses
     import typing
 
-    seen: dict[str, list[str]] = {}
+    seen: dict[str, dict[str, object]] = {}
     first: dict[str, tuple] = {}
     for spec in specs:
         hints = typing.get_type_hints(spec.options)
         for f in dataclasses.fields(spec.options):
-            seen.setdefault(f.name, []).append(spec.name)
+            seen.setdefault(f.name, {})[spec.name] = f.default
             first.setdefault(f.name, (f, hints[f.name]))
     parser.set_defaults(_option_names=tuple(first))
     for name, (f, hint) in first.items():
         flag = "--" + name.replace("_", "-")
-        takes = f" ({', '.join(seen[name])}; default {f.default})"
-        help_ = f.metadata.get("help", "") + takes
+        help_ = f.metadata.get("help", "") + _takes(seen[name])
         if hint is bool:
             parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_)
             continue
-        kind = next((t for t in typing.get_args(hint) if t is not type(None)), hint)
-        parser.add_argument(flag, dest=name, type=kind, default=argparse.SUPPRESS, choices=f.metadata.get("choices"),
-                            help=help_.replace("%", "%%"))  # fmt: skip
+        parser.add_argument(flag, dest=name, type=_parser_of(hint), default=argparse.SUPPRESS,
+                            choices=f.metadata.get("choices"), help=help_.replace("%", "%%"))  # fmt: skip
+
+
+def _takes(defaults: dict[str, object]) -> str:
+    """' (a, b; default X)', or each one's default where they differ."""
+    show = {n: ",".join(map(str, d)) if isinstance(d, tuple) else d for n, d in defaults.items()}
+    if len(set(map(repr, show.values()))) == 1:
+        return f" ({', '.join(show)}; default {next(iter(show.values()))})"
+    return " (defaults: " + ", ".join(f"{n} {d}" for n, d in show.items()) + ")"
+
+
+def _parser_of(hint):
+    """argparse's ``type`` for an options field's type hint: its non-None type, or for ``tuple[T, ...]``
+    comma-separated values of T."""
+    import typing
+
+    kind = next((t for t in typing.get_args(hint) if t is not type(None)), hint)
+    if typing.get_origin(hint) is tuple:
+        item = typing.get_args(hint)[0]
+
+        def values(text: str) -> tuple:
+            return tuple(item(v) for v in text.split(",") if v.strip())
+
+        values.__name__ = f"comma-separated {item.__name__}"
+        return values
+    return kind
 
 
 def given_options(args, spec) -> dict:

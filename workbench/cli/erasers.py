@@ -13,6 +13,8 @@ from ..editing.methods import ERASERS
 from ..editing.options import PRECISIONS
 from ..evaluation.judges import JUDGES
 from ..models.families import denoiser_of
+from ..registry import options_of
+from .cluster import add_dask
 from .common import Parents, add_options, device_of, dtype_of, given_options
 
 
@@ -78,12 +80,14 @@ def cmd_attack(args) -> int:
     from ..prompts.concepts import get_concept, single
     from .common import load
 
+    spec = ATTACKS[args.attack]
+    options = options_of(spec.options, given_options(args, spec), f"attack {spec.name!r}")  # checked before any loading
     concept = single(get_concept(args.concept, n_per=args.n_per, judge=args.judge), "an attack")
     edit = Edit("unedited") if str(args.edit) == "none" else load_edit(args.edit)  # the reference: the model as it is
     pipe = load(args)
     judge = judge_of(None, concept, device=str(denoiser_of(pipe).device))
     out = args.out or Path("stores/attacks") / f"{args.attack}-{Path(args.edit).name}-{concept.name}-s{args.seed}"
-    result = attack(pipe, judge, edit, concept, args.attack, budget=args.budget, seed=args.seed, n_per=args.n_per, k=args.tokens,
+    result = attack(pipe, judge, edit, concept, args.attack, budget=args.budget, seed=args.seed, n_per=args.n_per, options=options,
                     steps=args.steps, guidance=args.guidance, out=out, progress=not (args.quiet or args.json))  # fmt: skip
     s = result.summary()
     if args.json:
@@ -175,6 +179,7 @@ def _add_benchmark(sub, parents: Parents) -> None:
     b.add_argument("--steps", type=int, default=None, help="denoising steps of every generation (default: the model's own)")
     b.add_argument("--t-hat", type=int, default=None, help="ConceptPrune's t-hat (default 10; at most the steps)")
     b.add_argument("--shard", default=None, help="I/N: this process's share first (default: torchrun's RANK of WORLD_SIZE)")
+    add_dask(b)
     b.set_defaults(func=cmd_benchmark)
 
 
@@ -234,10 +239,11 @@ def _add_attack(sub, parents: Parents) -> None:
         help="the attack's budget (default: its own): " + "; ".join(f"{a.name} {a.budget} {a.unit}" for a in ATTACKS.specs()),
     )
     at.add_argument("--seed", type=int, default=0)
-    at.add_argument("--tokens", type=int, default=3, help="adversarial tokens per prompt (k)")
     at.add_argument("--n-per", type=int, default=1, help="held-out captions per colour x shape (x texture)")
     at.add_argument("--out", type=Path, default=None, help="default: stores/attacks/<attack>-<edit>-<concept>-s<seed>")
     at.add_argument("--json", action="store_true", help="print one JSON object")
+    add_options(at.add_argument_group("attack options (each takes its own; `workbench attack --attack A --bad-option` "
+                                      "lists them)"), ATTACKS.specs())  # fmt: skip
     at.set_defaults(func=cmd_attack)
 
 
@@ -316,4 +322,5 @@ def _add_robustness(sub, parents: Parents) -> None:
         "any kill resumes",
     )
     rb.add_argument("--attack-budget", type=int, default=None, help="steps (generations) of every attack (default: each one's)")
+    add_dask(rb)
     rb.set_defaults(func=cmd_robustness)

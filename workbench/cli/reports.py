@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from ..evaluation.judges import JUDGES
+from .cluster import add_dask
 from .common import Parents
 
 
@@ -126,6 +127,7 @@ def add(sub, parents: Parents) -> None:
     a.add_argument("--out", type=Path, default=Path("stores/ablation.zarr"))
     a.add_argument("--shard", default=None, help="I/N: this process's share of the cells first, then what other shards of "
                    "--out leave (default: RANK/WORLD_SIZE under torchrun or accelerate launch)")  # fmt: skip
+    add_dask(a)
     a.add_argument("--judge", default=None, help="judge every concept with this (default: the oracle on the toy world, "
                    f"each concept's own judge on other models: {', '.join(JUDGES)}, as KIND or KIND:ARG)")  # fmt: skip
     a.set_defaults(func=cmd_ablate)

@@ -15,7 +15,7 @@ from pathlib import Path
 from ..models.families import MODEL_FAMILIES
 
 #: the erasing objectives: ESD's negatively guided target, AC's anchor prediction
-GUIDED_AWAY, ANCHORED = OBJECTIVES = ("esd", "ac")
+GUIDED_AWAY, ANCHORED = OBJECTIVES = ("guided-away", "anchored")
 #: parameter groups for fine-tuning, as every registered model family names them (SD UNets: ESD-x, the
 #: cross-attention; esd-x-kv, its key/value matrices only; ESD-u, the rest)
 GROUPS = tuple(dict.fromkeys(g for family in MODEL_FAMILIES.specs() for g in family.groups))

@@ -21,11 +21,17 @@ from .options import FROM_CONCEPTPRUNE, GUIDED_AWAY, EraseRun
 
 def defaults(pipe, method: str) -> dict:
     """The settings an eraser uses on ``pipe`` when not given: the model's own ``eraser_defaults``
-    where its class states them, else the reference code's (its spec's ``reference``)."""
+    where its class states them, else the reference code's (its spec's ``reference``). A model
+    states them per options class (``Training``, ``FineTune``, ``Anchors``...): an eraser takes
+    those of every class its options are built on, the most derived last."""
     from .methods import ERASERS
 
+    spec = ERASERS[method]
     own = getattr(type(pipe), "eraser_defaults", {})
-    return {**ERASERS[method].reference, **own.get(method, {})}
+    out = dict(spec.reference)
+    for cls in reversed(spec.options.__mro__):
+        out.update(own.get(cls.__name__, {}))
+    return out
 
 
 def conceptprune_masks(pipe, concept, k: float, t_hat: int, run: EraseRun) -> dict[str, np.ndarray]:

@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 
 from ..analysis.features import auroc, unit_activations
+from ..attacks.methods import gradient
 from ..editing.methods import ac, conceptprune, features
 from ..evaluation.erasers import erase_and_judge
 from ..evaluation.judges import make_judge
@@ -42,7 +43,7 @@ CHANCE_DRAWS = 3
 SAEURON_SITE = "up_blocks.1.attentions.1.transformer_blocks.0"
 SAE = SAEOptions(k=32, expansion=16, epochs=10, batch_size=1024, buffer=32, lr=5e-4)
 #: the attacks run on each eraser's matched-harm setting
-ATTACKS = ("unlearndiff", "softprompt")
+ATTACKS = (gradient.UNLEARNDIFF.name, gradient.SOFTPROMPT.name)
 #: the erasure cells: (method, options), on ERASED
 ERASED = "striped"
 CELLS = [(conceptprune.SPEC.name, {"k": k}) for k in (2.0, 5.0, 10.0)] + [(ac.SPEC.name, {"lr": 1e-4, "iterations": 200})] + [

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import statistics
 
+from ..attacks.methods.routes import SPEC as ROUTES
+
 
 def route_attacks() -> dict[str, str]:
     """The attacks this section reads and how (their specs' ``reading``): those that use words no
@@ -29,7 +31,7 @@ def per_route(rows: list[dict]) -> tuple[list[str], list[str], list[list[float]]
     under the route attack, averaged over the seeds' runs."""
     got: dict[str, dict[str, list[float]]] = {}
     for r in rows:
-        if r["attack"] == "routes":
+        if r["attack"] == ROUTES.name:
             for route, rate in r["summary"].get("per_route", {}).items():
                 got.setdefault(r["eraser"], {}).setdefault(route, []).append(rate)
     erasers = list(got)

@@ -4,7 +4,8 @@ robustness page's attack table, with nothing else to change; another package add
 entry point group ``workbench.attacks`` (docs/plugins.md). Modules here import no torch at the
 top (the CLI's --help reads the registry).
 
-An ``AttackSpec`` holds the name, a line of help, its default budget and what the budget counts,
+An ``AttackSpec`` holds the name, a line of help, its options dataclass (``workbench attack``'s
+flags come from its fields), its default budget and what the budget counts,
 whether it changes the prompt or the weights, what it needs (the unedited model's trajectories as
 its loss's examples; the concept's held-out routes), and ``run(attempt) -> (after, adversarial)``:
 ``after`` the judge's verdict per target prompt under attack, ``adversarial`` the attacked prompt
@@ -22,6 +23,13 @@ from ...registry import Registry
 
 #: what an attack changes: the prompt (adversarial text or embeddings) or the edited model's weights
 CHANGES = ("prompt", "weights")
+#: the fractions of the budget where an attack that keeps a curve is judged (ASR against budget)
+CURVE = (0.25, 0.5, 1.0)
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    """The options of an attack that takes none besides its budget."""
 
 
 @dataclass
@@ -39,7 +47,7 @@ class Attempt:
     examples: Any
     budget: int
     seed: int = 0
-    k: int = 3
+    options: Any = None  # the attack's options dataclass, checked (``AttackSpec.options``)
     steps: int = 25
     guidance: float = 1.5
     progress: bool = False
@@ -65,6 +73,7 @@ class AttackSpec:
     name: str
     help: str
     run: Callable[[Attempt], tuple[list[bool], list[str]]]
+    options: type = NoOptions
     budget: int = 100
     unit: str = "optimiser steps"
     changes: str = "prompt"
@@ -104,4 +113,4 @@ def reactivation_attack() -> str | None:
     return next((s.name for s in ATTACKS.specs() if s.reactivation), None)
 
 
-__all__ = ["ATTACKS", "CHANGES", "AttackSpec", "Attempt", "main_attack", "reactivation_attack", "runner"]
+__all__ = ["ATTACKS", "CHANGES", "CURVE", "AttackSpec", "Attempt", "NoOptions", "main_attack", "reactivation_attack", "runner"]

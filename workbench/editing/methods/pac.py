@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from ..options import ANCHORED, Anchors, LearnedMask
 from . import EraserSpec, Setting
+from .ac import SPEC as AC
+from .conceptprune import SPEC as CONCEPTPRUNE
 
 #: P-AC's one k in every grid, the quick one included (the attack table names it by this k)
 PAC_K = 20.0
@@ -35,6 +37,6 @@ SPEC = EraserSpec(
     settings=settings,
     # AC's sampling and batch; the mask's learning rate is ours (the paper states none)
     reference={"iterations": 200, "lr": 0.05, "batch": 4, "guidance": 6.0, "pool_steps": 25, "pool": 1000},
-    claims=("ac", "conceptprune"),
+    claims=(AC.name, CONCEPTPRUNE.name),
     order=4,
 )

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..options import GUIDED_AWAY, ESDTarget, LearnedMask
+from ..options import FROM_CONCEPTPRUNE, GUIDED_AWAY, ESDTarget, LearnedMask
 from . import EraserSpec, Setting
+from .conceptprune import SPEC as CONCEPTPRUNE
+from .esd import SPEC as ESD
 
 
 @dataclass(frozen=True)
@@ -38,10 +40,10 @@ def variants(quick: bool, its: int) -> list[Setting]:
     base = {"k": 10.0, "iterations": its}
     out = [
         Setting({**base, "preserve": True}, "k=10%", name="pesd+preserve", bases=("pesd",)),
-        Setting({**base, "init": "conceptprune"}, "k=10%", name="pesd init conceptprune", bases=("pesd", "conceptprune")),
+        Setting({**base, "init": FROM_CONCEPTPRUNE}, "k=10%", name="pesd init conceptprune", bases=("pesd", CONCEPTPRUNE.name)),
     ]
     out += [
-        Setting({**base, "tune": "esd-x", "tune_lr": lr}, f"k=10% lr={lr:g}", name="pesd+esd-x", bases=("esd", "pesd"))
+        Setting({**base, "tune": "esd-x", "tune_lr": lr}, f"k=10% lr={lr:g}", name="pesd+esd-x", bases=(ESD.name, "pesd"))
         for lr in ((1e-4,) if quick else (3e-5, 1e-4))
     ]
     if quick:
@@ -66,6 +68,6 @@ SPEC = EraserSpec(
     variants=variants,
     # ESD's sampling and batch; the mask's learning rate is ours (the paper states none)
     reference={"iterations": 200, "lr": 0.05, "batch": 1, "guidance": 3.0},
-    claims=("conceptprune", "esd"),
+    claims=(CONCEPTPRUNE.name, ESD.name),
     order=3,
 )

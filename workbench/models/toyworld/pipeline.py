@@ -24,15 +24,16 @@ class ToyWorldPipeline(DiffusionPipeline):
     #: guidance 4 wrecks this small pixel-space model (docs/toyworld.md)
     generation_defaults = {"guidance": 1.5, "steps": 25}
     #: the erasers' settings here where they differ from the reference code's (each eraser spec's
-    #: ``reference`` in editing/methods/, used on SD): x_t sampled at the toy's own guidance 1.5 (SD's reference samples at 3
-    #: for ESD and 6 for AC's anchor images, which wreck this model), the learning rates of the toy's
-    #: working points (docs/robustness.md sweeps them), AC at batch 1 like ESD, and an AC pool of 128
-    #: anchor images (8 per calibration prompt; the reference's 1000 is for one concept prompt set)
+    #: ``reference`` in editing/methods/, used on SD), keyed by the options class that holds them, so
+    #: any eraser built on that class (a plugin's too) takes them: x_t sampled at the toy's own
+    #: guidance 1.5 by every trained eraser (SD's reference samples at 3 for ESD and 6 for AC's anchor
+    #: images, which wreck this model), the fine-tuning learning rate of the toy's working point
+    #: (docs/robustness.md sweeps it), and anchors at batch 1 from a pool of 128 anchor images (8 per
+    #: calibration prompt; the reference's 1000 is for one concept prompt set)
     eraser_defaults = {
-        "esd": {"lr": 1e-4, "guidance": 1.5},
-        "ac": {"lr": 1e-4, "batch": 1, "guidance": 1.5, "pool": 128},
-        "pesd": {"guidance": 1.5},
-        "pac": {"batch": 1, "guidance": 1.5, "pool": 128},
+        "Training": {"guidance": 1.5},
+        "FineTune": {"lr": 1e-4},
+        "Anchors": {"batch": 1, "pool": 128},
     }
 
     def __init__(self, unet, text_encoder, tokenizer, scheduler, patch_size: int = 4):
