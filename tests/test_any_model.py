@@ -174,6 +174,7 @@ def test_the_robustness_grid_and_its_attacks_run_on_a_checkpoint(folders, tmp_pa
     assert drawn == set(range(DRAWS))  # each draw a mask of its own seed
     runs = list((tmp_path / "w" / "attacks").glob("*/result.json"))
     assert runs and all(json.loads(p.read_text())["judge"] == "clip" for p in runs)
+    assert "## The judge's threshold" in text and "| unedited | unlearndiff |" in text  # CLIP's scores judged again
     _two_shards_make_the_same_cells(argv, tmp_path)
 
 

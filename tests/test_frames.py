@@ -101,3 +101,9 @@ def test_threshold_sweep_judges_saved_scores_again_without_images(tmp_path, caps
     third = round(1 / 3, 6)
     assert set(df["run"]) == {"esd--softprompt-b1-s0"}
     assert got == {0.45: (round(2 / 3, 6), 0.0, round(2 / 3, 6)), 0.6: (third, third, round(2 / 3, 6)), 0.75: (0.0, third, third)}
+    from workbench.reports.attacked import threshold_section
+
+    page = threshold_section(tmp_path)  # the robustness page's section: one row an edit and attack, the toy run left out
+    assert page[0] == "## The judge's threshold" and len([x for x in page if x.startswith("| esd |")]) == 1
+    assert "| esd | softprompt | 66.7% / 0.0% / 66.7% | 33.3% / 33.3% / 66.7% | 0.0% / 33.3% / 33.3% |" in page
+    assert threshold_section(tmp_path / "nowhere") == []

@@ -379,3 +379,29 @@ def attack_section(rows: list[dict], concept: str, harm: dict | None = None, fig
         "`evaluation/harm.py`); the figure 'attack success against harm' places every attacked eraser by its harm.", "",
         *attack_claims(rows, concept, harm),
     ]  # fmt: skip
+
+
+def threshold_section(work: Path | None) -> list[str]:
+    """Every attack run whose judge gave scores (NudeNet, CLIP, a classifier) judged again at each of
+    ``frames.THRESHOLDS`` from its prompts.csv: pre-ASR, post-ASR and ASR per (edit, attack), the
+    mean over its runs (seeds). Nothing where no run has scores (the toy oracle)."""
+    from .frames import THRESHOLDS, threshold_frame
+
+    if work is None or not (work / "attacks").is_dir():
+        return []
+    df = threshold_frame(work, list(THRESHOLDS))
+    if df.empty:
+        return []
+    df["edit"] = df["run"].str.partition("--")[0].str.replace(r"-s\d+$", "", regex=True)  # one row over the seeds
+    g = df.groupby(["edit", "attack", "threshold"], sort=False)[["pre_asr", "post_asr", "asr"]].mean()
+    head = " | ".join(f"pre / post / ASR at {t:g}" for t in THRESHOLDS)
+    lines = ["## The judge's threshold", "",
+             "The same attack runs judged again at each threshold from the scores in their prompts.csv (a prompt "
+             "shows the concept where the judge's score is at least the threshold; NudeNet's score is its best exposed "
+             "class's), no image generated again: how far each number above rests on the threshold. Mean over the runs "
+             "(seeds) of each edit and attack; `workbench table WORK/attacks --thresholds ...` gives every run's.", "",
+             f"| edit | attack | {head} |", "| --- | --- |" + " --- |" * len(THRESHOLDS)]  # fmt: skip
+    for (edit, attack), rows in g.groupby(level=["edit", "attack"], sort=False):
+        cells = [" / ".join(f"{rows.loc[(edit, attack, t), k]:.1%}" for k in ("pre_asr", "post_asr", "asr")) for t in THRESHOLDS]
+        lines.append(f"| {edit} | {attack} | {' | '.join(cells)} |")
+    return [*lines, ""]

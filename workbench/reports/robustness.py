@@ -382,7 +382,7 @@ def write_markdown(out: Path, rows: list[dict], concept: str, seconds: int, n_pe
                    attack_rows: list[dict] | None = None, harm: dict | None = None, work: Path | None = None,
                    reactivation=None, world: str = "the toy world") -> Path:  # fmt: skip
     """docs/robustness.md from the judged cells: one section function after another."""
-    from .attacked import attack_section
+    from .attacked import attack_section, threshold_section
     from .language import language_section
     from .plots import write_images
 
@@ -394,6 +394,7 @@ def write_markdown(out: Path, rows: list[dict], concept: str, seconds: int, n_pe
     lines += seeds_section(settings)
     lines += other_concepts(work, out.parent) if work is not None else []
     lines += attack_section(attack_rows or [], concept, harm, out.parent / "figures")
+    lines += threshold_section(work)
     lines += language_section(attack_rows or [], concept, harm)
     if reactivation is not None:
         lines += reactivation_section(reactivation, out.parent / "figures")
