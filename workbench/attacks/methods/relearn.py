@@ -30,7 +30,8 @@ class RelearnOptions:
 SPEC = AttackSpec(
     "relearn",
     "fine-tune the edited model (the eraser's own tensors; the whole denoiser, pruned entries held at zero, for masks "
-    "and inference-time edits) on 16 images of the concept from the unedited model; ASR after each of a few step counts",
+    "and inference-time edits) on --images images of the concept (16) from the unedited model; ASR after each of a few step "
+    "counts",
     runner("workbench.attacks.relearn:run"),
     RelearnOptions,
     budget=40,
