@@ -18,6 +18,7 @@ import argparse
 import contextlib
 import io
 import os
+import uuid
 
 
 def add_dask(parser: argparse.ArgumentParser) -> None:
@@ -56,7 +57,8 @@ def run_on_dask(argv: list[str], address: str) -> int:
         n = gpus or len(workers)
         if n == 0:
             raise ValueError(f"the dask cluster at {address} has no workers: start some, then run again")
-        futures = [client.submit(_task, argv, i, n, key=f"workbench-{argv[0]}-shard-{i}-of-{n}", pure=False,
+        run = uuid.uuid4().hex[:8]  # two commands on one scheduler never share a task
+        futures = [client.submit(_task, argv, i, n, key=f"workbench-{argv[0]}-{run}-shard-{i}-of-{n}", pure=False,
                                  resources={"GPU": 1} if gpus else None) for i in range(n)]  # fmt: skip
         results = client.gather(futures)
     failed = [f"shard {i}/{n}: {err.strip().splitlines()[-1] if err.strip() else f'exit {code}'}"
