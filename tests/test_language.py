@@ -226,6 +226,14 @@ def test_route_attack_is_each_prompt_under_every_heldout_route(lang):
     assert curve == {0: r.before, 1: [x[0] for x in per], 2: r.after}
 
 
+def test_the_route_curve_counts_a_prompt_once_one_of_its_first_routes_showed_it():
+    from workbench.attacks.routes import route_curve
+
+    tried = [[False, True, False], [True, False, False], [False, False, False], [False, False, True]]
+    assert route_curve(tried, [1, 2, 3]) == {1: [False, True, False, False], 2: [True, True, False, False],
+                                             3: [True, True, False, True]}  # fmt: skip
+
+
 def test_heldout_attacks_choose_only_heldout_route_tokens(lang):
     from workbench.attacks import attack, heldout_tokens
     from workbench.editing.edits import Edit

@@ -198,13 +198,15 @@ def ringabell(pipe, prompts: list[str], bases: list[str], direction: torch.Tenso
             enc = encode(pipe, flat_texts).context.flatten(1)
         return nn.functional.cosine_similarity(enc, target.repeat_interleave(population, 0)).reshape(n, population)
 
-    def fittest(pop):
-        best = pop[torch.arange(n), fitness(pop).argmax(1)]
+    def fittest(pop, fit):
+        best = pop[torch.arange(n), fit.argmax(1)]
         return table[best].clone(), best
 
     trace, snapshots = [], {}
     for gen in tqdm(range(generations), desc="ring-a-bell", disable=not progress):
         fit = fitness(pop)
+        if gen in checkpoints:  # the population after gen generations: the search as it would have ended there
+            snapshots[gen] = fittest(pop, fit)
         order = fit.argsort(dim=1, descending=True)
         pop = torch.gather(pop, 1, order[..., None].expand(-1, -1, k))
         trace.append(float(fit.max(1).values.mean()))
@@ -216,9 +218,7 @@ def ringabell(pipe, prompts: list[str], bases: list[str], direction: torch.Tenso
         mutate = torch.rand(children.shape, generator=g) < mutation
         children = torch.where(mutate, allowed[torch.randint(0, len(allowed), children.shape, generator=g)], children)
         pop = torch.cat([parents, children], dim=1)
-        if gen + 1 in checkpoints and gen + 1 < generations:
-            snapshots[gen + 1] = fittest(pop)
-    vec, best = fittest(pop)
+    vec, best = fittest(pop, fitness(pop))
     before = mean_loss(pipe, ex, prompts) if ex is not None else float("nan")
     after = mean_loss(pipe, ex, texts, token_id, vec) if ex is not None else float("nan")
     return AttackOutcome(texts, vec, best, before, after, trace, snapshots=snapshots)

@@ -68,3 +68,9 @@ def route_attack(pipe, concept, shown, seeds: list[int], steps: int, guidance: f
     names = concept.extra.get("route_phrases") or [f"route {j}" for j in per_route]
     rates = {names[j]: sum(x) / len(x) for j, x in per_route.items()}
     return after, adversarial, rates, tried
+
+
+def route_curve(tried: list[list[bool]], marks: list[int]) -> dict[int, list[bool]]:
+    """The route attack's ASR-against-budget points from its verdicts (``tried``: each prompt's,
+    route by route): at b routes a prompt counts once one of its first b showed the concept."""
+    return {b: [any(got[:b]) for got in tried] for b in marks}

@@ -17,7 +17,7 @@ from .methods import Attempt
 from .prompt_search import concept_direction, gradient_attack
 from .prompt_search import ringabell as genetic
 from .revival import revive
-from .routes import heldout_tokens, route_attack
+from .routes import heldout_tokens, route_attack, route_curve
 from .score import checkpoints
 
 
@@ -55,8 +55,7 @@ def routes(a: Attempt) -> tuple[list[bool], list[str]]:
         after, adversarial, per_route, tried = route_attack(a.pipe, a.concept, a.shown, a.seeds, a.steps, a.guidance,
                                                             a.budget)  # fmt: skip
     a.info.update(per_route=per_route, routes=len(per_route))
-    for b in checkpoints(a.budget):  # the same images: a prompt counts at b if one of its first b routes showed it
-        a.curve[b] = [any(got[:b]) for got in tried]
+    a.curve.update(route_curve(tried, checkpoints(a.budget)))  # from the same images, none generated again
     return after, adversarial
 
 

@@ -34,17 +34,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     if getattr(args, "command", None) == "record" and args.out is None and args.prompts:
         from ..recording import DEFAULT_STORES
 
         args.out = DEFAULT_STORES / (args.prompts[0].replace(":", "_").replace("/", "_") + ".zarr")
-    try:
-        if getattr(args, "dask", None):  # the grid's shards as tasks on a cluster (cli/cluster.py)
-            from .cluster import run_on_dask, without_dask
+    return run(args)
 
-            return run_on_dask(without_dask(argv), args.dask)
+
+def run(args) -> int:
+    """The parsed command run, its errors turned into one line (or, with ``--dask``, its shards as
+    tasks on a cluster: cli/cluster.py)."""
+    try:
+        if getattr(args, "dask", None):
+            from .cluster import run_on_dask
+
+            return run_on_dask(args)
         return args.func(args)
     except BrokenPipeError:  # `workbench sets | head`: the reader left, nothing is wrong
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -29,23 +29,11 @@ def add_dask(parser: argparse.ArgumentParser) -> None:
                              "a worker, each a --shard of the grid, all in one work folder (pip install 'workbench[cluster]')")  # fmt: skip
 
 
-def without_dask(argv: list[str]) -> list[str]:
-    """``argv`` less its ``--dask ADDRESS`` (or ``--dask=ADDRESS``)."""
-    out, skip = [], False
-    for a in argv:
-        if skip:
-            skip = False
-        elif a == "--dask":
-            skip = True
-        elif not a.startswith("--dask="):
-            out.append(a)
-    return out
-
-
-def run_on_dask(argv: list[str], address: str) -> int:
-    """The command ``argv`` (without ``--dask``) as one shard task per worker on the cluster at
-    ``address``; 0 when every task ended with 0, else 2 with what the failed ones said."""
-    if any(a == "--shard" or a.startswith("--shard=") for a in argv):
+def run_on_dask(args: argparse.Namespace) -> int:
+    """The parsed command ``args`` as one shard task per worker on the cluster at ``args.dask``; 0
+    when every task ended with 0, else a ValueError with what the failed ones said."""
+    address = args.dask
+    if getattr(args, "shard", None) is not None:
         raise ValueError("--dask makes the shards itself: leave out --shard")
     try:
         import distributed  # noqa: F401
@@ -58,14 +46,14 @@ def run_on_dask(argv: list[str], address: str) -> int:
         if n == 0:
             raise ValueError(f"the dask cluster at {address} has no workers: start some, then run again")
         run = uuid.uuid4().hex[:8]  # two commands on one scheduler never share a task
-        futures = [client.submit(_task, argv, i, n, key=f"workbench-{argv[0]}-{run}-shard-{i}-of-{n}", pure=False,
+        futures = [client.submit(_task, args, i, n, key=f"workbench-{args.command}-{run}-shard-{i}-of-{n}", pure=False,
                                  resources={"GPU": 1} if gpus else None) for i in range(n)]  # fmt: skip
         results = client.gather(futures)
     failed = [f"shard {i}/{n}: {err.strip().splitlines()[-1] if err.strip() else f'exit {code}'}"
               for i, (code, err) in enumerate(results) if code != 0]  # fmt: skip
     if failed:
         raise ValueError("tasks failed on the cluster: " + "; ".join(failed) + ". Run the same command again: it resumes")
-    print(f"{argv[0]}: {n} tasks on {address} done")
+    print(f"{args.command}: {n} tasks on {address} done")
     return 0
 
 
@@ -90,18 +78,15 @@ def _client(address: str):
         yield client
 
 
-def _task(argv: list[str], i: int, n: int) -> tuple[int, str]:
+def _task(args: argparse.Namespace, i: int, n: int) -> tuple[int, str]:
     """One shard of the command in a worker: (exit code, what it wrote on stderr)."""
     import torch
 
-    from . import main
+    from . import run
 
     if torch.cuda.is_available() and "CUDA_VISIBLE_DEVICES" not in os.environ:  # several GPUs seen: one per shard
         os.environ["LOCAL_RANK"] = str(i % torch.cuda.device_count())
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
-        try:
-            code = main([*argv, "--shard", f"{i}/{n}", *([] if "--quiet" in argv else ["--quiet"])])
-        except SystemExit as stop:  # argparse
-            code = stop.code if isinstance(stop.code, int) else 2
+        code = run(argparse.Namespace(**{**vars(args), "dask": None, "shard": f"{i}/{n}", "quiet": True}))
     return code, err.getvalue()[-4000:]

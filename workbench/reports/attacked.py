@@ -392,7 +392,7 @@ def threshold_section(work: Path | None) -> list[str]:
     df = threshold_frame(work, list(THRESHOLDS))
     if df.empty:
         return []
-    df["edit"] = df["run"].str.partition("--")[0].str.replace(r"-s\d+$", "", regex=True)  # one row over the seeds
+    df["edit"] = df["edit"].str.replace(r"-s\d+$", "", regex=True)  # the edit's cell without its seed: one row over the seeds
     g = df.groupby(["edit", "attack", "threshold"], sort=False)[["pre_asr", "post_asr", "asr"]].mean()
     head = " | ".join(f"pre / post / ASR at {t:g}" for t in THRESHOLDS)
     lines = ["## The judge's threshold", "",

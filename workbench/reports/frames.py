@@ -117,9 +117,9 @@ def threshold_frame(work: str | Path, thresholds: list[float]) -> pd.DataFrame:
         before, after = g["score_before"].astype(float), g["score_after"].astype(float)
         for t in thresholds:
             r = rates(list(before >= t), list(after >= t))
-            rows.append({"run": run, "attack": g["attack"].iloc[0], "threshold": t,
+            rows.append({"run": run, "edit": g["edit"].iloc[0], "attack": g["attack"].iloc[0], "threshold": t,
                          **rate_values(r, ("pre_asr", "post_asr", "asr")), "prompts": len(g)})  # fmt: skip
-    return pd.DataFrame(rows, columns=["run", "attack", "threshold", "pre_asr", "post_asr", "asr", "prompts"])
+    return pd.DataFrame(rows, columns=["run", "edit", "attack", "threshold", "pre_asr", "post_asr", "asr", "prompts"])
 
 
 def results_frame(ds: xr.Dataset) -> pd.DataFrame:
